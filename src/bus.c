@@ -1,0 +1,655 @@
+/* The bus: channels, their history rings and the subscribers' cursors.
+ *
+ * One mutex guards everything here. Critical sections are short (append a
+ * pointer, walk a channel's taps, copy a few pointers out), the machine has
+ * few cores, and one lock makes multi-channel subscriptions and global
+ * eviction simple to get right. Sharding by channel is the next step if a
+ * profile ever shows this lock.
+ *
+ * Messages are in three places, all guarded by the lock: their channel's
+ * ring, and one bus-wide list in publish order. Because ids within a
+ * channel follow publish order, the bus-wide oldest message is always the
+ * oldest of its own channel, so evicting for the memory budget is popping
+ * that list. */
+#include "bus.h"
+
+#include "message.h"
+#include "metrics.h"
+#include "xalloc.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct channel {
+	struct channel *hnext;
+	uint64_t last_id;
+	struct message **ring; /* cap slots; len used from head (oldest) */
+	size_t cap, len, head;
+	uint64_t bytes; /* envelope bytes ever appended: offsets for lag */
+	struct tap *taps;
+	size_t subs_by[TRANSPORT_COUNT];
+	size_t name_len;
+	char name[];
+};
+
+struct bus {
+	pthread_mutex_t lock;
+	struct bus_config cfg;
+	struct channel **buckets;
+	size_t nbuckets, nchannels;
+	struct message *oldest, *newest; /* publish order, all channels */
+	size_t retained, retained_bytes;
+	uint64_t seq;
+	struct subscriber *subs; /* all attached */
+	size_t nsubs, subs_by[TRANSPORT_COUNT];
+	struct subscriber **ids; /* by id, chained through id_next */
+	size_t nids;
+	uint64_t next_id;
+	bool shutting_down;
+};
+
+uint64_t bus_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int64_t bus_wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static size_t hash_name(const char *s, size_t len)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
+	return (size_t)h;
+}
+
+/* ---- channels ---- */
+
+static struct channel **channel_slot(struct bus *bus, const char *name,
+				     size_t len)
+{
+	struct channel **p = &bus->buckets[hash_name(name, len) &
+					   (bus->nbuckets - 1)];
+
+	while (*p && !((*p)->name_len == len &&
+		       memcmp((*p)->name, name, len) == 0))
+		p = &(*p)->hnext;
+	return p;
+}
+
+static void rehash_channels(struct bus *bus)
+{
+	size_t n = bus->nbuckets * 2;
+	struct channel **b = xcalloc(n, sizeof *b);
+
+	for (size_t i = 0; i < bus->nbuckets; i++) {
+		struct channel *ch = bus->buckets[i], *next;
+
+		for (; ch; ch = next) {
+			size_t k = hash_name(ch->name, ch->name_len) & (n - 1);
+
+			next = ch->hnext;
+			ch->hnext = b[k];
+			b[k] = ch;
+		}
+	}
+	free(bus->buckets);
+	bus->buckets = b;
+	bus->nbuckets = n;
+}
+
+/* The channel, created if missing; NULL when over the channel limit. */
+static struct channel *channel_get(struct bus *bus, const char *name,
+				   size_t len)
+{
+	struct channel **slot = channel_slot(bus, name, len);
+	struct channel *ch;
+
+	if (*slot)
+		return *slot;
+	if (bus->nchannels >= bus->cfg.max_channels)
+		return NULL;
+	ch = xcalloc(1, sizeof *ch + len + 1);
+	memcpy(ch->name, name, len);
+	ch->name_len = len;
+	*slot = ch;
+	bus->nchannels++;
+	if (bus->nchannels > bus->nbuckets)
+		rehash_channels(bus);
+	return ch;
+}
+
+static uint64_t oldest_id(const struct channel *ch)
+{
+	return ch->last_id - ch->len + 1;
+}
+
+static struct message *ring_at(const struct channel *ch, uint64_t id)
+{
+	return ch->ring[(ch->head + (id - oldest_id(ch))) % ch->cap];
+}
+
+static void ring_grow(struct channel *ch, size_t limit)
+{
+	size_t cap = ch->cap ? ch->cap * 2 : 8;
+	struct message **ring;
+
+	if (cap > limit)
+		cap = limit;
+	ring = xcalloc(cap, sizeof *ring);
+	for (size_t i = 0; i < ch->len; i++)
+		ring[i] = ch->ring[(ch->head + i) % ch->cap];
+	free(ch->ring);
+	ch->ring = ring;
+	ch->cap = cap;
+	ch->head = 0;
+}
+
+static void evict_oldest(struct bus *bus, struct channel *ch)
+{
+	struct message *m = ch->ring[ch->head];
+
+	ch->ring[ch->head] = NULL;
+	ch->head = (ch->head + 1) % ch->cap;
+	ch->len--;
+	if (m->older)
+		m->older->newer = m->newer;
+	else
+		bus->oldest = m->newer;
+	if (m->newer)
+		m->newer->older = m->older;
+	else
+		bus->newest = m->older;
+	bus->retained--;
+	bus->retained_bytes -= m->json_len;
+	m->ch = NULL;
+	metrics_add(&metrics.evicted, 1);
+	message_unref(m);
+}
+
+static void append(struct bus *bus, struct channel *ch, struct message *m)
+{
+	if (ch->len == bus->cfg.history_size)
+		evict_oldest(bus, ch);
+	if (ch->len == ch->cap)
+		ring_grow(ch, bus->cfg.history_size);
+	message_seal(m, ++ch->last_id);
+	m->seq = ++bus->seq;
+	ch->ring[(ch->head + ch->len) % ch->cap] = m;
+	ch->len++;
+	ch->bytes += m->json_len;
+	m->end_offset = ch->bytes;
+	m->ch = ch;
+	m->older = bus->newest;
+	m->newer = NULL;
+	if (bus->newest)
+		bus->newest->newer = m;
+	else
+		bus->oldest = m;
+	bus->newest = m;
+	bus->retained++;
+	bus->retained_bytes += m->json_len;
+	while (bus->retained_bytes > bus->cfg.history_bytes &&
+	       bus->oldest != m)
+		evict_oldest(bus, bus->oldest->ch);
+}
+
+static void channel_reclaim(struct bus *bus, struct channel *ch)
+{
+	struct channel **slot = channel_slot(bus, ch->name, ch->name_len);
+
+	*slot = ch->hnext;
+	bus->nchannels--;
+	free(ch->ring);
+	free(ch);
+}
+
+/* ---- subscriber ids ---- */
+
+static struct subscriber **id_slot(struct bus *bus, uint64_t id)
+{
+	struct subscriber **p = &bus->ids[id & (bus->nids - 1)];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->id_next;
+	return p;
+}
+
+static void id_insert(struct bus *bus, struct subscriber *sub)
+{
+	if (bus->nsubs >= bus->nids * 2) {
+		size_t n = bus->nids * 2;
+		struct subscriber **ids = xcalloc(n, sizeof *ids);
+
+		for (struct subscriber *s = bus->subs; s; s = s->next) {
+			s->id_next = ids[s->id & (n - 1)];
+			ids[s->id & (n - 1)] = s;
+		}
+		free(bus->ids);
+		bus->ids = ids;
+		bus->nids = n;
+	}
+	sub->id = ++bus->next_id;
+	sub->id_next = bus->ids[sub->id & (bus->nids - 1)];
+	bus->ids[sub->id & (bus->nids - 1)] = sub;
+}
+
+/* ---- life cycle ---- */
+
+struct bus *bus_new(const struct bus_config *config)
+{
+	struct bus *bus = xcalloc(1, sizeof *bus);
+
+	pthread_mutex_init(&bus->lock, NULL);
+	bus->cfg = *config;
+	if (bus->cfg.history_size == 0)
+		bus->cfg.history_size = 1;
+	bus->nbuckets = 1024;
+	bus->buckets = xcalloc(bus->nbuckets, sizeof *bus->buckets);
+	bus->nids = 1024;
+	bus->ids = xcalloc(bus->nids, sizeof *bus->ids);
+	return bus;
+}
+
+void bus_free(struct bus *bus)
+{
+	for (size_t i = 0; i < bus->nbuckets; i++) {
+		struct channel *ch = bus->buckets[i], *next;
+
+		for (; ch; ch = next) {
+			next = ch->hnext;
+			while (ch->len)
+				evict_oldest(bus, ch);
+			free(ch->ring);
+			free(ch);
+		}
+	}
+	free(bus->buckets);
+	free(bus->ids);
+	pthread_mutex_destroy(&bus->lock);
+	free(bus);
+}
+
+/* Under the lock: let a parked subscriber run again. */
+static void wake(struct subscriber *sub)
+{
+	if (sub->parked) {
+		sub->parked = false;
+		sub->transport->wake(sub);
+	}
+}
+
+static void end_subscriber(struct subscriber *sub, enum sub_end why)
+{
+	if (sub->end != SUB_END_NONE)
+		return;
+	sub->end = why;
+	if (sub->parked)
+		wake(sub);
+	else if (why == SUB_END_SLOW)
+		sub->transport->cut(sub);
+}
+
+void bus_shutdown(struct bus *bus)
+{
+	pthread_mutex_lock(&bus->lock);
+	bus->shutting_down = true;
+	for (struct subscriber *s = bus->subs; s; s = s->next)
+		end_subscriber(s, SUB_END_SHUTDOWN);
+	pthread_mutex_unlock(&bus->lock);
+}
+
+/* ---- publish ---- */
+
+static bool excluded(const struct message *m, const struct subscriber *sub)
+{
+	return m->exclude_sender && strcmp(m->from, sub->client) == 0;
+}
+
+static void notify_taps(struct bus *bus, struct channel *ch,
+			const struct message *m)
+{
+	for (struct tap *t = ch->taps; t; t = t->next) {
+		struct subscriber *sub = t->sub;
+
+		if (sub->end != SUB_END_NONE)
+			continue;
+		if (sub->parked) {
+			if (!excluded(m, sub))
+				wake(sub);
+		} else if (ch->bytes - t->lag_base > bus->cfg.lag_limit) {
+			metrics_add(&metrics.slow_consumers, 1);
+			end_subscriber(sub, SUB_END_SLOW);
+		}
+	}
+}
+
+enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
+			   struct message *m, uint64_t *id_out)
+{
+	enum bus_error err = BUS_OK;
+	struct channel *ch;
+
+	pthread_mutex_lock(&bus->lock);
+	if (bus->shutting_down) {
+		err = BUS_SHUTTING_DOWN;
+		goto out;
+	}
+	ch = channel_get(bus, channel, len);
+	if (ch == NULL) {
+		err = BUS_TOO_MANY_CHANNELS;
+		goto out;
+	}
+	append(bus, ch, m);
+	*id_out = m->id;
+	m = NULL;
+	notify_taps(bus, ch, ch->ring[(ch->head + ch->len - 1) % ch->cap]);
+	metrics_add(&metrics.published, 1);
+out:
+	pthread_mutex_unlock(&bus->lock);
+	message_unref(m);
+	return err;
+}
+
+/* ---- subscribe ---- */
+
+static uint64_t start_cursor(const struct channel *ch, const uint64_t *since,
+			     size_t i)
+{
+	return since ? since[i] : ch->last_id;
+}
+
+enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
+			  const struct channel_list *channels,
+			  const uint64_t *since, uint64_t *start)
+{
+	struct channel *chs[CHANNELS_PER_SUBSCRIPTION_MAX];
+	enum bus_error err = BUS_OK;
+
+	pthread_mutex_lock(&bus->lock);
+	if (bus->shutting_down) {
+		err = BUS_SHUTTING_DOWN;
+		goto out;
+	}
+	for (size_t i = 0; i < channels->count; i++) {
+		chs[i] = channel_get(bus, channels->name[i], channels->len[i]);
+		if (chs[i] == NULL) {
+			err = BUS_TOO_MANY_CHANNELS;
+			goto out;
+		}
+	}
+	sub->taps = xcalloc(channels->count, sizeof *sub->taps);
+	sub->ntaps = channels->count;
+	for (size_t i = 0; i < channels->count; i++) {
+		struct tap *t = &sub->taps[i];
+
+		t->ch = chs[i];
+		t->sub = sub;
+		t->cursor = start_cursor(chs[i], since, i);
+		t->lag_base = chs[i]->bytes;
+		t->next = chs[i]->taps;
+		if (t->next)
+			t->next->prev = t;
+		chs[i]->taps = t;
+		chs[i]->subs_by[sub->transport->id]++;
+		start[i] = t->cursor;
+	}
+	sub->next = bus->subs;
+	if (sub->next)
+		sub->next->prev = sub;
+	sub->prev = NULL;
+	bus->subs = sub;
+	bus->nsubs++;
+	bus->subs_by[sub->transport->id]++;
+	id_insert(bus, sub);
+out:
+	/* channels created for a refused attach are reclaimed by the tick */
+	pthread_mutex_unlock(&bus->lock);
+	return err;
+}
+
+void bus_detach(struct bus *bus, struct subscriber *sub)
+{
+	if (sub->taps == NULL)
+		return;
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = 0; i < sub->ntaps; i++) {
+		struct tap *t = &sub->taps[i];
+
+		if (t->prev)
+			t->prev->next = t->next;
+		else
+			t->ch->taps = t->next;
+		if (t->next)
+			t->next->prev = t->prev;
+		t->ch->subs_by[sub->transport->id]--;
+	}
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		bus->subs = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	bus->nsubs--;
+	bus->subs_by[sub->transport->id]--;
+	*id_slot(bus, sub->id) = sub->id_next;
+	pthread_mutex_unlock(&bus->lock);
+	free(sub->taps);
+	sub->taps = NULL;
+	sub->ntaps = 0;
+}
+
+/* A gap on tap i, if its cursor is outside what the channel keeps. */
+static bool take_gap(struct subscriber *sub, unsigned i, struct bus_item *it)
+{
+	struct tap *t = &sub->taps[i];
+	uint64_t oldest = oldest_id(t->ch);
+
+	if (t->cursor <= t->ch->last_id && t->cursor + 1 >= oldest)
+		return false;
+	it->msg = NULL;
+	it->tap = i;
+	it->gap_last = t->cursor;
+	it->cursor = t->cursor = oldest - 1;
+	metrics_add(&metrics.gaps, 1);
+	return true;
+}
+
+/* The tap whose next message was published first; -1 if none pending. */
+static int next_tap(const struct subscriber *sub)
+{
+	uint64_t best_seq = UINT64_MAX;
+	int best = -1;
+
+	for (size_t i = 0; i < sub->ntaps; i++) {
+		const struct tap *t = &sub->taps[i];
+		const struct message *m;
+
+		if (t->cursor >= t->ch->last_id)
+			continue;
+		m = ring_at(t->ch, t->cursor + 1);
+		if (m->seq < best_seq) {
+			best_seq = m->seq;
+			best = (int)i;
+		}
+	}
+	return best;
+}
+
+static size_t fill(struct subscriber *sub, struct bus_item *items,
+		   size_t max_items, size_t max_bytes, bool *more)
+{
+	size_t n = 0, bytes = 0;
+
+	while (n < max_items) {
+		bool gap = false;
+		struct message *m;
+		struct tap *t;
+		int i;
+
+		for (unsigned k = 0; k < sub->ntaps && !gap; k++)
+			gap = take_gap(sub, k, &items[n]);
+		if (gap) {
+			n++;
+			continue;
+		}
+		i = next_tap(sub);
+		if (i < 0)
+			return n;
+		t = &sub->taps[i];
+		m = ring_at(t->ch, t->cursor + 1);
+		if (n > 0 && bytes + m->json_len > max_bytes)
+			break;
+		t->cursor = m->id;
+		if (t->lag_base < m->end_offset)
+			t->lag_base = m->end_offset;
+		if (excluded(m, sub))
+			continue;
+		message_ref(m);
+		items[n].msg = m;
+		items[n].tap = (unsigned)i;
+		items[n].cursor = m->id;
+		n++;
+		bytes += m->json_len;
+	}
+	*more = next_tap(sub) >= 0;
+	return n;
+}
+
+void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
+	      size_t max_items, size_t max_bytes, bool may_park,
+	      struct bus_pull *out)
+{
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&bus->lock);
+	out->end = sub->end;
+	if (out->end != SUB_END_NONE)
+		goto out;
+	out->count = fill(sub, items, max_items, max_bytes, &out->more);
+	out->timer = sub->timer_due;
+	sub->timer_due = false;
+	if ((out->count > 0 || out->timer) && sub->period_ms)
+		sub->deadline_ms = bus_now_ms() + sub->period_ms;
+	if (out->count == 0 && !out->timer && may_park) {
+		sub->parked = true;
+		out->parked = true;
+		sub->transport->park(sub);
+	}
+out:
+	pthread_mutex_unlock(&bus->lock);
+	if (out->count)
+		metrics_add(&metrics.delivered[sub->transport->id], out->count);
+}
+
+void bus_items_release(struct bus_item *items, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		message_unref(items[i].msg);
+		items[i].msg = NULL;
+	}
+}
+
+void bus_set_deadline(struct bus *bus, struct subscriber *sub,
+		      uint64_t deadline_ms)
+{
+	pthread_mutex_lock(&bus->lock);
+	sub->deadline_ms = deadline_ms;
+	pthread_mutex_unlock(&bus->lock);
+}
+
+void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
+{
+	struct subscriber *sub;
+
+	pthread_mutex_lock(&bus->lock);
+	sub = *id_slot(bus, sub_id);
+	if (sub)
+		end_subscriber(sub, why);
+	pthread_mutex_unlock(&bus->lock);
+}
+
+/* ---- housekeeping ---- */
+
+static void expire_channel(struct bus *bus, struct channel *ch, uint64_t now)
+{
+	while (ch->len > 0 &&
+	       ch->ring[ch->head]->born_ms + bus->cfg.history_age_ms <= now)
+		evict_oldest(bus, ch);
+}
+
+void bus_tick(struct bus *bus, uint64_t now_ms)
+{
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = 0; i < bus->nbuckets; i++) {
+		struct channel *ch = bus->buckets[i], *next;
+
+		for (; ch; ch = next) {
+			next = ch->hnext;
+			expire_channel(bus, ch, now_ms);
+			if (ch->len == 0 && ch->taps == NULL)
+				channel_reclaim(bus, ch);
+		}
+	}
+	for (struct subscriber *s = bus->subs; s; s = s->next) {
+		if (s->deadline_ms == 0 || s->deadline_ms > now_ms ||
+		    s->timer_due)
+			continue;
+		s->timer_due = true;
+		wake(s);
+	}
+	pthread_mutex_unlock(&bus->lock);
+}
+
+int bus_info(struct bus *bus, const char *channel, size_t len,
+	     struct bus_channel_info *out)
+{
+	struct channel *ch;
+
+	memset(out, 0, sizeof *out);
+	pthread_mutex_lock(&bus->lock);
+	ch = *channel_slot(bus, channel, len);
+	if (ch) {
+		out->last_id = ch->last_id;
+		out->oldest_id = oldest_id(ch);
+		out->retained = ch->len;
+		memcpy(out->subscribers, ch->subs_by, sizeof out->subscribers);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	if (ch == NULL) {
+		out->oldest_id = 1;
+		return -1;
+	}
+	return 0;
+}
+
+void bus_stats(struct bus *bus, struct bus_stats *out)
+{
+	pthread_mutex_lock(&bus->lock);
+	out->channels = bus->nchannels;
+	out->retained = bus->retained;
+	out->retained_bytes = bus->retained_bytes;
+	out->subscribers = bus->nsubs;
+	pthread_mutex_unlock(&bus->lock);
+}
+
+size_t bus_subscribers_of(struct bus *bus, enum transport_id id)
+{
+	size_t n;
+
+	pthread_mutex_lock(&bus->lock);
+	n = bus->subs_by[id];
+	pthread_mutex_unlock(&bus->lock);
+	return n;
+}

@@ -1,0 +1,138 @@
+/* bus.h: the message bus. Channels keep bounded histories of sealed
+ * messages; subscribers are cursors into them ("the socket asks, the bus
+ * never pushes"). Every function takes the bus lock itself and is safe
+ * from any thread. No function writes to a socket. */
+#ifndef ANYPUSH_BUS_H
+#define ANYPUSH_BUS_H
+
+#include "transport.h"
+#include "validate.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bus;
+struct channel;
+struct message;
+
+struct bus_config {
+	size_t history_size;     /* messages kept per channel */
+	uint64_t history_age_ms; /* and for how long */
+	size_t history_bytes;    /* envelope bytes kept over all channels */
+	size_t max_channels;
+	size_t lag_limit;        /* bytes a subscriber may fall behind */
+};
+
+/* Why the bus wants a subscriber closed. */
+enum sub_end { SUB_END_NONE, SUB_END_SLOW, SUB_END_DEAD, SUB_END_SHUTDOWN };
+
+/* One channel a subscriber reads. Guarded by the bus lock. */
+struct tap {
+	struct channel *ch;
+	uint64_t cursor;   /* last id handed out */
+	uint64_t lag_base; /* channel byte count the subscriber has reached */
+	struct tap *prev, *next; /* the channel's taps */
+	struct subscriber *sub;
+};
+
+/* A connection reading one or more channels. The transport embeds it and
+ * fills the first block before bus_attach. */
+struct subscriber {
+	const struct transport *transport;
+	void *conn;                       /* the transport's connection */
+	char client[CLIENT_ID_MAX + 1];   /* its client id */
+	uint64_t period_ms; /* >0: deadline = last output + period (heartbeat) */
+	/* Guarded by the bus lock from bus_attach to bus_detach. */
+	uint64_t id;          /* handle for bus_kill */
+	size_t ntaps;
+	struct tap *taps;
+	bool parked;          /* parked by the transport, wants a wake */
+	bool timer_due;       /* deadline passed, not yet reported */
+	uint64_t deadline_ms; /* monotonic; 0 = none */
+	enum sub_end end;
+	struct subscriber *prev, *next, *id_next;
+};
+
+/* One step of a subscriber's stream. */
+struct bus_item {
+	struct message *msg; /* a reference the caller must drop; NULL: gap */
+	unsigned tap;        /* index of the channel in the subscription */
+	uint64_t cursor;     /* that channel's cursor after this item */
+	uint64_t gap_last;   /* gap: last id the subscriber had seen */
+};
+
+/* What bus_pull found. */
+struct bus_pull {
+	size_t count;     /* items filled */
+	bool timer;       /* the deadline passed (heartbeat or timeout) */
+	bool parked;      /* nothing at all: the transport was parked */
+	bool more;        /* stopped at a limit with more pending */
+	enum sub_end end; /* close the connection; no items */
+};
+
+struct bus_channel_info {
+	uint64_t last_id, oldest_id;
+	size_t retained;
+	size_t subscribers[TRANSPORT_COUNT];
+};
+
+struct bus_stats {
+	size_t channels, retained, retained_bytes, subscribers;
+};
+
+enum bus_error {
+	BUS_OK = 0,
+	BUS_SHUTTING_DOWN = -1, /* 503 */
+	BUS_TOO_MANY_CHANNELS = -2, /* 503 */
+};
+
+/* Life cycle */
+struct bus *bus_new(const struct bus_config *config);
+void bus_free(struct bus *bus);
+/* End every subscriber (SUB_END_SHUTDOWN) and refuse new ones. */
+void bus_shutdown(struct bus *bus);
+
+/* Publishing */
+/* Seal and append m to the channel, creating it, and wake its parked
+ * subscribers. Takes over the caller's reference. */
+enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
+			   struct message *m, uint64_t *id_out);
+
+/* Subscribing */
+/* Join the listed channels at the given cursors (NULL: the tail), filling
+ * start[] with the cursors the subscriber begins from. */
+enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
+			  const struct channel_list *channels,
+			  const uint64_t *since, uint64_t *start);
+/* Leave all channels; the subscriber is never touched by the bus again. */
+void bus_detach(struct bus *bus, struct subscriber *sub);
+/* Take the next items in publish order, at most max_items and about
+ * max_bytes (at least one item). With nothing to report and may_park set,
+ * the transport's park runs under the lock. */
+void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
+	      size_t max_items, size_t max_bytes, bool may_park,
+	      struct bus_pull *out);
+/* Drop the references of pulled items. */
+void bus_items_release(struct bus_item *items, size_t count);
+/* Set a subscriber's deadline (monotonic ms, 0 = none). */
+void bus_set_deadline(struct bus *bus, struct subscriber *sub,
+		      uint64_t deadline_ms);
+/* Ask the subscriber with that id to end (a watcher saw its peer go). */
+void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why);
+
+/* Housekeeping */
+/* Expire history by age, fire due deadlines, reclaim idle channels. */
+void bus_tick(struct bus *bus, uint64_t now_ms);
+/* A channel's counters; -1 if it does not exist. */
+int bus_info(struct bus *bus, const char *channel, size_t len,
+	     struct bus_channel_info *out);
+void bus_stats(struct bus *bus, struct bus_stats *out);
+/* Subscribers currently attached with this transport. */
+size_t bus_subscribers_of(struct bus *bus, enum transport_id id);
+
+/* Monotonic and wall clocks in milliseconds. */
+uint64_t bus_now_ms(void);
+int64_t bus_wall_ms(void);
+
+#endif

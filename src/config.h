@@ -1,0 +1,42 @@
+/* config.h: the daemon's options, their defaults and the --help text. */
+#ifndef ANYPUSH_CONFIG_H
+#define ANYPUSH_CONFIG_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+struct config {
+	const char *bind;
+	unsigned long port;
+	const char *port_file;
+	const char *web_root;
+	const char *transports;
+	unsigned long history_size;
+	unsigned long history_age;    /* seconds */
+	unsigned long history_memory; /* bytes */
+	unsigned long max_channels;
+	unsigned long max_message;    /* bytes */
+	unsigned long outq_limit;     /* bytes */
+	unsigned long heartbeat;      /* seconds */
+	unsigned long longpoll_timeout; /* default hold, seconds */
+	unsigned long ws_ping, ws_hangup; /* seconds */
+	unsigned long head_timeout;   /* seconds */
+	unsigned long max_pending;
+	unsigned long http_timeout;   /* seconds */
+	unsigned long http_threads;
+	unsigned long max_connections;
+	const char *log_level;
+};
+
+enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_ERROR };
+
+/* Fill in the embedded defaults. */
+void config_defaults(struct config *cfg);
+/* Parse argv (--name=value or --name value); on error write a one-line
+ * reason to err. --help and --version print to out and say EXIT_OK. */
+enum config_result config_parse(struct config *cfg, int argc, char **argv,
+				FILE *out, FILE *err);
+/* The --help text. */
+void config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,325 @@
+/* The libmicrohttpd side: one daemon without a listening socket (the
+ * router hands it connections), epoll mode (select breaks past fd 1024),
+ * suspend/resume for held requests. This file routes a request to
+ * publishing, info, metrics, static files or a transport. */
+#include "http.h"
+
+#include "bus.h"
+#include "clientid.h"
+#include "http_reply.h"
+#include "log.h"
+#include "metrics.h"
+#include "publish.h"
+#include "server.h"
+#include "static_files.h"
+#include "transport.h"
+#include "xalloc.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define LOG_PREFIX "http"
+#define CHANNELS_PREFIX "/channels/"
+
+const char *http_arg(struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
+					   name);
+}
+
+const char *http_header(struct http_request *req, const char *name)
+{
+	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+static bool header_has_token(const char *value, const char *token)
+{
+	return value && strcasestr(value, token) != NULL;
+}
+
+/* ?transport=, else Upgrade/Accept headers, as PROTOCOL.md says. */
+static int pick_transport(struct http_request *req,
+			  const struct transport **out)
+{
+	const char *name = http_arg(req, "transport");
+
+	if (name) {
+		*out = transport_by_name(name, strlen(name));
+		if (*out == NULL)
+			return http_reply_error(req->conn, 400, "bad_transport",
+						"transport must be poll, "
+						"longpoll, sse or ws");
+	} else if (header_has_token(http_header(req, "Upgrade"), "websocket")) {
+		*out = &transport_ws;
+	} else if (header_has_token(http_header(req, "Accept"),
+				    "text/event-stream")) {
+		*out = &transport_sse;
+	} else {
+		*out = &transport_poll;
+	}
+	if (!transport_enabled(*out)) {
+		*out = NULL;
+		return http_reply_error(req->conn, 404, "transport_disabled",
+					"this transport is disabled here");
+	}
+	return MHD_YES;
+}
+
+/* Cursor from Last-Event-ID (wins) or ?since=; absent means the tail. */
+static int read_cursor(struct http_request *req)
+{
+	const char *s = http_header(req, "Last-Event-ID");
+
+	if (s == NULL || s[0] == '\0')
+		s = http_arg(req, "since");
+	if (s == NULL)
+		return 0;
+	if (cursor_parse(s, strlen(s), req->channels.count, req->since) < 0)
+		return -1;
+	req->has_since = true;
+	return 0;
+}
+
+static int read_client(struct http_request *req)
+{
+	const char *id = http_arg(req, "client");
+
+	if (id == NULL) {
+		clientid_new(req->client);
+		return 0;
+	}
+	if (!client_id_valid(id, strlen(id)))
+		return -1;
+	snprintf(req->client, sizeof req->client, "%s", id);
+	return 0;
+}
+
+static int subscribe(struct http_request *req, const char *list)
+{
+	const struct transport *t = NULL;
+	int r = pick_transport(req, &t);
+
+	if (t == NULL)
+		return r;
+	req->path = xstrdup(list);
+	if (channel_list_parse(req->path, strlen(req->path), &req->channels) < 0)
+		return http_reply_error(req->conn, 400, "bad_channel",
+					"channel names match "
+					"[A-Za-z0-9_.:~-]{1,200}, at most 32 "
+					"distinct ones per request");
+	if (read_cursor(req) < 0)
+		return http_reply_error(req->conn, 400, "bad_cursor",
+					"since/Last-Event-ID must be one "
+					"decimal id per channel, comma-separated");
+	if (read_client(req) < 0)
+		return http_reply_error(req->conn, 400, "bad_client",
+					"client ids match [A-Za-z0-9_-]{1,64}");
+	req->transport = t;
+	metrics_add(&metrics.subscriptions[t->id], 1);
+	return t->serve(req);
+}
+
+static int info(struct http_request *req, const char *name, size_t len)
+{
+	struct bus_channel_info in;
+	char body[512];
+	int n;
+
+	if (!channel_name_valid(name, len))
+		return http_reply_error(req->conn, 400, "bad_channel",
+					"channel names match "
+					"[A-Za-z0-9_.:~-]{1,200}");
+	bus_info(req->srv->bus, name, len, &in);
+	n = snprintf(body, sizeof body,
+		     "{\"channel\":\"%.*s\",\"last_id\":%llu,\"oldest_id\":%llu,"
+		     "\"retained\":%zu,\"subscribers\":{\"poll\":%zu,"
+		     "\"longpoll\":%zu,\"sse\":%zu,\"ws\":%zu}}",
+		     (int)len, name, (unsigned long long)in.last_id,
+		     (unsigned long long)in.oldest_id, in.retained,
+		     in.subscribers[TRANSPORT_POLL],
+		     in.subscribers[TRANSPORT_LONGPOLL],
+		     in.subscribers[TRANSPORT_SSE], in.subscribers[TRANSPORT_WS]);
+	return http_reply_json(req->conn, 200, body, (size_t)n);
+}
+
+static int preflight(struct http_request *req)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+
+	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+				"GET, POST, OPTIONS");
+	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+				"Content-Type, X-Client-Id, Last-Event-ID");
+	MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	return http_reply_queue(req->conn, 204, resp);
+}
+
+static int method_not_allowed(struct http_request *req)
+{
+	return http_reply_error(req->conn, 405, "method_not_allowed",
+				"this path takes GET or POST");
+}
+
+static int channels(struct http_request *req, const char *method,
+		    const char *rest)
+{
+	size_t len = strlen(rest);
+	const char *suffix = "/info";
+
+	if (len > 5 && strcmp(rest + len - 5, suffix) == 0) {
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+			return method_not_allowed(req);
+		return info(req, rest, len - 5);
+	}
+	if (strcmp(method, "GET") == 0)
+		return subscribe(req, rest);
+	if (strcmp(method, "POST") == 0)
+		return publish_serve(req, rest);
+	if (strcmp(method, "OPTIONS") == 0)
+		return preflight(req);
+	return method_not_allowed(req);
+}
+
+static int metrics_page(struct http_request *req)
+{
+	size_t len;
+	char *text = metrics_render(req->srv->bus, &len);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		len, text, MHD_RESPMEM_MUST_FREE);
+
+	MHD_add_response_header(resp, "Content-Type",
+				"text/plain; version=0.0.4");
+	return http_reply_queue(req->conn, 200, resp);
+}
+
+static int dispatch(struct http_request *req, const char *url,
+		    const char *method)
+{
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+
+	if (strncmp(url, CHANNELS_PREFIX, strlen(CHANNELS_PREFIX)) == 0)
+		return channels(req, method, url + strlen(CHANNELS_PREFIX));
+	if (strcmp(url, "/healthz") == 0 && get)
+		return http_reply_json(req->conn, 200, "{\"status\":\"ok\"}", 15);
+	if (strcmp(url, "/metrics") == 0 && get)
+		return metrics_page(req);
+	if (strcmp(url, "/ws") == 0)
+		return http_reply_error(req->conn, 400, "upgrade_required",
+					"/ws takes a WebSocket upgrade");
+	if (strcmp(method, "OPTIONS") == 0)
+		return preflight(req);
+	if (!get)
+		return method_not_allowed(req);
+	return static_files_serve(req, url);
+}
+
+/* Keep the body, up to the message limit; past it, drain and remember. */
+static void take_body(struct http_request *req, const char *data, size_t len)
+{
+	size_t limit = req->srv->cfg->max_message;
+
+	if (req->too_large || req->body_len + len > limit) {
+		req->too_large = true;
+		return;
+	}
+	req->body = xrealloc(req->body, req->body_len + len + 1);
+	memcpy(req->body + req->body_len, data, len);
+	req->body_len += len;
+	req->body[req->body_len] = '\0';
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_size, void **con_cls)
+{
+	struct http_request *req = *con_cls;
+
+	(void)version;
+	if (req == NULL) {
+		req = xcalloc(1, sizeof *req);
+		req->srv = cls;
+		req->conn = conn;
+		req->is_post = strcmp(method, "POST") == 0;
+		*con_cls = req;
+		return MHD_YES;
+	}
+	if (req->transport)
+		return (enum MHD_Result)req->transport->serve(req);
+	if (*upload_size) {
+		take_body(req, upload_data, *upload_size);
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (req->dispatched)
+		return MHD_YES;
+	req->dispatched = true;
+	return (enum MHD_Result)dispatch(req, url, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn,
+			 void **con_cls, enum MHD_RequestTerminationCode why)
+{
+	struct http_request *req = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	if (req == NULL)
+		return;
+	log_debug("request done (%s), reason %d",
+		  req->transport ? req->transport->name : "plain", (int)why);
+	if (req->transport)
+		req->transport->finish(req);
+	free(req->body);
+	free(req->path);
+	free(req);
+	*con_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+
+	(void)cls;
+	vsnprintf(line, sizeof line, fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	log_debug("libmicrohttpd: %s", line);
+}
+
+struct MHD_Daemon *http_start(struct server *srv)
+{
+	const struct config *cfg = srv->cfg;
+	unsigned flags = MHD_USE_NO_LISTEN_SOCKET |
+			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	struct MHD_OptionItem pool[] = {
+		{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+	struct MHD_Daemon *d;
+
+	/* a pool of 1 is refused with a warning: leave it out */
+	if (cfg->http_threads < 2)
+		pool[0].option = MHD_OPTION_END;
+	d = MHD_start_daemon(
+		flags, 0, NULL, NULL, on_request, srv,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
+		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+	if (d == NULL)
+		log_error("libmicrohttpd failed to start");
+	return d;
+}
+
+void http_stop(struct MHD_Daemon *d)
+{
+	if (d)
+		MHD_stop_daemon(d);
+}

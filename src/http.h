@@ -1,0 +1,46 @@
+/* http.h: the libmicrohttpd daemon and the per-request state that the
+ * HTTP transports, publishing and static files share. */
+#ifndef ANYPUSH_HTTP_H
+#define ANYPUSH_HTTP_H
+
+#include "cursor.h"
+#include "validate.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct MHD_Connection;
+struct server;
+struct transport;
+
+/* One HTTP request, from the first access-handler call to MHD's
+ * completed notification. Touched only by the connection's MHD thread. */
+struct http_request {
+	struct server *srv;
+	struct MHD_Connection *conn;
+	bool is_post;
+	bool dispatched;
+	/* POST body, bounded by --max-message */
+	char *body;
+	size_t body_len;
+	bool too_large;
+	/* subscribe */
+	const struct transport *transport; /* set once serving a subscribe */
+	void *tstate;                      /* the transport's; freed by finish */
+	char *path;                        /* copy of the channel list text */
+	struct channel_list channels;
+	bool has_since;
+	uint64_t since[CHANNELS_PER_SUBSCRIPTION_MAX];
+	char client[CLIENT_ID_MAX + 1];
+};
+
+/* Start MHD with no listening socket of its own (the router feeds it). */
+struct MHD_Daemon *http_start(struct server *srv);
+void http_stop(struct MHD_Daemon *d);
+
+/* Value of a query argument or header, NULL if absent. */
+const char *http_arg(struct http_request *req, const char *name);
+const char *http_header(struct http_request *req, const char *name);
+
+#endif

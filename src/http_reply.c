@@ -1,0 +1,49 @@
+/* Every error is JSON with a stable code, so clients can branch on it
+ * (a fallback on transport_disabled, a retry on over_capacity). */
+#include "http_reply.h"
+
+#include "metrics.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+
+void http_reply_common_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+	MHD_add_response_header(resp, "Access-Control-Expose-Headers",
+				"X-Client-Id");
+	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+}
+
+int http_reply_queue(struct MHD_Connection *conn, unsigned status,
+		     struct MHD_Response *resp)
+{
+	enum MHD_Result r;
+
+	http_reply_common_headers(resp);
+	r = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	return r;
+}
+
+int http_reply_json(struct MHD_Connection *conn, unsigned status,
+		    const char *json, size_t len)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		len, (void *)json, MHD_RESPMEM_MUST_COPY);
+
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	return http_reply_queue(conn, status, resp);
+}
+
+int http_reply_error(struct MHD_Connection *conn, unsigned status,
+		     const char *code, const char *message)
+{
+	char body[512];
+	int n = snprintf(body, sizeof body,
+			 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+			 code, message);
+
+	metrics_add(&metrics.http_errors, 1);
+	return http_reply_json(conn, status, body, (size_t)n);
+}

@@ -1,0 +1,23 @@
+/* http_reply.h: JSON replies and the headers every reply carries. */
+#ifndef ANYPUSH_HTTP_REPLY_H
+#define ANYPUSH_HTTP_REPLY_H
+
+#include <stddef.h>
+
+struct MHD_Connection;
+struct MHD_Response;
+
+/* CORS and no-cache headers. */
+void http_reply_common_headers(struct MHD_Response *resp);
+/* {"error":{"code":CODE,"message":MESSAGE}} with that status. code and
+ * message are the gateway's own text, never client input. MHD_YES/NO. */
+int http_reply_error(struct MHD_Connection *conn, unsigned status,
+		     const char *code, const char *message);
+/* A JSON body (copied) with that status. */
+int http_reply_json(struct MHD_Connection *conn, unsigned status,
+		    const char *json, size_t len);
+/* Queue resp with the common headers, then drop our reference. */
+int http_reply_queue(struct MHD_Connection *conn, unsigned status,
+		     struct MHD_Response *resp);
+
+#endif

@@ -1,0 +1,93 @@
+/* MHD rules this file keeps (see notes/libraries-debian12.md):
+ * - exactly one resume per suspend: park and wake run under the bus lock,
+ *   and the bus flips `parked` under the same lock;
+ * - a suspended connection never notices its peer leaving, so the fd is
+ *   registered with the watcher, keyed by subscriber id, and removed in
+ *   the completed notification, before MHD closes the fd. */
+#include "http_sub.h"
+
+#include "http.h"
+#include "http_reply.h"
+#include "server.h"
+#include "watcher.h"
+
+#include <microhttpd.h>
+#include <sys/socket.h>
+
+int http_sub_open(struct http_sub *hs, struct http_request *req,
+		  uint64_t deadline_ms, uint64_t period_ms)
+{
+	const union MHD_ConnectionInfo *ci;
+	enum bus_error err;
+
+	hs->req = req;
+	hs->sub.transport = req->transport;
+	hs->sub.conn = req->conn;
+	hs->sub.deadline_ms = deadline_ms;
+	hs->sub.period_ms = period_ms;
+	snprintf(hs->sub.client, sizeof hs->sub.client, "%s", req->client);
+	ci = MHD_get_connection_info(req->conn,
+				     MHD_CONNECTION_INFO_CONNECTION_FD);
+	hs->fd = ci ? ci->connect_fd : -1;
+	err = bus_attach(req->srv->bus, &hs->sub, &req->channels,
+			 req->has_since ? req->since : NULL, hs->cursor);
+	if (err == BUS_SHUTTING_DOWN)
+		return http_reply_error(req->conn, 503, "shutting_down",
+					"the gateway is restarting; retry");
+	if (err == BUS_TOO_MANY_CHANNELS)
+		return http_reply_error(req->conn, 503, "over_capacity",
+					"too many channels");
+	hs->attached = true;
+	return -1;
+}
+
+void http_sub_close(struct http_sub *hs)
+{
+	if (hs->watched)
+		watcher_remove(hs->req->srv->watcher, hs->fd);
+	hs->watched = false;
+	if (hs->attached)
+		bus_detach(hs->req->srv->bus, &hs->sub);
+	hs->attached = false;
+}
+
+void http_sub_advance(struct http_sub *hs, const struct bus_item *items,
+		      size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		hs->cursor[items[i].tap] = items[i].cursor;
+}
+
+size_t http_sub_cursor(const struct http_sub *hs, char *buf)
+{
+	return cursor_format(hs->cursor, hs->req->channels.count, buf);
+}
+
+/* Under the bus lock (see transport.h). The first park registers the fd
+ * with the watcher: from then on a vanished peer is noticed at once. */
+void http_sub_park(struct subscriber *sub)
+{
+	struct http_sub *hs = (struct http_sub *)sub;
+
+	if (!hs->watched && hs->fd >= 0)
+		hs->watched = watcher_add(hs->req->srv->watcher, hs->fd,
+					  sub->id) == 0;
+	MHD_suspend_connection(sub->conn);
+}
+
+void http_sub_wake(struct subscriber *sub)
+{
+	MHD_resume_connection(sub->conn);
+}
+
+/* The subscriber stopped reading: MHD is waiting for POLLOUT that will
+ * not come. Shutting the socket down makes that wait fail now. The fd is
+ * still open: MHD closes it only after the completed notification, which
+ * detaches us first, under the lock we hold here. */
+void http_sub_cut(struct subscriber *sub)
+{
+	struct http_sub *hs = (struct http_sub *)sub;
+
+	if (hs->fd >= 0)
+		shutdown(hs->fd, SHUT_RDWR);
+}

@@ -1,0 +1,38 @@
+/* http_sub.h: a bus subscriber held on a libmicrohttpd connection
+ * (long poll, SSE): parking is MHD suspend, waking is MHD resume, and a
+ * watcher notices a peer that leaves while suspended. */
+#ifndef ANYPUSH_HTTP_SUB_H
+#define ANYPUSH_HTTP_SUB_H
+
+#include "bus.h"
+#include "cursor.h"
+
+struct http_request;
+
+struct http_sub {
+	struct subscriber sub;
+	struct http_request *req;
+	uint64_t cursor[CHANNELS_PER_SUBSCRIPTION_MAX]; /* as the client has it */
+	int fd;       /* the connection's socket, for the watcher and cut */
+	bool attached;
+	bool watched;
+};
+
+/* Attach to the request's channels; on failure the error reply is queued
+ * and the return is MHD_YES/NO for the handler, else -1 means attached.
+ * deadline_ms and period_ms as in struct subscriber. */
+int http_sub_open(struct http_sub *hs, struct http_request *req,
+		  uint64_t deadline_ms, uint64_t period_ms);
+/* Leave the bus and the watcher. Safe to call twice. */
+void http_sub_close(struct http_sub *hs);
+/* Apply pulled items to the client's cursor. */
+void http_sub_advance(struct http_sub *hs, const struct bus_item *items,
+		      size_t count);
+/* The client's cursor as text (CURSOR_TEXT_MAX). */
+size_t http_sub_cursor(const struct http_sub *hs, char *buf);
+/* transport ops for subscribers held on MHD connections */
+void http_sub_park(struct subscriber *sub);
+void http_sub_wake(struct subscriber *sub);
+void http_sub_cut(struct subscriber *sub);
+
+#endif

@@ -1,0 +1,43 @@
+/* anypush: parse options, start the server, wait for SIGTERM or SIGINT,
+ * stop in order. Signals are blocked in every thread and taken here with
+ * sigwait, so no handler runs in the middle of library code. */
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define LOG_PREFIX "main"
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct server srv;
+	sigset_t stop;
+	int sig = 0;
+
+	config_defaults(&cfg);
+	switch (config_parse(&cfg, argc, argv, stdout, stderr)) {
+	case CONFIG_EXIT_OK:
+		return 0;
+	case CONFIG_ERROR:
+		return 2;
+	case CONFIG_RUN:
+		break;
+	}
+	log_set_level(log_level_parse(cfg.log_level));
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	if (server_start(&srv, &cfg) < 0)
+		return 1;
+	sigwait(&stop, &sig);
+	log_info("signal %d: shutting down", sig);
+	server_stop(&srv);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,66 @@
+/* message.h: one published message, immutable once sealed, refcounted and
+ * encoded once. Its single buffer is the WebSocket frame (with LWS_PRE
+ * headroom) and the poll item; SSE sends a slice of the same bytes. */
+#ifndef ANYPUSH_MESSAGE_H
+#define ANYPUSH_MESSAGE_H
+
+#include "validate.h"
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct channel;
+struct payload;
+
+struct message {
+	atomic_uint refs;
+	uint64_t id;       /* per-channel, set by message_seal */
+	uint64_t seq;      /* bus-wide publish order, set by the bus */
+	int64_t ts;        /* wall clock ms, on the wire */
+	uint64_t born_ms;  /* monotonic ms, for history age */
+	bool exclude_sender;
+	bool binary;
+	char from[CLIENT_ID_MAX + 1]; /* "" when the publisher had no id */
+	char event[EVENT_NAME_MAX + 1];
+	size_t json_len;   /* envelope at json(); 0 until sealed */
+	size_t data_off;   /* the data value inside the envelope */
+	size_t data_len;
+	size_t cap;        /* bytes after the headroom */
+	/* Owned by the bus, guarded by its lock: position in history. */
+	struct channel *ch;
+	struct message *older, *newer; /* bus-wide publish order */
+	uint64_t end_offset; /* channel byte count once this was appended */
+	unsigned char buf[];
+};
+
+/* What a publisher asks for; the strings are copied. */
+struct message_spec {
+	const char *channel;
+	const char *event;      /* NULL: "message" */
+	const char *from;       /* NULL or "": none */
+	bool exclude_sender;
+	const struct payload *data;
+};
+
+/* Build the envelope up to (not including) the id; refcount 1. */
+struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
+			    uint64_t mono_ms);
+/* Append the id and close the envelope. Called once, under the bus lock. */
+void message_seal(struct message *m, uint64_t id);
+/* The envelope text {"type":"message",...,"id":N}. */
+static inline const char *message_json(const struct message *m);
+/* Bytes of writable headroom before message_json() (LWS_PRE). */
+extern const size_t message_headroom;
+void message_ref(struct message *m);
+void message_unref(struct message *m);
+/* Messages alive now (for tests and /metrics). */
+long message_alive(void);
+
+static inline const char *message_json(const struct message *m)
+{
+	return (const char *)m->buf + message_headroom;
+}
+
+#endif

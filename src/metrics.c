@@ -1,0 +1,105 @@
+/* Counters are relaxed atomics: they are read for monitoring only, never
+ * to make decisions, so no ordering is needed. */
+#include "metrics.h"
+
+#include "bus.h"
+#include "message.h"
+#include "xalloc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+struct metrics metrics;
+
+struct text {
+	char *buf;
+	size_t len, cap;
+};
+
+static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+		va_end(ap);
+		if ((size_t)n < t->cap - t->len)
+			break;
+		t->cap *= 2;
+		t->buf = xrealloc(t->buf, t->cap);
+	}
+	t->len += (size_t)n;
+}
+
+static void counter(struct text *t, const char *name, const char *help,
+		    atomic_ullong *c)
+{
+	put(t, "# HELP anypush_%s %s\n# TYPE anypush_%s counter\n"
+	       "anypush_%s %llu\n",
+	    name, help, name, name, (unsigned long long)atomic_load(c));
+}
+
+static void per_transport(struct text *t, const char *name, const char *help,
+			  const char *type, atomic_ullong *c, struct bus *bus)
+{
+	put(t, "# HELP anypush_%s %s\n# TYPE anypush_%s %s\n", name, help,
+	    name, type);
+	for (int i = 0; i < TRANSPORT_COUNT; i++) {
+		unsigned long long v = c ? atomic_load(&c[i])
+					 : bus_subscribers_of(bus, i);
+
+		put(t, "anypush_%s{transport=\"%s\"} %llu\n", name,
+		    transport_by_id(i)->name, v);
+	}
+}
+
+char *metrics_render(struct bus *bus, size_t *len)
+{
+	struct text t = { xmalloc(4096), 0, 4096 };
+	struct bus_stats st;
+
+	bus_stats(bus, &st);
+	counter(&t, "published_total", "Messages published.",
+		&metrics.published);
+	counter(&t, "evicted_total", "Messages dropped from history.",
+		&metrics.evicted);
+	counter(&t, "gaps_total", "Gap signals sent to subscribers.",
+		&metrics.gaps);
+	counter(&t, "slow_consumers_total",
+		"Subscribers disconnected for falling behind.",
+		&metrics.slow_consumers);
+	counter(&t, "dead_peers_total",
+		"Held connections whose peer was seen gone.",
+		&metrics.dead_peers);
+	counter(&t, "connections_accepted_total", "TCP connections accepted.",
+		&metrics.accepted);
+	counter(&t, "head_timeouts_total",
+		"Connections closed before sending a request head in time.",
+		&metrics.head_timeouts);
+	counter(&t, "head_rejected_total",
+		"Connections refused for a malformed or oversized head.",
+		&metrics.head_rejected);
+	counter(&t, "pending_evicted_total",
+		"Pending connections closed because the pending cap was hit.",
+		&metrics.pending_evicted);
+	counter(&t, "http_errors_total", "JSON error replies sent.",
+		&metrics.http_errors);
+	per_transport(&t, "delivered_total", "Messages delivered.", "counter",
+		      metrics.delivered, bus);
+	per_transport(&t, "subscriptions_total", "Subscriptions opened.",
+		      "counter", metrics.subscriptions, bus);
+	per_transport(&t, "subscribers", "Subscribers attached now.", "gauge",
+		      NULL, bus);
+	put(&t, "# TYPE anypush_channels gauge\nanypush_channels %zu\n"
+		"# TYPE anypush_retained_messages gauge\n"
+		"anypush_retained_messages %zu\n"
+		"# TYPE anypush_retained_bytes gauge\n"
+		"anypush_retained_bytes %zu\n"
+		"# TYPE anypush_messages_alive gauge\n"
+		"anypush_messages_alive %ld\n",
+	    st.channels, st.retained, st.retained_bytes, message_alive());
+	*len = t.len;
+	return t.buf;
+}

@@ -1,0 +1,39 @@
+/* metrics.h: process-wide counters, exported at /metrics. */
+#ifndef ANYPUSH_METRICS_H
+#define ANYPUSH_METRICS_H
+
+#include "transport.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct bus;
+
+struct metrics {
+	atomic_ullong published;      /* messages accepted */
+	atomic_ullong evicted;        /* messages dropped from history */
+	atomic_ullong gaps;           /* gap signals sent */
+	atomic_ullong slow_consumers; /* subscribers cut for lagging */
+	atomic_ullong dead_peers;     /* suspended peers seen gone */
+	atomic_ullong delivered[TRANSPORT_COUNT];
+	atomic_ullong subscriptions[TRANSPORT_COUNT];
+	atomic_ullong accepted;       /* TCP connections accepted */
+	atomic_ullong routed_http, routed_ws;
+	atomic_ullong head_timeouts;  /* closed before a full request head */
+	atomic_ullong head_rejected;  /* malformed or oversized heads */
+	atomic_ullong pending_evicted; /* pending cap reached */
+	atomic_ullong http_errors;    /* JSON error replies */
+};
+
+extern struct metrics metrics;
+
+static inline void metrics_add(atomic_ullong *counter, uint64_t n)
+{
+	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
+}
+
+/* The Prometheus text exposition; the caller free()s it. */
+char *metrics_render(struct bus *bus, size_t *len);
+
+#endif

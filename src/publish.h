@@ -1,0 +1,23 @@
+/* publish.h: POST /channels/{ch}, the HTTP way in for messages. */
+#ifndef ANYPUSH_PUBLISH_H
+#define ANYPUSH_PUBLISH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct http_request;
+struct payload;
+struct server;
+
+/* Validate and publish the request's body to the channel named by
+ * `channel` (the path after /channels/). MHD_YES/NO. */
+int publish_serve(struct http_request *req, const char *channel);
+
+/* Publish already-checked data (any thread); 0, or a negative
+ * enum bus_error. */
+int publish_message(struct server *srv, const char *channel, size_t len,
+		    const char *event, const char *from, bool exclude_sender,
+		    const struct payload *data, uint64_t *id_out);
+
+#endif

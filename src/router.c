@@ -1,0 +1,326 @@
+/* The router thread owns the listening socket and every connection that
+ * has not yet shown its request head ("pending"). It peeks with MSG_PEEK
+ * so nothing is consumed, under edge-triggered epoll: peeked bytes stay
+ * queued, so level-triggered epoll would report them forever (measured:
+ * a spinning core per slow client). Pending connections are bounded in
+ * number (the oldest goes first: it is the likeliest slowloris) and in
+ * time. A socket is handed off exactly once and never touched after. */
+#include "router.h"
+
+#include "bus.h"
+#include "log.h"
+#include "metrics.h"
+#include "router_head.h"
+#include "server.h"
+#include "transport.h"
+#include "ws.h"
+#include "xalloc.h"
+
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "router"
+#define HEAD_CAP 8192
+
+struct pending {
+	int fd;
+	uint64_t deadline_ms;
+	struct pending *prev, *next; /* oldest first */
+	socklen_t salen;
+	struct sockaddr_storage sa;
+};
+
+struct router {
+	struct server *srv;
+	int lfd, ep, stop_fd;
+	pthread_t thread;
+	struct pending *oldest, *newest;
+	size_t npending;
+	char head[HEAD_CAP];
+};
+
+static void unlink_pending(struct router *r, struct pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		r->oldest = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		r->newest = p->prev;
+	r->npending--;
+	epoll_ctl(r->ep, EPOLL_CTL_DEL, p->fd, NULL);
+}
+
+/* Answer with a short JSON error, then close. The socket is fresh, so
+ * the send cannot block; reading what the client sent first avoids a
+ * reset that would discard our answer. */
+static void refuse(struct router *r, struct pending *p, const char *status,
+		   const char *code, const char *message)
+{
+	char body[256], buf[512];
+	int len = snprintf(body, sizeof body,
+			   "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+			   code, message);
+	int n = snprintf(buf, sizeof buf,
+			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+			 "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+			 status, len, body);
+
+	unlink_pending(r, p);
+	while (recv(p->fd, r->head, sizeof r->head, MSG_DONTWAIT) > 0)
+		;
+	(void)send(p->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(p->fd, SHUT_WR);
+	close(p->fd);
+	free(p);
+}
+
+static void drop(struct router *r, struct pending *p)
+{
+	unlink_pending(r, p);
+	close(p->fd);
+	free(p);
+}
+
+static void hand_off(struct router *r, struct pending *p, bool to_ws)
+{
+	unlink_pending(r, p);
+	if (to_ws) {
+		metrics_add(&metrics.routed_ws, 1);
+		ws_adopt(r->srv->ws, p->fd);
+	} else {
+		metrics_add(&metrics.routed_http, 1);
+		/* MHD owns the fd from here, and closes it on failure */
+		MHD_add_connection(r->srv->mhd, p->fd,
+				   (struct sockaddr *)&p->sa, p->salen);
+	}
+	free(p);
+}
+
+static void peek(struct router *r, struct pending *p)
+{
+	ssize_t n = recv(p->fd, r->head, sizeof r->head, MSG_PEEK);
+	enum head_verdict v;
+
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		drop(r, p);
+		return;
+	}
+	if (n < 0)
+		return;
+	v = router_head_classify(r->head, (size_t)n, sizeof r->head,
+				 transport_enabled(&transport_ws));
+	switch (v) {
+	case HEAD_INCOMPLETE:
+		return;
+	case HEAD_HTTP:
+	case HEAD_WS:
+		hand_off(r, p, v == HEAD_WS);
+		return;
+	case HEAD_BAD:
+		metrics_add(&metrics.head_rejected, 1);
+		refuse(r, p, "400 Bad Request", "bad_request",
+		       "not an HTTP/1.x request");
+		return;
+	case HEAD_TOO_LARGE:
+		metrics_add(&metrics.head_rejected, 1);
+		refuse(r, p, "431 Request Header Fields Too Large",
+		       "head_too_large", "the request head is over 8 KiB");
+		return;
+	}
+}
+
+static void add_pending(struct router *r, int fd, struct sockaddr_storage *sa,
+			socklen_t salen)
+{
+	struct pending *p = xcalloc(1, sizeof *p);
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+				  .data.ptr = p };
+
+	if (r->npending >= r->srv->cfg->max_pending) {
+		metrics_add(&metrics.pending_evicted, 1);
+		log_debug("pending cap reached: closing the oldest");
+		drop(r, r->oldest);
+	}
+	p->fd = fd;
+	p->sa = *sa;
+	p->salen = salen;
+	p->deadline_ms = bus_now_ms() + r->srv->cfg->head_timeout * 1000;
+	p->prev = r->newest;
+	if (r->newest)
+		r->newest->next = p;
+	else
+		r->oldest = p;
+	r->newest = p;
+	r->npending++;
+	if (epoll_ctl(r->ep, EPOLL_CTL_ADD, fd, &ev) < 0)
+		drop(r, p);
+}
+
+static void accept_all(struct router *r)
+{
+	for (;;) {
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof sa;
+		int fd = accept4(r->lfd, (struct sockaddr *)&sa, &salen,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE) {
+				log_warn("out of file descriptors; pausing "
+					 "accept");
+				usleep(20000);
+			}
+			return;
+		}
+		metrics_add(&metrics.accepted, 1);
+		add_pending(r, fd, &sa, salen);
+	}
+}
+
+static void expire(struct router *r, uint64_t now)
+{
+	while (r->oldest && r->oldest->deadline_ms <= now) {
+		metrics_add(&metrics.head_timeouts, 1);
+		refuse(r, r->oldest, "408 Request Timeout", "head_timeout",
+		       "the request head did not arrive in time");
+	}
+}
+
+static void *router_main(void *arg)
+{
+	struct router *r = arg;
+	struct epoll_event ev[64];
+
+	for (;;) {
+		int n = epoll_wait(r->ep, ev, 64, 100);
+
+		for (int i = 0; i < n; i++) {
+			if (ev[i].data.ptr == &r->stop_fd)
+				return NULL;
+			if (ev[i].data.ptr == &r->lfd)
+				accept_all(r);
+			else
+				peek(r, ev[i].data.ptr);
+		}
+		expire(r, bus_now_ms());
+	}
+}
+
+static int listen_on(const char *host, unsigned long port)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICHOST |
+					      AI_NUMERICSERV };
+	struct addrinfo *ai;
+	char service[16];
+	int fd, one = 1;
+
+	snprintf(service, sizeof service, "%lu", port);
+	if (getaddrinfo(host, service, &hints, &ai) != 0) {
+		log_error("--bind '%s' is not a numeric address", host);
+		return -1;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		    0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+	    listen(fd, 4096) < 0) {
+		log_error("cannot listen on %s:%lu: %s", host, port,
+			  strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(ai);
+	return fd;
+}
+
+static unsigned bound_port(int fd)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof sa;
+
+	getsockname(fd, (struct sockaddr *)&sa, &len);
+	if (sa.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&sa)->sin_port);
+}
+
+static void write_port_file(const char *path, unsigned port)
+{
+	char tmp[4096];
+	FILE *f;
+
+	if (path[0] == '\0')
+		return;
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL || fprintf(f, "%u\n", port) < 0 || fclose(f) != 0 ||
+	    rename(tmp, path) != 0)
+		log_error("cannot write --port-file %s", path);
+}
+
+static void watch(int ep, int fd, void *tag)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
+
+	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+struct router *router_start(struct server *srv)
+{
+	struct router *r = xcalloc(1, sizeof *r);
+	unsigned port;
+
+	r->srv = srv;
+	r->lfd = listen_on(srv->cfg->bind, srv->cfg->port);
+	if (r->lfd < 0) {
+		free(r);
+		return NULL;
+	}
+	r->ep = epoll_create1(EPOLL_CLOEXEC);
+	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	watch(r->ep, r->lfd, &r->lfd);
+	watch(r->ep, r->stop_fd, &r->stop_fd);
+	port = bound_port(r->lfd);
+	if (pthread_create(&r->thread, NULL, router_main, r) != 0) {
+		log_error("cannot start the router thread");
+		close(r->lfd);
+		free(r);
+		return NULL;
+	}
+	log_info("listening on %s port %u", srv->cfg->bind, port);
+	write_port_file(srv->cfg->port_file, port);
+	return r;
+}
+
+void router_stop(struct router *r)
+{
+	uint64_t one = 1;
+
+	if (r == NULL)
+		return;
+	if (write(r->stop_fd, &one, sizeof one) < 0)
+		log_warn("cannot signal the router thread");
+	pthread_join(r->thread, NULL);
+	while (r->oldest)
+		drop(r, r->oldest);
+	close(r->lfd);
+	close(r->ep);
+	close(r->stop_fd);
+	free(r);
+}

@@ -1,0 +1,140 @@
+/* Only WebSocket subscribes that will certainly be accepted go to
+ * libwebsockets; anything doubtful (a bad channel, a bad cursor, a
+ * percent-encoded name) goes to libmicrohttpd, whose handler answers with
+ * the JSON error the protocol promises. libwebsockets cannot send those. */
+#include "router_head.h"
+
+#include "cursor.h"
+#include "validate.h"
+
+#include <string.h>
+#include <strings.h>
+
+#define METHOD_MAX 16
+
+static const char *find_end(const char *buf, size_t len)
+{
+	const char *p = memmem(buf, len, "\r\n\r\n", 4);
+	const char *q = memmem(buf, len, "\n\n", 2);
+
+	if (p == NULL || (q && q < p))
+		return q ? q + 2 : NULL;
+	return p + 4;
+}
+
+/* The method so far is [A-Z]+ followed by a space; -1 if it cannot be. */
+static int method_plausible(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len && i <= METHOD_MAX; i++) {
+		if (buf[i] == ' ')
+			return i > 0 ? 0 : -1;
+		if (buf[i] < 'A' || buf[i] > 'Z')
+			return -1;
+	}
+	return len > METHOD_MAX ? -1 : 0;
+}
+
+static bool head_chars_ok(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (c < 0x20 && c != '\r' && c != '\n' && c != '\t')
+			return false;
+		if (c == 0x7F)
+			return false;
+	}
+	return true;
+}
+
+/* The value of query argument `name` in q[0..len), or NULL. */
+static const char *query_arg(const char *q, size_t len, const char *name,
+			     size_t *vlen)
+{
+	size_t nlen = strlen(name);
+
+	for (size_t i = 0; i < len;) {
+		size_t seg = 0;
+
+		while (i + seg < len && q[i + seg] != '&')
+			seg++;
+		if (seg > nlen && memcmp(q + i, name, nlen) == 0 &&
+		    q[i + nlen] == '=') {
+			*vlen = seg - nlen - 1;
+			return q + i + nlen + 1;
+		}
+		i += seg + 1;
+	}
+	return NULL;
+}
+
+static bool has_websocket_upgrade(const char *head, size_t len)
+{
+	const char *p = head;
+
+	while ((p = memchr(p, '\n', len - (size_t)(p - head))) != NULL) {
+		const char *line = ++p, *eol;
+
+		eol = memchr(line, '\n', len - (size_t)(line - head));
+		if (eol == NULL)
+			break;
+		if ((size_t)(eol - line) > 8 && strncasecmp(line, "Upgrade:", 8) == 0) {
+			for (const char *v = line + 8; v + 9 <= eol; v++)
+				if (strncasecmp(v, "websocket", 9) == 0)
+					return true;
+		}
+	}
+	return false;
+}
+
+/* GET /channels/LIST[?query] with a query that lws will accept. */
+static bool ws_target_ok(const char *t, size_t len)
+{
+	static const char prefix[] = "/channels/";
+	const char *q = memchr(t, '?', len), *v;
+	size_t plen = q ? (size_t)(q - t) : len, qlen = q ? len - plen - 1 : 0;
+	struct channel_list chs;
+	uint64_t ids[CHANNELS_PER_SUBSCRIPTION_MAX];
+	size_t vlen;
+
+	if (plen <= sizeof prefix - 1 || memcmp(t, prefix, sizeof prefix - 1))
+		return false;
+	if (channel_list_parse(t + sizeof prefix - 1, plen - sizeof prefix + 1,
+			       &chs) < 0)
+		return false;
+	if (q == NULL)
+		return true;
+	v = query_arg(q + 1, qlen, "transport", &vlen);
+	if (v && !(vlen == 2 && memcmp(v, "ws", 2) == 0))
+		return false;
+	v = query_arg(q + 1, qlen, "since", &vlen);
+	if (v && cursor_parse(v, vlen, chs.count, ids) < 0)
+		return false;
+	v = query_arg(q + 1, qlen, "client", &vlen);
+	return v == NULL || client_id_valid(v, vlen);
+}
+
+enum head_verdict router_head_classify(const char *buf, size_t len,
+				       size_t cap, bool ws_enabled)
+{
+	const char *end, *sp1, *sp2, *eol;
+
+	end = find_end(buf, len);
+	if (method_plausible(buf, len) < 0 ||
+	    !head_chars_ok(buf, end ? (size_t)(end - buf) : len))
+		return HEAD_BAD;
+	if (end == NULL)
+		return len >= cap ? HEAD_TOO_LARGE : HEAD_INCOMPLETE;
+	eol = memchr(buf, '\n', (size_t)(end - buf));
+	sp1 = memchr(buf, ' ', (size_t)(eol - buf));
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+	if (sp2 == NULL || sp2 == sp1 + 1 || eol - sp2 < 9 ||
+	    memcmp(sp2 + 1, "HTTP/1.", 7) != 0)
+		return HEAD_BAD;
+	if (!ws_enabled || sp1 - buf != 3 || memcmp(buf, "GET", 3) != 0)
+		return HEAD_HTTP;
+	if (!has_websocket_upgrade(buf, (size_t)(end - buf)))
+		return HEAD_HTTP;
+	return ws_target_ok(sp1 + 1, (size_t)(sp2 - sp1 - 1)) ? HEAD_WS :
+								HEAD_HTTP;
+}

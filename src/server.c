@@ -1,0 +1,87 @@
+/* Start and stop order. Stopping follows the notes on both libraries:
+ * MHD aborts if stopped with suspended connections, so the bus first ends
+ * every subscriber (held ones are resumed and finish their replies or
+ * streams), we wait for them to go, and only then stop the libraries. */
+#include "server.h"
+
+#include "bus.h"
+#include "http.h"
+#include "log.h"
+#include "router.h"
+#include "watcher.h"
+#include "ws.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#define LOG_PREFIX "server"
+#define DRAIN_MS 3000
+
+static struct bus *make_bus(const struct config *cfg)
+{
+	struct bus_config bc = {
+		.history_size = cfg->history_size,
+		.history_age_ms = (uint64_t)cfg->history_age * 1000,
+		.history_bytes = cfg->history_memory,
+		.max_channels = cfg->max_channels,
+		.lag_limit = cfg->outq_limit,
+	};
+	return bus_new(&bc);
+}
+
+int server_start(struct server *srv, const struct config *cfg)
+{
+	memset(srv, 0, sizeof *srv);
+	srv->cfg = cfg;
+	srv->bus = make_bus(cfg);
+	srv->watcher = watcher_start(srv->bus);
+	if (srv->watcher)
+		srv->mhd = http_start(srv);
+	if (srv->mhd)
+		srv->ws = ws_start(srv);
+	if (srv->ws)
+		srv->router = router_start(srv);
+	if (srv->router == NULL) {
+		server_stop(srv);
+		return -1;
+	}
+	return 0;
+}
+
+/* Wait until held subscribers have left, or give up after DRAIN_MS (a
+ * peer that never reads keeps its stream; stopping MHD closes it). */
+static void drain(struct bus *bus)
+{
+	uint64_t until = bus_now_ms() + DRAIN_MS;
+
+	while (bus_now_ms() < until) {
+		size_t held = bus_subscribers_of(bus, TRANSPORT_SSE) +
+			      bus_subscribers_of(bus, TRANSPORT_LONGPOLL) +
+			      bus_subscribers_of(bus, TRANSPORT_WS);
+
+		if (held == 0)
+			return;
+		usleep(10000);
+	}
+	log_warn("some subscribers did not finish in time; closing them");
+}
+
+void server_stop(struct server *srv)
+{
+	router_stop(srv->router);
+	srv->router = NULL;
+	if (srv->bus) {
+		bus_shutdown(srv->bus);
+		if (srv->mhd)
+			drain(srv->bus);
+	}
+	http_stop(srv->mhd);
+	srv->mhd = NULL;
+	ws_stop(srv->ws);
+	srv->ws = NULL;
+	watcher_stop(srv->watcher);
+	srv->watcher = NULL;
+	if (srv->bus)
+		bus_free(srv->bus);
+	srv->bus = NULL;
+}

@@ -1,0 +1,57 @@
+/* The registry of transports. Enabled flags are set once at start-up,
+ * before any thread that reads them exists. */
+#include "transport.h"
+
+#include <string.h>
+
+static const struct transport *const all[TRANSPORT_COUNT] = {
+	[TRANSPORT_POLL] = &transport_poll,
+	[TRANSPORT_LONGPOLL] = &transport_longpoll,
+	[TRANSPORT_SSE] = &transport_sse,
+	[TRANSPORT_WS] = &transport_ws,
+};
+static bool enabled[TRANSPORT_COUNT] = { true, true, true, true };
+
+const struct transport *transport_by_name(const char *name, size_t len)
+{
+	for (int i = 0; i < TRANSPORT_COUNT; i++)
+		if (strlen(all[i]->name) == len &&
+		    memcmp(all[i]->name, name, len) == 0)
+			return all[i];
+	return NULL;
+}
+
+const struct transport *transport_by_id(enum transport_id id)
+{
+	return all[id];
+}
+
+int transport_enable_only(const char *list)
+{
+	bool want[TRANSPORT_COUNT] = { false };
+	const char *p = list;
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		const struct transport *t = transport_by_name(p, len);
+
+		if (t == NULL)
+			return -1;
+		want[t->id] = true;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	memcpy(enabled, want, sizeof enabled);
+	return 0;
+}
+
+bool transport_enabled(const struct transport *t)
+{
+	return enabled[t->id];
+}
+
+void transport_no_op(struct subscriber *sub)
+{
+	(void)sub;
+}

@@ -1,0 +1,207 @@
+/* Server-Sent Events on a libmicrohttpd content reader. The reader is
+ * called when MHD has room in the connection's write buffer; it copies as
+ * many events as fit (batching under load comes free), and when there is
+ * nothing to send it suspends the connection and returns 0, which MHD
+ * allows only together with a suspend (without it, MHD spins). */
+#include "http.h"
+#include "http_reply.h"
+#include "http_sub.h"
+#include "message.h"
+#include "server.h"
+#include "transport.h"
+#include "xalloc.h"
+
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SSE_BATCH 16
+#define SSE_BATCH_BYTES (64u << 10)
+#define SSE_RETRY_MS 2000
+
+/* Up to three pieces of text waiting to be copied out. */
+struct segments {
+	const char *ptr[3];
+	size_t len[3];
+	unsigned count, at;
+	size_t off;
+};
+
+struct sse {
+	struct http_sub hs;
+	struct bus_item items[SSE_BATCH]; /* pulled, not yet written */
+	size_t nitems, next;
+	struct message *writing; /* reference held while its data is copied */
+	struct segments out;
+	bool started;
+	char scratch[CURSOR_TEXT_MAX + CHANNEL_NAME_MAX + 256];
+};
+
+static void stage(struct segments *s, const char *p, size_t len)
+{
+	s->ptr[s->count] = p;
+	s->len[s->count] = len;
+	s->count++;
+}
+
+static size_t drain(struct segments *s, char *buf, size_t max)
+{
+	size_t n = 0;
+
+	while (s->at < s->count && n < max) {
+		size_t k = s->len[s->at] - s->off;
+
+		if (k > max - n)
+			k = max - n;
+		memcpy(buf + n, s->ptr[s->at] + s->off, k);
+		n += k;
+		s->off += k;
+		if (s->off == s->len[s->at]) {
+			s->at++;
+			s->off = 0;
+		}
+	}
+	if (s->at == s->count)
+		s->at = s->count = 0;
+	return n;
+}
+
+static bool staged(const struct segments *s)
+{
+	return s->count > 0;
+}
+
+static void stage_welcome(struct sse *st)
+{
+	char cursor[CURSOR_TEXT_MAX];
+	int n;
+
+	http_sub_cursor(&st->hs, cursor);
+	n = snprintf(st->scratch, sizeof st->scratch,
+		     "retry: %d\n\nid: %s\nevent: welcome\n"
+		     "data: {\"client\":\"%s\",\"heartbeat\":%lu,"
+		     "\"cursor\":\"%s\"}\n\n",
+		     SSE_RETRY_MS, cursor, st->hs.sub.client,
+		     st->hs.req->srv->cfg->heartbeat, cursor);
+	stage(&st->out, st->scratch, (size_t)n);
+}
+
+static void stage_item(struct sse *st, struct bus_item *it)
+{
+	const struct channel_list *chs = &st->hs.req->channels;
+	char cursor[CURSOR_TEXT_MAX];
+	struct message *m = it->msg;
+	int n;
+
+	http_sub_advance(&st->hs, it, 1);
+	http_sub_cursor(&st->hs, cursor);
+	if (m == NULL) {
+		n = snprintf(st->scratch, sizeof st->scratch,
+			     "id: %s\nevent: gap\ndata: {\"channel\":\"%.*s\","
+			     "\"last_seen\":%llu,\"cursor\":%llu}\n\n",
+			     cursor, (int)chs->len[it->tap], chs->name[it->tap],
+			     (unsigned long long)it->gap_last,
+			     (unsigned long long)it->cursor);
+		stage(&st->out, st->scratch, (size_t)n);
+		return;
+	}
+	n = snprintf(st->scratch, sizeof st->scratch,
+		     "id: %s\nevent: %s\ndata: ", cursor, m->event);
+	stage(&st->out, st->scratch, (size_t)n);
+	stage(&st->out, message_json(m) + m->data_off, m->data_len);
+	stage(&st->out, "\n\n", 2);
+	st->writing = m;
+	it->msg = NULL;
+}
+
+/* Stage the next thing to send; false if nothing is ready. */
+static bool stage_next(struct sse *st)
+{
+	message_unref(st->writing);
+	st->writing = NULL;
+	if (!st->started) {
+		st->started = true;
+		stage_welcome(st);
+		return true;
+	}
+	if (st->next < st->nitems) {
+		stage_item(st, &st->items[st->next++]);
+		return true;
+	}
+	return false;
+}
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *st = cls;
+	struct bus_pull got;
+	size_t n = 0;
+
+	(void)pos;
+	for (;;) {
+		n += drain(&st->out, buf + n, max - n);
+		if (staged(&st->out) || n == max)
+			return (ssize_t)n;
+		if (stage_next(st))
+			continue;
+		bus_pull(st->hs.req->srv->bus, &st->hs.sub, st->items,
+			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
+		st->nitems = got.count;
+		st->next = 0;
+		if (got.end == SUB_END_SHUTDOWN)
+			return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+		if (got.end != SUB_END_NONE)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (got.count == 0 && got.timer)
+			stage(&st->out, ": ping\n\n", 8);
+		else if (got.count == 0)
+			return (ssize_t)n; /* 0 only when parked (suspended) */
+	}
+}
+
+static int sse_serve(struct http_request *req)
+{
+	uint64_t hb = req->srv->cfg->heartbeat * 1000;
+	struct MHD_Response *resp;
+	struct sse *st;
+	int r;
+
+	if (req->tstate)
+		return MHD_YES;
+	st = xcalloc(1, sizeof *st);
+	req->tstate = st;
+	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb);
+	if (r != -1)
+		return r;
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
+						 sse_read, st, NULL);
+	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	MHD_add_response_header(resp, "X-Client-Id", req->client);
+	r = http_reply_queue(req->conn, 200, resp);
+	return r;
+}
+
+static void sse_finish(struct http_request *req)
+{
+	struct sse *st = req->tstate;
+
+	if (st == NULL)
+		return;
+	http_sub_close(&st->hs);
+	bus_items_release(st->items + st->next, st->nitems - st->next);
+	message_unref(st->writing);
+	free(st);
+	req->tstate = NULL;
+}
+
+const struct transport transport_sse = {
+	.name = "sse",
+	.id = TRANSPORT_SSE,
+	.serve = sse_serve,
+	.finish = sse_finish,
+	.park = http_sub_park,
+	.wake = http_sub_wake,
+	.cut = http_sub_cut,
+};

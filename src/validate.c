@@ -1,0 +1,112 @@
+/* Validation of names and text from outside. Every function takes an
+ * explicit length: inputs come from network buffers that are not
+ * NUL-terminated, and embedded NULs must be refused, not truncated. */
+#include "validate.h"
+
+#include <string.h>
+
+static bool is_alnum(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9');
+}
+
+static bool chars_valid(const char *s, size_t len, size_t max,
+			const char *extra)
+{
+	if (len == 0 || len > max)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!is_alnum(c) && (c == '\0' || strchr(extra, c) == NULL))
+			return false;
+	}
+	return true;
+}
+
+bool channel_name_valid(const char *s, size_t len)
+{
+	return chars_valid(s, len, CHANNEL_NAME_MAX, "_.:~-");
+}
+
+bool event_name_valid(const char *s, size_t len)
+{
+	return chars_valid(s, len, EVENT_NAME_MAX, "_.:-");
+}
+
+bool client_id_valid(const char *s, size_t len)
+{
+	return chars_valid(s, len, CLIENT_ID_MAX, "_-");
+}
+
+/* Length of the UTF-8 sequence at s, or 0 if it is malformed. */
+static size_t utf8_sequence(const unsigned char *s, size_t left)
+{
+	unsigned char c = s[0];
+	size_t need;
+	unsigned long cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF) {
+		need = 2;
+		cp = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		need = 3;
+		cp = c & 0x0F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 4;
+		cp = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (left < need)
+		return 0;
+	for (size_t i = 1; i < need; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3F);
+	}
+	if ((need == 3 && cp < 0x800) || (need == 4 && cp < 0x10000) ||
+	    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return need;
+}
+
+bool utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		size_t n = utf8_sequence(s + i, len - i);
+
+		if (n == 0)
+			return false;
+		i += n;
+	}
+	return true;
+}
+
+int channel_list_parse(const char *s, size_t len, struct channel_list *out)
+{
+	size_t start = 0;
+
+	out->count = 0;
+	for (size_t i = 0; i <= len; i++) {
+		if (i < len && s[i] != ',')
+			continue;
+		if (out->count == CHANNELS_PER_SUBSCRIPTION_MAX ||
+		    !channel_name_valid(s + start, i - start))
+			return -1;
+		for (size_t k = 0; k < out->count; k++)
+			if (out->len[k] == i - start &&
+			    memcmp(out->name[k], s + start, i - start) == 0)
+				return -1;
+		out->name[out->count] = s + start;
+		out->len[out->count] = i - start;
+		out->count++;
+		start = i + 1;
+	}
+	return 0;
+}

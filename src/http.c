@@ -15,6 +15,7 @@
 #include "transport.h"
 #include "xalloc.h"
 
+#include <ctype.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,6 +233,54 @@ static void take_body(struct http_request *req, const char *data, size_t len)
 	req->body[req->body_len] = '\0';
 }
 
+/* MHD 0.9.75 takes the first of two Content-Length headers; a proxy in
+ * front may take the other. That disagreement is how requests are
+ * smuggled, so refuse it, and Content-Length with Transfer-Encoding. */
+static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind,
+				    const char *key, const char *value)
+{
+	unsigned *n = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, "Content-Length") == 0)
+		n[0]++;
+	else if (strcasecmp(key, "Transfer-Encoding") == 0)
+		n[1]++;
+	return MHD_YES;
+}
+
+static bool framing_ambiguous(struct MHD_Connection *conn)
+{
+	unsigned n[2] = { 0, 0 };
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length, n);
+	return n[0] > 1 || n[1] > 1 || (n[0] && n[1]);
+}
+
+/* Percent-decoding as MHD does it, except that %00 becomes 0x7F: a NUL
+ * would silently cut a channel name short, 0x7F makes it invalid. */
+static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *out = s;
+
+	(void)cls;
+	(void)conn;
+	for (char *p = s; *p; p++) {
+		unsigned v;
+
+		if (p[0] == '%' && isxdigit((unsigned char)p[1]) &&
+		    isxdigit((unsigned char)p[2]) && sscanf(p + 1, "%2x", &v) == 1) {
+			*out++ = v ? (char)v : 0x7F;
+			p += 2;
+		} else {
+			*out++ = *p;
+		}
+	}
+	*out = '\0';
+	return (size_t)(out - s);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -246,12 +295,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		req->conn = conn;
 		req->is_post = strcmp(method, "POST") == 0;
 		*con_cls = req;
+		if (framing_ambiguous(conn)) {
+			req->dispatched = true;
+			return (enum MHD_Result)http_reply_error(
+				conn, 400, "bad_request",
+				"conflicting Content-Length/Transfer-Encoding");
+		}
 		return MHD_YES;
 	}
 	if (req->transport)
 		return (enum MHD_Result)req->transport->serve(req);
 	if (*upload_size) {
-		take_body(req, upload_data, *upload_size);
+		if (!req->dispatched)
+			take_body(req, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
@@ -312,6 +368,7 @@ struct MHD_Daemon *http_start(struct server *srv)
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
 	if (d == NULL)
 		log_error("libmicrohttpd failed to start");

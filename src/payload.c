@@ -55,9 +55,8 @@ enum payload_error payload_from_json(const char *body, size_t len,
 	cJSON *doc;
 
 	memset(out, 0, sizeof *out);
-	if (!utf8_valid((const unsigned char *)body, len))
-		return PAYLOAD_BAD_UTF8;
-	if (memchr(body, '\0', len) != NULL)
+	if (!utf8_valid((const unsigned char *)body, len) ||
+	    memchr(body, '\0', len) != NULL)
 		return PAYLOAD_BAD_JSON;
 	doc = cJSON_ParseWithLengthOpts(body, len, &end, false);
 	if (doc == NULL)

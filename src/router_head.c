@@ -68,23 +68,52 @@ static const char *query_arg(const char *q, size_t len, const char *name,
 	return NULL;
 }
 
-static bool has_websocket_upgrade(const char *head, size_t len)
+/* The value of header `name` (with its colon) in the head, trimmed of
+ * leading blanks; NULL if absent. */
+static const char *header_value(const char *head, size_t len,
+				const char *name, size_t *vlen)
 {
-	const char *p = head;
+	size_t nlen = strlen(name);
+	const char *p = head, *end = head + len;
 
-	while ((p = memchr(p, '\n', len - (size_t)(p - head))) != NULL) {
-		const char *line = ++p, *eol;
+	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+		const char *line = ++p, *eol = memchr(line, '\n', (size_t)(end - line));
 
-		eol = memchr(line, '\n', len - (size_t)(line - head));
 		if (eol == NULL)
 			break;
-		if ((size_t)(eol - line) > 8 && strncasecmp(line, "Upgrade:", 8) == 0) {
-			for (const char *v = line + 8; v + 9 <= eol; v++)
-				if (strncasecmp(v, "websocket", 9) == 0)
-					return true;
+		if ((size_t)(eol - line) > nlen &&
+		    strncasecmp(line, name, nlen) == 0) {
+			const char *v = line + nlen;
+
+			while (v < eol && (*v == ' ' || *v == '\t'))
+				v++;
+			*vlen = (size_t)(eol - v);
+			while (*vlen && (v[*vlen - 1] == '\r' || v[*vlen - 1] == ' '))
+				(*vlen)--;
+			return v;
 		}
 	}
-	return false;
+	return NULL;
+}
+
+/* An upgrade lws will complete: Upgrade: websocket, a 16-byte base64
+ * key and version 13 (lws 4.1.6 answers 101 even without a key). */
+static bool websocket_handshake_ok(const char *head, size_t len)
+{
+	const char *v;
+	size_t vlen;
+	bool ws = false;
+
+	v = header_value(head, len, "Upgrade:", &vlen);
+	for (size_t i = 0; v && i + 9 <= vlen && !ws; i++)
+		ws = strncasecmp(v + i, "websocket", 9) == 0;
+	if (!ws)
+		return false;
+	v = header_value(head, len, "Sec-WebSocket-Key:", &vlen);
+	if (v == NULL || vlen != 24 || v[22] != '=' || v[23] != '=')
+		return false;
+	v = header_value(head, len, "Sec-WebSocket-Version:", &vlen);
+	return v && vlen == 2 && memcmp(v, "13", 2) == 0;
 }
 
 /* GET /channels/LIST[?query] with a query that lws will accept. */
@@ -133,7 +162,7 @@ enum head_verdict router_head_classify(const char *buf, size_t len,
 		return HEAD_BAD;
 	if (!ws_enabled || sp1 - buf != 3 || memcmp(buf, "GET", 3) != 0)
 		return HEAD_HTTP;
-	if (!has_websocket_upgrade(buf, (size_t)(end - buf)))
+	if (!websocket_handshake_ok(buf, (size_t)(end - buf)))
 		return HEAD_HTTP;
 	return ws_target_ok(sp1 + 1, (size_t)(sp2 - sp1 - 1)) ? HEAD_WS :
 								HEAD_HTTP;

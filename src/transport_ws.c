@@ -79,7 +79,8 @@ static void ws_cut(struct subscriber *sub)
 static int ws_serve_http(struct http_request *req)
 {
 	return http_reply_error(req->conn, 400, "upgrade_required",
-				"transport=ws needs a WebSocket upgrade");
+				"transport=ws needs a WebSocket upgrade with "
+				"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
 }
 
 static void ws_finish_http(struct http_request *req)
@@ -295,7 +296,8 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 				 (unsigned char *)"publish on one channel", 22);
 		return -1;
 	}
-	if (s->rx_len + len > max) {
+	/* the frame header announces the rest: refuse early, not at the end */
+	if (s->rx_len + len + lws_remaining_packet_payload(s->wsi) > max) {
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 (unsigned char *)"too big", 7);
 		return -1;

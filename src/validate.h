@@ -11,7 +11,7 @@
 /* Channels one subscription may name in /channels/a,b,c. */
 #define CHANNELS_PER_SUBSCRIPTION_MAX 32
 
-/* [A-Za-z0-9_.:~-]{1,200} */
+/* [A-Za-z0-9_.:~-]{1,200}, but not "." or ".." */
 bool channel_name_valid(const char *s, size_t len);
 /* [A-Za-z0-9_.:-]{1,64} */
 bool event_name_valid(const char *s, size_t len);

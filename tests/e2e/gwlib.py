@@ -1,0 +1,1667 @@
+"""gwlib: a small stdlib-only library for anypush end-to-end tests.
+
+It starts the real gateway binary on an ephemeral loopback port, speaks the
+four subscribe transports (poll, longpoll, sse, ws) as plain asyncio clients,
+and prints TAP.  Everything is bounded in time: every network wait has a
+timeout, every test has a deadline, and a watchdog ends the script before the
+60 s budget of one test file, killing any gateway it started.
+
+Typical script:
+
+    from gwlib import *
+
+    async def test_something():
+        "what it checks"
+        with Gateway("--history-size", "10") as gw:
+            st, body = publish(gw, "c", {"x": 1})
+            expect_eq(st, 201, "publish status")
+
+    if __name__ == "__main__":
+        run([test_something])
+"""
+
+import asyncio
+import base64
+import hashlib
+import http.client
+import inspect
+import json
+import os
+import random
+import re
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.parse
+from pathlib import Path
+
+__all__ = [
+    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "run",
+    "check", "expect_eq", "expect_error", "ids_problem", "summarize_ids",
+    "request", "get", "publish", "info", "metrics", "metric_sum", "Publisher",
+    "AsyncHTTP", "raw_exchange", "parse_status", "wait_until", "open_stream",
+    "read_head", "Sub", "PollClient", "LongPollClient", "SSEClient",
+    "WSClient", "make_client", "TRANSPORTS", "ws_frame", "payload",
+]
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent.parent
+SCRIPT = Path(sys.argv[0]).stem if sys.argv and sys.argv[0] else "gwlib"
+
+TRANSPORTS = ("poll", "longpoll", "sse", "ws")
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def _raise_fd_limit():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 20000 if hard == resource.RLIM_INFINITY else min(hard, 20000)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    except (ValueError, OSError):
+        pass
+
+
+_raise_fd_limit()
+
+
+def binary_path():
+    env = os.environ.get("ANYPUSH_BIN")
+    if env:
+        return env
+    return str(HERE / ".." / ".." / "src" / "anypush")
+
+
+def log_dir():
+    d = Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "anypush-e2e"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+# ---------------------------------------------------------------------------
+# TAP
+
+class Skip(Exception):
+    """Raised by a test to report `ok N - name # SKIP reason`."""
+
+
+class _State:
+    n = 0
+    planned = None
+    failed = 0
+    test_name = "setup"
+    test_index = 0
+    gateways = []   # every Gateway ever started, in order
+    clients = []    # live clients/connections of the running test
+    budget_end = None
+
+
+def _out(line):
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def plan(n):
+    _State.planned = n
+    _out(f"1..{n}")
+
+
+def diag(msg):
+    for line in str(msg).splitlines() or [""]:
+        _out("# " + line)
+
+
+def _clean_name(name):
+    return re.sub(r"\s+", " ", str(name).replace("#", "no.")).strip()
+
+
+def ok(cond, name, diagnostic=None):
+    """Print one TAP test point; return cond."""
+    _State.n += 1
+    name = _clean_name(name)
+    if cond:
+        _out(f"ok {_State.n} - {name}")
+    else:
+        _State.failed += 1
+        _out(f"not ok {_State.n} - {name}")
+        if diagnostic:
+            diag(diagnostic)
+    return bool(cond)
+
+
+def skip(reason):
+    raise Skip(reason)
+
+
+def check(cond, msg):
+    """Assert with a message; the message becomes the TAP diagnostic."""
+    if not cond:
+        raise AssertionError(msg)
+
+
+def expect_eq(got, want, what):
+    if got != want:
+        g, w = repr(got), repr(want)
+        if len(g) > 600:
+            g = g[:600] + "..."
+        if len(w) > 600:
+            w = w[:600] + "..."
+        raise AssertionError(f"{what}: got {g}, want {w}")
+
+
+def summarize_ids(ids, limit=12):
+    """Compress a list of ints into ranges: '1..50, 52, 54..60'."""
+    parts = []
+    i = 0
+    while i < len(ids):
+        j = i
+        while j + 1 < len(ids) and isinstance(ids[j], int) and ids[j + 1] == ids[j] + 1:
+            j += 1
+        parts.append(str(ids[i]) if i == j else f"{ids[i]}..{ids[j]}")
+        i = j + 1
+    if len(parts) > limit:
+        parts = parts[: limit // 2] + ["..."] + parts[-limit // 2:]
+    return "[" + ", ".join(parts) + f"] ({len(ids)} ids)"
+
+
+def ids_problem(ids, expected):
+    """None if ids == expected, else a short explanation of the difference."""
+    if ids == expected:
+        return None
+    got, want = set(ids), set(expected)
+    out = [f"got {summarize_ids(ids)}, want {summarize_ids(expected)}"]
+    missing = sorted(want - got)
+    if missing:
+        out.append(f"missing {summarize_ids(missing)}")
+    extra = sorted(got - want)
+    if extra:
+        out.append(f"unexpected {summarize_ids(extra)}")
+    if len(ids) != len(got):
+        seen, dups = set(), []
+        for x in ids:
+            if x in seen:
+                dups.append(x)
+            seen.add(x)
+        out.append(f"duplicates {summarize_ids(dups)}")
+    for k in range(1, len(ids)):
+        if ids[k] <= ids[k - 1]:
+            out.append(f"out of order at position {k}: {ids[k - 1]} then {ids[k]}")
+            break
+    return "; ".join(out)
+
+
+def _test_name(fn):
+    doc = inspect.getdoc(fn)
+    if doc:
+        return doc.splitlines()[0]
+    return fn.__name__.removeprefix("test_").replace("_", " ")
+
+
+def _abort_clients():
+    for c in list(_State.clients):
+        try:
+            c.abort()
+        except Exception:
+            pass
+    _State.clients.clear()
+
+
+def _kill_gateways(since=0):
+    for gw in _State.gateways[since:]:
+        gw._kill_quietly()
+
+
+def _watchdog(signum, frame):
+    diag(f"watchdog: script budget exceeded in test '{_State.test_name}'")
+    _kill_gateways()
+    planned = _State.planned or _State.n
+    while _State.n < planned:
+        ok(False, "not run: script time budget exceeded")
+    sys.stdout.flush()
+    os._exit(1)
+
+
+def run(tests, *, budget=55.0, timeout=25.0):
+    """Run each test function as one TAP test point, all in one event loop.
+
+    A test is an `async def` (or plain function) without arguments; it passes
+    unless it raises.  `Skip` gives a SKIP.  Each test gets at most `timeout`
+    seconds and the whole script at most `budget`; a SIGALRM watchdog a few
+    seconds later ends a script that is stuck in blocking code.  On failure
+    the tail of every gateway log of that test is printed.
+    """
+    t_start = time.monotonic()
+    _State.budget_end = t_start + budget
+    plan(len(tests))
+    signal.signal(signal.SIGALRM, _watchdog)
+    signal.alarm(int(budget) + 3)
+
+    binary = binary_path()
+    if not os.access(binary, os.X_OK):
+        diag(f"anypush binary not found or not executable: {binary}")
+        for t in tests:
+            ok(False, _test_name(t), "no gateway binary (set ANYPUSH_BIN)")
+        signal.alarm(0)
+        return 1
+
+    async def main():
+        for i, fn in enumerate(tests, 1):
+            name = _test_name(fn)
+            _State.test_name = name
+            _State.test_index = i
+            remaining = _State.budget_end - time.monotonic()
+            if remaining < 1.0:
+                ok(False, name, "not run: script time budget exhausted")
+                continue
+            first_gw = len(_State.gateways)
+            t0 = time.monotonic()
+            err = None
+            skipped = None
+            tmo = min(timeout, remaining)
+            try:
+                res = fn()
+                if inspect.isawaitable(res):
+                    await asyncio.wait_for(res, tmo)
+            except Skip as e:
+                skipped = str(e) or "skipped"
+            except asyncio.TimeoutError as e:
+                err = f"test timed out after {tmo:.1f} s\n" + "".join(traceback.format_tb(e.__traceback__))
+            except Exception as e:  # noqa: BLE001 - report everything
+                tb = "".join(traceback.format_tb(e.__traceback__, limit=-3))
+                err = f"{type(e).__name__}: {e}\n{tb}"
+            finally:
+                _abort_clients()
+            # A gateway of this test that died on its own is a failure too.
+            for gw in _State.gateways[first_gw:]:
+                if err is None and gw.crashed():
+                    err = f"gateway {gw.pid} died unexpectedly: exit {gw.proc.returncode}"
+            _kill_gateways(first_gw)
+            dt = time.monotonic() - t0
+            if skipped is not None:
+                _State.n += 1
+                _out(f"ok {_State.n} - {_clean_name(name)} # SKIP {skipped}")
+            elif err is None:
+                ok(True, name)
+            else:
+                ok(False, name, f"after {dt:.2f} s: {err.rstrip()}")
+                for gw in _State.gateways[first_gw:]:
+                    diag(f"--- gateway log {gw.log_path} (tail) ---")
+                    diag(gw.log_tail())
+            # let cancelled tasks unwind before the next test
+            await asyncio.sleep(0)
+
+    try:
+        asyncio.run(main())
+    finally:
+        signal.alarm(0)
+        _kill_gateways()
+    diag(f"{SCRIPT}: {_State.n - _State.failed} passed, {_State.failed} failed, "
+         f"{time.monotonic() - t_start:.1f} s")
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# the gateway process
+
+class Gateway:
+    """The anypush binary on 127.0.0.1 with an ephemeral port.
+
+    Started at construction; use as a context manager so that it is stopped.
+    stop() sends SIGTERM, waits up to 10 s, then SIGKILLs, and by default
+    asserts exit status 0 after SIGTERM.
+    """
+
+    _seq = 0
+
+    def __init__(self, *extra_args, check_exit=True, name=None):
+        self.extra = [str(a) for a in extra_args]
+        self.check_exit = check_exit
+        self.name = name
+        self.proc = None
+        self.port = None
+        self.pid = None
+        self.log_path = None
+        self.killed = False
+        self.stop_seconds = None
+        self._stopping = False
+        self.start()
+
+    # -- process control
+    def start(self, port=0):
+        Gateway._seq += 1
+        slug = re.sub(r"[^A-Za-z0-9]+", "-", self.name or _State.test_name).strip("-")[:40]
+        if self.log_path is None:  # a restart keeps appending to the same log
+            self.log_path = (log_dir() / f"{SCRIPT}.{os.getpid()}.{_State.test_index:02d}-{slug}."
+                             f"{Gateway._seq}.log")
+        self._dir = tempfile.mkdtemp(prefix="gw-", dir=log_dir())
+        port_file = os.path.join(self._dir, "port")
+        args = [binary_path(), "--bind", "127.0.0.1", "--port", str(port),
+                "--port-file", port_file, "--log-level", "warn", *self.extra]
+        self.args = args
+        with open(self.log_path, "ab") as logf:
+            logf.write(("$ " + " ".join(args) + "\n").encode())
+            logf.flush()
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=logf,
+                                         stderr=subprocess.STDOUT, cwd=str(REPO))
+        self.pid = self.proc.pid
+        self.killed = False
+        self._stopping = False
+        self.stop_seconds = None
+        if self not in _State.gateways:
+            _State.gateways.append(self)
+        deadline = time.monotonic() + 10.0
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise RuntimeError(f"gateway exited during startup with status {rc}:\n{self.log_tail()}")
+            try:
+                with open(port_file) as f:
+                    txt = f.read()
+                m = re.fullmatch(r"\s*(\d+)\s*", txt)
+                if m and 0 < int(m.group(1)) < 65536:
+                    self.port = int(m.group(1))
+                    break
+            except FileNotFoundError:
+                pass
+            if time.monotonic() > deadline:
+                self._kill_quietly()
+                raise RuntimeError(f"gateway did not write its port file within 10 s:\n{self.log_tail()}")
+            time.sleep(0.01)
+        return self
+
+    def url(self, path="/"):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def crashed(self):
+        return self.proc is not None and not self._stopping and self.proc.poll() is not None
+
+    def signal(self, sig=signal.SIGTERM):
+        self._stopping = True
+        self._term_sent = time.monotonic()
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=10.0):
+        """Wait for the process to end; return its status or None on timeout."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self, check=None, timeout=10.0):
+        """SIGTERM, wait up to `timeout`, then SIGKILL. Returns the exit status."""
+        if check is None:
+            check = self.check_exit
+        if self.proc is None:
+            return None
+        died_on_its_own = not self._stopping and self.proc.poll() is not None
+        t0 = time.monotonic()
+        if self.proc.poll() is None:
+            if not self._stopping:
+                self.signal(signal.SIGTERM)
+            else:
+                t0 = getattr(self, "_term_sent", t0)
+            try:
+                self.proc.wait(max(0.1, timeout - (time.monotonic() - t0)))
+            except subprocess.TimeoutExpired:
+                self.killed = True
+                self.proc.kill()
+                self.proc.wait(5)
+        self._stopping = True
+        self.stop_seconds = time.monotonic() - t0
+        rc = self.proc.returncode
+        if check:
+            if died_on_its_own:
+                raise AssertionError(f"gateway had already died with status {rc}")
+            if self.killed:
+                raise AssertionError(f"gateway did not exit within {timeout:.0f} s of SIGTERM (killed)")
+            if rc != 0:
+                raise AssertionError(f"gateway exit status after SIGTERM: {rc}, want 0")
+        return rc
+
+    def restart(self, same_port=True):
+        """Stop (asserting a clean exit) and start again, on the same port by default."""
+        port = self.port
+        self.stop()
+        return self.start(port=port if same_port else 0)
+
+    def _kill_quietly(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self._stopping = True
+            try:
+                self.proc.kill()
+                self.proc.wait(5)
+            except Exception:
+                pass
+
+    def log_tail(self, lines=30):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()[-20000:]
+            return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+        except OSError as e:
+            return f"(no log: {e})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.stop()
+        else:
+            self.stop(check=False, timeout=3.0)
+        return False
+
+
+# ---------------------------------------------------------------------------
+# blocking HTTP helpers (http.client)
+
+_AUTO = object()
+
+
+def _port(gw):
+    return gw if isinstance(gw, int) else gw.port
+
+
+def request(gw, method, path, body=None, headers=None, timeout=5.0):
+    """One request on a fresh connection: (status, headers-lowercased, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", _port(gw), timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        hdrs = {}
+        for k, v in r.getheaders():
+            k = k.lower()
+            hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
+        return r.status, hdrs, data
+    finally:
+        conn.close()
+
+
+def get(gw, path, headers=None, timeout=5.0):
+    return request(gw, "GET", path, headers=headers, timeout=timeout)
+
+
+def _publish_parts(ch, data, content_type, event, client, exclude_sender):
+    if content_type is _AUTO:
+        if isinstance(data, (bytes, bytearray)):
+            content_type = "application/octet-stream"
+        elif isinstance(data, str):
+            content_type = "text/plain; charset=utf-8"
+        else:
+            content_type = "application/json"
+    if isinstance(data, (bytes, bytearray)):
+        body = bytes(data)
+    elif isinstance(data, str):
+        body = data.encode("utf-8")
+    else:
+        body = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    q = []
+    if event is not None:
+        q.append(("event", event))
+    if exclude_sender:
+        q.append(("exclude_sender", "1"))
+    path = f"/channels/{ch}" + ("?" + urllib.parse.urlencode(q) if q else "")
+    headers = {}
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    if client is not None:
+        headers["X-Client-Id"] = client
+    return path, body, headers
+
+
+def _decode_json(body):
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return body
+
+
+def publish(gw, ch, data, content_type=_AUTO, event=None, client=None,
+            exclude_sender=False, timeout=5.0):
+    """POST /channels/{ch}. data: bytes -> octet-stream, str -> text/plain,
+    anything else -> JSON.  content_type=None sends no Content-Type.
+    Returns (status, parsed JSON body or raw bytes)."""
+    path, body, headers = _publish_parts(ch, data, content_type, event, client, exclude_sender)
+    st, _, resp = request(gw, "POST", path, body=body, headers=headers, timeout=timeout)
+    return st, _decode_json(resp)
+
+
+def info(gw, ch):
+    st, _, body = get(gw, f"/channels/{ch}/info")
+    check(st == 200, f"GET /channels/{ch}/info: status {st}: {body[:300]!r}")
+    return json.loads(body)
+
+
+def metrics(gw):
+    """Parse /metrics (Prometheus text) into {'name{labels}': float}."""
+    st, _, body = get(gw, "/metrics")
+    check(st == 200, f"GET /metrics: status {st}")
+    out = {}
+    for line in body.decode("utf-8", "replace").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)", line)
+        if m:
+            try:
+                out[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+            except ValueError:
+                pass
+    return out
+
+
+def metric_sum(mets, name):
+    """Sum of every series of metric `name` (any labels); None if absent."""
+    vals = [v for k, v in mets.items() if k == name or k.startswith(name + "{")]
+    return sum(vals) if vals else None
+
+
+def expect_error(resp, status, code=None, what="request"):
+    """resp = (status, headers, body) from request()/get(). Checks the status
+    and the error body {"error":{"code":...,"message":...}}; returns the code."""
+    st, hdrs, body = resp
+    check(st == status, f"{what}: status {st}, want {status}; body {body[:300]!r}")
+    try:
+        j = json.loads(body)
+    except ValueError:
+        raise AssertionError(f"{what}: error body is not JSON: {body[:300]!r}")
+    check(isinstance(j, dict) and isinstance(j.get("error"), dict),
+          f"{what}: error body lacks an 'error' object: {j!r}")
+    e = j["error"]
+    check(isinstance(e.get("code"), str) and e["code"], f"{what}: error.code missing: {j!r}")
+    check(isinstance(e.get("message"), str), f"{what}: error.message missing: {j!r}")
+    ctype = hdrs.get("content-type", "")
+    check(ctype.split(";")[0].strip().lower() == "application/json",
+          f"{what}: error Content-Type {ctype!r}, want application/json")
+    if code is not None:
+        check(e["code"] == code, f"{what}: error code {e['code']!r}, want {code!r}")
+    return e["code"]
+
+
+class Publisher:
+    """Publishes over one keep-alive connection (blocking; use the a* methods
+    from async code, they run in a worker thread)."""
+
+    def __init__(self, gw, timeout=5.0):
+        self.port = _port(gw)
+        self.timeout = timeout
+        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        self.sent = 0
+
+    def publish(self, ch, data, content_type=_AUTO, event=None, client=None, exclude_sender=False):
+        path, body, headers = _publish_parts(ch, data, content_type, event, client, exclude_sender)
+        self.conn.request("POST", path, body=body, headers=headers)
+        r = self.conn.getresponse()
+        resp = r.read()
+        self.sent += 1
+        return r.status, _decode_json(resp)
+
+    def publish_many(self, ch, items, interval=0.0, deadline=30.0, **kw):
+        """Publish items in order; each must get 201. Returns the acked ids.
+        interval > 0 paces the publishes on an absolute schedule."""
+        ids = []
+        t0 = time.monotonic()
+        for i, item in enumerate(items):
+            if interval:
+                delay = t0 + i * interval - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            if time.monotonic() - t0 > deadline:
+                raise AssertionError(f"publishing took longer than {deadline} s (at item {i})")
+            st, body = self.publish(ch, item, **kw)
+            if st != 201:
+                raise AssertionError(f"publish #{i + 1} to {ch}: status {st}: {body!r}")
+            ids.append(body.get("id") if isinstance(body, dict) else None)
+        return ids
+
+    async def apublish(self, ch, data, **kw):
+        return await asyncio.to_thread(self.publish, ch, data, **kw)
+
+    async def apublish_many(self, ch, items, interval=0.0, **kw):
+        return await asyncio.to_thread(self.publish_many, ch, items, interval, **kw)
+
+    def close(self):
+        self.conn.close()
+
+
+def payload(i, size=0):
+    """A recognisable JSON payload for message i (with non-ASCII text)."""
+    p = {"n": i, "s": "héllo ☃ " + str(i)}
+    if size:
+        p["pad"] = "x" * max(0, size - 40)
+    return p
+
+
+# ---------------------------------------------------------------------------
+# asyncio HTTP plumbing
+
+async def wait_until(pred, timeout, interval=0.02, what="condition"):
+    """Poll pred() (sync or async) until true; AssertionError on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = pred()
+        if inspect.isawaitable(r):
+            r = await r
+        if r:
+            return r
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def open_stream(port, timeout=5.0, rcvbuf=None):
+    """asyncio (reader, writer) to 127.0.0.1:port; rcvbuf shrinks SO_RCVBUF."""
+    if rcvbuf is None:
+        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", port)), timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return await asyncio.open_connection(sock=sock)
+
+
+class Head:
+    def __init__(self, version, status, reason, headers, raw):
+        self.version, self.status, self.reason, self.headers, self.raw = version, status, reason, headers, raw
+
+    def __repr__(self):
+        return f"<{self.version} {self.status} {self.reason} {self.headers}>"
+
+
+def _parse_head(raw):
+    text = raw.decode("iso-8859-1")
+    lines = text.split("\r\n")
+    m = re.match(r"^(HTTP/\d\.\d) (\d{3})(?: (.*))?$", lines[0])
+    if not m:
+        raise AssertionError(f"bad HTTP status line: {lines[0]!r}")
+    headers = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        if ":" not in line:
+            raise AssertionError(f"bad HTTP header line: {line!r}")
+        k, v = line.split(":", 1)
+        k, v = k.strip().lower(), v.strip()
+        headers[k] = headers[k] + ", " + v if k in headers else v
+    return Head(m.group(1), int(m.group(2)), m.group(3) or "", headers, raw)
+
+
+async def read_head(reader, timeout=5.0):
+    raw = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    return _parse_head(raw)
+
+
+class BodyReader:
+    """Reads an HTTP/1.1 response body piecewise: chunked, Content-Length or
+    close-delimited.  .complete tells whether it ended properly (last chunk
+    or full length); .ended whether it ended at all."""
+
+    def __init__(self, reader, head, method="GET"):
+        self.r = reader
+        h = head.headers
+        self.chunked = "chunked" in h.get("transfer-encoding", "").lower()
+        self.left = None
+        if not self.chunked and "content-length" in h:
+            self.left = int(h["content-length"])
+        if method == "HEAD" or head.status in (204, 304) or 100 <= head.status < 200:
+            self.left = 0
+            self.chunked = False
+        self._chunk_left = 0
+        self.complete = False
+        self.ended = False
+
+    async def read(self):
+        """Next piece of body, or b'' at the end."""
+        if self.ended:
+            return b""
+        try:
+            if self.chunked:
+                return await self._read_chunked()
+            if self.left is not None:
+                if self.left == 0:
+                    self.complete = self.ended = True
+                    return b""
+                data = await self.r.read(min(self.left, 65536))
+                if not data:
+                    self.ended = True
+                    return b""
+                self.left -= len(data)
+                return data
+            data = await self.r.read(65536)
+            if not data:
+                self.complete = self.ended = True
+            return data
+        except (asyncio.IncompleteReadError, ConnectionError):
+            self.ended = True
+            raise
+
+    async def _read_chunked(self):
+        if self._chunk_left == 0:
+            line = await self.r.readuntil(b"\r\n")
+            size_txt = line.split(b";", 1)[0].strip()
+            try:
+                size = int(size_txt, 16)
+            except ValueError:
+                raise AssertionError(f"bad chunk size line {line!r}")
+            if size == 0:
+                while True:  # trailers
+                    t = await self.r.readuntil(b"\r\n")
+                    if t == b"\r\n":
+                        break
+                self.complete = self.ended = True
+                return b""
+            self._chunk_left = size
+        data = await self.r.read(min(self._chunk_left, 65536))
+        if not data:
+            raise asyncio.IncompleteReadError(b"", self._chunk_left)
+        self._chunk_left -= len(data)
+        if self._chunk_left == 0:
+            crlf = await self.r.readexactly(2)
+            if crlf != b"\r\n":
+                raise AssertionError(f"chunk not followed by CRLF: {crlf!r}")
+        return data
+
+    async def read_all(self, limit=64 * 1024 * 1024):
+        parts = []
+        n = 0
+        while True:
+            d = await self.read()
+            if not d:
+                return b"".join(parts)
+            parts.append(d)
+            n += len(d)
+            if n > limit:
+                raise AssertionError("response body too large")
+
+
+class Response:
+    def __init__(self, status, headers, body, version="HTTP/1.1"):
+        self.status, self.headers, self.body, self.version = status, headers, body, version
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __iter__(self):  # allows: st, hdrs, body = resp
+        return iter((self.status, self.headers, self.body))
+
+
+def _http_request_bytes(method, path, port, headers=None, body=None):
+    hdrs = {"Host": f"127.0.0.1:{port}"}
+    for k, v in (headers or {}).items():
+        hdrs[k] = v
+    if body is not None:
+        hdrs.setdefault("Content-Length", str(len(body)))
+    head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in hdrs.items()) + "\r\n"
+    return head.encode("latin-1") + (body or b"")
+
+
+class AsyncHTTP:
+    """HTTP/1.1 client over one keep-alive asyncio connection."""
+
+    def __init__(self, gw, timeout=10.0):
+        self.port = _port(gw)
+        self.timeout = timeout
+        self.reader = self.writer = None
+        self.connects = 0
+        _State.clients.append(self)
+
+    async def _connect(self):
+        self.reader, self.writer = await open_stream(self.port, self.timeout)
+        self.connects += 1
+
+    async def request(self, method, path, headers=None, body=None, timeout=None):
+        timeout = timeout or self.timeout
+        for attempt in (0, 1):
+            fresh = self.writer is None
+            if fresh:
+                await self._connect()
+            try:
+                self.writer.write(_http_request_bytes(method, path, self.port, headers, body))
+                await asyncio.wait_for(self.writer.drain(), timeout)
+                head = await read_head(self.reader, timeout)
+                data = await asyncio.wait_for(BodyReader(self.reader, head, method).read_all(), timeout)
+            except asyncio.IncompleteReadError as e:
+                self.close()
+                # An idle keep-alive connection the server had closed: retry a GET once.
+                if fresh or method != "GET" or e.partial:
+                    raise ConnectionError(f"connection closed before a complete response ({len(e.partial)} bytes)")
+                continue
+            except ConnectionError:
+                self.close()
+                if fresh or method != "GET":
+                    raise
+                continue
+            conn_hdr = head.headers.get("connection", "").lower()
+            if "close" in conn_hdr or head.version == "HTTP/1.0":
+                self.close()
+            return Response(head.status, head.headers, data, head.version)
+        raise ConnectionError("unreachable")
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    def abort(self):
+        if self.writer is not None:
+            self.writer.transport.abort()
+        self.reader = self.writer = None
+
+
+def parse_status(data):
+    """Status code of the first HTTP response line in data, or None."""
+    m = re.match(rb"HTTP/\d\.\d (\d{3})", data or b"")
+    return int(m.group(1)) if m else None
+
+
+async def raw_exchange(gw, chunks, read_timeout=3.0, stop_after_head=True, rcvbuf=None):
+    """Send raw bytes (a bytes or a list of bytes/float pauses) on a fresh
+    connection and read until EOF or read_timeout.  Returns
+    (received bytes, how) with how in {'eof', 'reset', 'timeout', 'head'};
+    'head' means a complete response head arrived (and stop_after_head)."""
+    reader, writer = await open_stream(_port(gw), 5.0, rcvbuf)
+    if isinstance(chunks, (bytes, bytearray)):
+        chunks = [chunks]
+    got = bytearray()
+    how = "timeout"
+    try:
+        for c in chunks:
+            if isinstance(c, (int, float)):
+                await asyncio.sleep(c)
+                continue
+            writer.write(c)
+            try:
+                await asyncio.wait_for(writer.drain(), 2.0)
+            except (ConnectionError, asyncio.TimeoutError):
+                break
+        deadline = time.monotonic() + read_timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                d = await asyncio.wait_for(reader.read(65536), left)
+            except asyncio.TimeoutError:
+                break
+            except ConnectionError:
+                how = "reset"
+                break
+            if not d:
+                how = "eof"
+                break
+            got += d
+            if stop_after_head and b"\r\n\r\n" in got:
+                how = "head"
+                break
+    finally:
+        writer.transport.abort()
+    return bytes(got), how
+
+
+# ---------------------------------------------------------------------------
+# subscribers
+
+class Sub:
+    """Common part of the four subscriber clients.
+
+    .messages  message dicts in arrival order ({'id','event','data',...})
+    .gaps      gap signals; .events: ('message'|'gap', obj) in arrival order
+    .cursor    the resume cursor after the last processed message
+    .problems  contract deviations noticed while parsing
+    .end_reason why the stream ended (None while running)
+    """
+
+    kind = "?"
+
+    def __init__(self, gw, ch, since=None, client=None):
+        self.port = _port(gw)
+        self.ch = ch
+        self.channels = ch.split(",")
+        self.since = None if since is None else str(since)
+        self.cursor = self.since
+        self.client_id = client
+        self.messages = []
+        self.gaps = []
+        self.events = []
+        self.problems = []
+        self.welcome = None
+        self.end_reason = None
+        self.error = None
+        self.status = None
+        self.ended_at = None
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._task = None
+        self._writer = None
+        _State.clients.append(self)
+
+    # -- lifecycle
+    async def start(self, timeout=5.0):
+        """Connect and wait until subscribed (welcome or first poll reply)."""
+        self._task = asyncio.create_task(self._guarded())
+        waiters = [asyncio.create_task(self._ready.wait()), asyncio.create_task(self._done.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+        if not self._ready.is_set():
+            raise AssertionError(f"{self.kind} client on {self.ch} not subscribed within {timeout} s: "
+                                 f"{self.describe()}")
+        return self
+
+    async def _guarded(self):
+        try:
+            await self._run()
+            if self.end_reason is None:
+                self.end_reason = "finished"
+        except asyncio.CancelledError:
+            if self.end_reason is None:
+                self.end_reason = "cancelled"
+            raise
+        except asyncio.IncompleteReadError:
+            self.end_reason = self.end_reason or "eof"
+        except ConnectionResetError as e:
+            self.end_reason = "reset"
+            self.error = e
+        except Exception as e:  # noqa: BLE001
+            self.end_reason = self.end_reason or f"error: {type(e).__name__}: {e}"
+            self.error = e
+        finally:
+            self.ended_at = time.monotonic()
+            self._done.set()
+            self._changed.set()
+
+    @property
+    def done(self):
+        return self._done.is_set()
+
+    def abort(self):
+        """Close the connection abruptly (no goodbye) and stop the task."""
+        if self._writer is not None:
+            try:
+                self._writer.transport.abort()
+            except Exception:
+                pass
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        if self.end_reason is None:
+            self.end_reason = "aborted"
+
+    async def wait_done(self, timeout):
+        try:
+            await asyncio.wait_for(self._done.wait(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"{self.kind} client on {self.ch} did not end within {timeout} s: "
+                                 f"{self.describe()}")
+
+    # -- recording
+    def _note(self):
+        self._changed.set()
+
+    def _add_message(self, m):
+        self.messages.append(m)
+        self.events.append(("message", m))
+        self._changed.set()
+
+    def _add_gap(self, g):
+        self.gaps.append(g)
+        self.events.append(("gap", g))
+        self._changed.set()
+
+    def _advance(self, channel, mid):
+        if len(self.channels) == 1:
+            self.cursor = str(mid)
+            return
+        parts = (self.cursor or ",".join("0" * len(self.channels))).split(",")
+        if channel in self.channels and len(parts) == len(self.channels):
+            parts[self.channels.index(channel)] = str(mid)
+            self.cursor = ",".join(parts)
+
+    def ids(self):
+        return [m.get("id") for m in self.messages]
+
+    def describe(self):
+        return (f"{self.kind} ch={self.ch} status={self.status} end={self.end_reason} "
+                f"msgs={summarize_ids(self.ids())} gaps={len(self.gaps)} cursor={self.cursor} "
+                f"problems={self.problems[:3]}")
+
+    # -- waiting
+    async def wait_for(self, pred, timeout, what="condition"):
+        deadline = time.monotonic() + timeout
+        while True:
+            if pred():
+                return
+            if self._done.is_set():
+                raise AssertionError(f"{self.kind} client ended before {what}: {self.describe()}")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{self.kind} client: timed out after {timeout} s waiting for "
+                                     f"{what}: {self.describe()}")
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.5))
+            except asyncio.TimeoutError:
+                pass
+
+    async def wait_count(self, n, timeout):
+        await self.wait_for(lambda: len(self.messages) >= n, timeout, f"{n} messages")
+
+    async def wait_id(self, mid, timeout):
+        await self.wait_for(lambda: any(m.get("id") == mid for m in self.messages[-50:]) or
+                            (self.messages and isinstance(self.messages[-1].get("id"), int)
+                             and self.messages[-1]["id"] >= mid),
+                            timeout, f"message id {mid}")
+
+
+def _check_message(sub, m):
+    """Shape of a poll/longpoll/ws message object."""
+    if not isinstance(m, dict):
+        sub.problems.append(f"message is not an object: {m!r}")
+        return
+    for k in ("type", "channel", "id", "event", "data", "ts"):
+        if k not in m:
+            sub.problems.append(f"message lacks {k!r}: {str(m)[:200]}")
+    if m.get("type") != "message":
+        sub.problems.append(f"message type {m.get('type')!r}")
+    if not isinstance(m.get("id"), int) or isinstance(m.get("id"), bool):
+        sub.problems.append(f"message id not an integer: {m.get('id')!r}")
+    if m.get("channel") not in sub.channels:
+        sub.problems.append(f"message channel {m.get('channel')!r} not subscribed")
+
+
+class PollClient(Sub):
+    """Short polling: GET ?transport=poll&since=CURSOR, then wait `interval`
+    after each reply (at once when the reply says more:true)."""
+
+    kind = "poll"
+    transport = "poll"
+
+    def __init__(self, gw, ch, since=None, client=None, interval=0.05, req_timeout=10.0, extra_query=None):
+        super().__init__(gw, ch, since, client)
+        self.interval = interval
+        self.req_timeout = req_timeout
+        self.extra_query = list(extra_query or [])
+        self.replies = []       # (monotonic time, status) of every reply
+        self.requests = 0
+        self.in_flight = False  # a request is out and not yet answered
+        self.last_response = None
+        self.http = None
+
+    def _query(self):
+        q = [("transport", self.transport)]
+        if self.cursor is not None:
+            q.append(("since", self.cursor))
+        if self.client_id:
+            q.append(("client", self.client_id))
+        return q + self.extra_query
+
+    def path(self):
+        return f"/channels/{self.ch}?" + urllib.parse.urlencode(self._query(), safe=",")
+
+    def abort(self):
+        if self.http is not None:
+            self.http.abort()
+        super().abort()
+
+    async def _run(self):
+        self.http = AsyncHTTP(self.port, self.req_timeout)
+        first = True
+        while True:
+            self.requests += 1
+            path = self.path()
+            if first and self.cursor is None and self.transport == "longpoll":
+                # learn the tail cursor with one short poll, so that "subscribed"
+                # has a definite meaning before anything is published
+                path = path.replace("transport=longpoll", "transport=poll", 1)
+            first = False
+            self.in_flight = True
+            try:
+                resp = await self.http.request("GET", path, timeout=self.req_timeout)
+            finally:
+                self.in_flight = False
+            self._writer = self.http.writer
+            self.replies.append((time.monotonic(), resp.status))
+            self.last_response = resp
+            self.status = resp.status
+            if resp.status != 200:
+                self.end_reason = f"HTTP {resp.status}: {resp.body[:200]!r}"
+                return
+            try:
+                j = json.loads(resp.body)
+            except ValueError:
+                self.problems.append(f"reply not JSON: {resp.body[:200]!r}")
+                self.end_reason = "bad reply"
+                return
+            cid = resp.headers.get("x-client-id")
+            if not cid:
+                self.problems.append("reply without X-Client-Id")
+            elif self.client_id is None:
+                self.client_id = cid
+            if not isinstance(j.get("messages"), list) or not isinstance(j.get("next"), str):
+                self.problems.append(f"reply lacks messages/next: {str(j)[:200]}")
+                self.end_reason = "bad reply"
+                return
+            if j.get("gap"):
+                self._add_gap({"since": self.cursor, **{k: v for k, v in j.items() if k != "messages"}})
+            for m in j["messages"]:
+                _check_message(self, m)
+                self._add_message(m)
+                if isinstance(m, dict):
+                    self._advance(m.get("channel"), m.get("id"))
+            if len(self.channels) == 1 and j["messages"] and isinstance(j["messages"][-1], dict):
+                if j["next"] != str(j["messages"][-1].get("id")):
+                    self.problems.append(f"next {j['next']!r} != last id {j['messages'][-1].get('id')}")
+            self.cursor = j["next"]
+            self._ready.set()
+            self._note()
+            if not j.get("more"):
+                await self._pause()
+
+    async def _pause(self):
+        if self.interval:
+            await asyncio.sleep(self.interval)
+
+
+class LongPollClient(PollClient):
+    """Long polling: ?transport=longpoll&timeout=N, re-asks at once."""
+
+    kind = "longpoll"
+    transport = "longpoll"
+
+    def __init__(self, gw, ch, since=None, client=None, timeout=10, extra_query=None):
+        super().__init__(gw, ch, since, client, interval=0, req_timeout=(timeout or 25) + 5.0,
+                         extra_query=extra_query)
+        self.lp_timeout = timeout
+
+    def _query(self):
+        q = super()._query()
+        if self.lp_timeout is not None:
+            q.insert(1, ("timeout", str(self.lp_timeout)))
+        return q
+
+
+def _sse_lines(buf):
+    """Split complete lines (CRLF, LF or CR) off buf: (lines, rest)."""
+    lines = []
+    i = 0
+    n = len(buf)
+    start = 0
+    while i < n:
+        c = buf[i]
+        if c == 0x0A:
+            lines.append(buf[start:i])
+            start = i + 1
+        elif c == 0x0D:
+            if i + 1 >= n:
+                break  # maybe CRLF split across reads
+            lines.append(buf[start:i])
+            if buf[i + 1] == 0x0A:
+                i += 1
+            start = i + 1
+        i += 1
+    return lines, buf[start:]
+
+
+class SSEClient(Sub):
+    """text/event-stream over a raw asyncio connection (chunked decoding).
+
+    last_event_id sends a Last-Event-ID header; since goes in the query.
+    After the stream: .clean_end tells whether the body ended properly
+    (last chunk), .end_reason is 'eof', 'reset', ...
+    """
+
+    kind = "sse"
+
+    def __init__(self, gw, ch, since=None, last_event_id=None, client=None, headers=None,
+                 rcvbuf=None, extra_query=None, path=None):
+        super().__init__(gw, ch, since, client)
+        self.last_event_id = None if last_event_id is None else str(last_event_id)
+        if self.last_event_id is not None:
+            self.cursor = self.last_event_id
+        self.headers = dict(headers or {})
+        self.rcvbuf = rcvbuf
+        self.extra_query = list(extra_query or [])
+        self._path = path
+        self.head = None
+        self.first_line = None
+        self.retry = None
+        self.comments = []
+        self.raw_events = []   # (event, id, data) for everything dispatched
+        self.clean_end = False
+        self._gate = asyncio.Event()
+        self._gate.set()
+
+    def path(self):
+        if self._path:
+            return self._path
+        q = [("transport", "sse")]
+        if self.since is not None:
+            q.append(("since", self.since))
+        if self.client_id:
+            q.append(("client", self.client_id))
+        q += self.extra_query
+        return f"/channels/{self.ch}?" + urllib.parse.urlencode(q, safe=",")
+
+    def pause(self):
+        """Stop reading from the socket (a client that never reads)."""
+        self._gate.clear()
+        if self._writer is not None:
+            self._writer.transport.pause_reading()
+
+    def resume(self):
+        if self._writer is not None:
+            self._writer.transport.resume_reading()
+        self._gate.set()
+
+    async def _run(self):
+        reader, writer = await open_stream(self.port, 5.0, self.rcvbuf)
+        self._writer = writer
+        hdrs = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+        if self.last_event_id is not None:
+            hdrs["Last-Event-ID"] = self.last_event_id
+        hdrs.update(self.headers)
+        writer.write(_http_request_bytes("GET", self.path(), self.port, hdrs))
+        await writer.drain()
+        self.head = head = await read_head(reader, 10.0)
+        self.status = head.status
+        body = BodyReader(reader, head)
+        if head.status != 200:
+            self.error_body = await asyncio.wait_for(body.read_all(), 5.0)
+            self.end_reason = f"HTTP {head.status}: {self.error_body[:200]!r}"
+            return
+        ctype = head.headers.get("content-type", "")
+        if ctype.split(";")[0].strip() != "text/event-stream":
+            self.problems.append(f"Content-Type {ctype!r}")
+        buf = b""
+        ev = {"event": "", "data": [], "id": None}
+        last_id = self.last_event_id
+        while True:
+            if not self._gate.is_set():
+                await self._gate.wait()
+            try:
+                piece = await body.read()
+            except (asyncio.IncompleteReadError, ConnectionError) as e:
+                self.end_reason = "reset" if isinstance(e, ConnectionResetError) else "eof (truncated)"
+                return
+            if not piece:
+                self.clean_end = body.complete
+                self.end_reason = "eof" if body.complete else "eof (truncated)"
+                return
+            buf += piece
+            lines, buf = _sse_lines(buf)
+            for raw in lines:
+                line = raw.decode("utf-8", "replace")
+                if self.first_line is None:
+                    self.first_line = line
+                if line == "":
+                    last_id = self._dispatch(ev, last_id)
+                    ev = {"event": "", "data": [], "id": None}
+                    continue
+                if line.startswith(":"):
+                    self.comments.append(line[1:].strip())
+                    self._note()
+                    continue
+                field, _, value = line.partition(":")
+                if value.startswith(" "):
+                    value = value[1:]
+                if field == "event":
+                    ev["event"] = value
+                elif field == "data":
+                    ev["data"].append(value)
+                elif field == "id":
+                    if "\0" not in value:
+                        ev["id"] = value
+                elif field == "retry":
+                    if value.isdigit():
+                        self.retry = int(value)
+                else:
+                    self.problems.append(f"unknown SSE field {field!r}")
+
+    def _dispatch(self, ev, last_id):
+        if ev["id"] is not None:
+            last_id = ev["id"]
+        if not ev["data"]:
+            return last_id
+        name = ev["event"] or "message"
+        data_txt = "\n".join(ev["data"])
+        self.raw_events.append((name, ev["id"], data_txt))
+        try:
+            data = json.loads(data_txt)
+        except ValueError:
+            self.problems.append(f"event {name!r} data not JSON: {data_txt[:200]!r}")
+            data = data_txt
+        if name == "welcome":
+            self.welcome = data
+            if isinstance(data, dict):
+                self.client_id = data.get("client", self.client_id)
+                if data.get("cursor") is not None:
+                    self.cursor = str(data["cursor"])
+            if ev["id"] is not None:
+                self.cursor = ev["id"]
+            self._ready.set()
+        elif name == "gap":
+            self._add_gap(data)
+        else:
+            if ev["id"] is None:
+                self.problems.append(f"message event without id: {data_txt[:100]!r}")
+            cur = ev["id"] if ev["id"] is not None else last_id
+            mid = None
+            if cur is not None and len(self.channels) == 1 and cur.isdigit():
+                mid = int(cur)
+            self.cursor = cur
+            self._add_message({"id": mid, "cursor": cur, "event": name, "data": data})
+        self._note()
+        return last_id
+
+
+def ws_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, mask_key=None):
+    """Encode one WebSocket frame (client frames are masked by default)."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    b0 = (0x80 if fin else 0) | (rsv & 0x7) << 4 | (opcode & 0xF)
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        hdr = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        hdr = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        hdr = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return hdr + payload
+    key = mask_key or os.urandom(4)
+    return hdr + key + _mask(payload, key)
+
+
+def _mask(data, key):
+    if not data:
+        return b""
+    k = int.from_bytes((key * (len(data) // 4 + 1))[: len(data)], "big")
+    return (int.from_bytes(data, "big") ^ k).to_bytes(len(data), "big")
+
+
+class WSClient(Sub):
+    """A minimal RFC 6455 client on asyncio streams.
+
+    Records .close_code/.close_reason of a server close frame, .eof,
+    .app_pings ({"type":"ping"} frames), .binaries, .others (other JSON frames).
+    """
+
+    kind = "ws"
+
+    def __init__(self, gw, ch=None, since=None, client=None, path=None, protocols=("anypush.v1",),
+                 headers=None, rcvbuf=None, extra_query=None, auto_pong=True):
+        super().__init__(gw, ch or "", since, client)
+        self._path = path
+        self.protocols = protocols
+        self.headers = dict(headers or {})
+        self.rcvbuf = rcvbuf
+        self.extra_query = list(extra_query or [])
+        self.auto_pong = auto_pong
+        self.head = None
+        self.subprotocol = None
+        self.close_code = None
+        self.close_reason = None
+        self.eof = False
+        self.app_pings = 0
+        self.pings = []
+        self.pongs = []
+        self.binaries = []
+        self.texts = []
+        self.others = []
+        self._close_sent = False
+        self._reader = None
+        self._gate = asyncio.Event()
+        self._gate.set()
+
+    def path(self):
+        if self._path:
+            return self._path
+        q = [("transport", "ws")]
+        if self.since is not None:
+            q.append(("since", self.since))
+        if self.client_id:
+            q.append(("client", self.client_id))
+        q += self.extra_query
+        return f"/channels/{self.ch}?" + urllib.parse.urlencode(q, safe=",")
+
+    async def connect(self, timeout=5.0):
+        """Handshake only. Returns the response head; raises unless 101."""
+        reader, writer = await open_stream(self.port, timeout, self.rcvbuf)
+        self._reader, self._writer = reader, writer
+        key = base64.b64encode(os.urandom(16)).decode()
+        hdrs = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key,
+                "Sec-WebSocket-Version": "13"}
+        if self.protocols:
+            hdrs["Sec-WebSocket-Protocol"] = ", ".join(self.protocols)
+        hdrs.update(self.headers)
+        writer.write(_http_request_bytes("GET", self.path(), self.port, hdrs))
+        await writer.drain()
+        self.head = head = await read_head(reader, timeout)
+        self.status = head.status
+        if head.status != 101:
+            try:
+                self.error_body = await asyncio.wait_for(BodyReader(reader, head).read_all(), timeout)
+            except Exception:
+                self.error_body = b""
+            self.end_reason = f"HTTP {head.status}"
+            raise AssertionError(f"ws handshake to {self.path()}: status {head.status}: "
+                                 f"{self.error_body[:300]!r}")
+        want = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        if head.headers.get("sec-websocket-accept") != want:
+            self.problems.append(f"bad Sec-WebSocket-Accept {head.headers.get('sec-websocket-accept')!r}")
+        if "websocket" not in head.headers.get("upgrade", "").lower():
+            self.problems.append(f"101 without Upgrade: websocket ({head.headers.get('upgrade')!r})")
+        self.subprotocol = head.headers.get("sec-websocket-protocol")
+        if self.protocols and self.subprotocol not in self.protocols:
+            self.problems.append(f"subprotocol {self.subprotocol!r} not among {self.protocols}")
+        if not self.protocols and self.subprotocol:
+            self.problems.append(f"subprotocol {self.subprotocol!r} chosen though none was asked")
+        return head
+
+    async def start(self, timeout=5.0, wait_welcome=True):
+        if self._reader is None:
+            await self.connect(timeout)
+        if not wait_welcome:
+            self._task = asyncio.create_task(self._guarded())
+            return self
+        return await super().start(timeout)
+
+    async def _guarded_start(self):
+        return await self._guarded()
+
+    def pause(self):
+        self._gate.clear()
+        if self._writer is not None:
+            self._writer.transport.pause_reading()
+
+    def resume(self):
+        if self._writer is not None:
+            self._writer.transport.resume_reading()
+        self._gate.set()
+
+    # -- sending
+    async def send_frame(self, opcode, payload=b"", fin=True, mask=True, rsv=0):
+        self._writer.write(ws_frame(opcode, payload, fin, mask, rsv))
+        await asyncio.wait_for(self._writer.drain(), 5.0)
+
+    async def send_raw(self, data):
+        self._writer.write(data)
+        await asyncio.wait_for(self._writer.drain(), 5.0)
+
+    async def send_text(self, text):
+        await self.send_frame(0x1, text.encode("utf-8") if isinstance(text, str) else text)
+
+    async def send_json(self, obj):
+        await self.send_text(json.dumps(obj))
+
+    async def send_binary(self, data):
+        await self.send_frame(0x2, data)
+
+    async def send_close(self, code=1000, reason=""):
+        self._close_sent = True
+        await self.send_frame(0x8, struct.pack("!H", code) + reason.encode())
+
+    async def close(self, code=1000, timeout=3.0):
+        """Polite close: send a close frame and wait for the server's."""
+        if not self.done:
+            try:
+                await self.send_close(code)
+                await asyncio.wait_for(self._done.wait(), timeout)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+        self.abort()
+
+    async def wait_closed(self, timeout=3.0):
+        """Wait until the server closes the connection (close frame or EOF)."""
+        await self.wait_done(timeout)
+
+    # -- receiving
+    async def _run(self):
+        r = self._reader
+        frag_op, frag = None, []
+        while True:
+            if not self._gate.is_set():
+                await self._gate.wait()
+            try:
+                hdr = await r.readexactly(2)
+            except asyncio.IncompleteReadError:
+                self.eof = True
+                if self.end_reason is None:
+                    self.end_reason = "eof" if self.close_code is None else "close"
+                return
+            b0, b1 = hdr
+            fin, rsv, op = b0 & 0x80, (b0 >> 4) & 7, b0 & 0xF
+            n = b1 & 0x7F
+            if n == 126:
+                n = struct.unpack("!H", await r.readexactly(2))[0]
+            elif n == 127:
+                n = struct.unpack("!Q", await r.readexactly(8))[0]
+            key = await r.readexactly(4) if b1 & 0x80 else None
+            if key is not None:
+                self.problems.append("server frame is masked")
+            if rsv:
+                self.problems.append(f"server frame has RSV bits {rsv}")
+            if n > 64 * 1024 * 1024:
+                self.problems.append(f"server frame of {n} bytes")
+                self.end_reason = "giant frame"
+                return
+            data = await r.readexactly(n)
+            if key is not None:
+                data = _mask(data, key)
+            if op >= 0x8:
+                if not fin or n > 125:
+                    self.problems.append(f"bad control frame op={op} fin={bool(fin)} len={n}")
+                if op == 0x8:
+                    self.close_code = struct.unpack("!H", data[:2])[0] if len(data) >= 2 else 1005
+                    self.close_reason = data[2:].decode("utf-8", "replace")
+                    self.end_reason = "close"
+                    self._note()
+                    if not self._close_sent:
+                        try:
+                            await self.send_close(self.close_code if self.close_code not in (1005, 1006) else 1000)
+                        except Exception:
+                            pass
+                    try:  # the server closes TCP after the close handshake
+                        d = await asyncio.wait_for(r.read(65536), 2.0)
+                        while d:
+                            d = await asyncio.wait_for(r.read(65536), 2.0)
+                        self.eof = True
+                    except (asyncio.TimeoutError, ConnectionError):
+                        pass
+                    return
+                if op == 0x9:
+                    self.pings.append(data)
+                    if self.auto_pong:
+                        try:
+                            await self.send_frame(0xA, data)
+                        except Exception:
+                            pass
+                elif op == 0xA:
+                    self.pongs.append(data)
+                else:
+                    self.problems.append(f"reserved control opcode {op}")
+                continue
+            if op == 0x0:
+                if frag_op is None:
+                    self.problems.append("continuation frame without a start")
+                    continue
+                frag.append(data)
+                if fin:
+                    self._deliver(frag_op, b"".join(frag))
+                    frag_op, frag = None, []
+            elif op in (0x1, 0x2):
+                if frag_op is not None:
+                    self.problems.append("new data frame inside a fragmented message")
+                if fin:
+                    self._deliver(op, data)
+                else:
+                    frag_op, frag = op, [data]
+            else:
+                self.problems.append(f"reserved data opcode {op}")
+
+    def _deliver(self, op, data):
+        if op == 0x2:
+            self.binaries.append(data)
+            self._note()
+            return
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            self.problems.append("text frame is not UTF-8")
+            return
+        self.texts.append(text)
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            self.problems.append(f"text frame not JSON: {text[:200]!r}")
+            return
+        t = obj.get("type") if isinstance(obj, dict) else None
+        if t == "welcome":
+            self.welcome = obj
+            self.client_id = obj.get("client", self.client_id)
+            if obj.get("cursor") is not None:
+                self.cursor = str(obj["cursor"])
+            self._ready.set()
+        elif t == "message":
+            _check_message(self, obj)
+            self._add_message(obj)
+            self._advance(obj.get("channel"), obj.get("id"))
+        elif t == "gap":
+            self._add_gap(obj)
+        elif t == "ping":
+            self.app_pings += 1
+        else:
+            self.others.append(obj)
+        self._note()
+
+
+def make_client(kind, gw, ch, since=None, **kw):
+    """A subscriber of the given transport ('poll', 'longpoll', 'sse', 'ws')."""
+    if kind == "poll":
+        return PollClient(gw, ch, since=since, **kw)
+    if kind == "longpoll":
+        return LongPollClient(gw, ch, since=since, **kw)
+    if kind == "sse":
+        return SSEClient(gw, ch, since=since, **kw)
+    if kind == "ws":
+        return WSClient(gw, ch, since=since, **kw)
+    raise ValueError(kind)

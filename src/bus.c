@@ -6,13 +6,14 @@
  * eviction simple to get right. Sharding by channel is the next step if a
  * profile ever shows this lock.
  *
- * Messages are in three places, all guarded by the lock: their channel's
+ * Messages are in two places, both guarded by the lock: their channel's
  * ring, and one bus-wide list in publish order. Because ids within a
  * channel follow publish order, the bus-wide oldest message is always the
  * oldest of its own channel, so evicting for the memory budget is popping
  * that list. */
 #include "bus.h"
 
+#include "log.h"
 #include "message.h"
 #include "metrics.h"
 #include "xalloc.h"
@@ -21,6 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#define LOG_PREFIX "bus"
 
 struct channel {
 	struct channel *hnext;
@@ -330,6 +333,10 @@ static void notify_taps(struct bus *bus, struct channel *ch,
 			if (!excluded(m, sub))
 				wake(sub);
 		} else if (ch->bytes - t->lag_base > bus->cfg.lag_limit) {
+			log_debug("subscriber %llu (%s) cut: %llu bytes behind",
+				  (unsigned long long)sub->id,
+				  sub->transport->name,
+				  (unsigned long long)(ch->bytes - t->lag_base));
 			metrics_add(&metrics.slow_consumers, 1);
 			end_subscriber(sub, SUB_END_SLOW);
 		}

@@ -86,9 +86,11 @@ static int set_option(struct config *cfg, const struct option_def *o,
 	v = strtoul(value, &end, 10);
 	if (errno || end == value || *end || value[0] == '-' ||
 	    v < o->min || v > o->max) {
-		fprintf(err, "anypush: --%s wants a number from %lu to %lu, "
-			     "not '%s'\n",
-			o->name, o->min, o->max, value);
+		fprintf(err, "anypush: --");
+		for (const char *c = o->name; *c; c++)
+			fputc(*c == '_' ? '-' : *c, err);
+		fprintf(err, " wants a number from %lu to %lu, not '%s'\n",
+			o->min, o->max, value);
 		return -1;
 	}
 	*(unsigned long *)field = v;

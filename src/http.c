@@ -171,6 +171,8 @@ static int channels(struct http_request *req, const char *method,
 	size_t len = strlen(rest);
 	const char *suffix = "/info";
 
+	if (strcmp(method, "OPTIONS") == 0)
+		return preflight(req);
 	if (len > 5 && strcmp(rest + len - 5, suffix) == 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 			return method_not_allowed(req);
@@ -180,8 +182,6 @@ static int channels(struct http_request *req, const char *method,
 		return subscribe(req, rest);
 	if (strcmp(method, "POST") == 0)
 		return publish_serve(req, rest);
-	if (strcmp(method, "OPTIONS") == 0)
-		return preflight(req);
 	return method_not_allowed(req);
 }
 
@@ -209,8 +209,9 @@ static int dispatch(struct http_request *req, const char *url,
 	if (strcmp(url, "/metrics") == 0 && get)
 		return metrics_page(req);
 	if (strcmp(url, "/ws") == 0)
-		return http_reply_error(req->conn, 400, "upgrade_required",
-					"/ws takes a WebSocket upgrade");
+		return http_reply_error(req->conn, 404, "not_found",
+					"the multiplexed /ws endpoint is not in "
+					"this version; use /channels/{ch}");
 	if (strcmp(method, "OPTIONS") == 0)
 		return preflight(req);
 	if (!get)

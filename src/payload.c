@@ -18,15 +18,58 @@ static bool is_json_space(char c)
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-/* Copy with whitespace outside strings dropped; -1 on a raw control
- * character inside a string (RFC 8259 requires those escaped). */
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+/* Length of the RFC 8259 number at p, 0 if there is none:
+ * -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static size_t number_len(const char *p, const char *end)
+{
+	const char *q = p;
+
+	if (q < end && *q == '-')
+		q++;
+	if (q < end && *q == '0')
+		q++;
+	else if (q < end && is_digit(*q))
+		while (q < end && is_digit(*q))
+			q++;
+	else
+		return 0;
+	if (q < end && *q == '.') {
+		if (++q == end || !is_digit(*q))
+			return 0;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	if (q < end && (*q == 'e' || *q == 'E')) {
+		if (++q < end && (*q == '+' || *q == '-'))
+			q++;
+		if (q == end || !is_digit(*q))
+			return 0;
+		while (q < end && is_digit(*q))
+			q++;
+	}
+	/* a number must not run into more number-like characters ("01") */
+	if (q < end && (is_digit(*q) || *q == '.' || *q == '-' || *q == '+'))
+		return 0;
+	return (size_t)(q - p);
+}
+
+/* Copy with whitespace outside strings dropped, checking the tokens that
+ * cJSON 1.7.15 lets through: it takes any byte <= 0x20 as whitespace and
+ * numbers like "01" or "1.". -1 on anything RFC 8259 refuses there, and
+ * on raw control characters inside strings. cJSON checks the structure. */
 static int compact(const char *in, size_t len, char *out, size_t *out_len)
 {
+	const char *p = in, *end = in + len;
 	bool in_string = false, escaped = false;
 	size_t n = 0;
 
-	for (size_t i = 0; i < len; i++) {
-		char c = in[i];
+	while (p < end) {
+		char c = *p;
 
 		if (in_string) {
 			if ((unsigned char)c < 0x20)
@@ -38,11 +81,24 @@ static int compact(const char *in, size_t len, char *out, size_t *out_len)
 			else if (c == '"')
 				in_string = false;
 		} else if (is_json_space(c)) {
+			p++;
 			continue;
+		} else if (c == '-' || is_digit(c)) {
+			size_t k = number_len(p, end);
+
+			if (k == 0)
+				return -1;
+			memcpy(out + n, p, k);
+			n += k;
+			p += k;
+			continue;
+		} else if ((unsigned char)c < 0x20 || c == 0x7F) {
+			return -1;
 		} else if (c == '"') {
 			in_string = true;
 		}
 		out[n++] = c;
+		p++;
 	}
 	*out_len = n;
 	return 0;
@@ -55,6 +111,11 @@ enum payload_error payload_from_json(const char *body, size_t len,
 	cJSON *doc;
 
 	memset(out, 0, sizeof *out);
+	/* RFC 8259 lets a parser ignore a byte order mark; we drop it */
+	if (len >= 3 && memcmp(body, "\xEF\xBB\xBF", 3) == 0) {
+		body += 3;
+		len -= 3;
+	}
 	if (!utf8_valid((const unsigned char *)body, len) ||
 	    memchr(body, '\0', len) != NULL)
 		return PAYLOAD_BAD_JSON;

@@ -45,6 +45,9 @@ struct router {
 	pthread_t thread;
 	struct pending *oldest, *newest;
 	size_t npending;
+	/* evicted while events for them may still be in the current epoll
+	 * batch: freed only after the batch (fd is -1 meanwhile) */
+	struct pending *graveyard;
 	char head[HEAD_CAP];
 };
 
@@ -149,9 +152,15 @@ static void add_pending(struct router *r, int fd, struct sockaddr_storage *sa,
 				  .data.ptr = p };
 
 	if (r->npending >= r->srv->cfg->max_pending) {
+		struct pending *old = r->oldest;
+
 		metrics_add(&metrics.pending_evicted, 1);
 		log_debug("pending cap reached: closing the oldest");
-		drop(r, r->oldest);
+		unlink_pending(r, old);
+		close(old->fd);
+		old->fd = -1;
+		old->next = r->graveyard;
+		r->graveyard = old;
 	}
 	p->fd = fd;
 	p->sa = *sa;
@@ -198,6 +207,16 @@ static void expire(struct router *r, uint64_t now)
 	}
 }
 
+static void bury(struct router *r)
+{
+	while (r->graveyard) {
+		struct pending *p = r->graveyard;
+
+		r->graveyard = p->next;
+		free(p);
+	}
+}
+
 static void *router_main(void *arg)
 {
 	struct router *r = arg;
@@ -207,13 +226,16 @@ static void *router_main(void *arg)
 		int n = epoll_wait(r->ep, ev, 64, 100);
 
 		for (int i = 0; i < n; i++) {
+			struct pending *p = ev[i].data.ptr;
+
 			if (ev[i].data.ptr == &r->stop_fd)
 				return NULL;
 			if (ev[i].data.ptr == &r->lfd)
 				accept_all(r);
-			else
-				peek(r, ev[i].data.ptr);
+			else if (p->fd >= 0)
+				peek(r, p);
 		}
+		bury(r);
 		expire(r, bus_now_ms());
 	}
 }
@@ -274,11 +296,11 @@ static void write_port_file(const char *path, unsigned port)
 		log_error("cannot write --port-file %s", path);
 }
 
-static void watch(int ep, int fd, void *tag)
+static int watch(int ep, int fd, void *tag)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = tag };
 
-	epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+	return epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
 struct router *router_start(struct server *srv)
@@ -294,12 +316,16 @@ struct router *router_start(struct server *srv)
 	}
 	r->ep = epoll_create1(EPOLL_CLOEXEC);
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	watch(r->ep, r->lfd, &r->lfd);
-	watch(r->ep, r->stop_fd, &r->stop_fd);
 	port = bound_port(r->lfd);
-	if (pthread_create(&r->thread, NULL, router_main, r) != 0) {
+	if (r->ep < 0 || r->stop_fd < 0 || watch(r->ep, r->lfd, &r->lfd) < 0 ||
+	    watch(r->ep, r->stop_fd, &r->stop_fd) < 0 ||
+	    pthread_create(&r->thread, NULL, router_main, r) != 0) {
 		log_error("cannot start the router thread");
 		close(r->lfd);
+		if (r->ep >= 0)
+			close(r->ep);
+		if (r->stop_fd >= 0)
+			close(r->stop_fd);
 		free(r);
 		return NULL;
 	}
@@ -319,6 +345,7 @@ void router_stop(struct router *r)
 	pthread_join(r->thread, NULL);
 	while (r->oldest)
 		drop(r, r->oldest);
+	bury(r);
 	close(r->lfd);
 	close(r->ep);
 	close(r->stop_fd);

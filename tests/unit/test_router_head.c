@@ -1,0 +1,475 @@
+/* The router's first look at a connection: incomplete, HTTP, a WebSocket
+ * subscribe lws will accept, malformed, or too large. The bytes are
+ * whatever a client sent first, so most cases here are hostile. */
+#include "unit.h"
+
+#include "router_head.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CAP 8192 /* the router's own cap */
+
+static enum head_verdict classify(const char *buf, size_t len)
+{
+	return router_head_classify(buf, len, CAP, true);
+}
+
+static enum head_verdict classify_str(const char *s)
+{
+	return classify(s, strlen(s));
+}
+
+static const char *verdict_name(enum head_verdict v)
+{
+	switch (v) {
+	case HEAD_INCOMPLETE: return "INCOMPLETE";
+	case HEAD_HTTP: return "HTTP";
+	case HEAD_WS: return "WS";
+	case HEAD_BAD: return "BAD";
+	case HEAD_TOO_LARGE: return "TOO_LARGE";
+	}
+	return "?";
+}
+
+#define ck_verdict(got, want)                                                \
+	do {                                                                 \
+		enum head_verdict g_ = (got), w_ = (want);                   \
+		ck_assert_msg(g_ == w_, "%s, expected %s", verdict_name(g_), \
+			      verdict_name(w_));                             \
+	} while (0)
+
+/* A WebSocket upgrade for target, with upgrade_line as its Upgrade
+ * header line (NULL: none). */
+static const char *ws_head(const char *target, const char *upgrade_line)
+{
+	static char buf[2048];
+
+	snprintf(buf, sizeof buf,
+		 "GET %s HTTP/1.1\r\n"
+		 "Host: localhost:8080\r\n"
+		 "%s%s"
+		 "Connection: Upgrade\r\n"
+		 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		 "Sec-WebSocket-Version: 13\r\n"
+		 "Sec-WebSocket-Protocol: anypush.v1\r\n"
+		 "\r\n",
+		 target, upgrade_line ? upgrade_line : "",
+		 upgrade_line ? "\r\n" : "");
+	return buf;
+}
+
+static enum head_verdict ws_target(const char *target)
+{
+	return classify_str(ws_head(target, "Upgrade: websocket"));
+}
+
+/* ---- plain HTTP ---- */
+
+START_TEST(test_http_requests)
+{
+	ck_verdict(classify_str("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), HEAD_HTTP);
+	ck_verdict(classify_str("GET /channels/x HTTP/1.1\r\n\r\n"), HEAD_HTTP);
+	ck_verdict(classify_str("GET /channels/x?transport=sse HTTP/1.0\r\n"
+				"Accept: text/event-stream\r\n\r\n"),
+		   HEAD_HTTP);
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
+				"Content-Length: 2\r\n\r\n{}"),
+		   HEAD_HTTP);
+	ck_verdict(classify_str("OPTIONS * HTTP/1.1\r\n\r\n"), HEAD_HTTP);
+	ck_verdict(classify_str("DELETE /x HTTP/1.1\r\n\r\n"), HEAD_HTTP);
+	/* bare LF line ends */
+	ck_verdict(classify_str("GET / HTTP/1.1\nHost: x\n\n"), HEAD_HTTP);
+	/* a tab and bytes >= 0x80 in a header value are not control bytes */
+	ck_verdict(classify_str("GET / HTTP/1.1\r\nX-A:\tv \xc3\xa9\r\n\r\n"),
+		   HEAD_HTTP);
+}
+END_TEST
+
+START_TEST(test_body_after_head)
+{
+	/* whatever follows the blank line is the body, not the head */
+	static const char req[] = "POST /channels/x HTTP/1.1\r\n"
+				  "Content-Type: application/octet-stream\r\n"
+				  "Content-Length: 6\r\n\r\n"
+				  "\x00\x01\xff\x7f\r\n";
+
+	ck_verdict(classify(LIT(req)), HEAD_HTTP);
+	/* even when the body looks like an Upgrade header */
+	ck_verdict(classify_str("GET /channels/x HTTP/1.1\r\n\r\n"
+				"Upgrade: websocket\r\n\r\n"),
+		   HEAD_HTTP);
+	/* or holds a NUL right after the head */
+	ck_verdict(classify(LIT("GET / HTTP/1.1\r\n\r\n\0\0\0")), HEAD_HTTP);
+}
+END_TEST
+
+/* ---- WebSocket ---- */
+
+START_TEST(test_ws_upgrades)
+{
+	ck_verdict(ws_target("/channels/x"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?since=5"), HEAD_WS);
+	ck_verdict(ws_target("/channels/chat:lobby?since=0&transport=ws"),
+		   HEAD_WS);
+	ck_verdict(ws_target("/channels/a,b,c?since=1,2,3"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?since=18446744073709551615"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?client=abc_DEF-123"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?foo=bar&since=3"), HEAD_WS);
+}
+END_TEST
+
+START_TEST(test_ws_upgrade_header_case)
+{
+	ck_verdict(classify_str(ws_head("/channels/x", "upgrade: WebSocket")),
+		   HEAD_WS);
+	ck_verdict(classify_str(ws_head("/channels/x", "UPGRADE: WEBSOCKET")),
+		   HEAD_WS);
+	ck_verdict(classify_str(ws_head("/channels/x", "Upgrade:websocket")),
+		   HEAD_WS);
+	/* no Upgrade, or not to websocket: plain HTTP */
+	ck_verdict(classify_str(ws_head("/channels/x", NULL)), HEAD_HTTP);
+	ck_verdict(classify_str(ws_head("/channels/x", "Upgrade: h2c")),
+		   HEAD_HTTP);
+	ck_verdict(classify_str(ws_head("/channels/x", "X-Upgrade: websocket")),
+		   HEAD_HTTP);
+	/* not in the request line either */
+	ck_verdict(classify_str("GET /channels/x?u=Upgrade:websocket HTTP/1.1"
+				"\r\n\r\n"),
+		   HEAD_HTTP);
+}
+END_TEST
+
+START_TEST(test_ws_disabled)
+{
+	const char *h = ws_head("/channels/x?since=5", "Upgrade: websocket");
+
+	ck_verdict(router_head_classify(h, strlen(h), CAP, false), HEAD_HTTP);
+}
+END_TEST
+
+START_TEST(test_ws_doubtful_goes_to_http)
+{
+	/* libmicrohttpd answers these with the protocol's JSON errors */
+	static const char *const targets[] = {
+		"/channels/x?since=abc",
+		"/channels/x?since=",
+		"/channels/x?since=-1",
+		"/channels/x?since=18446744073709551616",
+		"/channels/x?since=1,2",   /* two ids for one channel */
+		"/channels/a,b?since=1",   /* one id for two */
+		"/channels/x?transport=sse",
+		"/channels/x?transport=poll",
+		"/channels/x?transport=WS",
+		"/channels/x?client=bad!id",
+		"/channels/a%3Ab",
+		"/channels/caf%C3%A9",
+		"/channels/",
+		"/channels",
+		"/channels/x/info",
+		"/channels/a,,b",
+		"/channels/a,a",
+		"/channels/.",
+		"/channels/..",
+		"/channels/a b",
+		"/",
+		"/index.html",
+		"/ws/x",
+		"http://evil/channels/x",
+	};
+
+	for (size_t i = 0; i < NELEM(targets); i++) {
+		enum head_verdict v = ws_target(targets[i]);
+
+		ck_assert_msg(v == HEAD_HTTP || v == HEAD_BAD, "%s: %s",
+			      targets[i], verdict_name(v));
+		if (strchr(targets[i], ' ') == NULL)
+			ck_assert_msg(v == HEAD_HTTP, "%s: %s", targets[i],
+				      verdict_name(v));
+	}
+}
+END_TEST
+
+START_TEST(test_ws_needs_get)
+{
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
+				"Upgrade: websocket\r\n\r\n"),
+		   HEAD_HTTP);
+	ck_verdict(classify_str("GETX /channels/x HTTP/1.1\r\n"
+				"Upgrade: websocket\r\n\r\n"),
+		   HEAD_HTTP);
+}
+END_TEST
+
+/* ---- incomplete and too large ---- */
+
+START_TEST(test_incomplete)
+{
+	static const char *const heads[] = {
+		"",
+		"G",
+		"GET",
+		"GET ",
+		"GET /chan",
+		"GET / HTTP/1.1",
+		"GET / HTTP/1.1\r",
+		"GET / HTTP/1.1\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r",
+		"POST /channels/x HTTP/1.1\r\nContent-Length: 5\r\n",
+	};
+
+	for (size_t i = 0; i < NELEM(heads); i++)
+		ck_assert_msg(classify_str(heads[i]) == HEAD_INCOMPLETE,
+			      "'%s': %s", heads[i],
+			      verdict_name(classify_str(heads[i])));
+}
+END_TEST
+
+START_TEST(test_every_prefix_incomplete)
+{
+	/* a head arriving a byte at a time decides only at its end */
+	const char *h = ws_head("/channels/a,b?since=4,0", "Upgrade: websocket");
+	size_t len = strlen(h);
+
+	for (size_t n = 0; n < len; n++)
+		ck_assert_msg(classify(h, n) == HEAD_INCOMPLETE,
+			      "prefix %zu: %s", n,
+			      verdict_name(classify(h, n)));
+	ck_verdict(classify(h, len), HEAD_WS);
+}
+END_TEST
+
+START_TEST(test_too_large)
+{
+	static char buf[CAP + 64];
+	size_t n;
+
+	/* a long target with no end of head */
+	memcpy(buf, "GET /", 5);
+	memset(buf + 5, 'a', sizeof buf - 5);
+	ck_verdict(router_head_classify(buf, CAP - 1, CAP, true),
+		   HEAD_INCOMPLETE);
+	ck_verdict(router_head_classify(buf, CAP, CAP, true), HEAD_TOO_LARGE);
+
+	/* many headers */
+	n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n");
+	while (n + 8 <= CAP)
+		n += (size_t)sprintf(buf + n, "X-A: b\r\n");
+	ck_verdict(router_head_classify(buf, n, n, true), HEAD_TOO_LARGE);
+	ck_verdict(router_head_classify(buf, n, n + 1, true), HEAD_INCOMPLETE);
+
+	/* a complete head right at the cap is fine: the last header
+	 * "X-A: b\r\n" becomes "X-A:\r\n\r\n" */
+	memcpy(buf + n - 4, "\r\n\r\n", 4);
+	ck_verdict(router_head_classify(buf, n, n, true), HEAD_HTTP);
+}
+END_TEST
+
+/* ---- malformed ---- */
+
+struct bad_head {
+	const char *s;
+	size_t len;
+	const char *what;
+};
+
+#define BH(s, what) { (s), sizeof(s) - 1, (what) }
+
+static const struct bad_head bad_heads[] = {
+	BH("get / HTTP/1.1\r\n\r\n", "lowercase method"),
+	BH("Get / HTTP/1.1\r\n\r\n", "mixed-case method"),
+	BH(" GET / HTTP/1.1\r\n\r\n", "leading space"),
+	BH("GET\t/ HTTP/1.1\r\n\r\n", "tab after method"),
+	BH("GET  / HTTP/1.1\r\n\r\n", "double space"),
+	BH("GET /\r\n\r\n", "no HTTP version (HTTP/0.9)"),
+	BH("GET / \r\n\r\n", "empty HTTP version"),
+	BH("GET /HTTP/1.1\r\n\r\n", "no space before the version"),
+	BH("GET / HTTP/2.0\r\n\r\n", "HTTP/2 text"),
+	BH("GET / FTP/1.1\r\n\r\n", "not HTTP"),
+	BH("GET / http/1.1\r\n\r\n", "lowercase version"),
+	BH("GET / HTTP/1\r\n\r\n", "short version"),
+	BH("\r\n\r\n", "empty request line"),
+	BH("\n\n", "empty request line, LF"),
+	BH("GET\r\n\r\n", "method only"),
+	BH("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "HTTP/2 preface"),
+	BH("GET / HTTP/1.1\r\nHost: a\0b\r\n\r\n", "NUL in a header"),
+	BH("GET /\0 HTTP/1.1\r\n\r\n", "NUL in the target"),
+	BH("GET /\0", "NUL before the head ends"),
+	BH("\0", "just NUL"),
+	BH("GET / HTTP/1.1\r\nX: \x01\r\n\r\n", "control byte in a header"),
+	BH("GET / HTTP/1.1\r\nX: \x7f\r\n\r\n", "DEL in a header"),
+	BH("GET /\x1b[2J HTTP/1.1\r\n\r\n", "escape in the target"),
+	BH("ABCDEFGHIJKLMNOPQ / HTTP/1.1\r\n\r\n", "17-letter method"),
+	BH("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "long method, incomplete"),
+	BH("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "TLS ClientHello"),
+	BH("SSH-2.0-OpenSSH_9.6\r\n", "SSH banner"),
+	BH("\xff\xfe\xfd", "binary"),
+	BH("{\"op\":\"subscribe\"}", "JSON"),
+	BH("1 / HTTP/1.1\r\n\r\n", "digit method"),
+};
+
+START_TEST(test_bad)
+{
+	const struct bad_head *c = &bad_heads[_i];
+	enum head_verdict v = classify(c->s, c->len);
+
+	ck_assert_msg(v == HEAD_BAD, "%s: %s", c->what, verdict_name(v));
+}
+END_TEST
+
+/* xorshift: reproducible noise */
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+
+static unsigned next_rand(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (unsigned)(rng >> 32);
+}
+
+START_TEST(test_random_binary)
+{
+	char buf[512];
+
+	for (int round = 0; round < 2000; round++) {
+		size_t len = 1 + next_rand() % sizeof buf;
+
+		for (size_t i = 0; i < len; i++)
+			buf[i] = (char)next_rand();
+		/* a first byte that cannot start a method */
+		if (buf[0] >= 'A' && buf[0] <= 'Z')
+			buf[0] = (char)0x80;
+		ck_verdict(classify(buf, len), HEAD_BAD);
+	}
+}
+END_TEST
+
+START_TEST(test_random_mutations)
+{
+	/* good heads with a few random edits, cut anywhere, classified from
+	 * a buffer of exactly their length: any verdict, but a sane one and
+	 * no read out of bounds (valgrind or ASan would say) */
+	static const char interesting[] = " ,?&=%:/\r\n\t\0~.";
+	const char *bases[3];
+	char work[1200];
+	int counts[HEAD_TOO_LARGE + 1] = { 0 };
+
+	bases[0] = strdup(ws_head("/channels/a,b?since=1,2", "Upgrade: websocket"));
+	bases[1] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+	bases[2] = "POST /channels/x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+	ck_assert_ptr_nonnull(bases[0]);
+	for (int round = 0; round < 30000; round++) {
+		const char *base = bases[next_rand() % 3];
+		size_t len = strlen(base), edits = next_rand() % 4, cap;
+		enum head_verdict v;
+		char *exact;
+
+		memcpy(work, base, len);
+		for (size_t e = 0; e < edits && len > 0; e++) {
+			size_t at = next_rand() % len;
+
+			switch (next_rand() % 4) {
+			case 0: /* any byte */
+				work[at] = (char)next_rand();
+				break;
+			case 1: /* a byte that means something here */
+				work[at] = interesting[next_rand() %
+						       (sizeof interesting - 1)];
+				break;
+			case 2: /* delete */
+				memmove(work + at, work + at + 1, len - at - 1);
+				len--;
+				break;
+			default: /* insert */
+				memmove(work + at + 1, work + at, len - at);
+				work[at] = interesting[next_rand() %
+						       (sizeof interesting - 1)];
+				len++;
+				break;
+			}
+		}
+		if (next_rand() % 4 == 0)
+			len = next_rand() % (len + 1);
+		switch (next_rand() % 3) {
+		case 0: cap = len; break;
+		case 1: cap = len + 1; break;
+		default: cap = CAP; break;
+		}
+		exact = malloc(len ? len : 1);
+		ck_assert_ptr_nonnull(exact);
+		memcpy(exact, work, len);
+		v = router_head_classify(exact, len, cap ? cap : 1,
+					 next_rand() % 2);
+		free(exact);
+		ck_assert_int_ge(v, HEAD_INCOMPLETE);
+		ck_assert_int_le(v, HEAD_TOO_LARGE);
+		counts[v]++;
+	}
+	free((char *)bases[0]);
+	/* the edits reach every verdict */
+	for (int v = 0; v <= HEAD_TOO_LARGE; v++)
+		ck_assert_msg(counts[v] > 0, "never %s",
+			      verdict_name((enum head_verdict)v));
+}
+END_TEST
+
+START_TEST(test_exact_length_reads)
+{
+	/* every prefix of many heads, each in a buffer of exactly that
+	 * size, so a read past len is caught by valgrind/ASan */
+	static const char *const heads[] = {
+		"GET /channels/a,b?since=1,2&client=x HTTP/1.1\r\n"
+		"Upgrade: websocket\r\n\r\n",
+		"GET / HTTP/1.1\n\n",
+		"GET /channels/x?since HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+		"GET /channels/x?&&& HTTP/1.1\r\nUpgrade:\r\n\r\n",
+		"GET /channels/x HTTP/1.1\r\nUpgrade: websocke\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < NELEM(heads); i++) {
+		size_t len = strlen(heads[i]);
+
+		for (size_t n = 1; n <= len; n++) {
+			char *b = malloc(n);
+
+			ck_assert_ptr_nonnull(b);
+			memcpy(b, heads[i], n);
+			(void)router_head_classify(b, n, CAP, true);
+			free(b);
+		}
+	}
+}
+END_TEST
+
+static Suite *router_head_suite(void)
+{
+	Suite *s = suite_create("router_head");
+	TCase *tc = tcase_create("classify");
+
+	tcase_add_test(tc, test_http_requests);
+	tcase_add_test(tc, test_body_after_head);
+	tcase_add_test(tc, test_ws_upgrades);
+	tcase_add_test(tc, test_ws_upgrade_header_case);
+	tcase_add_test(tc, test_ws_disabled);
+	tcase_add_test(tc, test_ws_doubtful_goes_to_http);
+	tcase_add_test(tc, test_ws_needs_get);
+	tcase_add_test(tc, test_incomplete);
+	tcase_add_test(tc, test_every_prefix_incomplete);
+	tcase_add_test(tc, test_too_large);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("hostile");
+	tcase_add_loop_test(tc, test_bad, 0, (int)NELEM(bad_heads));
+	tcase_add_test(tc, test_random_binary);
+	tcase_add_test(tc, test_random_mutations);
+	tcase_add_test(tc, test_exact_length_reads);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+UNIT_MAIN(router_head_suite)

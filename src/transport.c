@@ -31,6 +31,8 @@ int transport_enable_only(const char *list)
 	bool want[TRANSPORT_COUNT] = { false };
 	const char *p = list;
 
+	if (*p == '\0')
+		return -1; /* a gateway with no transport serves nothing */
 	while (*p) {
 		size_t len = strcspn(p, ",");
 		const struct transport *t = transport_by_name(p, len);

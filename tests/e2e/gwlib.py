@@ -6,6 +6,11 @@ and prints TAP.  Everything is bounded in time: every network wait has a
 timeout, every test has a deadline, and a watchdog ends the script before the
 60 s budget of one test file, killing any gateway it started.
 
+Environment: ANYPUSH_BIN (the binary; default ../../src/anypush from here),
+ANYPUSH_WEB (the web/ folder for the static-file test), TMPDIR (gateway logs
+go to $TMPDIR/anypush-e2e/SCRIPT.PID.NN-TEST.SEQ.log; the tail of the logs of a
+failed test is printed as TAP diagnostics).
+
 Typical script:
 
     from gwlib import *
@@ -25,11 +30,12 @@ import base64
 import hashlib
 import http.client
 import inspect
+import io
 import json
 import os
-import random
 import re
 import resource
+import shutil
 import signal
 import socket
 import struct
@@ -42,7 +48,7 @@ import urllib.parse
 from pathlib import Path
 
 __all__ = [
-    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "run",
+    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "todo", "run",
     "check", "expect_eq", "expect_error", "ids_problem", "summarize_ids",
     "request", "get", "publish", "info", "metrics", "metric_sum", "Publisher",
     "AsyncHTTP", "raw_exchange", "parse_status", "wait_until", "open_stream",
@@ -92,10 +98,15 @@ class Skip(Exception):
     """Raised by a test to report `ok N - name # SKIP reason`."""
 
 
+class _Timeout(Exception):
+    pass
+
+
 class _State:
     n = 0
     planned = None
     failed = 0
+    todo = 0
     test_name = "setup"
     test_index = 0
     gateways = []   # every Gateway ever started, in order
@@ -138,6 +149,16 @@ def ok(cond, name, diagnostic=None):
 
 def skip(reason):
     raise Skip(reason)
+
+
+def todo(reason):
+    """Decorator: a known, accepted failure.  The test still runs; a failure
+    prints `not ok N - name # TODO reason` (TAP does not count it), a pass
+    prints `ok N - name # TODO reason` (an unexpected pass, worth a look)."""
+    def mark(fn):
+        fn.tap_todo = reason
+        return fn
+    return mark
 
 
 def check(cond, msg):
@@ -191,7 +212,7 @@ def ids_problem(ids, expected):
             seen.add(x)
         out.append(f"duplicates {summarize_ids(dups)}")
     for k in range(1, len(ids)):
-        if ids[k] <= ids[k - 1]:
+        if not (isinstance(ids[k], int) and isinstance(ids[k - 1], int)) or ids[k] <= ids[k - 1]:
             out.append(f"out of order at position {k}: {ids[k - 1]} then {ids[k]}")
             break
     return "; ".join(out)
@@ -268,11 +289,19 @@ def run(tests, *, budget=55.0, timeout=25.0):
             try:
                 res = fn()
                 if inspect.isawaitable(res):
-                    await asyncio.wait_for(res, tmo)
+                    task = asyncio.ensure_future(res)
+                    done, _ = await asyncio.wait({task}, timeout=tmo)
+                    if not done:
+                        where = io.StringIO()
+                        task.print_stack(limit=6, file=where)
+                        task.cancel()
+                        await asyncio.wait({task}, timeout=5)
+                        raise _Timeout(f"test timed out after {tmo:.1f} s, waiting in:\n{where.getvalue()}")
+                    task.result()
             except Skip as e:
                 skipped = str(e) or "skipped"
-            except asyncio.TimeoutError as e:
-                err = f"test timed out after {tmo:.1f} s\n" + "".join(traceback.format_tb(e.__traceback__))
+            except _Timeout as e:
+                err = str(e)
             except Exception as e:  # noqa: BLE001 - report everything
                 tb = "".join(traceback.format_tb(e.__traceback__, limit=-3))
                 err = f"{type(e).__name__}: {e}\n{tb}"
@@ -280,13 +309,21 @@ def run(tests, *, budget=55.0, timeout=25.0):
                 _abort_clients()
             # A gateway of this test that died on its own is a failure too.
             for gw in _State.gateways[first_gw:]:
-                if err is None and gw.crashed():
-                    err = f"gateway {gw.pid} died unexpectedly: exit {gw.proc.returncode}"
+                if gw.crashed():
+                    err = (err or "") + f"\ngateway {gw.pid} died during the test ({gw.exit_text()})"
             _kill_gateways(first_gw)
             dt = time.monotonic() - t0
+            todo_reason = getattr(fn, "tap_todo", None)
             if skipped is not None:
                 _State.n += 1
                 _out(f"ok {_State.n} - {_clean_name(name)} # SKIP {skipped}")
+            elif todo_reason:
+                _State.n += 1
+                _out(f"{'ok' if err is None else 'not ok'} {_State.n} - {_clean_name(name)} "
+                     f"# TODO {_clean_name(todo_reason)}")
+                if err is not None:
+                    _State.todo += 1
+                    diag(f"after {dt:.2f} s: {err.rstrip()}")
             elif err is None:
                 ok(True, name)
             else:
@@ -302,7 +339,8 @@ def run(tests, *, budget=55.0, timeout=25.0):
     finally:
         signal.alarm(0)
         _kill_gateways()
-    diag(f"{SCRIPT}: {_State.n - _State.failed} passed, {_State.failed} failed, "
+    diag(f"{SCRIPT}: {_State.n - _State.failed - _State.todo} passed, {_State.failed} failed, "
+         f"{_State.todo} known failures (TODO), "
          f"{time.monotonic() - t_start:.1f} s")
     return 0
 
@@ -330,6 +368,7 @@ class Gateway:
         self.log_path = None
         self.killed = False
         self.stop_seconds = None
+        self.crash_rc = None
         self._stopping = False
         self.start()
 
@@ -357,6 +396,7 @@ class Gateway:
         if self not in _State.gateways:
             _State.gateways.append(self)
         deadline = time.monotonic() + 10.0
+        seen = None
         while True:
             rc = self.proc.poll()
             if rc is not None:
@@ -366,8 +406,10 @@ class Gateway:
                     txt = f.read()
                 m = re.fullmatch(r"\s*(\d+)\s*", txt)
                 if m and 0 < int(m.group(1)) < 65536:
-                    self.port = int(m.group(1))
-                    break
+                    if seen == txt:  # the same twice: not caught mid-write
+                        self.port = int(m.group(1))
+                        break
+                    seen = txt
             except FileNotFoundError:
                 pass
             if time.monotonic() > deadline:
@@ -383,7 +425,16 @@ class Gateway:
         return self.proc is not None and self.proc.poll() is None
 
     def crashed(self):
+        """True if the process ended without being asked to (crash, exit)."""
+        if self.crash_rc is not None:
+            return True
         return self.proc is not None and not self._stopping and self.proc.poll() is not None
+
+    def exit_text(self):
+        rc = self.proc.returncode if self.proc is not None else None
+        if rc is None:
+            return "running"
+        return f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
 
     def signal(self, sig=signal.SIGTERM):
         self._stopping = True
@@ -404,6 +455,8 @@ class Gateway:
         if self.proc is None:
             return None
         died_on_its_own = not self._stopping and self.proc.poll() is not None
+        if died_on_its_own:
+            self.crash_rc = self.proc.returncode
         t0 = time.monotonic()
         if self.proc.poll() is None:
             if not self._stopping:
@@ -418,14 +471,15 @@ class Gateway:
                 self.proc.wait(5)
         self._stopping = True
         self.stop_seconds = time.monotonic() - t0
+        shutil.rmtree(self._dir, ignore_errors=True)
         rc = self.proc.returncode
         if check:
             if died_on_its_own:
-                raise AssertionError(f"gateway had already died with status {rc}")
+                raise AssertionError(f"gateway had already died on its own ({self.exit_text()})")
             if self.killed:
                 raise AssertionError(f"gateway did not exit within {timeout:.0f} s of SIGTERM (killed)")
             if rc != 0:
-                raise AssertionError(f"gateway exit status after SIGTERM: {rc}, want 0")
+                raise AssertionError(f"gateway after SIGTERM: {self.exit_text()}, want exit status 0")
         return rc
 
     def restart(self, same_port=True):
@@ -442,6 +496,8 @@ class Gateway:
                 self.proc.wait(5)
             except Exception:
                 pass
+        if self.proc is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def log_tail(self, lines=30):
         try:
@@ -1484,9 +1540,6 @@ class WSClient(Sub):
             self._task = asyncio.create_task(self._guarded())
             return self
         return await super().start(timeout)
-
-    async def _guarded_start(self):
-        return await self._guarded()
 
     def pause(self):
         self._gate.clear()

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 
-from gwlib import (Gateway, PollClient, SSEClient, WSClient, Skip, check, expect_eq,
+from gwlib import (Gateway, SSEClient, WSClient, Skip, check, expect_eq,
                    expect_error, get, info, publish, request, run, raw_exchange, parse_status,
                    REPO)
 
@@ -236,7 +236,7 @@ async def test_ws_handshake_welcome():
 
 
 async def test_bad_channel():
-    "bad channel names: 400 bad_channel (space, 201 chars, '..', bad chars)"
+    "bad channel names: 400 bad_channel (space, 201 chars, NUL, '/', bad chars)"
     with Gateway() as gw:
         ok200 = "a" * 200
         st, body = publish(gw, ok200, 1)

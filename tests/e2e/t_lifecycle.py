@@ -3,7 +3,6 @@
 noticing dead suspended clients, heartbeats."""
 
 import asyncio
-import json
 import signal
 import time
 
@@ -165,10 +164,8 @@ async def test_heartbeat():
         await ws.start()
         expect_eq(sse.welcome.get("heartbeat"), 1, "sse welcome heartbeat")
         expect_eq(ws.welcome.get("heartbeat"), 1, "ws welcome heartbeat")
-        t0 = time.monotonic()
         await sse.wait_for(lambda: "ping" in sse.comments, 2.5, "': ping'")
         await ws.wait_for(lambda: ws.app_pings > 0, 2.5, '{"type":"ping"}')
-        check(time.monotonic() - t0 >= 0.5, "pinged before any silence")
         await asyncio.sleep(1.5)
         check(sse.comments.count("ping") >= 2 and ws.app_pings >= 2,
               f"heartbeats keep coming: sse {sse.comments} ws {ws.app_pings}")

@@ -464,6 +464,69 @@ START_TEST(test_history_age)
 }
 END_TEST
 
+START_TEST(test_ring_wraps_then_grows)
+{
+	/* expiry moves the ring's head, publishing wraps it, and the next
+	 * one grows it: order and ids must survive all three */
+	struct bus_item items[MAXI];
+	struct tsub t;
+	uint64_t since = 0;
+	char text[8];
+
+	open_bus(100, 1000, 1 << 24, 100, 1 << 24);
+	for (int i = 1; i <= 8; i++) {
+		snprintf(text, sizeof text, "m%d", i);
+		publish_at("a", text, (uint64_t)i - 1);
+	}
+	bus_tick(bus, 1002); /* m1..m3 expire */
+	ck_assert_uint_eq(info_of("a").oldest_id, 4);
+	for (int i = 9; i <= 12; i++) {
+		snprintf(text, sizeof text, "m%d", i);
+		publish_at("a", text, 2000);
+	}
+	ck_assert_uint_eq(info_of("a").retained, 9);
+	join(&t, "t", "a", &since);
+	ck_assert_uint_eq(pull(&t, items, false).count, 10);
+	ck_gap(&items[0], 0, 0, 3);
+	for (unsigned i = 1; i < 10; i++) {
+		snprintf(text, sizeof text, "m%u", i + 3);
+		ck_item(&items[i], 0, i + 3, text);
+	}
+	bus_items_release(items, 10);
+	bus_detach(bus, &t.sub);
+}
+END_TEST
+
+START_TEST(test_many_channels)
+{
+	/* past the initial hash table size, and back */
+	enum { N = 3000 };
+	struct bus_stats st;
+	char name[16];
+	uint64_t id = 0;
+
+	open_bus(10, 1000, 1 << 24, N, 1 << 24);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "ch:%d", i);
+		ck_assert_uint_eq(publish(name, "m"), 1);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "ch:%d", i);
+		ck_assert_uint_eq(publish(name, "m"), 2);
+	}
+	bus_stats(bus, &st);
+	ck_assert_uint_eq(st.channels, N);
+	ck_assert_uint_eq(st.retained, 2 * N);
+	ck_assert_int_eq(try_publish("one-more", "m", NULL, false, 0, &id),
+			 BUS_TOO_MANY_CHANNELS);
+	bus_tick(bus, 5000);
+	bus_stats(bus, &st);
+	ck_assert_uint_eq(st.channels, 0);
+	ck_assert(!channel_exists("ch:0"));
+	ck_assert(!channel_exists("ch:2999"));
+}
+END_TEST
+
 /* ---- where a subscriber starts ---- */
 
 START_TEST(test_attach_at_tail)
@@ -1330,6 +1393,8 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_history_bytes_global);
 	tcase_add_test(tc, test_history_bytes_keeps_newest);
 	tcase_add_test(tc, test_history_age);
+	tcase_add_test(tc, test_ring_wraps_then_grows);
+	tcase_add_test(tc, test_many_channels);
 
 	CASE("cursors");
 	tcase_add_test(tc, test_attach_at_tail);

@@ -42,6 +42,10 @@ static const struct json_ok json_ok[] = {
 	{ "42", "42" },
 	{ "-1.5e10", "-1.5e10" },
 	{ "1E+2", "1E+2" },
+	{ "1e+5", "1e+5" },
+	{ "0e0", "0e0" },
+	{ "-0.0", "-0.0" },
+	{ "[ -1.5E-3 , 0 , -0 , 10 ]", "[-1.5E-3,0,-0,10]" },
 	{ "0.25", "0.25" },
 	{ "\"\"", "\"\"" },
 	{ "\"s\"", "\"s\"" },
@@ -186,17 +190,33 @@ END_TEST
 
 START_TEST(test_json_bom)
 {
-	/* A byte-order mark is not JSON whitespace. cJSON skips it; either
+	/* A byte-order mark is not JSON whitespace. cJSON skips one; either
 	 * refuse the body or drop the BOM, but never store it in front of
 	 * the value (JSON.parse would fail on the envelope). */
+	static const struct json_bad boms[] = {
+		JB("\xef\xbb\xbf{}", "BOM"),
+		JB("\xef\xbb\xbf\xef\xbb\xbf" "1", "two BOMs"),
+		JB("\xef\xbb\xbf \xef\xbb\xbf" "1", "BOM, space, BOM"),
+		JB(" \xef\xbb\xbf" "1", "space, BOM"),
+		JB("[\xef\xbb\xbf" "1]", "BOM inside"),
+	};
 	struct payload p;
 
-	if (payload_from_json(LIT("\xef\xbb\xbf{}"), &p) == PAYLOAD_OK) {
-		bool bom_kept = strcmp(p.json, "{}") != 0;
+	for (size_t i = 0; i < NELEM(boms); i++) {
+		if (payload_from_json(boms[i].in, boms[i].len, &p) !=
+		    PAYLOAD_OK)
+			continue;
+		bool bom_kept = memmem(p.json, p.len, "\xef\xbb\xbf", 3) != NULL;
 
 		payload_free(&p);
-		ck_assert_msg(!bom_kept, "BOM kept in the stored data");
+		ck_assert_msg(!bom_kept, "%s kept in the stored data",
+			      boms[i].what);
 	}
+	/* a BOM and nothing else is an empty body */
+	ck_assert_int_eq(payload_from_json(LIT("\xef\xbb\xbf"), &p),
+			 PAYLOAD_BAD_JSON);
+	ck_assert_int_eq(payload_from_json(LIT("\xef\xbb\xbf \n"), &p),
+			 PAYLOAD_BAD_JSON);
 }
 END_TEST
 
@@ -500,6 +520,8 @@ START_TEST(test_any)
 		{ LIT("hello world"), PAYLOAD_OK, "\"hello world\"" },
 		{ LIT("{"), PAYLOAD_OK, "\"{\"" },
 		{ LIT("1 2"), PAYLOAD_OK, "\"1 2\"" },
+		{ LIT("01"), PAYLOAD_OK, "\"01\"" }, /* not a JSON number */
+		{ LIT("\x0c" "1"), PAYLOAD_OK, "\"\\u000c1\"" },
 		{ LIT(""), PAYLOAD_OK, "\"\"" },
 		{ LIT("\"a\nb\""), PAYLOAD_OK, "\"\\\"a\\nb\\\"\"" },
 		{ LIT("nul\0"), PAYLOAD_OK, "\"nul\\u0000\"" },

@@ -1,4 +1,6 @@
-/* Server-Sent Events on a libmicrohttpd content reader. The reader is
+/* Server-Sent Events on a libmicrohttpd content reader. Each event's data
+ * is the message's shared envelope, the same bytes WebSocket and poll
+ * clients get, so every transport carries channel, ts, from and binary. The reader is
  * called when MHD has room in the connection's write buffer; it copies as
  * many events as fit (batching under load comes free), and when there is
  * nothing to send it suspends the connection and returns 0, which MHD
@@ -109,7 +111,7 @@ static void stage_item(struct sse *st, struct bus_item *it)
 	n = snprintf(st->scratch, sizeof st->scratch,
 		     "id: %s\nevent: %s\ndata: ", cursor, m->event);
 	stage(&st->out, st->scratch, (size_t)n);
-	stage(&st->out, message_json(m) + m->data_off, m->data_len);
+	stage(&st->out, message_json(m), m->json_len);
 	stage(&st->out, "\n\n", 2);
 	st->writing = m;
 	it->msg = NULL;

@@ -1419,11 +1419,18 @@ class SSEClient(Sub):
             if ev["id"] is None:
                 self.problems.append(f"message event without id: {data_txt[:100]!r}")
             cur = ev["id"] if ev["id"] is not None else last_id
-            mid = None
-            if cur is not None and len(self.channels) == 1 and cur.isdigit():
-                mid = int(cur)
             self.cursor = cur
-            self._add_message({"id": mid, "cursor": cur, "event": name, "data": data})
+            # data is the full envelope, the same object ws and poll carry
+            if not (isinstance(data, dict) and data.get("type") == "message"):
+                self.problems.append(f"event data is not a message envelope: {data_txt[:100]!r}")
+                data = {"id": None, "event": name, "data": data}
+            if data.get("event") != name:
+                self.problems.append(f"event: {name!r} but envelope says {data.get('event')!r}")
+            if len(self.channels) == 1 and cur is not None and cur != str(data.get("id")):
+                self.problems.append(f"id: {cur!r} but envelope id {data.get('id')!r}")
+            msg = dict(data)
+            msg["cursor"] = cur
+            self._add_message(msg)
         self._note()
         return last_id
 

@@ -207,7 +207,12 @@ async def test_sse_headers_welcome():
         publish(gw, "s", {"k": "v"}, event="upd")
         await sse.wait_id(3, 5)
         name, eid, data = sse.raw_events[-1]
-        expect_eq((name, eid, json.loads(data)), ("upd", "3", {"k": "v"}), "message event (name, id, data)")
+        env = json.loads(data)
+        expect_eq((name, eid, env.get("data")), ("upd", "3", {"k": "v"}), "message event (name, id, data)")
+        expect_eq({k: env.get(k) for k in ("type", "channel", "event", "id")},
+                  {"type": "message", "channel": "s", "event": "upd", "id": 3},
+                  "SSE data is the full message envelope")
+        check(isinstance(env.get("ts"), int), "envelope carries ts")
         expect_eq(sse.problems, [], "problems")
 
 

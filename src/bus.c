@@ -378,6 +378,41 @@ static uint64_t start_cursor(const struct channel *ch, const uint64_t *since,
 	return since ? since[i] : ch->last_id;
 }
 
+/* Under the lock: a new tap of sub on ch, starting at cursor. */
+static struct tap *link_tap(struct subscriber *sub, struct channel *ch,
+			    uint64_t cursor)
+{
+	struct tap *t = xcalloc(1, sizeof *t);
+
+	t->ch = ch;
+	t->sub = sub;
+	t->cursor = cursor;
+	t->lag_base = ch->bytes;
+	t->next = ch->taps;
+	if (t->next)
+		t->next->prev = t;
+	ch->taps = t;
+	ch->subs_by[sub->transport->id]++;
+	if (sub->ntaps == sub->taps_cap) {
+		sub->taps_cap = sub->taps_cap ? sub->taps_cap * 2 : 1;
+		sub->taps = xrealloc(sub->taps, sub->taps_cap * sizeof *sub->taps);
+	}
+	sub->taps[sub->ntaps++] = t;
+	return t;
+}
+
+static void unlink_tap(struct subscriber *sub, struct tap *t)
+{
+	if (t->prev)
+		t->prev->next = t->next;
+	else
+		t->ch->taps = t->next;
+	if (t->next)
+		t->next->prev = t->prev;
+	t->ch->subs_by[sub->transport->id]--;
+	free(t);
+}
+
 enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 			  const struct channel_list *channels,
 			  const uint64_t *since, uint64_t *start)
@@ -397,22 +432,9 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 			goto out;
 		}
 	}
-	sub->taps = xcalloc(channels->count, sizeof *sub->taps);
-	sub->ntaps = channels->count;
-	for (size_t i = 0; i < channels->count; i++) {
-		struct tap *t = &sub->taps[i];
-
-		t->ch = chs[i];
-		t->sub = sub;
-		t->cursor = start_cursor(chs[i], since, i);
-		t->lag_base = chs[i]->bytes;
-		t->next = chs[i]->taps;
-		if (t->next)
-			t->next->prev = t;
-		chs[i]->taps = t;
-		chs[i]->subs_by[sub->transport->id]++;
-		start[i] = t->cursor;
-	}
+	for (size_t i = 0; i < channels->count; i++)
+		start[i] = link_tap(sub, chs[i], start_cursor(chs[i], since, i))
+				   ->cursor;
 	sub->next = bus->subs;
 	if (sub->next)
 		sub->next->prev = sub;
@@ -421,28 +443,53 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 	bus->nsubs++;
 	bus->subs_by[sub->transport->id]++;
 	id_insert(bus, sub);
+	sub->attached = true;
 out:
 	/* channels created for a refused attach are reclaimed by the tick */
 	pthread_mutex_unlock(&bus->lock);
 	return err;
 }
 
+enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
+			   const char *channel, size_t len,
+			   const uint64_t *since, uint64_t *start)
+{
+	enum bus_error err = BUS_OK;
+	struct channel *ch;
+
+	pthread_mutex_lock(&bus->lock);
+	if (bus->shutting_down) {
+		err = BUS_SHUTTING_DOWN;
+		goto out;
+	}
+	ch = channel_get(bus, channel, len);
+	if (ch == NULL) {
+		err = BUS_TOO_MANY_CHANNELS;
+		goto out;
+	}
+	*start = link_tap(sub, ch, start_cursor(ch, since, 0))->cursor;
+out:
+	pthread_mutex_unlock(&bus->lock);
+	return err;
+}
+
+void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i)
+{
+	pthread_mutex_lock(&bus->lock);
+	unlink_tap(sub, sub->taps[i]);
+	memmove(&sub->taps[i], &sub->taps[i + 1],
+		(sub->ntaps - i - 1) * sizeof *sub->taps);
+	sub->ntaps--;
+	pthread_mutex_unlock(&bus->lock);
+}
+
 void bus_detach(struct bus *bus, struct subscriber *sub)
 {
-	if (sub->taps == NULL)
+	if (!sub->attached)
 		return;
 	pthread_mutex_lock(&bus->lock);
-	for (size_t i = 0; i < sub->ntaps; i++) {
-		struct tap *t = &sub->taps[i];
-
-		if (t->prev)
-			t->prev->next = t->next;
-		else
-			t->ch->taps = t->next;
-		if (t->next)
-			t->next->prev = t->prev;
-		t->ch->subs_by[sub->transport->id]--;
-	}
+	for (size_t i = 0; i < sub->ntaps; i++)
+		unlink_tap(sub, sub->taps[i]);
 	if (sub->prev)
 		sub->prev->next = sub->next;
 	else
@@ -452,16 +499,17 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
 	bus->nsubs--;
 	bus->subs_by[sub->transport->id]--;
 	*id_slot(bus, sub->id) = sub->id_next;
+	sub->attached = false;
 	pthread_mutex_unlock(&bus->lock);
 	free(sub->taps);
 	sub->taps = NULL;
-	sub->ntaps = 0;
+	sub->ntaps = sub->taps_cap = 0;
 }
 
 /* A gap on tap i, if its cursor is outside what the channel keeps. */
 static bool take_gap(struct subscriber *sub, unsigned i, struct bus_item *it)
 {
-	struct tap *t = &sub->taps[i];
+	struct tap *t = sub->taps[i];
 	uint64_t oldest = oldest_id(t->ch);
 
 	if (t->cursor <= t->ch->last_id && t->cursor + 1 >= oldest)
@@ -481,7 +529,7 @@ static int next_tap(const struct subscriber *sub)
 	int best = -1;
 
 	for (size_t i = 0; i < sub->ntaps; i++) {
-		const struct tap *t = &sub->taps[i];
+		const struct tap *t = sub->taps[i];
 		const struct message *m;
 
 		if (t->cursor >= t->ch->last_id)
@@ -515,7 +563,7 @@ static size_t fill(struct subscriber *sub, struct bus_item *items,
 		i = next_tap(sub);
 		if (i < 0)
 			return n;
-		t = &sub->taps[i];
+		t = sub->taps[i];
 		m = ring_at(t->ch, t->cursor + 1);
 		if (n > 0 && bytes + m->json_len > max_bytes)
 			break;
@@ -542,6 +590,7 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	memset(out, 0, sizeof *out);
 	pthread_mutex_lock(&bus->lock);
 	out->end = sub->end;
+	sub->parked = false; /* it is asking, so it is not parked */
 	if (out->end != SUB_END_NONE)
 		goto out;
 	out->count = fill(sub, items, max_items, max_bytes, &out->more);

@@ -45,8 +45,9 @@ struct subscriber {
 	uint64_t period_ms; /* >0: deadline = last output + period (heartbeat) */
 	/* Guarded by the bus lock from bus_attach to bus_detach. */
 	uint64_t id;          /* handle for bus_kill */
-	size_t ntaps;
-	struct tap *taps;
+	bool attached;
+	size_t ntaps, taps_cap;
+	struct tap **taps;    /* in subscription order; item.tap indexes it */
 	bool parked;          /* parked by the transport, wants a wake */
 	bool timer_due;       /* deadline passed, not yet reported */
 	uint64_t deadline_ms; /* monotonic; 0 = none */
@@ -105,6 +106,13 @@ enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
 enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 			  const struct channel_list *channels,
 			  const uint64_t *since, uint64_t *start);
+/* Add one more channel to an attached subscriber (the multiplexed
+ * WebSocket); it becomes the last tap. start as in bus_attach. */
+enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
+			   const char *channel, size_t len,
+			   const uint64_t *since, uint64_t *start);
+/* Drop tap i; the taps after it move down by one. */
+void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i);
 /* Leave all channels; the subscriber is never touched by the bus again. */
 void bus_detach(struct bus *bus, struct subscriber *sub);
 /* Take the next items in publish order, at most max_items and about

@@ -208,10 +208,13 @@ static int dispatch(struct http_request *req, const char *url,
 		return http_reply_json(req->conn, 200, "{\"status\":\"ok\"}", 15);
 	if (strcmp(url, "/metrics") == 0 && get)
 		return metrics_page(req);
+	if (strcmp(url, "/ws") == 0 && !transport_enabled(&transport_ws))
+		return http_reply_error(req->conn, 404, "transport_disabled",
+					"this transport is disabled here");
 	if (strcmp(url, "/ws") == 0)
-		return http_reply_error(req->conn, 404, "not_found",
-					"the multiplexed /ws endpoint is not in "
-					"this version; use /channels/{ch}");
+		return http_reply_error(req->conn, 400, "upgrade_required",
+					"/ws needs a WebSocket upgrade with "
+					"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
 	if (strcmp(method, "OPTIONS") == 0)
 		return preflight(req);
 	if (!get)

@@ -116,7 +116,7 @@ static bool websocket_handshake_ok(const char *head, size_t len)
 	return v && vlen == 2 && memcmp(v, "13", 2) == 0;
 }
 
-/* GET /channels/LIST[?query] with a query that lws will accept. */
+/* GET /ws or /channels/LIST[?query], with a query lws will accept. */
 static bool ws_target_ok(const char *t, size_t len)
 {
 	static const char prefix[] = "/channels/";
@@ -126,6 +126,10 @@ static bool ws_target_ok(const char *t, size_t len)
 	uint64_t ids[CHANNELS_PER_SUBSCRIPTION_MAX];
 	size_t vlen;
 
+	if (plen == 3 && memcmp(t, "/ws", 3) == 0) {
+		v = q ? query_arg(q + 1, qlen, "client", &vlen) : NULL;
+		return v == NULL || client_id_valid(v, vlen);
+	}
 	if (plen <= sizeof prefix - 1 || memcmp(t, prefix, sizeof prefix - 1))
 		return false;
 	if (channel_list_parse(t + sizeof prefix - 1, plen - sizeof prefix + 1,

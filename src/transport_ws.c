@@ -1,6 +1,9 @@
-/* WebSocket subscribers on libwebsockets. Everything here runs on the lws
- * service thread except the park/wake/cut ops, which run under the bus
- * lock on any thread and only queue the session for that thread.
+/* WebSocket subscribers on libwebsockets, in two modes: one connection per
+ * channel list (/channels/a,b?transport=ws) and the multiplexed /ws, where
+ * the client subscribes, unsubscribes and publishes with acknowledgements.
+ * Everything here runs on the lws service thread except the wake and cut
+ * ops, which run under the bus lock on any thread and only queue the
+ * session for that thread.
  *
  * One frame per WRITEABLE callback, written straight from the message's
  * shared buffer (its LWS_PRE headroom takes the frame header; lws rewrites
@@ -20,9 +23,11 @@
 #include "server.h"
 #include "transport.h"
 #include "ws.h"
+#include "ws_mux.h"
 #include "xalloc.h"
 
 #include <libwebsockets.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -33,20 +38,40 @@
 #define WS_BATCH 8
 #define WS_BATCH_BYTES (256u << 10)
 #define URI_MAX 8192
+#define MUX_CHANNELS_MAX 256
+/* queued acks/errors: past HIGH the session stops reading (the client
+ * waits for its answers), below LOW it reads again */
+#define CTL_HIGH 64
+#define CTL_LOW 16
+#define CTL_TEXT_MAX (CHANNEL_NAME_MAX + 256)
+
+/* An ack or error frame waiting to be written. */
+struct ctl {
+	struct ctl *next;
+	size_t len;
+	unsigned char buf[]; /* LWS_PRE, then the text */
+};
 
 struct ws_session {
 	struct subscriber sub;
 	struct ws_ready_link link;
 	struct ws *ws;
 	struct lws *wsi;
-	char *path; /* the channel list; chs points into it */
-	struct channel_list chs;
-	uint64_t cursor[CHANNELS_PER_SUBSCRIPTION_MAX];
+	bool mux;
 	bool attached, welcomed;
 	bool cut; /* set under the bus lock, read on the service thread */
+	/* the subscription, parallel to sub.taps: item.tap indexes both */
+	size_t nch, cap;
+	char **names;
+	uint64_t *cursor;
 	struct message *inflight;
 	struct bus_item items[WS_BATCH];
 	size_t nitems, next;
+	struct ctl *ctl_head, *ctl_tail;
+	size_t nctl;
+	bool rx_paused;
+	struct mux_op pending; /* a binary publish waiting for its frame */
+	bool awaiting_binary;
 	unsigned char *rx;
 	size_t rx_len;
 	bool rx_binary;
@@ -56,6 +81,11 @@ static struct ws_session *from_link(struct ws_ready_link *link)
 {
 	return (struct ws_session *)((char *)link -
 				     offsetof(struct ws_session, link));
+}
+
+static struct server *srv_of(struct ws_session *s)
+{
+	return ws_server(s->ws);
 }
 
 /* ---- transport ops (any thread, under the bus lock) ---- */
@@ -98,13 +128,141 @@ const struct transport transport_ws = {
 	.cut = ws_cut,
 };
 
-/* ---- service thread ---- */
+/* ---- the channel list ---- */
+
+static void channel_push(struct ws_session *s, const char *name, size_t len,
+			 uint64_t cursor)
+{
+	if (s->nch == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 4;
+		s->names = xrealloc(s->names, s->cap * sizeof *s->names);
+		s->cursor = xrealloc(s->cursor, s->cap * sizeof *s->cursor);
+	}
+	s->names[s->nch] = xstrndup(name, len);
+	s->cursor[s->nch] = cursor;
+	s->nch++;
+}
+
+static long channel_find(const struct ws_session *s, const char *name)
+{
+	for (size_t i = 0; i < s->nch; i++)
+		if (strcmp(s->names[i], name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* Forget channel i: drop staged items of it, renumber the others. */
+static void channel_drop(struct ws_session *s, size_t i)
+{
+	size_t k = s->next;
+
+	for (size_t j = s->next; j < s->nitems; j++) {
+		struct bus_item it = s->items[j];
+
+		if (it.tap == i) {
+			bus_items_release(&it, 1);
+			continue;
+		}
+		if (it.tap > i)
+			it.tap--;
+		s->items[k++] = it;
+	}
+	s->nitems = k;
+	free(s->names[i]);
+	memmove(&s->names[i], &s->names[i + 1],
+		(s->nch - i - 1) * sizeof *s->names);
+	memmove(&s->cursor[i], &s->cursor[i + 1],
+		(s->nch - i - 1) * sizeof *s->cursor);
+	s->nch--;
+}
+
+/* ---- control frames ---- */
+
+static void ctl_push(struct ws_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void ctl_push(struct ws_session *s, const char *fmt, ...)
+{
+	struct ctl *c = xmalloc(sizeof *c + LWS_PRE + CTL_TEXT_MAX);
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf((char *)c->buf + LWS_PRE, CTL_TEXT_MAX, fmt, ap);
+	va_end(ap);
+	c->len = n < CTL_TEXT_MAX ? (size_t)n : CTL_TEXT_MAX - 1;
+	c->next = NULL;
+	if (s->ctl_tail)
+		s->ctl_tail->next = c;
+	else
+		s->ctl_head = c;
+	s->ctl_tail = c;
+	if (++s->nctl >= CTL_HIGH && !s->rx_paused) {
+		lws_rx_flow_control(s->wsi, 0);
+		s->rx_paused = true;
+	}
+	lws_callback_on_writable(s->wsi);
+}
+
+/* "ref":N or "ref":null, for acks and errors. */
+static const char *ref_text(const struct mux_op *op, char *buf, size_t len)
+{
+	if (op->has_ref)
+		snprintf(buf, len, "%lld", op->ref);
+	else
+		snprintf(buf, len, "null");
+	return buf;
+}
+
+static void reply_error(struct ws_session *s, const struct mux_op *op,
+			const char *code, const char *message)
+{
+	char ref[24];
+
+	ctl_push(s, "{\"type\":\"error\",\"ref\":%s,\"code\":\"%s\","
+		    "\"message\":\"%s\"}",
+		 ref_text(op, ref, sizeof ref), code, message);
+}
+
+static void reply_ack(struct ws_session *s, const struct mux_op *op,
+		      const char *extra)
+{
+	char ref[24];
+
+	ctl_push(s, "{\"type\":\"ack\",\"ref\":%s%s}",
+		 ref_text(op, ref, sizeof ref), extra);
+}
+
+static int write_ctl(struct ws_session *s)
+{
+	struct ctl *c = s->ctl_head;
+	int r;
+
+	s->ctl_head = c->next;
+	if (s->ctl_head == NULL)
+		s->ctl_tail = NULL;
+	s->nctl--;
+	if (s->rx_paused && s->nctl < CTL_LOW) {
+		lws_rx_flow_control(s->wsi, 1);
+		s->rx_paused = false;
+	}
+	r = lws_write(s->wsi, c->buf + LWS_PRE, c->len, LWS_WRITE_TEXT) <
+		    (int)c->len ?
+		    -1 :
+		    0;
+	free(c);
+	return r;
+}
+
+/* ---- service thread: writing ---- */
 
 void transport_ws_service(struct ws_ready_link *link)
 {
 	struct ws_session *s = from_link(link);
 
 	if (s->cut) {
+		log_debug("ws subscriber %llu cut (slow consumer)",
+			  (unsigned long long)s->sub.id);
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				 (unsigned char *)"slow consumer", 13);
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
@@ -128,12 +286,19 @@ static int write_welcome(struct ws_session *s)
 	char cursor[CURSOR_TEXT_MAX];
 	int n;
 
-	cursor_format(s->cursor, s->chs.count, cursor);
+	s->welcomed = true;
+	if (s->mux) {
+		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+			     "{\"type\":\"welcome\",\"client\":\"%s\","
+			     "\"heartbeat\":%lu}",
+			     s->sub.client, srv_of(s)->cfg->heartbeat);
+		return write_text(s, buf, n);
+	}
+	cursor_format(s->cursor, s->nch, cursor);
 	n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
 		     "{\"type\":\"welcome\",\"client\":\"%s\",\"heartbeat\":%lu,"
 		     "\"cursor\":\"%s\"}",
-		     s->sub.client, ws_server(s->ws)->cfg->heartbeat, cursor);
-	s->welcomed = true;
+		     s->sub.client, srv_of(s)->cfg->heartbeat, cursor);
 	return write_text(s, buf, n);
 }
 
@@ -146,9 +311,9 @@ static int write_item(struct ws_session *s, struct bus_item *it)
 	s->cursor[it->tap] = it->cursor;
 	if (m == NULL) {
 		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-			     "{\"type\":\"gap\",\"channel\":\"%.*s\","
+			     "{\"type\":\"gap\",\"channel\":\"%s\","
 			     "\"last_seen\":%llu,\"cursor\":%llu}",
-			     (int)s->chs.len[it->tap], s->chs.name[it->tap],
+			     s->names[it->tap],
 			     (unsigned long long)it->gap_last,
 			     (unsigned long long)it->cursor);
 		return write_text(s, buf, n);
@@ -174,57 +339,73 @@ static int close_for(struct ws_session *s, enum sub_end why)
 	return -1;
 }
 
-static int on_writable(struct ws_session *s)
+/* Pull the next batch and write its first item, a ping, or park. */
+static int write_pulled(struct ws_session *s)
 {
 	unsigned char ping[LWS_PRE + 16];
 	struct bus_pull got;
+
+	bus_pull(srv_of(s)->bus, &s->sub, s->items, WS_BATCH, WS_BATCH_BYTES,
+		 true, &got);
+	s->nitems = got.count;
+	s->next = 0;
+	if (got.end != SUB_END_NONE)
+		return close_for(s, got.end);
+	if (got.parked)
+		return 1;
+	if (got.count > 0)
+		return write_item(s, &s->items[s->next++]);
+	memcpy(ping + LWS_PRE, "{\"type\":\"ping\"}", 15);
+	return write_text(s, ping, 15);
+}
+
+static int on_writable(struct ws_session *s)
+{
 	int r;
 
 	message_unref(s->inflight);
 	s->inflight = NULL;
-	if (!s->welcomed) {
+	if (!s->welcomed)
 		r = write_welcome(s);
-	} else if (s->next < s->nitems) {
+	else if (s->ctl_head)
+		r = write_ctl(s);
+	else if (s->next < s->nitems)
 		r = write_item(s, &s->items[s->next++]);
-	} else {
-		bus_pull(ws_server(s->ws)->bus, &s->sub, s->items, WS_BATCH,
-			 WS_BATCH_BYTES, true, &got);
-		s->nitems = got.count;
-		s->next = 0;
-		if (got.end != SUB_END_NONE)
-			return close_for(s, got.end);
-		if (got.parked)
-			return 0;
-		if (got.count == 0) {
-			memcpy(ping + LWS_PRE, "{\"type\":\"ping\"}", 15);
-			r = write_text(s, ping, 15);
-		} else {
-			r = write_item(s, &s->items[s->next++]);
-		}
-	}
+	else
+		r = write_pulled(s);
+	if (r > 0)
+		return 0; /* parked: a wake asks again */
 	/* ask again: the next round writes, or parks when there is nothing */
 	lws_callback_on_writable(s->wsi);
 	return r;
 }
 
-/* Parse /channels/LIST?since=&client= as lws decoded it. 0 or -1. */
+/* ---- service thread: opening ---- */
+
+/* /channels/LIST?since=&client= as lws decoded it, or /ws?client=. */
 static int parse_request(struct ws_session *s, uint64_t *since, bool *has)
 {
 	static const char prefix[] = "/channels/";
 	char *uri = xmalloc(URI_MAX), arg[CURSOR_TEXT_MAX + 16];
+	struct channel_list chs;
 	const char *v;
 	int r = -1;
 
-	if (lws_hdr_copy(s->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0 ||
-	    strncmp(uri, prefix, sizeof prefix - 1) != 0)
+	if (lws_hdr_copy(s->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0)
 		goto out;
-	s->path = xstrdup(uri + sizeof prefix - 1);
-	if (channel_list_parse(s->path, strlen(s->path), &s->chs) < 0)
-		goto out;
-	v = lws_get_urlarg_by_name(s->wsi, "since=", arg, sizeof arg);
-	*has = v != NULL;
-	if (v && cursor_parse(v, strlen(v), s->chs.count, since) < 0)
-		goto out;
+	s->mux = strcmp(uri, "/ws") == 0;
+	if (!s->mux) {
+		if (strncmp(uri, prefix, sizeof prefix - 1) != 0 ||
+		    channel_list_parse(uri + sizeof prefix - 1,
+				       strlen(uri + sizeof prefix - 1), &chs) < 0)
+			goto out;
+		for (size_t i = 0; i < chs.count; i++)
+			channel_push(s, chs.name[i], chs.len[i], 0);
+		v = lws_get_urlarg_by_name(s->wsi, "since=", arg, sizeof arg);
+		*has = v != NULL;
+		if (v && cursor_parse(v, strlen(v), s->nch, since) < 0)
+			goto out;
+	}
 	v = lws_get_urlarg_by_name(s->wsi, "client=", arg, sizeof arg);
 	if (v && !client_id_valid(v, strlen(v)))
 		goto out;
@@ -243,6 +424,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	struct ws *ws = lws_context_user(lws_get_context(wsi));
 	uint64_t since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	uint64_t hb = ws_server(ws)->cfg->heartbeat * 1000;
+	struct channel_list chs = { .count = 0 };
 	bool has_since = false;
 
 	s->ws = ws;
@@ -251,11 +433,16 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 		log_debug("ws request refused after routing");
 		return -1;
 	}
+	for (size_t i = 0; i < s->nch; i++) {
+		chs.name[i] = s->names[i];
+		chs.len[i] = strlen(s->names[i]);
+	}
+	chs.count = s->nch;
 	s->sub.transport = &transport_ws;
 	s->sub.conn = s;
 	s->sub.period_ms = hb;
 	s->sub.deadline_ms = bus_now_ms() + hb;
-	if (bus_attach(ws_server(ws)->bus, &s->sub, &s->chs,
+	if (bus_attach(srv_of(s)->bus, &s->sub, &chs,
 		       has_since ? since : NULL, s->cursor) != BUS_OK) {
 		lws_close_reason(wsi, (enum lws_close_status)1013,
 				 (unsigned char *)"unavailable", 11);
@@ -267,6 +454,125 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	return 0;
 }
 
+/* ---- service thread: the multiplexed /ws operations ---- */
+
+static bool refused(struct ws_session *s, const struct mux_op *op, int err)
+{
+	if (err == BUS_SHUTTING_DOWN)
+		reply_error(s, op, "shutting_down", "the gateway is restarting");
+	else if (err == BUS_TOO_MANY_CHANNELS)
+		reply_error(s, op, "over_capacity", "too many channels");
+	return err != 0;
+}
+
+static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
+{
+	char extra[64];
+	uint64_t start;
+
+	if (channel_find(s, op->channel) >= 0) {
+		reply_error(s, op, "already_subscribed",
+			    "this connection is subscribed to that channel");
+		return;
+	}
+	if (s->nch >= MUX_CHANNELS_MAX) {
+		reply_error(s, op, "too_many_channels",
+			    "at most 256 channels on one connection");
+		return;
+	}
+	if (refused(s, op,
+		    bus_tap_add(srv_of(s)->bus, &s->sub, op->channel,
+				strlen(op->channel),
+				op->has_since ? &op->since : NULL, &start)))
+		return;
+	channel_push(s, op->channel, strlen(op->channel), start);
+	snprintf(extra, sizeof extra, ",\"cursor\":\"%llu\"",
+		 (unsigned long long)start);
+	reply_ack(s, op, extra);
+}
+
+static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
+{
+	long i = channel_find(s, op->channel);
+
+	if (i < 0) {
+		reply_error(s, op, "not_subscribed",
+			    "this connection is not subscribed to that channel");
+		return;
+	}
+	channel_drop(s, (size_t)i);
+	bus_tap_remove(srv_of(s)->bus, &s->sub, (size_t)i);
+	reply_ack(s, op, "");
+}
+
+static void mux_publish(struct ws_session *s, const struct mux_op *op,
+			const struct payload *data)
+{
+	char extra[48];
+	uint64_t id;
+
+	if (refused(s, op,
+		    publish_message(srv_of(s), op->channel, strlen(op->channel),
+				    op->event[0] ? op->event : NULL,
+				    s->sub.client, op->exclude_sender, data,
+				    &id)))
+		return;
+	snprintf(extra, sizeof extra, ",\"id\":%llu", (unsigned long long)id);
+	reply_ack(s, op, extra);
+}
+
+static void mux_text(struct ws_session *s)
+{
+	struct mux_error err;
+	struct mux_op op;
+
+	if (ws_mux_parse((const char *)s->rx, s->rx_len, &op, &err) < 0) {
+		reply_error(s, &op, err.code, err.message);
+		return;
+	}
+	switch (op.kind) {
+	case MUX_SUBSCRIBE:
+		mux_subscribe(s, &op);
+		break;
+	case MUX_UNSUBSCRIBE:
+		mux_unsubscribe(s, &op);
+		break;
+	case MUX_PUBLISH:
+		if (op.binary) {
+			ws_mux_op_free(&s->pending);
+			s->pending = op; /* its data is the next binary frame */
+			s->awaiting_binary = true;
+			return;
+		}
+		mux_publish(s, &op, &op.data);
+		break;
+	case MUX_HELLO:
+		reply_ack(s, &op, "");
+		break;
+	}
+	ws_mux_op_free(&op);
+}
+
+static void mux_binary(struct ws_session *s)
+{
+	struct mux_op none = { .has_ref = false };
+	struct payload p;
+
+	if (!s->awaiting_binary) {
+		reply_error(s, &none, "unexpected_binary",
+			    "send {\"op\":\"publish\",...,\"binary\":true} first");
+		return;
+	}
+	s->awaiting_binary = false;
+	payload_from_binary(s->rx, s->rx_len, &p);
+	mux_publish(s, &s->pending, &p);
+	payload_free(&p);
+	ws_mux_op_free(&s->pending);
+}
+
+/* ---- service thread: receiving ---- */
+
+/* A single-channel connection publishes what the client sends. */
 static void publish_rx(struct ws_session *s)
 {
 	struct payload p;
@@ -277,21 +583,34 @@ static void publish_rx(struct ws_session *s)
 	else if (payload_from_any((const char *)s->rx, s->rx_len, &p) !=
 		 PAYLOAD_OK)
 		return;
-	if (publish_message(ws_server(s->ws), s->chs.name[0], s->chs.len[0],
-			    NULL, s->sub.client, false, &p, &id) != 0)
+	if (publish_message(srv_of(s), s->names[0], strlen(s->names[0]), NULL,
+			    s->sub.client, false, &p, &id) != 0)
 		log_debug("publish from ws refused");
 	payload_free(&p);
 }
 
+static void message_complete(struct ws_session *s)
+{
+	if (!s->mux)
+		publish_rx(s);
+	else if (s->rx_binary)
+		mux_binary(s);
+	else
+		mux_text(s);
+	free(s->rx);
+	s->rx = NULL;
+	s->rx_len = 0;
+}
+
 static int on_receive(struct ws_session *s, const void *in, size_t len)
 {
-	size_t max = ws_server(s->ws)->cfg->max_message;
+	size_t max = srv_of(s)->cfg->max_message;
 
 	if (lws_is_first_fragment(s->wsi)) {
 		s->rx_len = 0;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
 	}
-	if (s->chs.count != 1) {
+	if (!s->mux && s->nch != 1) {
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 				 (unsigned char *)"publish on one channel", 22);
 		return -1;
@@ -306,19 +625,15 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 	memcpy(s->rx + s->rx_len, in, len);
 	s->rx_len += len;
 	if (lws_is_final_fragment(s->wsi) &&
-	    lws_remaining_packet_payload(s->wsi) == 0) {
-		publish_rx(s);
-		free(s->rx);
-		s->rx = NULL;
-		s->rx_len = 0;
-	}
+	    lws_remaining_packet_payload(s->wsi) == 0)
+		message_complete(s);
 	return 0;
 }
 
 static void on_closed(struct ws_session *s)
 {
 	if (s->attached)
-		bus_detach(ws_server(s->ws)->bus, &s->sub);
+		bus_detach(srv_of(s)->bus, &s->sub);
 	s->attached = false;
 	if (s->ws)
 		ws_unready(s->ws, &s->link);
@@ -326,8 +641,20 @@ static void on_closed(struct ws_session *s)
 	s->nitems = s->next = 0;
 	message_unref(s->inflight);
 	s->inflight = NULL;
-	free(s->path);
-	s->path = NULL;
+	while (s->ctl_head) {
+		struct ctl *c = s->ctl_head;
+
+		s->ctl_head = c->next;
+		free(c);
+	}
+	for (size_t i = 0; i < s->nch; i++)
+		free(s->names[i]);
+	free(s->names);
+	free(s->cursor);
+	s->names = NULL;
+	s->cursor = NULL;
+	s->nch = 0;
+	ws_mux_op_free(&s->pending);
 	free(s->rx);
 	s->rx = NULL;
 }

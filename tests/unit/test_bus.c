@@ -814,7 +814,7 @@ START_TEST(test_exclude_sender)
 
 	publish_from("room", "from alice", "alice", true);
 	pull_none(&alice, false);
-	ck_assert_uint_eq(alice.sub.taps[0].cursor, 1); /* skipped, not stuck */
+	ck_assert_uint_eq(alice.sub.taps[0]->cursor, 1); /* skipped, not stuck */
 	ck_assert_uint_eq(pull(&bob, items, false).count, 1);
 	ck_item(&items[0], 0, 1, "from alice");
 	bus_items_release(items, 1);

@@ -16,9 +16,11 @@
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
+#include "payload.h"
 #include "xalloc.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -33,8 +35,31 @@ struct channel {
 	uint64_t bytes; /* envelope bytes ever appended: offsets for lag */
 	struct tap *taps;
 	size_t subs_by[TRANSPORT_COUNT];
+	struct poller *pollers; /* poll/longpoll clients seen lately */
+	size_t npollers;
 	size_t name_len;
 	char name[];
+};
+
+/* A poll or long-poll client seen on a channel within the window. */
+struct poller {
+	struct poller *next;
+	uint64_t seen_ms;
+	enum transport_id transport;
+	bool announce;
+	char client[CLIENT_ID_MAX + 1];
+};
+
+/* Bounds the per-channel table; past it the least recent is forgotten. */
+#define POLLERS_MAX 4096
+
+/* A join or leave to publish once the lock is released. */
+struct announcement {
+	struct announcement *next;
+	const char *event;
+	enum transport_id transport;
+	char client[CLIENT_ID_MAX + 1];
+	char channel[];
 };
 
 struct bus {
@@ -219,6 +244,17 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 	free(ch);
 }
 
+static void free_pollers(struct channel *ch)
+{
+	while (ch->pollers) {
+		struct poller *p = ch->pollers;
+
+		ch->pollers = p->next;
+		free(p);
+	}
+	ch->npollers = 0;
+}
+
 /* ---- subscriber ids ---- */
 
 static struct subscriber **id_slot(struct bus *bus, uint64_t id)
@@ -275,6 +311,7 @@ void bus_free(struct bus *bus)
 			next = ch->hnext;
 			while (ch->len)
 				evict_oldest(bus, ch);
+			free_pollers(ch);
 			free(ch->ring);
 			free(ch);
 		}
@@ -378,12 +415,57 @@ static uint64_t start_cursor(const struct channel *ch, const uint64_t *since,
 	return since ? since[i] : ch->last_id;
 }
 
+/* Under the lock: remember a join or leave to publish after unlocking
+ * (publishing takes the lock). */
+static void queue_announcement(struct announcement **list,
+			       const struct channel *ch, const char *event,
+			       const char *client, enum transport_id t)
+{
+	struct announcement *a = xcalloc(1, sizeof *a + ch->name_len + 1);
+
+	memcpy(a->channel, ch->name, ch->name_len);
+	a->event = event;
+	a->transport = t;
+	snprintf(a->client, sizeof a->client, "%s", client);
+	a->next = *list;
+	*list = a;
+}
+
+/* Without the lock: publish the queued joins and leaves, as ordinary
+ * messages (ids, history, resume), and free them. */
+static void announce(struct bus *bus, struct announcement *list)
+{
+	while (list) {
+		struct announcement *a = list;
+		char json[CLIENT_ID_MAX + 64];
+		struct payload data = { .json = json };
+		struct message_spec spec = { .channel = a->channel,
+					     .event = a->event,
+					     .data = &data };
+		uint64_t id;
+
+		data.len = (size_t)snprintf(json, sizeof json,
+					    "{\"client\":\"%s\",\"transport\":\"%s\"}",
+					    a->client,
+					    transport_by_id(a->transport)->name);
+		bus_publish(bus, a->channel, strlen(a->channel),
+			    message_new(&spec, bus_wall_ms(), bus_now_ms()), &id);
+		list = a->next;
+		free(a);
+	}
+}
+
 /* Under the lock: a new tap of sub on ch, starting at cursor. */
 static struct tap *link_tap(struct subscriber *sub, struct channel *ch,
-			    uint64_t cursor)
+			    uint64_t cursor, bool announce,
+			    struct announcement **joins)
 {
 	struct tap *t = xcalloc(1, sizeof *t);
 
+	if (announce)
+		queue_announcement(joins, ch, "join", sub->client,
+				   sub->transport->id);
+	t->announce = announce;
 	t->ch = ch;
 	t->sub = sub;
 	t->cursor = cursor;
@@ -401,8 +483,12 @@ static struct tap *link_tap(struct subscriber *sub, struct channel *ch,
 	return t;
 }
 
-static void unlink_tap(struct subscriber *sub, struct tap *t)
+static void unlink_tap(struct subscriber *sub, struct tap *t,
+		       struct announcement **leaves)
 {
+	if (t->announce)
+		queue_announcement(leaves, t->ch, "leave", sub->client,
+				   sub->transport->id);
 	if (t->prev)
 		t->prev->next = t->next;
 	else
@@ -418,6 +504,7 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 			  const uint64_t *since, uint64_t *start)
 {
 	struct channel *chs[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct announcement *joins = NULL;
 	enum bus_error err = BUS_OK;
 
 	pthread_mutex_lock(&bus->lock);
@@ -433,7 +520,8 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 		}
 	}
 	for (size_t i = 0; i < channels->count; i++)
-		start[i] = link_tap(sub, chs[i], start_cursor(chs[i], since, i))
+		start[i] = link_tap(sub, chs[i], start_cursor(chs[i], since, i),
+				    sub->announce, &joins)
 				   ->cursor;
 	sub->next = bus->subs;
 	if (sub->next)
@@ -447,13 +535,15 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 out:
 	/* channels created for a refused attach are reclaimed by the tick */
 	pthread_mutex_unlock(&bus->lock);
+	announce(bus, joins);
 	return err;
 }
 
 enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const char *channel, size_t len,
-			   const uint64_t *since, uint64_t *start)
+			   const uint64_t *since, bool announce_it, uint64_t *start)
 {
+	struct announcement *joins = NULL;
 	enum bus_error err = BUS_OK;
 	struct channel *ch;
 
@@ -467,29 +557,36 @@ enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 		err = BUS_TOO_MANY_CHANNELS;
 		goto out;
 	}
-	*start = link_tap(sub, ch, start_cursor(ch, since, 0))->cursor;
+	*start = link_tap(sub, ch, start_cursor(ch, since, 0), announce_it,
+			  &joins)->cursor;
 out:
 	pthread_mutex_unlock(&bus->lock);
+	announce(bus, joins);
 	return err;
 }
 
 void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i)
 {
+	struct announcement *leaves = NULL;
+
 	pthread_mutex_lock(&bus->lock);
-	unlink_tap(sub, sub->taps[i]);
+	unlink_tap(sub, sub->taps[i], &leaves);
 	memmove(&sub->taps[i], &sub->taps[i + 1],
 		(sub->ntaps - i - 1) * sizeof *sub->taps);
 	sub->ntaps--;
 	pthread_mutex_unlock(&bus->lock);
+	announce(bus, leaves);
 }
 
 void bus_detach(struct bus *bus, struct subscriber *sub)
 {
+	struct announcement *leaves = NULL;
+
 	if (!sub->attached)
 		return;
 	pthread_mutex_lock(&bus->lock);
 	for (size_t i = 0; i < sub->ntaps; i++)
-		unlink_tap(sub, sub->taps[i]);
+		unlink_tap(sub, sub->taps[i], &leaves);
 	if (sub->prev)
 		sub->prev->next = sub->next;
 	else
@@ -501,6 +598,7 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
 	*id_slot(bus, sub->id) = sub->id_next;
 	sub->attached = false;
 	pthread_mutex_unlock(&bus->lock);
+	announce(bus, leaves);
 	free(sub->taps);
 	sub->taps = NULL;
 	sub->ntaps = sub->taps_cap = 0;
@@ -636,6 +734,85 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 	pthread_mutex_unlock(&bus->lock);
 }
 
+/* ---- presence of pollers ---- */
+
+/* Under the lock: forget the least recently seen poller of ch. */
+static void drop_stalest(struct channel *ch)
+{
+	struct poller **stalest = &ch->pollers, *gone;
+
+	for (struct poller **p = &ch->pollers; *p; p = &(*p)->next)
+		if ((*p)->seen_ms < (*stalest)->seen_ms)
+			stalest = p;
+	gone = *stalest;
+	*stalest = gone->next;
+	free(gone);
+	ch->npollers--;
+}
+
+static void seen(struct channel *ch, const char *client, enum transport_id t,
+		 bool announce_it, uint64_t now, struct announcement **joins)
+{
+	struct poller *p;
+
+	for (p = ch->pollers; p; p = p->next)
+		if (p->transport == t && strcmp(p->client, client) == 0)
+			break;
+	if (p == NULL) {
+		if (ch->npollers == POLLERS_MAX)
+			drop_stalest(ch);
+		p = xcalloc(1, sizeof *p);
+		p->transport = t;
+		snprintf(p->client, sizeof p->client, "%s", client);
+		p->next = ch->pollers;
+		ch->pollers = p;
+		ch->npollers++;
+		if (announce_it)
+			queue_announcement(joins, ch, "join", client, t);
+	}
+	p->announce |= announce_it;
+	p->seen_ms = now;
+}
+
+void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
+		   const char *client, enum transport_id t, bool announce_it)
+{
+	struct announcement *joins = NULL;
+	uint64_t now = bus_now_ms();
+
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = 0; i < channels->count; i++) {
+		struct channel *ch = *channel_slot(bus, channels->name[i],
+						   channels->len[i]);
+
+		if (ch)
+			seen(ch, client, t, announce_it, now, &joins);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	announce(bus, joins);
+}
+
+static void expire_pollers(struct bus *bus, struct channel *ch, uint64_t now,
+			   struct announcement **leaves)
+{
+	struct poller **p = &ch->pollers;
+
+	while (*p) {
+		struct poller *q = *p;
+
+		if (q->seen_ms + bus->cfg.presence_window_ms > now) {
+			p = &q->next;
+			continue;
+		}
+		if (q->announce)
+			queue_announcement(leaves, ch, "leave", q->client,
+					   q->transport);
+		*p = q->next;
+		free(q);
+		ch->npollers--;
+	}
+}
+
 /* ---- housekeeping ---- */
 
 static void expire_channel(struct bus *bus, struct channel *ch, uint64_t now)
@@ -647,6 +824,8 @@ static void expire_channel(struct bus *bus, struct channel *ch, uint64_t now)
 
 void bus_tick(struct bus *bus, uint64_t now_ms)
 {
+	struct announcement *leaves = NULL;
+
 	pthread_mutex_lock(&bus->lock);
 	for (size_t i = 0; i < bus->nbuckets; i++) {
 		struct channel *ch = bus->buckets[i], *next;
@@ -654,7 +833,9 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 		for (; ch; ch = next) {
 			next = ch->hnext;
 			expire_channel(bus, ch, now_ms);
-			if (ch->len == 0 && ch->taps == NULL)
+			expire_pollers(bus, ch, now_ms, &leaves);
+			if (ch->len == 0 && ch->taps == NULL &&
+			    ch->pollers == NULL)
 				channel_reclaim(bus, ch);
 		}
 	}
@@ -666,6 +847,7 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 		wake(s);
 	}
 	pthread_mutex_unlock(&bus->lock);
+	announce(bus, leaves);
 }
 
 int bus_info(struct bus *bus, const char *channel, size_t len,
@@ -681,6 +863,11 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		out->oldest_id = oldest_id(ch);
 		out->retained = ch->len;
 		memcpy(out->subscribers, ch->subs_by, sizeof out->subscribers);
+		/* pollers count while they keep polling, not per request */
+		out->subscribers[TRANSPORT_POLL] = 0;
+		out->subscribers[TRANSPORT_LONGPOLL] = 0;
+		for (struct poller *p = ch->pollers; p; p = p->next)
+			out->subscribers[p->transport]++;
 	}
 	pthread_mutex_unlock(&bus->lock);
 	if (ch == NULL) {

@@ -22,6 +22,7 @@ struct bus_config {
 	size_t history_bytes;    /* envelope bytes kept over all channels */
 	size_t max_channels;
 	size_t lag_limit;        /* bytes a subscriber may fall behind */
+	uint64_t presence_window_ms; /* a poller is present this long */
 };
 
 /* Why the bus wants a subscriber closed. */
@@ -31,6 +32,7 @@ enum sub_end { SUB_END_NONE, SUB_END_SLOW, SUB_END_DEAD, SUB_END_SHUTDOWN };
 struct tap {
 	struct channel *ch;
 	uint64_t cursor;   /* last id handed out */
+	bool announce;     /* publish join/leave for this subscriber here */
 	uint64_t lag_base; /* channel byte count the subscriber has reached */
 	struct tap *prev, *next; /* the channel's taps */
 	struct subscriber *sub;
@@ -43,6 +45,7 @@ struct subscriber {
 	void *conn;                       /* the transport's connection */
 	char client[CLIENT_ID_MAX + 1];   /* its client id */
 	uint64_t period_ms; /* >0: deadline = last output + period (heartbeat) */
+	bool announce;      /* taps made by bus_attach publish join/leave */
 	/* Guarded by the bus lock from bus_attach to bus_detach. */
 	uint64_t id;          /* handle for bus_kill */
 	bool attached;
@@ -110,7 +113,7 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
  * WebSocket); it becomes the last tap. start as in bus_attach. */
 enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const char *channel, size_t len,
-			   const uint64_t *since, uint64_t *start);
+			   const uint64_t *since, bool announce, uint64_t *start);
 /* Drop tap i; the taps after it move down by one. */
 void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i);
 /* Leave all channels; the subscriber is never touched by the bus again. */
@@ -128,6 +131,13 @@ void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 		      uint64_t deadline_ms);
 /* Ask the subscriber with that id to end (a watcher saw its peer go). */
 void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why);
+
+/* Presence */
+/* A poll or long-poll client asked for these channels now. It counts as
+ * present for the presence window; with announce, a join is published
+ * when it was not present, and a leave when the window passes. */
+void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
+		   const char *client, enum transport_id t, bool announce);
 
 /* Housekeeping */
 /* Expire history by age, fire due deadlines, reclaim idle channels. */

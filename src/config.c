@@ -40,6 +40,8 @@ static const struct option_def options[] = {
 	NUM(max_message, "65536", 1, 16777216, "largest message, bytes"),
 	NUM(outq_limit, "1048576", 1024, 1UL << 32,
 	    "bytes a subscriber may fall behind before it is cut off"),
+	NUM(presence_window, "30", 1, 3600,
+	    "seconds a poller counts as present after its last poll"),
 	NUM(heartbeat, "15", 1, 3600, "seconds of silence before a ping"),
 	NUM(longpoll_timeout, "25", 1, 120, "default long-poll hold, seconds"),
 	NUM(ws_ping, "30", 1, 3600, "seconds between WebSocket pings"),

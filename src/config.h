@@ -17,6 +17,7 @@ struct config {
 	unsigned long max_channels;
 	unsigned long max_message;    /* bytes */
 	unsigned long outq_limit;     /* bytes */
+	unsigned long presence_window; /* seconds */
 	unsigned long heartbeat;      /* seconds */
 	unsigned long longpoll_timeout; /* default hold, seconds */
 	unsigned long ws_ping, ws_hangup; /* seconds */

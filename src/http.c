@@ -102,6 +102,7 @@ static int subscribe(struct http_request *req, const char *list)
 {
 	const struct transport *t = NULL;
 	int r = pick_transport(req, &t);
+	const char *s;
 
 	if (t == NULL)
 		return r;
@@ -118,6 +119,8 @@ static int subscribe(struct http_request *req, const char *list)
 	if (read_client(req) < 0)
 		return http_reply_error(req->conn, 400, "bad_client",
 					"client ids match [A-Za-z0-9_-]{1,64}");
+	s = http_arg(req, "presence");
+	req->presence = s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0);
 	req->transport = t;
 	metrics_add(&metrics.subscriptions[t->id], 1);
 	return t->serve(req);

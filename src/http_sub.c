@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 
 int http_sub_open(struct http_sub *hs, struct http_request *req,
-		  uint64_t deadline_ms, uint64_t period_ms)
+		  uint64_t deadline_ms, uint64_t period_ms, bool announce)
 {
 	const union MHD_ConnectionInfo *ci;
 	enum bus_error err;
@@ -25,6 +25,7 @@ int http_sub_open(struct http_sub *hs, struct http_request *req,
 	hs->sub.conn = req->conn;
 	hs->sub.deadline_ms = deadline_ms;
 	hs->sub.period_ms = period_ms;
+	hs->sub.announce = announce;
 	snprintf(hs->sub.client, sizeof hs->sub.client, "%s", req->client);
 	ci = MHD_get_connection_info(req->conn,
 				     MHD_CONNECTION_INFO_CONNECTION_FD);

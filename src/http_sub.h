@@ -20,9 +20,9 @@ struct http_sub {
 
 /* Attach to the request's channels; on failure the error reply is queued
  * and the return is MHD_YES/NO for the handler, else -1 means attached.
- * deadline_ms and period_ms as in struct subscriber. */
+ * deadline_ms, period_ms and announce as in struct subscriber. */
 int http_sub_open(struct http_sub *hs, struct http_request *req,
-		  uint64_t deadline_ms, uint64_t period_ms);
+		  uint64_t deadline_ms, uint64_t period_ms, bool announce);
 /* Leave the bus and the watcher. Safe to call twice. */
 void http_sub_close(struct http_sub *hs);
 /* Apply pulled items to the client's cursor. */

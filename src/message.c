@@ -17,40 +17,67 @@ static atomic_long alive;
 /* ,"id":18446744073709551615} */
 #define SEAL_MAX 30
 
+/* The envelope up to the id, with `data` as given. */
+static size_t write_head(char *p, size_t cap, const struct message_spec *spec,
+			 const char *event, const char *from, int64_t ts,
+			 const char *data, size_t data_len, const char *binary,
+			 size_t *data_off)
+{
+	int n = snprintf(p, cap, "{\"type\":\"message\",\"channel\":\"%s\","
+				 "\"event\":\"%s\",\"data\":",
+			 spec->channel, event);
+
+	*data_off = (size_t)n;
+	memcpy(p + n, data, data_len);
+	n += (int)data_len;
+	n += snprintf(p + n, cap - (size_t)n, ",\"ts\":%lld", (long long)ts);
+	if (from[0])
+		n += snprintf(p + n, cap - (size_t)n, ",\"from\":\"%s\"", from);
+	if (binary)
+		n += snprintf(p + n, cap - (size_t)n, ",\"binary\":%s", binary);
+	return (size_t)n;
+}
+
 struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
 			    uint64_t mono_ms)
 {
 	const char *event = spec->event ? spec->event : "message";
 	const char *from = spec->from ? spec->from : "";
-	size_t head_max = 120 + strlen(spec->channel) + strlen(event) +
+	const struct payload *d = spec->data;
+	size_t head_max = 140 + strlen(spec->channel) + strlen(event) +
 			  strlen(from);
-	size_t cap = head_max + spec->data->len + SEAL_MAX;
-	struct message *m = xcalloc(1, sizeof *m + LWS_PRE + cap);
-	char *p = (char *)m->buf + LWS_PRE;
-	int n;
+	size_t cap = head_max + d->len + SEAL_MAX;
+	bool frames = d->binary && d->raw;
+	size_t meta_cap = frames ? head_max + SEAL_MAX : 0;
+	size_t raw_len = frames ? d->raw_len : 0;
+	struct message *m = xcalloc(1, sizeof *m + LWS_PRE + cap +
+					       (frames ? 2 * LWS_PRE : 0) +
+					       meta_cap + raw_len);
+	size_t ignored;
 
 	atomic_init(&m->refs, 1);
 	m->ts = ts_ms;
 	m->born_ms = mono_ms;
 	m->exclude_sender = spec->exclude_sender && from[0];
-	m->binary = spec->data->binary;
+	m->binary = d->binary;
 	m->cap = cap;
 	snprintf(m->event, sizeof m->event, "%s", event);
 	snprintf(m->from, sizeof m->from, "%s", from);
-	n = snprintf(p, cap, "{\"type\":\"message\",\"channel\":\"%s\","
-			     "\"event\":\"%s\",\"data\":",
-		     spec->channel, event);
-	m->data_off = (size_t)n;
-	memcpy(p + n, spec->data->json, spec->data->len);
-	m->data_len = spec->data->len;
-	n += (int)spec->data->len;
-	n += snprintf(p + n, cap - (size_t)n, ",\"ts\":%lld",
-		      (long long)ts_ms);
-	if (from[0])
-		n += snprintf(p + n, cap - (size_t)n, ",\"from\":\"%s\"", from);
-	if (m->binary)
-		n += snprintf(p + n, cap - (size_t)n, ",\"binary\":true");
-	m->json_len = (size_t)n; /* provisional: seal completes it */
+	/* provisional lengths: message_seal completes both envelopes */
+	m->json_len = write_head((char *)m->buf + LWS_PRE, cap, spec, event,
+				 from, ts_ms, d->json, d->len,
+				 d->binary ? "true" : NULL, &m->data_off);
+	m->data_len = d->len;
+	if (frames) {
+		m->meta_off = LWS_PRE + cap + LWS_PRE;
+		m->meta_cap = meta_cap;
+		m->meta_len = write_head((char *)m->buf + m->meta_off, meta_cap,
+					 spec, event, from, ts_ms, "null", 4,
+					 "\"frame\"", &ignored);
+		m->raw_off = m->meta_off + meta_cap + LWS_PRE;
+		m->raw_len = raw_len;
+		memcpy(m->buf + m->raw_off, d->raw, raw_len);
+	}
 	atomic_fetch_add(&alive, 1);
 	return m;
 }
@@ -61,6 +88,12 @@ void message_seal(struct message *m, uint64_t id)
 
 	m->id = id;
 	m->json_len += (size_t)snprintf(p + m->json_len, m->cap - m->json_len,
+					",\"id\":%llu}", (unsigned long long)id);
+	if (m->meta_cap == 0)
+		return;
+	p = (char *)m->buf + m->meta_off;
+	m->meta_len += (size_t)snprintf(p + m->meta_len,
+					m->meta_cap - m->meta_len,
 					",\"id\":%llu}", (unsigned long long)id);
 }
 

@@ -28,6 +28,11 @@ struct message {
 	size_t data_off;   /* the data value inside the envelope */
 	size_t data_len;
 	size_t cap;        /* bytes after the headroom */
+	/* binary messages also have a binary-frame form for /ws clients that
+	 * ask for it: an envelope with "data":null, then the raw bytes; each
+	 * at an offset into buf with its own LWS_PRE headroom before it */
+	size_t meta_off, meta_len, meta_cap;
+	size_t raw_off, raw_len;
 	/* Owned by the bus, guarded by its lock: position in history. */
 	struct channel *ch;
 	struct message *older, *newer; /* bus-wide publish order */
@@ -51,6 +56,9 @@ struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
 void message_seal(struct message *m, uint64_t id);
 /* The envelope text {"type":"message",...,"id":N}. */
 static inline const char *message_json(const struct message *m);
+/* The binary-frame form (meta_len 0 when the message is not binary). */
+static inline const char *message_meta(const struct message *m);
+static inline const unsigned char *message_raw(const struct message *m);
 /* Bytes of writable headroom before message_json() (LWS_PRE). */
 extern const size_t message_headroom;
 void message_ref(struct message *m);
@@ -61,6 +69,16 @@ long message_alive(void);
 static inline const char *message_json(const struct message *m)
 {
 	return (const char *)m->buf + message_headroom;
+}
+
+static inline const char *message_meta(const struct message *m)
+{
+	return (const char *)m->buf + m->meta_off;
+}
+
+static inline const unsigned char *message_raw(const struct message *m)
+{
+	return m->buf + m->raw_off;
 }
 
 #endif

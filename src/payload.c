@@ -211,6 +211,8 @@ void payload_from_binary(const void *body, size_t len, struct payload *out)
 	out->json = p;
 	out->len = n;
 	out->binary = true;
+	out->raw = body;
+	out->raw_len = len;
 }
 
 enum payload_error payload_from_any(const char *body, size_t len,
@@ -228,4 +230,6 @@ void payload_free(struct payload *p)
 	free(p->json);
 	p->json = NULL;
 	p->len = 0;
+	p->raw = NULL;
+	p->raw_len = 0;
 }

@@ -11,6 +11,10 @@ struct payload {
 	char *json;
 	size_t len;
 	bool binary; /* json is a base64 string of binary data */
+	/* binary: the caller's bytes (not owned; valid while the caller
+	 * keeps them), for the raw WebSocket binary-frame form */
+	const void *raw;
+	size_t raw_len;
 };
 
 enum payload_error {

@@ -25,6 +25,7 @@ static struct bus *make_bus(const struct config *cfg)
 		.history_bytes = cfg->history_memory,
 		.max_channels = cfg->max_channels,
 		.lag_limit = cfg->outq_limit,
+		.presence_window_ms = (uint64_t)cfg->presence_window * 1000,
 	};
 	return bus_new(&bc);
 }

@@ -45,7 +45,11 @@ static int longpoll_open(struct http_request *req)
 					"timeout is whole seconds, 1 to 120");
 	hs = xcalloc(1, sizeof *hs);
 	req->tstate = hs;
-	r = http_sub_open(hs, req, bus_now_ms() + (uint64_t)timeout * 1000, 0);
+	r = http_sub_open(hs, req, bus_now_ms() + (uint64_t)timeout * 1000, 0,
+			  false);
+	if (r == -1)
+		bus_poll_seen(req->srv->bus, &req->channels, req->client,
+			      TRANSPORT_LONGPOLL, req->presence);
 	return r;
 }
 
@@ -68,6 +72,9 @@ static int longpoll_serve(struct http_request *req)
 		return MHD_NO;
 	if (got.parked)
 		return MHD_YES;
+	/* seen again on the way out: a long hold is still presence */
+	bus_poll_seen(req->srv->bus, &req->channels, req->client,
+		      TRANSPORT_LONGPOLL, false);
 	r = pollreply_send(hs, items, got.count, got.more);
 	bus_items_release(items, got.count);
 	http_sub_close(hs);

@@ -17,10 +17,12 @@ static int poll_serve(struct http_request *req)
 	struct bus_item items[POLL_MAX_ITEMS];
 	struct http_sub hs = { 0 };
 	struct bus_pull got;
-	int r = http_sub_open(&hs, req, 0, 0);
+	int r = http_sub_open(&hs, req, 0, 0, false);
 
 	if (r != -1)
 		return r;
+	bus_poll_seen(req->srv->bus, &req->channels, req->client,
+		      TRANSPORT_POLL, req->presence);
 	bus_pull(req->srv->bus, &hs.sub, items, POLL_MAX_ITEMS,
 		 POLL_MAX_BYTES, false, &got);
 	r = pollreply_send(&hs, items, got.count, got.more);

@@ -173,7 +173,7 @@ static int sse_serve(struct http_request *req)
 		return MHD_YES;
 	st = xcalloc(1, sizeof *st);
 	req->tstate = st;
-	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb);
+	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb, req->presence);
 	if (r != -1)
 		return r;
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,

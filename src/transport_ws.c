@@ -59,6 +59,8 @@ struct ws_session {
 	struct lws *wsi;
 	bool mux;
 	bool attached, welcomed;
+	bool binary_frames; /* hello asked for raw binary frames */
+	bool raw_next;      /* inflight's raw bytes go out next */
 	bool cut; /* set under the bus lock, read on the service thread */
 	/* the subscription, parallel to sub.taps: item.tap indexes both */
 	size_t nch, cap;
@@ -320,8 +322,28 @@ static int write_item(struct ws_session *s, struct bus_item *it)
 	}
 	s->inflight = m;
 	it->msg = NULL;
+	if (s->binary_frames && m->meta_len > 0) {
+		s->raw_next = true; /* the envelope now, the bytes next */
+		return lws_write(s->wsi, (unsigned char *)message_meta(m),
+				 m->meta_len, LWS_WRITE_TEXT) <
+			       (int)m->meta_len ?
+			       -1 :
+			       0;
+	}
 	return lws_write(s->wsi, (unsigned char *)message_json(m),
 			 m->json_len, LWS_WRITE_TEXT) < (int)m->json_len ?
+		       -1 :
+		       0;
+}
+
+/* The raw bytes of a binary message whose envelope just went out. */
+static int write_raw(struct ws_session *s)
+{
+	struct message *m = s->inflight;
+
+	s->raw_next = false;
+	return lws_write(s->wsi, (unsigned char *)message_raw(m), m->raw_len,
+			 LWS_WRITE_BINARY) < (int)m->raw_len ?
 		       -1 :
 		       0;
 }
@@ -363,6 +385,11 @@ static int on_writable(struct ws_session *s)
 {
 	int r;
 
+	if (s->raw_next) {
+		r = write_raw(s); /* keeps inflight: lws may still read it */
+		lws_callback_on_writable(s->wsi);
+		return r;
+	}
 	message_unref(s->inflight);
 	s->inflight = NULL;
 	if (!s->welcomed)
@@ -406,6 +433,8 @@ static int parse_request(struct ws_session *s, uint64_t *since, bool *has)
 		if (v && cursor_parse(v, strlen(v), s->nch, since) < 0)
 			goto out;
 	}
+	v = lws_get_urlarg_by_name(s->wsi, "presence=", arg, sizeof arg);
+	s->sub.announce = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 	v = lws_get_urlarg_by_name(s->wsi, "client=", arg, sizeof arg);
 	if (v && !client_id_valid(v, strlen(v)))
 		goto out;
@@ -483,7 +512,8 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 	if (refused(s, op,
 		    bus_tap_add(srv_of(s)->bus, &s->sub, op->channel,
 				strlen(op->channel),
-				op->has_since ? &op->since : NULL, &start)))
+				op->has_since ? &op->since : NULL, op->presence,
+				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
 	snprintf(extra, sizeof extra, ",\"cursor\":\"%llu\"",
@@ -547,6 +577,7 @@ static void mux_text(struct ws_session *s)
 		mux_publish(s, &op, &op.data);
 		break;
 	case MUX_HELLO:
+		s->binary_frames = op.binary_frames;
 		reply_ack(s, &op, "");
 		break;
 	}

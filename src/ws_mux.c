@@ -174,8 +174,10 @@ static int read_op(cJSON *doc, const char *text, size_t len,
 			    "op is subscribe, unsubscribe, publish or hello");
 	if (read_channel(doc, op, err) < 0)
 		return -1;
-	if (op->kind == MUX_SUBSCRIBE)
+	if (op->kind == MUX_SUBSCRIBE) {
+		op->presence = flag(doc, "presence");
 		return read_since(doc, op, err);
+	}
 	if (op->kind == MUX_PUBLISH)
 		return read_publish(doc, text, len, op, err);
 	return 0;

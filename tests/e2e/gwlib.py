@@ -54,6 +54,7 @@ __all__ = [
     "AsyncHTTP", "raw_exchange", "parse_status", "wait_until", "open_stream",
     "read_head", "Sub", "PollClient", "LongPollClient", "SSEClient",
     "WSClient", "make_client", "TRANSPORTS", "ws_frame", "payload",
+    "MuxClient", "rss_kb", "composite",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -1725,3 +1726,202 @@ def make_client(kind, gw, ch, since=None, **kw):
     if kind == "ws":
         return WSClient(gw, ch, since=since, **kw)
     raise ValueError(kind)
+
+
+# ---------------------------------------------------------------------------
+# the multiplexed WebSocket, GET /ws (issue 4)
+
+class MuxClient(WSClient):
+    """A client of the multiplexed WebSocket at /ws.
+
+    Subscriptions are added at run time, so .channels grows with each
+    subscribe (and shrinks with unsubscribe); .cursors holds one id per
+    channel ({'a': 17}).  Control frames are recorded as they arrive:
+    .ctl every ack/error frame in order, .replies {ref: frame} (the last
+    frame for that ref), .errors the error frames.  Every op takes an
+    automatic ref unless one is given; op() sends and waits for its answer.
+
+    Binary frames mode (hello binary:"frames"): a message envelope with
+    "binary":"frame" is followed by one binary frame; the message is
+    recorded once that frame is there, with the bytes in m['raw'].
+    """
+
+    kind = "ws"
+
+    def __init__(self, gw, client=None, path=None, extra_query=None, **kw):
+        super().__init__(gw, "", client=client, path=path, extra_query=extra_query, **kw)
+        self.channels = []
+        self.cursors = {}
+        self.ctl = []
+        self.replies = {}
+        self.errors = []
+        self.ack_refs = []          # refs of ack frames in arrival order
+        self._ref = 0
+        self._await_frame = None    # an envelope waiting for its binary frame
+
+    def path(self):
+        if self._path:
+            return self._path
+        q = []
+        if self.client_id:
+            q.append(("client", self.client_id))
+        q += self.extra_query
+        return "/ws" + ("?" + urllib.parse.urlencode(q, safe=",") if q else "")
+
+    def describe(self):
+        return (f"/ws client={self.client_id} channels={self.channels[:8]} end={self.end_reason} "
+                f"close={self.close_code} msgs={len(self.messages)} ctl={len(self.ctl)} "
+                f"errors={self.errors[-3:]} problems={self.problems[:3]}")
+
+    # -- sending
+    def next_ref(self):
+        self._ref += 1
+        return self._ref
+
+    async def send_op(self, op, ref=_AUTO):
+        """Send one op frame; returns its ref (None if sent without one)."""
+        op = dict(op)
+        if ref is _AUTO:
+            ref = self.next_ref()
+        if ref is not None:
+            op["ref"] = ref
+        await self.send_json(op)
+        return ref
+
+    async def wait_ref(self, ref, timeout=5.0):
+        await self.wait_for(lambda: ref in self.replies, timeout, f"the answer to ref {ref}")
+        return self.replies[ref]
+
+    async def op(self, op, timeout=5.0, ref=_AUTO):
+        """Send an op and wait for its ack or error frame; returns that frame."""
+        r = await self.send_op(op, ref)
+        if r is None:
+            raise ValueError("op() needs a ref to wait for")
+        return await self.wait_ref(r, timeout)
+
+    async def ok_op(self, op, timeout=5.0):
+        """op() that must be acknowledged; returns the ack frame."""
+        f = await self.op(op, timeout)
+        check(f.get("type") == "ack", f"/ws {op.get('op')} {op.get('channel', '')!s}: got {f!r}, want an ack")
+        return f
+
+    async def subscribe(self, ch, since=None, presence=False, **extra):
+        op = {"op": "subscribe", "channel": ch, **extra}
+        if since is not None:
+            op["since"] = str(since)
+        if presence:
+            op["presence"] = True
+        if ch not in self.channels:
+            self.channels.append(ch)
+        f = await self.ok_op(op)
+        if f.get("cursor") is not None and ch not in self.cursors:
+            try:
+                self.cursors[ch] = int(f["cursor"])
+            except (TypeError, ValueError):
+                self.problems.append(f"subscribe ack cursor {f.get('cursor')!r} is not a decimal string")
+        return f
+
+    async def unsubscribe(self, ch):
+        f = await self.ok_op({"op": "unsubscribe", "channel": ch})
+        if ch in self.channels:
+            self.channels.remove(ch)
+        return f
+
+    async def publish(self, ch, data, event=None, exclude_sender=False, **extra):
+        """Publish JSON data; returns the ack frame (with the id)."""
+        op = {"op": "publish", "channel": ch, "data": data, **extra}
+        if event is not None:
+            op["event"] = event
+        if exclude_sender:
+            op["exclude_sender"] = True
+        return await self.ok_op(op)
+
+    async def publish_raw_json(self, ch, data_text, ref=_AUTO):
+        """Publish with `data` spliced in as given JSON text (byte-exact tests)."""
+        if ref is _AUTO:
+            ref = self.next_ref()
+        frame = '{"op":"publish","channel":%s,"data":%s,"ref":%d}' % (json.dumps(ch), data_text, ref)
+        await self.send_text(frame)
+        return await self.wait_ref(ref)
+
+    async def publish_binary(self, ch, data, event=None, exclude_sender=False, timeout=5.0):
+        """The publish op with binary:true, then one binary frame; returns the answer."""
+        op = {"op": "publish", "channel": ch, "binary": True}
+        if event is not None:
+            op["event"] = event
+        if exclude_sender:
+            op["exclude_sender"] = True
+        ref = await self.send_op(op)
+        await self.send_binary(data)
+        return await self.wait_ref(ref, timeout)
+
+    async def hello_binary_frames(self):
+        return await self.ok_op({"op": "hello", "binary": "frames"})
+
+    # -- receiving
+    def _advance(self, channel, mid):
+        if isinstance(mid, int):
+            self.cursors[channel] = mid
+
+    def on(self, ch):
+        """The messages received on channel ch, in order."""
+        return [m for m in self.messages if m.get("channel") == ch]
+
+    def _deliver(self, op, data):
+        if op == 0x2:
+            if self._await_frame is not None:
+                m, self._await_frame = self._await_frame, None
+                m["raw"] = data
+                self._add_message(m)
+                self._advance(m.get("channel"), m.get("id"))
+                self._note()
+                return
+            self.binaries.append(data)
+            self._note()
+            return
+        if self._await_frame is not None:
+            self.problems.append(f"a text frame came between a binary:\"frame\" envelope and its "
+                                 f"binary frame: {data[:100]!r}")
+            self._await_frame = None
+        try:
+            text = data.decode("utf-8")
+            obj = json.loads(text)
+        except (UnicodeDecodeError, ValueError):
+            return super()._deliver(op, data)
+        if isinstance(obj, dict) and obj.get("type") in ("ack", "error"):
+            self.texts.append(text)
+            self.ctl.append(obj)
+            ref = obj.get("ref")
+            if obj["type"] == "error":
+                self.errors.append(obj)
+                for k in ("code", "message"):
+                    if not isinstance(obj.get(k), str):
+                        self.problems.append(f"error frame without a string {k!r}: {text[:200]}")
+            else:
+                self.ack_refs.append(ref)
+            if ref is not None:
+                self.replies[ref] = obj
+            self._note()
+            return
+        if isinstance(obj, dict) and obj.get("type") == "message" and obj.get("binary") == "frame":
+            self.texts.append(text)
+            _check_message(self, obj)
+            if obj.get("data") is not None:
+                self.problems.append(f"binary:\"frame\" envelope with data {str(obj.get('data'))[:60]}")
+            self._await_frame = obj
+            return
+        return super()._deliver(op, data)
+
+
+def rss_kb(pid):
+    """Resident set size of a process in KiB, from /proc/PID/status."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
+def composite(channels, last):
+    """The composite cursor for channels given {channel: last id}."""
+    return ",".join(str(last.get(c, 0)) for c in channels)

@@ -112,6 +112,13 @@ async def test_longpoll_timeout():
         http.close()
 
 
+def attached(gw, kind):
+    for line in get(gw, "/metrics")[2].decode().splitlines():
+        if line.startswith(f'anypush_subscribers{{transport="{kind}"}} '):
+            return int(line.split()[-1])
+    raise AssertionError(f"no anypush_subscribers gauge for {kind}")
+
+
 async def killed_noticed(kind, limit=1.0):
     with Gateway() as gw:
         if kind == "sse":
@@ -128,8 +135,11 @@ async def killed_noticed(kind, limit=1.0):
         c.abort()
         t0 = time.monotonic()
         n = None
+        # info counts long-pollers by presence window (they stay "present"
+        # between polls), so "noticed" is read from the attached-subscriber
+        # gauge in /metrics, which drops when the held request ends
         while time.monotonic() - t0 < limit + 2:
-            n = info(gw, "kill")["subscribers"][kind]
+            n = attached(gw, kind) if kind == "longpoll" else info(gw, "kill")["subscribers"][kind]
             if n == 0:
                 break
             await asyncio.sleep(0.05)

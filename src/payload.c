@@ -60,8 +60,9 @@ static size_t number_len(const char *p, const char *end)
 
 /* Copy with whitespace outside strings dropped, checking the tokens that
  * cJSON 1.7.15 lets through: it takes any byte <= 0x20 as whitespace and
- * numbers like "01" or "1.". -1 on anything RFC 8259 refuses there, and
- * on raw control characters inside strings. cJSON checks the structure. */
+ * numbers like "01" or "1.". -1 on any byte RFC 8259 refuses outside
+ * strings, and on raw control characters inside them. cJSON checks the
+ * structure. */
 static int compact(const char *in, size_t len, char *out, size_t *out_len)
 {
 	const char *p = in, *end = in + len;
@@ -92,10 +93,13 @@ static int compact(const char *in, size_t len, char *out, size_t *out_len)
 			n += k;
 			p += k;
 			continue;
-		} else if ((unsigned char)c < 0x20 || c == 0x7F) {
-			return -1;
 		} else if (c == '"') {
 			in_string = true;
+		} else if (strchr("{}[]:,truefalsn", c) == NULL || c == '\0') {
+			/* outside strings JSON has only these (cJSON checks
+			 * the literals); cJSON itself skips a BOM and any
+			 * byte <= 0x20 */
+			return -1;
 		}
 		out[n++] = c;
 		p++;

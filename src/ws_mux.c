@@ -83,9 +83,12 @@ static int read_ref(cJSON *doc, struct mux_op *op, struct mux_error *err)
 
 	if (ref == NULL)
 		return 0;
-	if (!cJSON_IsNumber(ref) || ref->valuedouble != (double)(long long)ref->valuedouble ||
-	    ref->valuedouble < 0 || ref->valuedouble > 9007199254740991.0)
-		return fail(err, "bad_ref", "ref must be a whole number from 0 to 2^53-1");
+	/* range first: casting an out-of-range double is undefined */
+	if (!cJSON_IsNumber(ref) || !(ref->valuedouble >= 0) ||
+	    ref->valuedouble > 9007199254740991.0 ||
+	    ref->valuedouble != (double)(long long)ref->valuedouble)
+		return fail(err, "bad_ref",
+			    "ref must be a whole number from 0 to 2^53-1");
 	op->has_ref = true;
 	op->ref = (long long)ref->valuedouble;
 	return 0;

@@ -792,6 +792,16 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 	announce(bus, joins);
 }
 
+/* A long poll of this client is being held on ch right now. */
+static bool held(const struct channel *ch, const char *client)
+{
+	for (const struct tap *t = ch->taps; t; t = t->next)
+		if (t->sub->transport->id == TRANSPORT_LONGPOLL &&
+		    strcmp(t->sub->client, client) == 0)
+			return true;
+	return false;
+}
+
 static void expire_pollers(struct bus *bus, struct channel *ch, uint64_t now,
 			   struct announcement **leaves)
 {
@@ -801,6 +811,12 @@ static void expire_pollers(struct bus *bus, struct channel *ch, uint64_t now,
 		struct poller *q = *p;
 
 		if (q->seen_ms + bus->cfg.presence_window_ms > now) {
+			p = &q->next;
+			continue;
+		}
+		/* a hold longer than the window is still presence */
+		if (q->transport == TRANSPORT_LONGPOLL && held(ch, q->client)) {
+			q->seen_ms = now;
 			p = &q->next;
 			continue;
 		}

@@ -219,11 +219,19 @@ static const char *ref_text(const struct mux_op *op, char *buf, size_t len)
 static void reply_error(struct ws_session *s, const struct mux_op *op,
 			const char *code, const char *message)
 {
-	char ref[24];
+	char ref[24], text[160];
+	size_t n = 0;
 
+	/* our own words, but escaped all the same: the frame must parse */
+	for (const char *c = message; *c && n < sizeof text - 2; c++) {
+		if (*c == '"' || *c == '\\')
+			text[n++] = '\\';
+		text[n++] = *c;
+	}
+	text[n] = '\0';
 	ctl_push(s, "{\"type\":\"error\",\"ref\":%s,\"code\":\"%s\","
 		    "\"message\":\"%s\"}",
-		 ref_text(op, ref, sizeof ref), code, message);
+		 ref_text(op, ref, sizeof ref), code, text);
 }
 
 static void reply_ack(struct ws_session *s, const struct mux_op *op,
@@ -569,6 +577,10 @@ static void mux_text(struct ws_session *s)
 		break;
 	case MUX_PUBLISH:
 		if (op.binary) {
+			if (s->awaiting_binary)
+				reply_error(s, &s->pending, "binary_replaced",
+					    "another binary publish came before "
+					    "this one's binary frame");
 			ws_mux_op_free(&s->pending);
 			s->pending = op; /* its data is the next binary frame */
 			s->awaiting_binary = true;
@@ -591,7 +603,8 @@ static void mux_binary(struct ws_session *s)
 
 	if (!s->awaiting_binary) {
 		reply_error(s, &none, "unexpected_binary",
-			    "send {\"op\":\"publish\",...,\"binary\":true} first");
+			    "a binary frame needs a publish with binary:true "
+			    "first");
 		return;
 	}
 	s->awaiting_binary = false;

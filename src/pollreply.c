@@ -16,9 +16,12 @@
 struct reply {
 	size_t count;
 	struct MHD_IoVec *iov; /* MHD may read it until reply_free */
-	char tail[CURSOR_TEXT_MAX + 64];
+	char *tail;
 	struct message *msgs[];
 };
+
+/* Room for the tail: next, flags, and one gap entry per channel. */
+#define GAP_TEXT_MAX (CHANNEL_NAME_MAX + 80)
 
 static void reply_free(void *cls)
 {
@@ -27,29 +30,58 @@ static void reply_free(void *cls)
 	for (size_t i = 0; i < r->count; i++)
 		message_unref(r->msgs[i]);
 	free(r->iov);
+	free(r->tail);
 	free(r);
+}
+
+/* `,"gaps":[{"channel","last_seen","cursor"},...]` for the gap items, so
+ * a client of several channels knows which one lost history. */
+static size_t write_gaps(const struct http_sub *hs,
+			 const struct bus_item *items, size_t count, char *out,
+			 size_t cap)
+{
+	const struct channel_list *chs = &hs->req->channels;
+	size_t n = 0, gaps = 0;
+
+	for (size_t i = 0; i < count; i++) {
+		const struct bus_item *it = &items[i];
+
+		if (it->msg != NULL)
+			continue;
+		n += (size_t)snprintf(out + n, cap - n,
+				      "%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"
+				      "\"cursor\":%llu}",
+				      gaps++ ? "," : ",\"gap\":true,\"gaps\":[",
+				      (int)chs->len[it->tap], chs->name[it->tap],
+				      (unsigned long long)it->gap_last,
+				      (unsigned long long)it->cursor);
+	}
+	if (gaps)
+		n += (size_t)snprintf(out + n, cap - n, "]");
+	return n;
 }
 
 int pollreply_send(struct http_sub *hs, struct bus_item *items, size_t count,
 		   bool more)
 {
+	size_t gcap = count * GAP_TEXT_MAX + 8, cap = CURSOR_TEXT_MAX + 64 + gcap;
 	struct reply *r = xcalloc(1, sizeof *r + count * sizeof r->msgs[0]);
 	struct MHD_IoVec *iov = xcalloc(2 * count + 2, sizeof *iov);
-	char cursor[CURSOR_TEXT_MAX];
+	char cursor[CURSOR_TEXT_MAX], *gaps = xmalloc(gcap);
 	struct MHD_Response *resp;
 	unsigned n = 0;
-	bool gap = false;
-	int len;
+	size_t len, glen;
 
+	/* before the loop below takes the messages (a gap is a NULL msg) */
+	glen = write_gaps(hs, items, count, gaps, gcap);
+	r->tail = xmalloc(cap);
 	http_sub_advance(hs, items, count);
 	iov[n++] = (struct MHD_IoVec){ "{\"messages\":[", 13 };
 	for (size_t i = 0; i < count; i++) {
 		struct message *m = items[i].msg;
 
-		if (m == NULL) {
-			gap = true;
+		if (m == NULL)
 			continue;
-		}
 		if (r->count > 0)
 			iov[n++] = (struct MHD_IoVec){ ",", 1 };
 		iov[n++] = (struct MHD_IoVec){ message_json(m), m->json_len };
@@ -57,10 +89,11 @@ int pollreply_send(struct http_sub *hs, struct bus_item *items, size_t count,
 		items[i].msg = NULL;
 	}
 	http_sub_cursor(hs, cursor);
-	len = snprintf(r->tail, sizeof r->tail, "],\"next\":\"%s\"%s%s}",
-		       cursor, gap ? ",\"gap\":true" : "",
-		       more ? ",\"more\":true" : "");
-	iov[n++] = (struct MHD_IoVec){ r->tail, (size_t)len };
+	len = (size_t)snprintf(r->tail, cap, "],\"next\":\"%s\"", cursor);
+	len += (size_t)snprintf(r->tail + len, cap - len, "%.*s%s}", (int)glen,
+				gaps, more ? ",\"more\":true" : "");
+	free(gaps);
+	iov[n++] = (struct MHD_IoVec){ r->tail, len };
 	r->iov = iov;
 	resp = MHD_create_response_from_iovec(iov, n, reply_free, r);
 	MHD_add_response_header(resp, "Content-Type", "application/json");

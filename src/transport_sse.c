@@ -21,6 +21,7 @@
 #define SSE_BATCH 16
 #define SSE_BATCH_BYTES (64u << 10)
 #define SSE_RETRY_MS 2000
+#define PING ": ping\nevent: ping\ndata: {}\n\n"
 
 /* Up to three pieces of text waiting to be copied out. */
 struct segments {
@@ -155,8 +156,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
 		if (got.end != SUB_END_NONE)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
+		/* the comment keeps proxies from timing out; the event is for
+		 * EventSource, which never shows comments to scripts, so a
+		 * client can tell an idle stream from a dead one */
 		if (got.count == 0 && got.timer)
-			stage(&st->out, ": ping\n\n", 8);
+			stage(&st->out, PING, sizeof PING - 1);
 		else if (got.count == 0)
 			return (ssize_t)n; /* 0 only when parked (suspended) */
 	}

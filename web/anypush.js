@@ -793,9 +793,9 @@
         client._startCursor(d.cursor !== undefined ? d.cursor : e.lastEventId);
         client._opened(ctx, d);
         dog.stop();
-        /* EventSource hides the gateway's ": ping" comments, so silence
-           here may be an idle channel. Reopening with the cursor is cheap
-           and loses nothing. */
+        /* The gateway sends its heartbeat as an "event: ping" too
+           (EventSource hides comments), so silence past two heartbeats
+           means a dead stream: reopen with the cursor, losing nothing. */
         dog = watchdog(silenceMs(client), function () {
           fail({code: 'silence', message: 'no event for two heartbeats'});
         });
@@ -815,6 +815,7 @@
     for (k in client._events) {
       if (hasOwn(client._events, k)) { es.addEventListener(k, handler, false); }
     }
+    es.addEventListener('ping', handler, false);
     dog = watchdog(client.options.openTimeout, function () {
       fail({code: 'open_timeout', message: 'no welcome within ' + client.options.openTimeout + ' ms'});
     });

@@ -1416,6 +1416,9 @@ class SSEClient(Sub):
             self._ready.set()
         elif name == "gap":
             self._add_gap(data)
+        elif name == "ping":
+            # the heartbeat as an event (EventSource never shows comments)
+            self.pings = getattr(self, "pings", 0) + 1
         else:
             if ev["id"] is None:
                 self.problems.append(f"message event without id: {data_txt[:100]!r}")

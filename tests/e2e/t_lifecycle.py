@@ -175,6 +175,8 @@ async def test_heartbeat():
         expect_eq(sse.welcome.get("heartbeat"), 1, "sse welcome heartbeat")
         expect_eq(ws.welcome.get("heartbeat"), 1, "ws welcome heartbeat")
         await sse.wait_for(lambda: "ping" in sse.comments, 2.5, "': ping'")
+        await sse.wait_for(lambda: getattr(sse, "pings", 0) > 0, 2.5,
+                           "an 'event: ping' too (EventSource never shows comments)")
         await ws.wait_for(lambda: ws.app_pings > 0, 2.5, '{"type":"ping"}')
         await asyncio.sleep(1.5)
         check(sse.comments.count("ping") >= 2 and ws.app_pings >= 2,

@@ -110,6 +110,8 @@ async def gap_scenario(kind):
             g = c.gaps[0]
             if kind in ("poll", "longpoll"):
                 expect_eq(g.get("gap"), True, f"{kind}: gap flag")
+                expect_eq(g.get("gaps"), [{"channel": ch, "last_seen": 5, "cursor": 20}],
+                          f"{kind}: gaps name the channel, what was seen and where it resumes")
             else:
                 check(isinstance(g, dict) and g.get("channel") == ch, f"{kind}: gap signal {g!r}")
                 if kind == "ws":

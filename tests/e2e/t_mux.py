@@ -6,6 +6,7 @@ binary-frames mode, and hostile clients (malformed frames, oversize frames,
 a client that floods publishes without reading its acks)."""
 
 import asyncio
+import os
 import base64
 import json
 import random
@@ -601,7 +602,12 @@ async def test_flood_without_reading_acks():
         check(stalled, f"the gateway kept reading {sent >> 20} MiB of publishes from a client that reads "
                        f"no acks (RSS {rss0 // 1024} -> {peak // 1024} MiB; {last2} published)")
         expect_eq(last2, last1, "publishes accepted while the client reads nothing (not throttled)")
-        check(grow_mb < 40, f"gateway RSS grew by {grow_mb:.1f} MiB during the flood")
+        if os.environ.get("ANYPUSH_SANITIZERS"):
+            # ASan's quarantine keeps freed memory (256 MiB by default), so
+            # RSS says nothing here; LeakSanitizer checks leaks at exit
+            diag(f"sanitizer build: RSS growth {grow_mb:.1f} MiB not asserted")
+        else:
+            check(grow_mb < 40, f"gateway RSS grew by {grow_mb:.1f} MiB during the flood")
         # once the client reads again, it gets its acks in order and the
         # gateway goes on reading
         f.resume()

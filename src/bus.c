@@ -358,17 +358,17 @@ static bool excluded(const struct message *m, const struct subscriber *sub)
 	return m->exclude_sender && strcmp(m->from, sub->client) == 0;
 }
 
-static void notify_taps(struct bus *bus, struct channel *ch,
-			const struct message *m)
+static void notify_taps(struct bus *bus, struct channel *ch)
 {
 	for (struct tap *t = ch->taps; t; t = t->next) {
 		struct subscriber *sub = t->sub;
 
 		if (sub->end != SUB_END_NONE)
 			continue;
+		/* excluded subscribers are woken too: the skip moves their
+		 * cursor on the wire (an id-only SSE block, a cursor frame) */
 		if (sub->parked) {
-			if (!excluded(m, sub))
-				wake(sub);
+			wake(sub);
 		} else if (ch->bytes - t->lag_base > bus->cfg.lag_limit) {
 			log_debug("subscriber %llu (%s) cut: %llu bytes behind",
 				  (unsigned long long)sub->id,
@@ -399,7 +399,7 @@ enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
 	append(bus, ch, m);
 	*id_out = m->id;
 	m = NULL;
-	notify_taps(bus, ch, ch->ring[(ch->head + ch->len - 1) % ch->cap]);
+	notify_taps(bus, ch);
 	metrics_add(&metrics.published, 1);
 out:
 	pthread_mutex_unlock(&bus->lock);
@@ -613,6 +613,7 @@ static bool take_gap(struct subscriber *sub, unsigned i, struct bus_item *it)
 	if (t->cursor <= t->ch->last_id && t->cursor + 1 >= oldest)
 		return false;
 	it->msg = NULL;
+	it->skip = false;
 	it->tap = i;
 	it->gap_last = t->cursor;
 	it->cursor = t->cursor = oldest - 1;
@@ -668,10 +669,12 @@ static size_t fill(struct subscriber *sub, struct bus_item *items,
 		t->cursor = m->id;
 		if (t->lag_base < m->end_offset)
 			t->lag_base = m->end_offset;
-		if (excluded(m, sub))
-			continue;
-		message_ref(m);
-		items[n].msg = m;
+		/* an excluded message still moves the cursor the client keeps,
+		 * or it would read as a gap once the message leaves history */
+		items[n].skip = excluded(m, sub);
+		items[n].msg = items[n].skip ? NULL : m;
+		if (items[n].msg)
+			message_ref(m);
 		items[n].tap = (unsigned)i;
 		items[n].cursor = m->id;
 		n++;

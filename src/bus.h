@@ -60,10 +60,13 @@ struct subscriber {
 
 /* One step of a subscriber's stream. */
 struct bus_item {
-	struct message *msg; /* a reference the caller must drop; NULL: gap */
+	struct message *msg; /* a reference the caller must drop; NULL: gap
+			      * or skip */
 	unsigned tap;        /* index of the channel in the subscription */
 	uint64_t cursor;     /* that channel's cursor after this item */
 	uint64_t gap_last;   /* gap: last id the subscriber had seen */
+	bool skip;           /* no message: one this subscriber is excluded
+			      * from (its own broadcast) moved the cursor */
 };
 
 /* What bus_pull found. */

@@ -46,7 +46,7 @@ static size_t write_gaps(const struct http_sub *hs,
 	for (size_t i = 0; i < count; i++) {
 		const struct bus_item *it = &items[i];
 
-		if (it->msg != NULL)
+		if (it->msg != NULL || it->skip)
 			continue;
 		n += (size_t)snprintf(out + n, cap - n,
 				      "%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"

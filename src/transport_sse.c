@@ -99,6 +99,13 @@ static void stage_item(struct sse *st, struct bus_item *it)
 
 	http_sub_advance(&st->hs, it, 1);
 	http_sub_cursor(&st->hs, cursor);
+	if (it->skip) {
+		/* an id-only block moves Last-Event-ID without an event */
+		n = snprintf(st->scratch, sizeof st->scratch, "id: %s\n\n",
+			     cursor);
+		stage(&st->out, st->scratch, (size_t)n);
+		return;
+	}
 	if (m == NULL) {
 		n = snprintf(st->scratch, sizeof st->scratch,
 			     "id: %s\nevent: gap\ndata: {\"channel\":\"%.*s\","

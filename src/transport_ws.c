@@ -319,6 +319,15 @@ static int write_item(struct ws_session *s, struct bus_item *it)
 	int n;
 
 	s->cursor[it->tap] = it->cursor;
+	if (it->skip) {
+		/* the client's own broadcast: it gets no copy, but its cursor
+		 * must move past it, or that reads as a gap later */
+		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+			     "{\"type\":\"cursor\",\"channel\":\"%s\","
+			     "\"cursor\":%llu}",
+			     s->names[it->tap], (unsigned long long)it->cursor);
+		return write_text(s, buf, n);
+	}
 	if (m == NULL) {
 		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
 			     "{\"type\":\"gap\",\"channel\":\"%s\","

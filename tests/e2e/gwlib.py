@@ -1396,6 +1396,10 @@ class SSEClient(Sub):
         if ev["id"] is not None:
             last_id = ev["id"]
         if not ev["data"]:
+            # an id-only block moves Last-Event-ID without an event
+            if ev["id"] is not None:
+                self.cursor = last_id
+                self._note()
             return last_id
         name = ev["event"] or "message"
         data_txt = "\n".join(ev["data"])
@@ -1713,6 +1717,9 @@ class WSClient(Sub):
             self._add_gap(obj)
         elif t == "ping":
             self.app_pings += 1
+        elif t == "cursor":
+            # a message this client is excluded from moved its cursor
+            self._advance(obj.get("channel"), obj.get("cursor"))
         else:
             self.others.append(obj)
         self._note()

@@ -233,6 +233,36 @@ async def test_exclude_sender_from_ws():
         expect_eq((w.messages[0]["data"], w.messages[0].get("from")), ({"via": "ws"}, "yan"), "ws frame publish")
 
 
+async def test_excluded_moves_cursor():
+    "own broadcasts move the sender's cursor on every transport: no false gap once they leave history"
+    with Gateway("--history-age", "2") as gw:
+        ch = "ex:cursor"
+        # a held long poll is not woken for a message it is excluded from
+        # (that would be an empty reply); its next reply moves the cursor
+        alice = {k: client(k, gw, ch, client="alice", **({"timeout": 1} if k == "longpoll" else {}))
+                 for k in ("poll", "longpoll", "sse", "ws")}
+        for c in alice.values():
+            await c.start()
+        for i in range(3):
+            st, _ = publish(gw, ch, {"own": i}, client="alice", exclude_sender=True)
+            expect_eq(st, 201, "excluded publish")
+        for kind, c in alice.items():
+            await c.wait_for(lambda: c.cursor == "3", 5, f"{kind}: cursor moved past its own 3 broadcasts")
+        # the three leave history; resuming from where each connection is
+        # must not report a gap
+        await asyncio.sleep(3.0)
+        for kind, c in alice.items():
+            cur = c.cursor
+            c.abort()
+            again = client(kind, gw, ch, client="alice", since=cur,
+                           **({"timeout": 1} if kind == "longpoll" else {}))
+            await again.start()
+            st, _ = publish(gw, ch, {"after": 1}, client="bob")
+            await again.wait_for(lambda: len(again.messages) >= 1, 5, f"{kind}: the next message")
+            expect_eq(again.gaps, [], f"{kind}: resumed from {cur} without a false gap")
+            again.abort()
+
+
 async def test_client_ids():
     "client ids: SSE/WS welcome carry them, poll/longpoll reply X-Client-Id, ?client=ID is echoed"
     with Gateway() as gw:
@@ -332,6 +362,6 @@ async def test_composite_cursor_errors():
 if __name__ == "__main__":
     raise SystemExit(run([
         test_multi_poll, test_multi_longpoll, test_multi_sse, test_multi_ws, test_interleave_backlog_order,
-        test_exclude_sender_mixed, test_exclude_sender_from_ws, test_client_ids, test_composite_cursor_errors, test_event_names,
+        test_exclude_sender_mixed, test_exclude_sender_from_ws, test_excluded_moves_cursor, test_client_ids, test_composite_cursor_errors, test_event_names,
         test_binary_every_transport,
     ], budget=55, timeout=15))

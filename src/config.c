@@ -31,7 +31,7 @@ static const struct option_def options[] = {
 	NUM(port, "8080", 0, 65535, "TCP port for everything (0: any free port)"),
 	STR(port_file, "", "write the bound port to this file once listening"),
 	STR(web_root, "web", "folder served at / (the demo and anypush.js)"),
-	STR(transports, "poll,longpoll,sse,ws", "transports to enable"),
+	STR(transports, "all", "transports to enable, e.g. poll,sse (all: every one)"),
 	NUM(history_size, "1000", 1, 1000000, "messages kept per channel"),
 	NUM(history_age, "600", 1, 604800, "seconds a message is kept"),
 	NUM(history_memory, "268435456", 65536, 1UL << 40,
@@ -145,7 +145,7 @@ static int check(const struct config *cfg, FILE *err)
 	}
 	if (transport_enable_only(cfg->transports) < 0) {
 		fprintf(err, "anypush: unknown transport in --transports '%s' "
-			     "(known: poll, longpoll, sse, ws)\n",
+			     "(see --help)\n",
 			cfg->transports);
 		return -1;
 	}

@@ -129,7 +129,7 @@ static int subscribe(struct http_request *req, const char *list)
 static int info(struct http_request *req, const char *name, size_t len)
 {
 	struct bus_channel_info in;
-	char body[512];
+	char body[512 + CHANNEL_NAME_MAX];
 	int n;
 
 	if (!channel_name_valid(name, len))
@@ -139,13 +139,15 @@ static int info(struct http_request *req, const char *name, size_t len)
 	bus_info(req->srv->bus, name, len, &in);
 	n = snprintf(body, sizeof body,
 		     "{\"channel\":\"%.*s\",\"last_id\":%llu,\"oldest_id\":%llu,"
-		     "\"retained\":%zu,\"subscribers\":{\"poll\":%zu,"
-		     "\"longpoll\":%zu,\"sse\":%zu,\"ws\":%zu}}",
+		     "\"retained\":%zu,\"subscribers\":{",
 		     (int)len, name, (unsigned long long)in.last_id,
-		     (unsigned long long)in.oldest_id, in.retained,
-		     in.subscribers[TRANSPORT_POLL],
-		     in.subscribers[TRANSPORT_LONGPOLL],
-		     in.subscribers[TRANSPORT_SSE], in.subscribers[TRANSPORT_WS]);
+		     (unsigned long long)in.oldest_id, in.retained);
+	/* every registered transport, so a new one shows up by itself */
+	for (int i = 0; i < TRANSPORT_COUNT; i++)
+		n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\":%zu",
+			      i ? "," : "", transport_by_id(i)->name,
+			      in.subscribers[i]);
+	n += snprintf(body + n, sizeof body - (size_t)n, "}}");
 	return http_reply_json(req->conn, 200, body, (size_t)n);
 }
 

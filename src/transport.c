@@ -33,6 +33,11 @@ int transport_enable_only(const char *list)
 
 	if (*p == '\0')
 		return -1; /* a gateway with no transport serves nothing */
+	if (strcmp(p, "all") == 0) {
+		for (int i = 0; i < TRANSPORT_COUNT; i++)
+			enabled[i] = true;
+		return 0;
+	}
 	while (*p) {
 		size_t len = strcspn(p, ",");
 		const struct transport *t = transport_by_name(p, len);

@@ -48,8 +48,8 @@ extern const struct transport transport_ws;
 const struct transport *transport_by_name(const char *name, size_t len);
 /* The transport with that id. */
 const struct transport *transport_by_id(enum transport_id id);
-/* Enable only the comma-separated names (all are enabled at start);
- * -1 on an unknown name or an empty list. */
+/* Enable only the comma-separated names, or "all" (all are enabled at
+ * start); -1 on an unknown name or an empty list. */
 int transport_enable_only(const char *list);
 bool transport_enabled(const struct transport *t);
 /* A park, wake or cut that does nothing, for transports that never park. */

@@ -93,7 +93,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.port, 8080);
 	ck_assert_str_eq(cfg.port_file, "");
 	ck_assert_str_eq(cfg.web_root, "web");
-	ck_assert_str_eq(cfg.transports, "poll,longpoll,sse,ws");
+	ck_assert_str_eq(cfg.transports, "all");
 	ck_assert_uint_eq(cfg.history_size, 1000);
 	ck_assert_uint_eq(cfg.history_age, 600);
 	ck_assert_uint_eq(cfg.history_memory, 256UL << 20);

@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""bench/report.py RESULTS.jsonl [--md docs/benchmarks.md] [--plots docs/bench]
+
+Writes docs/benchmarks.md (tables, targets, ratios anypush/peer) and PNG plots
+(gnuplot, pngcairo) from the JSON lines bench/run wrote.  Python 3 stdlib only.
+The hand-written analysis in bench/analysis.md is included verbatim."""
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SERVERS = ["anypush", "nchan", "socketio"]
+PEERS = ["nchan", "socketio"]
+TRS = ["poll", "longpoll", "sse", "ws", "mix"]
+TR_LABEL = {"poll": "short poll", "longpoll": "long poll", "sse": "SSE", "ws": "WebSocket", "mix": "mixed (all four)"}
+TR_SIO = {"longpoll": "long poll (Engine.IO polling)", "ws": "WebSocket"}
+
+
+def load(path):
+    meta, runs = {}, []
+    for line in Path(path).read_text().splitlines():
+        if not line.strip():
+            continue
+        d = json.loads(line)
+        if "meta" in d:
+            meta = d
+        else:
+            runs.append(d)
+    return meta, runs
+
+
+def find(runs, scenario, server, transport):
+    for r in runs:
+        if r.get("scenario") == scenario and r["server"] == server and r["transport"] == transport:
+            return r
+    return None
+
+
+def fnum(v, digits=1):
+    if v is None:
+        return "–"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.{digits}f}"
+
+
+def ratio(a, b):
+    if a is None or b is None or not b:
+        return "–"
+    return f"{a / b:.2f}×"
+
+
+def cpu(r):
+    """server CPU µs per delivery: schedstat (ns) when it saw CPU, else ticks"""
+    if r is None:
+        return None
+    v = r.get("srv_sched_us_per_delivery")
+    return v if v else r.get("srv_cpu_us_per_delivery")
+
+
+def ok_accounting(r):
+    return r["lost"] == 0 and r["dup"] == 0 and r["ooo"] == 0 and r.get("bogus", 0) == 0
+
+
+# ---------------------------------------------------------------- plots
+def gnuplot(script, tmp):
+    if not shutil.which("gnuplot"):
+        return False
+    p = Path(tmp) / "plot.gp"
+    p.write_text(script)
+    r = subprocess.run(["gnuplot", str(p)], capture_output=True, text=True)
+    if r.returncode:
+        sys.stderr.write(r.stderr)
+    return r.returncode == 0
+
+
+TERM = 'set terminal pngcairo size 960,540 font "DejaVu Sans,11" noenhanced\n'
+COLORS = {"anypush": "#1f77b4", "nchan": "#2ca02c", "socketio": "#d62728"}
+DASH = {"poll": 3, "longpoll": 2, "sse": 1, "ws": 1, "mix": 4}
+PT = {"poll": 4, "longpoll": 6, "sse": 8, "ws": 7, "mix": 12}
+
+
+def plot_latency(runs, out, tmp):
+    """p99 latency vs deliveries/s, one line per server and transport"""
+    series = []
+    for srv in SERVERS:
+        for tr in TRS[:4]:
+            pts = sorted((r["deliveries_per_s"], r["lat_p99_ms"], r["lat_p50_ms"]) for r in runs
+                         if r["server"] == srv and r["transport"] == tr and r.get("mode") == "stream"
+                         and r["channels"] == 1 and r["size"] <= 100 and r["delivered"] > 0
+                         and (r["scenario"].startswith("fanout") or r["scenario"] in ("light", "saturate")))
+            if pts:
+                f = Path(tmp) / f"lat-{srv}-{tr}.dat"
+                f.write_text("".join(f"{x} {y} {z}\n" for x, y, z in pts))
+                series.append((srv, tr, f))
+    if not series:
+        return None
+    plots = ", ".join(
+        f'"{f}" using 1:2 with linespoints lc rgb "{COLORS[s]}" dt {DASH[t]} pt {PT[t]} lw 2 title "{s} {TR_LABEL[t]}"'
+        for s, t, f in series)
+    png = out / "latency_vs_rate.png"
+    ok = gnuplot(TERM + f'''set output "{png}"
+set title "p99 publish-to-delivery latency vs delivery rate (one channel, 100 B)"
+set logscale xy
+set xlabel "deliveries per second (all subscribers)"
+set ylabel "p99 latency, ms"
+set key outside right top
+set grid
+plot {plots}
+''', tmp)
+    return png if ok else None
+
+
+def bar_plot(rows, title, ylabel, png, tmp, log=False):
+    """rows: [(label, {server: value})] -> clustered bars"""
+    f = Path(tmp) / (png.stem + ".dat")
+    lines = []
+    for label, vals in rows:
+        lines.append(f'"{label}" ' + " ".join(str(vals.get(s)) if vals.get(s) is not None else "NaN" for s in SERVERS))
+    f.write_text("\n".join(lines) + "\n")
+    cols = ", ".join(
+        f'"{f}" using {i + 2}:xtic(1) title "{s}" lc rgb "{COLORS[s]}"' for i, s in enumerate(SERVERS))
+    ok = gnuplot(TERM + f'''set output "{png}"
+set title "{title}"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set ylabel "{ylabel}"
+set grid ytics
+set key top left
+set xtics rotate by -20
+{"set logscale y" if log else "set yrange [0:*]"}
+plot {cols}
+''', tmp)
+    return png if ok else None
+
+
+# ---------------------------------------------------------------- markdown
+def table(head, rows):
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out) + "\n"
+
+
+def scenario_table(runs, scenario, metric, fmt=fnum, transports=None, label="value"):
+    rows = []
+    for tr in transports or TRS:
+        vals = {s: find(runs, scenario, s, tr) for s in SERVERS}
+        if not any(vals.values()):
+            continue
+        m = {s: (metric(v) if v else None) for s, v in vals.items()}
+        rows.append([TR_LABEL[tr]] + [fmt(m[s]) for s in SERVERS] +
+                    [ratio(m["anypush"], m[p]) for p in PEERS])
+    if not rows:
+        return ""
+    return table(["transport"] + SERVERS + ["anypush/nchan", "anypush/socketio"], rows)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("results")
+    ap.add_argument("--md", default=str(REPO / "docs" / "benchmarks.md"))
+    ap.add_argument("--plots", default=str(REPO / "docs" / "bench"))
+    a = ap.parse_args()
+    meta, runs = load(a.results)
+    m = meta.get("meta", {})
+    preset = meta.get("preset", "?")
+    plots = Path(a.plots)
+    plots.mkdir(parents=True, exist_ok=True)
+    md_path = Path(a.md)
+    rel = lambda p: Path(p).resolve().relative_to(md_path.parent.resolve()).as_posix()  # noqa: E731
+    stream = [r for r in runs if r.get("mode") != "idle"]
+    idle = [r for r in runs if r.get("mode") == "idle"]
+    fan = "fanout" if any(r["scenario"] == "fanout" for r in runs) else "fanout-moderate"
+    light = "light" if any(r["scenario"] == "light" for r in runs) else "fanout-light"
+
+    def fanrun(srv, tr):
+        for r in stream:
+            if r["scenario"] == fan and r["server"] == srv and r["transport"] == tr and r["subs"] == 1000:
+                return r
+        return None
+
+    def lightrun(srv, tr):
+        for r in stream:
+            if r["scenario"] == light and r["server"] == srv and r["transport"] == tr and r["subs"] == 100:
+                return r
+        return None
+
+    def idlerun(srv, tr, n=1000):
+        for r in idle:
+            if r["server"] == srv and r["transport"] == tr and r["subs"] == n:
+                return r
+        return None
+
+    L = []
+    L.append("# Benchmarks\n")
+    L.append(f"Generated by `bench/report.py` from `{Path(a.results).name}` ({preset} preset). "
+             "Do not edit by hand: rerun the suite instead.\n")
+    L.append("```sh\n" + meta.get("command", "bench/run --quick") + "\n```\n")
+    L.append("Every run starts a fresh server on 127.0.0.1, opens the subscribers, checks that the server "
+             "holds them, sends 20 unmeasured warm-up messages, then publishes the measured messages over "
+             "HTTP keep-alive from `bench/loadgen` (C, epoll, one thread). Each message carries "
+             "`{\"seq\",\"t\",\"p\",\"q\",\"pad\"}`: per-channel sequence number, send time in µs, publisher "
+             "connection and its own counter. Every subscriber checks every message: *lost* = never "
+             "arrived, *dup* = arrived twice, *ooo* = arrived before an earlier message of the same "
+             "publisher connection (that connection waits for each ack, so the server must keep its order). "
+             "Latency is publish-to-delivery as seen by the load generator (same clock). Server CPU is "
+             "the sum of the server's threads' run time (`/proc/PID/task/*/schedstat`; `utime+stime` from "
+             "`/proc/PID/stat` is in the JSON too), over the measured window, divided by deliveries; it "
+             "includes the cost of the publishes. For Nchan it is the nginx master plus its worker; for "
+             "Socket.IO the node process. Bytes per delivery are the subscribers' TCP payload bytes, both "
+             "directions, including HTTP heads and WebSocket framing. Memory per connection is the growth "
+             "of the server's VmRSS (summed over its processes) after opening N idle subscribers, "
+             "divided by N.\n")
+    L.append("## Machine\n")
+    L.append(table(["", ""], [
+        ["CPU", f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores (shared with the load generator and "
+                "other jobs: numbers are noisy)"],
+        ["memory", f"{m.get('mem_mb', '?')} MiB"], ["OS", f"{m.get('os', '?')}, kernel {m.get('kernel', '?')}"],
+        ["anypush", f"{m.get('anypush', '?')} (git {m.get('git', '?')}), 1 MHD thread (default)"],
+        ["Nchan", f"libnginx-mod-nchan {m.get('nchan', '?')} on {m.get('nginx', '?')}, 1 worker process"],
+        ["Socket.IO", f"socket.io {m.get('socketio', '?')} on node {m.get('node', '?')}"],
+        ["fd limit", m.get("fd_limit", "?")], ["date", m.get("date", "?")]]))
+    L.append("Server settings: anypush `--history-size 5000`, everything else default. Nchan "
+             "`nchan_message_buffer_length 5000`, `nchan_message_timeout 10m`, `worker_processes 1`, "
+             "subscribers start at the oldest message of a fresh channel (`bench/peers/nchan.conf.in`). "
+             "Socket.IO: one room per channel, `perMessageDeflate` and HTTP compression off, the publish "
+             "endpoint `POST /publish?ch=C` emits the parsed JSON to the room (`bench/peers/sio_server.js`). "
+             "Socket.IO has no SSE and no short-poll transport; its long-poll column is Engine.IO polling.\n")
+
+    # ---- targets
+    L.append("## Targets\n")
+    trows = []
+    for tr in ["poll", "longpoll", "sse", "ws"]:
+        a_, n_ = fanrun("anypush", tr), fanrun("nchan", tr)
+        if a_ and n_:
+            rr = cpu(a_) / cpu(n_) if cpu(n_) else None
+            trows.append([f"server CPU per delivery at 1,000 subscribers ≤ 0.6× Nchan, {TR_LABEL[tr]}",
+                          f"{fnum(cpu(a_), 2)} µs vs {fnum(cpu(n_), 2)} µs = {rr:.2f}×" if rr else "–",
+                          "**met**" if rr is not None and rr <= 0.6 else "**missed**"])
+    for tr in ["poll", "longpoll", "sse", "ws"]:
+        a_, n_ = lightrun("anypush", tr), lightrun("nchan", tr)
+        if a_ and n_:
+            trows.append([f"p99 latency at light load (100 subscribers, {a_['rate']:.0f} msg/s) ≤ Nchan's, {TR_LABEL[tr]}",
+                          f"{fnum(a_['lat_p99_ms'], 2)} ms vs {fnum(n_['lat_p99_ms'], 2)} ms",
+                          "**met**" if a_["lat_p99_ms"] <= n_["lat_p99_ms"] else "**missed**"])
+    for n in (1000, 10000):
+        for tr in ["sse", "ws", "longpoll"]:
+            r = idlerun("anypush", tr, n)
+            if r:
+                trows.append([f"memory per idle {TR_LABEL[tr]} connection ≤ 5 KB ({n:,} connections)",
+                              f"{r['mem_per_conn_bytes'] / 1000:.1f} KB",
+                              "**met**" if r["mem_per_conn_bytes"] <= 5000 else "**missed**"])
+    ap_runs = [r for r in stream if r["server"] == "anypush"]
+    bad = [r for r in ap_runs if not ok_accounting(r)]
+    trows.append(["zero loss, duplicates and reordering in every anypush run (reconnects included)",
+                  f"{len(ap_runs) - len(bad)}/{len(ap_runs)} runs clean; lost {sum(r['lost'] for r in ap_runs)}, "
+                  f"dup {sum(r['dup'] for r in ap_runs)}, ooo {sum(r['ooo'] for r in ap_runs)}",
+                  "**met**" if not bad and ap_runs else "**missed**"])
+    L.append(table(["target", "measured (anypush vs Nchan)", ""], trows))
+    L.append("Why targets are missed, with evidence, is in [Analysis](#analysis).\n")
+
+    # ---- plots
+    pl = []
+    with tempfile.TemporaryDirectory() as tmp:
+        p = plot_latency(stream, plots, tmp)
+        if p:
+            pl.append(("Latency vs rate", p))
+        rows = []
+        for tr in ["poll", "longpoll", "sse", "ws"]:
+            rows.append((TR_LABEL[tr], {s: cpu(fanrun(s, tr)) for s in SERVERS}))
+        p = bar_plot(rows, "server CPU per delivery, 1,000 subscribers, one channel (lower is better)",
+                     "µs of server CPU per delivered message", plots / "cpu_per_delivery.png", tmp)
+        if p:
+            pl.append(("CPU per delivery", p))
+        rows = [(TR_LABEL[tr], {s: (fanrun(s, tr) or {}).get("bytes_per_delivery") for s in SERVERS})
+                for tr in ["poll", "longpoll", "sse", "ws"]]
+        p = bar_plot(rows, "wire bytes per delivered 100 B message (subscriber side, both directions)",
+                     "bytes per delivery", plots / "bytes_per_delivery.png", tmp)
+        if p:
+            pl.append(("Bytes per delivery", p))
+        rows = [(TR_LABEL[tr], {s: (fanrun(s, tr) or {}).get("requests_per_delivery") for s in SERVERS})
+                for tr in ["poll", "longpoll", "sse", "ws"]]
+        p = bar_plot(rows, "HTTP requests per delivered message", "requests per delivery",
+                     plots / "requests_per_delivery.png", tmp)
+        if p:
+            pl.append(("Requests per delivery", p))
+        rows = []
+        for n in (1000, 10000):
+            for tr in ["longpoll", "sse", "ws"]:
+                vals = {s: (idlerun(s, tr, n) or {}).get("mem_per_conn_bytes") for s in SERVERS}
+                if any(v is not None for v in vals.values()):
+                    rows.append((f"{TR_LABEL[tr]} x{n}", {k: (v / 1024 if v is not None else None) for k, v in vals.items()}))
+        p = bar_plot(rows, "server memory per idle connection (VmRSS growth / connections)", "KiB per connection",
+                     plots / "memory_per_connection.png", tmp)
+        if p:
+            pl.append(("Memory per connection", p))
+    L.append("## Plots\n")
+    for title, p in pl:
+        L.append(f"![{title}]({rel(p)})\n")
+
+    # ---- side by side
+    L.append("## Side by side\n")
+    L.append("Ratios are anypush divided by the peer: below 1 means anypush used less (CPU, bytes, "
+             "memory, latency), above 1 means more.\n")
+    for sc, title in [(fan, "Fan-out, 1,000 subscribers on one channel"), (light, "Light load, 100 subscribers")]:
+        if not any(r["scenario"] == sc for r in stream):
+            continue
+        ex = next(r for r in stream if r["scenario"] == sc)
+        L.append(f"### {title} ({ex['rate']:.0f} msg/s, {ex['count']} messages, {ex['size']} B, "
+                 f"short-poll interval {ex['interval_ms']:.0f} ms)\n")
+        sel = (lambda sc_: (lambda srv, tr: next((r for r in stream if r["scenario"] == sc_ and r["server"] == srv
+                                                  and r["transport"] == tr and r["subs"] == ex["subs"]), None)))(sc)
+        for name, f, d in [("server CPU µs per delivery", cpu, 2), ("p50 latency, ms", lambda r: r["lat_p50_ms"], 2),
+                           ("p99 latency, ms", lambda r: r["lat_p99_ms"], 2),
+                           ("bytes per delivery", lambda r: r["bytes_per_delivery"], 0),
+                           ("HTTP requests per delivery", lambda r: r["requests_per_delivery"], 3)]:
+            rows = []
+            for tr in TRS[:4]:
+                vals = {s: sel(s, tr) for s in SERVERS}
+                if not any(vals.values()):
+                    continue
+                mv = {s: (f(v) if v else None) for s, v in vals.items()}
+                rows.append([TR_LABEL[tr]] + [fnum(mv[s], d) for s in SERVERS] + [ratio(mv["anypush"], mv[p]) for p in PEERS])
+            L.append(f"**{name}**\n\n" + table(["transport"] + SERVERS + ["anypush/nchan", "anypush/socketio"], rows))
+    for n in (1000, 10000):
+        rows = []
+        for tr in ["longpoll", "sse", "ws"]:
+            mv = {s: (idlerun(s, tr, n) or {}).get("mem_per_conn_bytes") for s in SERVERS}
+            if any(v is not None for v in mv.values()):
+                rows.append([TR_LABEL[tr]] + [fnum(v / 1024 if v is not None else None, 1) for v in (mv[s] for s in SERVERS)] +
+                            [ratio(mv["anypush"], mv[p]) for p in PEERS])
+        if rows:
+            L.append(f"### Memory per idle connection, {n:,} connections (KiB)\n\n" +
+                     table(["transport"] + SERVERS + ["anypush/nchan", "anypush/socketio"], rows))
+
+    # ---- all runs
+    L.append("## Every run\n")
+    L.append("`lost/dup/ooo` are summed over all subscribers; `gaps` counts gap signals received "
+             "(anypush only; none is expected in these runs). A message not delivered by the end of the "
+             "drain window (5 s after the last publish was acknowledged, 15 s for saturation runs) counts "
+             "as lost. `drops` are connections the load generator "
+             "cut on purpose (reconnect scenarios); the subscriber comes back at once with its cursor "
+             "(`since=`/`Last-Event-ID` for anypush; `Last-Event-ID`, `last_event_id=` or "
+             "`If-Modified-Since`+`If-None-Match` for Nchan). Socket.IO has no cursor: a reconnected client "
+             "misses what was published while it was away, which is what its loss column shows. "
+             "`lg cpu` is the load generator's own CPU use over the window.\n")
+    rows = []
+    for r in stream:
+        rows.append([r["scenario"], r["server"], r["transport"], r["subs"], r["channels"],
+                     "max" if r["rate"] == 0 else fnum(r["rate"], 0), r["size"], fnum(r["deliveries_per_s"], 0),
+                     fnum(r["lat_p50_ms"], 2), fnum(r["lat_p99_ms"], 2), fnum(r["lat_max_ms"], 1),
+                     f"{r['lost']}/{r['dup']}/{r['ooo']}/{r['gaps']}", r["drops"], fnum(cpu(r), 2), fnum(r["srv_cpu_pct"], 0),
+                     fnum(r["bytes_per_delivery"], 0), fnum(r["requests_per_delivery"], 3),
+                     fnum(r["srv_rss_kb"] / 1024, 1), fnum(r["lg_cpu_pct"], 0)])
+    L.append(table(["scenario", "server", "transport", "subs", "ch", "msg/s", "size", "deliv/s", "p50 ms",
+                    "p99 ms", "max ms", "lost/dup/ooo/gaps", "drops", "srv µs/deliv", "srv cpu %", "B/deliv",
+                    "req/deliv", "srv RSS MiB", "lg cpu %"], rows))
+    if idle:
+        rows = [[r["scenario"], r["server"], r["transport"], r["subs"], r["ready"], r["held_seen"],
+                 fnum(r["rss_kb_before"] / 1024, 1), fnum(r["rss_kb_after"] / 1024, 1),
+                 fnum(r["mem_per_conn_bytes"] / 1024, 2)] for r in idle]
+        L.append("\n" + table(["scenario", "server", "transport", "connections", "ready", "held (server)",
+                               "RSS before MiB", "RSS after MiB", "KiB per connection"], rows))
+    an = BENCH / "analysis.md"
+    if an.exists():
+        L.append("\n" + an.read_text())
+    L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 5 minutes\nbench/run --full      # under 40 minutes\n"
+             "bench/report.py docs/bench/results-quick.jsonl  # rewrite this page from the committed results\n```\n\n"
+             "One run by hand (the exact command of each run is in the JSON lines, `loadgen_cmd`):\n\n"
+             "```sh\nsrc/anypush --bind 127.0.0.1 --port 8080 & \n"
+             "bench/loadgen --server anypush --port 8080 --pid $! --transport sse --subs 1000 --rate 50 --count 150\n```\n")
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    md_path.write_text("\n".join(L))
+    print(f"wrote {md_path} and {len(pl)} plots in {plots}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -4,11 +4,78 @@
  * One file, ES5, no build step, no dependencies. Loads with a <script> tag
  * (global `anypush`), as a CommonJS module or as an AMD module.
  *
- *   var c = anypush.connect('http://localhost:8080', {transports: ['ws', 'sse']});
- *   var ch = c.subscribe('news', {since: '17'});
- *   ch.on('score', function (data, msg) { ... });
- *   ch.publish('score', {home: 2}, function (err, id) { ... });
- *   c.on('gap', function (info) { ... });     // history was too short: reload
+ * API
+ *
+ *   var c = anypush.connect(url, options);
+ *     url: the gateway ('http://host:8080'); '' means this page's origin.
+ *     options (all optional):
+ *       transports   ['ws', 'sse', 'longpoll', 'poll'], the order to try;
+ *                    one name pins the client to that transport
+ *       presence     true: announce this client on every channel it
+ *                    subscribes to (?presence=1): the gateway publishes
+ *                    'join' / 'leave' messages {client, transport}
+ *       clientId     this client's id, [A-Za-z0-9_-]{1,64}; default: made
+ *                    up here (22 random characters)
+ *       ackTimeout   ms to wait for a publish acknowledgement (10000)
+ *       openTimeout, pollInterval, longpollTimeout, requestTimeout,
+ *       reconnectDelay, reconnectDelayMax, heartbeat, env: see DEFAULTS
+ *
+ *   c.id           the client id. Sent as ?client= on every transport (and
+ *                  again after every reconnect and fallback) and as
+ *                  X-Client-Id on publishes: it is `from` of what this
+ *                  client publishes, and what broadcast() excludes.
+ *   c.transport    the transport in use: 'ws', 'sse', 'longpoll', 'poll'
+ *   c.readyState   'connecting', 'open', 'reconnecting', 'idle', 'closed'
+ *
+ *   var ch = c.subscribe('news');                  // from now on
+ *   var ch = c.subscribe('news', {since: '17'});   // messages after id 17
+ *   var ch = c.subscribe('news', {since: '0'});    // all the history kept
+ *     Several channels on one connection: subscribe() calls made in the
+ *     same tick share one connection (`/channels/a,b` with the composite
+ *     cursor "17,4"). A subscribe() later on reconnects with every
+ *     channel's cursor, losing nothing. At most 32 channels per client.
+ *     ch.cursor is the id of the last message seen on the channel.
+ *
+ *   ch.on('score', function (data, msg) { ... });  // one event name
+ *   ch.on('*', function (msg) { ... });            // every message
+ *   ch.on('join', function (who, msg) { ... });    // presence: {client, transport}
+ *   ch.on('leave', function (who, msg) { ... });
+ *   ch.on('gap', function (info) { ... });         // messages were lost
+ *   ch.once(name, fn), ch.off(name[, fn])          // as usual
+ *     msg is the envelope {type, channel, event, data, ts, from, id}.
+ *
+ *   ch.publish(event, data, [opts], [ack])
+ *   c.publish(channel, event, data, [opts], [ack])
+ *     Everyone on the channel gets it, this client too.
+ *   ch.broadcast(event, data, [opts], [ack])
+ *   c.broadcast(channel, event, data, [opts], [ack])
+ *     Everyone on the channel but this client (every connection whose
+ *     client id is c.id, whatever its transport) gets it. Its ack lets the
+ *     channel's cursor step over it, so that a resume does not report a
+ *     gap for own messages that have left the history.
+ *     data: any JSON value; an ArrayBuffer (binary); a string with
+ *     {text: true} (sent as text/plain). opts.timeout: ms for the ack.
+ *     ack(err, id): id is the message's id in the channel (they increase);
+ *     err {code, message[, status]}: 'timeout' after ackTimeout, 'network',
+ *     or the gateway's error code ('too_large', 'bad_channel', ...).
+ *
+ *   ch.unsubscribe();  c.close();  c.cursor()  // the composite cursor
+ *
+ *   Events of the client, c.on(name, fn):
+ *     'open'         {transport, reconnect, cursor}: connected (again)
+ *     'close'        {transport, code, reason}: the connection was lost
+ *     'reconnecting' {attempt, delay, transport}
+ *     'transport'    (name, previous): the transport changed (fallback)
+ *     'message'      (msg): every message of every channel
+ *     'gap'          {channel, last_seen, cursor, transport}: history was
+ *                    too short to resume: reload your state
+ *     'error'        {code, message, transport}
+ *
+ *   var c = anypush.connect('http://localhost:8080', {presence: true});
+ *   var ch = c.subscribe('chat:lobby');
+ *   ch.on('chat', function (data, msg) { show(data.nick, data.text); });
+ *   ch.on('join', function (who) { show(who.client + ' joined'); });
+ *   ch.broadcast('chat', {nick: 'ann', text: 'hi'}, function (err, id) { ... });
  *
  * Transports, by the protocol's names: 'ws' (WebSocket), 'sse' (EventSource),
  * 'longpoll' and 'poll' (XMLHttpRequest). By default the client tries them in
@@ -18,8 +85,7 @@
  *
  * It keeps a cursor per channel and resumes with it after every reconnect
  * and every transport switch, drops duplicates, and reports `gap` when the
- * gateway says messages were lost. Several subscribe() calls share one
- * connection (`/channels/a,b` with the composite cursor "17,4").
+ * gateway says messages were lost.
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) {
@@ -37,6 +103,7 @@
   var CHANNEL_RE = /^[A-Za-z0-9_.:~-]{1,200}$/;
   var EVENT_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
   var ID_RE = /^[0-9]{1,20}$/;
+  var CLIENT_RE = /^[A-Za-z0-9_-]{1,64}$/;
   var MAX_CHANNELS = 32;
 
   var DEFAULTS = {
@@ -50,6 +117,7 @@
     reconnectDelayMax: 15000,
     heartbeat: 15,          // s; until a welcome says otherwise
     clientId: null,         // null: made here, sent as ?client=
+    presence: false,        // true: ?presence=1, join/leave on the channels
     env: null               // where WebSocket, EventSource, XMLHttpRequest
                             // are looked up; null: the global object. The
                             // demo passes {XMLHttpRequest: ...} to play an
@@ -269,6 +337,10 @@
        null: not known yet (start at the tail) */
     this.cursor = since === undefined || since === null ? null : normId(since);
     this.subscribed = true;
+    /* ids of this client's own broadcasts on the channel, past the cursor:
+       the gateway never sends them here, so the cursor steps over them */
+    this._own = {};
+    this._nown = 0;
   }
   inherit(Channel, Emitter);
 
@@ -282,6 +354,11 @@
 
   Channel.prototype.publish = function (event, data, opts, ack) {
     return this.client.publish(this.name, event, data, opts, ack);
+  };
+
+  /* Like publish, but not to this client: see Client.broadcast. */
+  Channel.prototype.broadcast = function (event, data, opts, ack) {
+    return this.client.broadcast(this.name, event, data, opts, ack);
   };
 
   Channel.prototype.unsubscribe = function () {
@@ -298,6 +375,9 @@
     this.url = String(baseUrl || '').replace(/\/+$/, '');
     if (!this.url && typeof location !== 'undefined') {
       this.url = location.protocol + '//' + location.host;
+    }
+    if (this.options.clientId !== null && !CLIENT_RE.test(String(this.options.clientId))) {
+      throw new Error('anypush: clientId must match [A-Za-z0-9_-]{1,64}, got ' + this.options.clientId);
     }
     this.id = this.options.clientId || makeId();
     this.transport = null;
@@ -498,6 +578,7 @@
        every slot empty we start at the tail */
     if (cur.replace(/,/g, '') !== '') { q += '&since=' + cur; }
     q += '&client=' + this.id;
+    if (this.options.presence) { q += '&presence=1'; }
     return q;
   };
 
@@ -537,7 +618,7 @@
     if (parts.length !== this.channelList.length) { return; }
     for (i = 0; i < parts.length; i++) {
       ch = this.channels[this.channelList[i]];
-      if (ch && ch.cursor === null && ID_RE.test(parts[i])) { ch.cursor = normId(parts[i]); }
+      if (ch && ch.cursor === null && ID_RE.test(parts[i])) { ch.cursor = normId(parts[i]); this._skipOwn(ch); }
     }
   };
 
@@ -555,6 +636,7 @@
       return;
     }
     ch.cursor = normId(m.id);
+    this._skipOwn(ch);
     this.stats.messages++;
     ch.emit(m.event || 'message', m.data, m);
     ch.emit('*', m);
@@ -567,6 +649,10 @@
     ch = this.channels[g.channel];
     if (!ch) { return; }
     if (g.cursor !== undefined && g.cursor !== null) { ch.cursor = normId(g.cursor); }
+    /* the ids we knew of may mean other messages now (a restarted gateway
+       counts from 1 again): forget them */
+    ch._own = {};
+    ch._nown = 0;
     this.stats.gaps++;
     var info = {channel: g.channel, last_seen: g.last_seen, cursor: g.cursor, transport: ctx.transport};
     ch.emit('gap', info);
@@ -653,14 +739,15 @@
 
   /* Publish over HTTP. ack(err, id) once the gateway has the message. */
   Client.prototype.publish = function (channel, event, data, opts, ack) {
-    var url, body, type, self = this;
+    var url, body, type, exclude, self = this;
     if (typeof opts === 'function') { ack = opts; opts = null; }
     opts = opts || {};
     if (event === null || event === undefined) { event = 'message'; }
     if (!CHANNEL_RE.test(channel)) { throw new Error('anypush: bad channel name ' + channel); }
     if (!EVENT_RE.test(event)) { throw new Error('anypush: bad event name ' + event); }
     url = this.url + '/channels/' + channel + '?event=' + event;
-    if (opts.excludeSender || opts.exclude_sender) { url += '&exclude_sender=1'; }
+    exclude = !!(opts.excludeSender || opts.exclude_sender);
+    if (exclude) { url += '&exclude_sender=1'; }
     if (typeof ArrayBuffer !== 'undefined' && data instanceof ArrayBuffer) {
       type = 'application/octet-stream'; body = data;
     } else if (opts.text && typeof data === 'string') {
@@ -673,14 +760,56 @@
       body: body,
       timeout: opts.timeout || this.options.ackTimeout
     }, function (err, status, text) {
-      var j;
+      var j = err ? null : parseJSON(text), ok = !err && status === 201 && j && j.id !== undefined;
+      if (ok && exclude) { self._ownSent(channel, j.id); }
       if (!ack) { return; }
-      if (err) { ack(err); return; }
-      j = parseJSON(text);
-      if (status === 201 && j && j.id !== undefined) { ack(null, j.id); return; }
-      ack(errorOf(status, text));
+      if (err) { ack(err); } else if (ok) { ack(null, j.id); } else { ack(errorOf(status, text)); }
     });
     return self;
+  };
+
+  /* Publish to everyone on the channel but this client: the gateway leaves
+     out every connection whose client id is this.id (X-Client-Id plus
+     ?exclude_sender=1), whatever its transport. socket.io's
+     socket.broadcast.emit. ack(err, id) as for publish. */
+  Client.prototype.broadcast = function (channel, event, data, opts, ack) {
+    var o = {}, k;
+    if (typeof opts === 'function') { ack = opts; opts = null; }
+    if (opts) {
+      for (k in opts) { if (hasOwn(opts, k)) { o[k] = opts[k]; } }
+    }
+    o.excludeSender = true;
+    return this.publish(channel, event, data, o, ack);
+  };
+
+  /* The ack of a broadcast: message id of channel name will never come
+     here. Once the cursor reaches id - 1 it moves on to id, so a resume
+     does not ask for it (and, once it has left the history, is not told of
+     a gap). Only then: messages before it may still be on their way. */
+  Client.prototype._ownSent = function (name, id) {
+    var ch = hasOwn(this.channels, name) ? this.channels[name] : null, k;
+    if (!ch || !ID_RE.test(String(id))) { return; }
+    id = normId(id);
+    if (ch.cursor !== null && cmpId(id, ch.cursor) <= 0) { return; }
+    if (ch._nown >= 256) {
+      /* forget the ones a gap skipped */
+      for (k in ch._own) { if (hasOwn(ch._own, k) && ch.cursor !== null && cmpId(k, ch.cursor) <= 0) { delete ch._own[k]; ch._nown--; } }
+      if (ch._nown >= 256) { return; }
+    }
+    if (!ch._own[id]) { ch._own[id] = true; ch._nown++; }
+    this._skipOwn(ch);
+  };
+
+  Client.prototype._skipOwn = function (ch) {
+    var n;
+    if (ch.cursor === null || !ch._nown) { return; }
+    n = incId(ch.cursor);
+    while (ch._own[n]) {
+      delete ch._own[n];
+      ch._nown--;
+      ch.cursor = n;
+      n = incId(n);
+    }
   };
 
   Client.prototype.close = function () {
@@ -899,8 +1028,16 @@
       m = j.messages[i];
       if (m && m.channel !== undefined && !hasOwn(first, m.channel)) { first[m.channel] = m.id; }
     }
-    if (j.gap) {
-      /* The reply does not say which channel lost messages: it is the one
+    if (j.gap && isArray(j.gaps) && j.gaps.length) {
+      /* the gateway names the channels that lost messages */
+      for (i = 0; i < j.gaps.length; i++) {
+        if (j.gaps[i] && hasOwn(this.channels, j.gaps[i].channel)) {
+          this._gap(ctx, j.gaps[i]);
+          if (!ctx.live()) { return false; }
+        }
+      }
+    } else if (j.gap) {
+      /* An older gateway does not say which channel lost messages: it is the one
          whose first message (or, with none, whose next) does not follow
          our cursor. */
       for (i = 0; i < names.length; i++) {
@@ -934,6 +1071,7 @@
         name = names[i];
         ch = this.channels[name];
         if (ch && ID_RE.test(next[i]) && (ch.cursor === null || cmpId(next[i], ch.cursor) > 0)) { ch.cursor = normId(next[i]); }
+        if (ch) { this._skipOwn(ch); }
       }
     }
     return !!j.more;

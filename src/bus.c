@@ -17,6 +17,7 @@
 #include "message.h"
 #include "metrics.h"
 #include "payload.h"
+#include "pollers.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -35,23 +36,10 @@ struct channel {
 	uint64_t bytes; /* envelope bytes ever appended: offsets for lag */
 	struct tap *taps;
 	size_t subs_by[TRANSPORT_COUNT];
-	struct poller *pollers; /* poll/longpoll clients seen lately */
-	size_t npollers;
+	struct pollers *pollers; /* poll/longpoll clients seen lately */
 	size_t name_len;
 	char name[];
 };
-
-/* A poll or long-poll client seen on a channel within the window. */
-struct poller {
-	struct poller *next;
-	uint64_t seen_ms;
-	enum transport_id transport;
-	bool announce;
-	char client[CLIENT_ID_MAX + 1];
-};
-
-/* Bounds the per-channel table; past it the least recent is forgotten. */
-#define POLLERS_MAX 4096
 
 /* A join or leave to publish once the lock is released. */
 struct announcement {
@@ -240,20 +228,11 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 
 	*slot = ch->hnext;
 	bus->nchannels--;
+	pollers_free(ch->pollers);
 	free(ch->ring);
 	free(ch);
 }
 
-static void free_pollers(struct channel *ch)
-{
-	while (ch->pollers) {
-		struct poller *p = ch->pollers;
-
-		ch->pollers = p->next;
-		free(p);
-	}
-	ch->npollers = 0;
-}
 
 /* ---- subscriber ids ---- */
 
@@ -311,7 +290,7 @@ void bus_free(struct bus *bus)
 			next = ch->hnext;
 			while (ch->len)
 				evict_oldest(bus, ch);
-			free_pollers(ch);
+			pollers_free(ch->pollers);
 			free(ch->ring);
 			free(ch);
 		}
@@ -739,44 +718,6 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 
 /* ---- presence of pollers ---- */
 
-/* Under the lock: forget the least recently seen poller of ch. */
-static void drop_stalest(struct channel *ch)
-{
-	struct poller **stalest = &ch->pollers, *gone;
-
-	for (struct poller **p = &ch->pollers; *p; p = &(*p)->next)
-		if ((*p)->seen_ms < (*stalest)->seen_ms)
-			stalest = p;
-	gone = *stalest;
-	*stalest = gone->next;
-	free(gone);
-	ch->npollers--;
-}
-
-static void seen(struct channel *ch, const char *client, enum transport_id t,
-		 bool announce_it, uint64_t now, struct announcement **joins)
-{
-	struct poller *p;
-
-	for (p = ch->pollers; p; p = p->next)
-		if (p->transport == t && strcmp(p->client, client) == 0)
-			break;
-	if (p == NULL) {
-		if (ch->npollers == POLLERS_MAX)
-			drop_stalest(ch);
-		p = xcalloc(1, sizeof *p);
-		p->transport = t;
-		snprintf(p->client, sizeof p->client, "%s", client);
-		p->next = ch->pollers;
-		ch->pollers = p;
-		ch->npollers++;
-		if (announce_it)
-			queue_announcement(joins, ch, "join", client, t);
-	}
-	p->announce |= announce_it;
-	p->seen_ms = now;
-}
-
 void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		   const char *client, enum transport_id t, bool announce_it)
 {
@@ -788,48 +729,51 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		struct channel *ch = *channel_slot(bus, channels->name[i],
 						   channels->len[i]);
 
-		if (ch)
-			seen(ch, client, t, announce_it, now, &joins);
+		if (ch && pollers_seen(&ch->pollers, client, t, announce_it,
+				       now) && announce_it)
+			queue_announcement(&joins, ch, "join", client, t);
 	}
 	pthread_mutex_unlock(&bus->lock);
 	announce(bus, joins);
 }
 
-/* A long poll of this client is being held on ch right now. */
-static bool held(const struct channel *ch, const char *client)
+struct expiry {
+	const struct channel *ch;
+	struct announcement **leaves;
+};
+
+/* A long poll of this client is held on the channel right now: a hold
+ * longer than the window is still presence. */
+static bool still_held(const struct poller *p, void *cls)
 {
-	for (const struct tap *t = ch->taps; t; t = t->next)
+	const struct expiry *e = cls;
+
+	if (p->transport != TRANSPORT_LONGPOLL)
+		return false;
+	for (const struct tap *t = e->ch->taps; t; t = t->next)
 		if (t->sub->transport->id == TRANSPORT_LONGPOLL &&
-		    strcmp(t->sub->client, client) == 0)
+		    strcmp(t->sub->client, p->client) == 0)
 			return true;
 	return false;
+}
+
+static void poller_left(const struct poller *p, void *cls)
+{
+	const struct expiry *e = cls;
+
+	if (p->announce)
+		queue_announcement(e->leaves, e->ch, "leave", p->client,
+				   p->transport);
 }
 
 static void expire_pollers(struct bus *bus, struct channel *ch, uint64_t now,
 			   struct announcement **leaves)
 {
-	struct poller **p = &ch->pollers;
+	struct expiry e = { ch, leaves };
 
-	while (*p) {
-		struct poller *q = *p;
-
-		if (q->seen_ms + bus->cfg.presence_window_ms > now) {
-			p = &q->next;
-			continue;
-		}
-		/* a hold longer than the window is still presence */
-		if (q->transport == TRANSPORT_LONGPOLL && held(ch, q->client)) {
-			q->seen_ms = now;
-			p = &q->next;
-			continue;
-		}
-		if (q->announce)
-			queue_announcement(leaves, ch, "leave", q->client,
-					   q->transport);
-		*p = q->next;
-		free(q);
-		ch->npollers--;
-	}
+	if (now >= bus->cfg.presence_window_ms)
+		pollers_expire(ch->pollers, now - bus->cfg.presence_window_ms,
+			       now, still_held, poller_left, &e);
 }
 
 /* ---- housekeeping ---- */
@@ -854,7 +798,7 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 			expire_channel(bus, ch, now_ms);
 			expire_pollers(bus, ch, now_ms, &leaves);
 			if (ch->len == 0 && ch->taps == NULL &&
-			    ch->pollers == NULL)
+			    pollers_empty(ch->pollers))
 				channel_reclaim(bus, ch);
 		}
 	}
@@ -885,8 +829,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		/* pollers count while they keep polling, not per request */
 		out->subscribers[TRANSPORT_POLL] = 0;
 		out->subscribers[TRANSPORT_LONGPOLL] = 0;
-		for (struct poller *p = ch->pollers; p; p = p->next)
-			out->subscribers[p->transport]++;
+		pollers_count(ch->pollers, out->subscribers);
 	}
 	pthread_mutex_unlock(&bus->lock);
 	if (ch == NULL) {

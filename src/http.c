@@ -95,6 +95,7 @@ static int read_client(struct http_request *req)
 	if (!client_id_valid(id, strlen(id)))
 		return -1;
 	snprintf(req->client, sizeof req->client, "%s", id);
+	req->client_given = true;
 	return 0;
 }
 

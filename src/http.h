@@ -33,6 +33,7 @@ struct http_request {
 	bool has_since;
 	uint64_t since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	char client[CLIENT_ID_MAX + 1];
+	bool client_given; /* it came with ?client=, not made here */
 	bool presence; /* ?presence=1: publish join/leave for this client */
 };
 

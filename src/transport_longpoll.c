@@ -47,7 +47,8 @@ static int longpoll_open(struct http_request *req)
 	req->tstate = hs;
 	r = http_sub_open(hs, req, bus_now_ms() + (uint64_t)timeout * 1000, 0,
 			  false);
-	if (r == -1)
+	/* only a client that brings its id back can be seen again */
+	if (r == -1 && req->client_given)
 		bus_poll_seen(req->srv->bus, &req->channels, req->client,
 			      TRANSPORT_LONGPOLL, req->presence);
 	return r;
@@ -73,8 +74,9 @@ static int longpoll_serve(struct http_request *req)
 	if (got.parked)
 		return MHD_YES;
 	/* seen again on the way out: a long hold is still presence */
-	bus_poll_seen(req->srv->bus, &req->channels, req->client,
-		      TRANSPORT_LONGPOLL, false);
+	if (req->client_given)
+		bus_poll_seen(req->srv->bus, &req->channels, req->client,
+			      TRANSPORT_LONGPOLL, false);
 	r = pollreply_send(hs, items, got.count, got.more);
 	bus_items_release(items, got.count);
 	http_sub_close(hs);

@@ -21,8 +21,9 @@ static int poll_serve(struct http_request *req)
 
 	if (r != -1)
 		return r;
-	bus_poll_seen(req->srv->bus, &req->channels, req->client,
-		      TRANSPORT_POLL, req->presence);
+	if (req->client_given)
+		bus_poll_seen(req->srv->bus, &req->channels, req->client,
+			      TRANSPORT_POLL, req->presence);
 	bus_pull(req->srv->bus, &hs.sub, items, POLL_MAX_ITEMS,
 		 POLL_MAX_BYTES, false, &got);
 	r = pollreply_send(&hs, items, got.count, got.more);

@@ -36,6 +36,7 @@
 
 #define LOG_PREFIX "ws"
 #define WS_BATCH 8
+#define WS_WRITES_PER_CALLBACK 16
 #define WS_BATCH_BYTES (256u << 10)
 #define URI_MAX 8192
 #define MUX_CHANNELS_MAX 256
@@ -398,25 +399,37 @@ static int write_pulled(struct ws_session *s)
 	return write_text(s, ping, 15);
 }
 
-static int on_writable(struct ws_session *s)
+/* One frame: the raw half of a binary message, the welcome, an ack or
+ * error, a staged item, or the next one pulled. >0: parked, 0: written,
+ * <0: close. */
+static int write_one(struct ws_session *s)
 {
-	int r;
-
-	if (s->raw_next) {
-		r = write_raw(s); /* keeps inflight: lws may still read it */
-		lws_callback_on_writable(s->wsi);
-		return r;
-	}
+	if (s->raw_next)
+		return write_raw(s); /* keeps inflight: lws may still read it */
 	message_unref(s->inflight);
 	s->inflight = NULL;
 	if (!s->welcomed)
-		r = write_welcome(s);
-	else if (s->ctl_head)
-		r = write_ctl(s);
-	else if (s->next < s->nitems)
-		r = write_item(s, &s->items[s->next++]);
-	else
-		r = write_pulled(s);
+		return write_welcome(s);
+	if (s->ctl_head)
+		return write_ctl(s);
+	if (s->next < s->nitems)
+		return write_item(s, &s->items[s->next++]);
+	return write_pulled(s);
+}
+
+/* Several frames per callback while the socket takes them: each WRITEABLE
+ * is a trip through lws's poll loop, which costs more than a write. A
+ * frame the socket did not take whole is copied by lws and chokes the
+ * pipe, so we stop there and the previous buffer is no longer read. */
+static int on_writable(struct ws_session *s)
+{
+	int r = 0;
+
+	for (int i = 0; i < WS_WRITES_PER_CALLBACK; i++) {
+		r = write_one(s);
+		if (r != 0 || lws_send_pipe_choked(s->wsi))
+			break;
+	}
 	if (r > 0)
 		return 0; /* parked: a wake asks again */
 	/* ask again: the next round writes, or parks when there is nothing */

@@ -97,6 +97,38 @@ void message_seal(struct message *m, uint64_t id)
 					",\"id\":%llu}", (unsigned long long)id);
 }
 
+struct single_reply {
+	size_t len;
+	char text[];
+};
+
+const char *message_single_reply(struct message *m, size_t *len)
+{
+	struct single_reply *r = atomic_load_explicit(&m->single,
+						      memory_order_acquire);
+	struct single_reply *none = NULL;
+
+	if (r == NULL) {
+		/* racing builders make the same bytes; the loser frees its */
+		struct single_reply *mine = xmalloc(sizeof *mine + m->json_len + 48);
+		int n = snprintf(mine->text, 14, "{\"messages\":[");
+
+		memcpy(mine->text + n, message_json(m), m->json_len);
+		n += (int)m->json_len;
+		n += snprintf(mine->text + n, 48, "],\"next\":\"%llu\"}",
+			      (unsigned long long)m->id);
+		mine->len = (size_t)n;
+		if (atomic_compare_exchange_strong(&m->single, &none, mine)) {
+			r = mine;
+		} else {
+			free(mine);
+			r = none;
+		}
+	}
+	*len = r->len;
+	return r->text;
+}
+
 void message_ref(struct message *m)
 {
 	atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
@@ -108,6 +140,7 @@ void message_unref(struct message *m)
 		return;
 	if (atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1) {
 		atomic_fetch_sub(&alive, 1);
+		free(atomic_load(&m->single));
 		free(m);
 	}
 }

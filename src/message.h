@@ -33,6 +33,9 @@ struct message {
 	 * at an offset into buf with its own LWS_PRE headroom before it */
 	size_t meta_off, meta_len, meta_cap;
 	size_t raw_off, raw_len;
+	/* the whole reply of a one-channel poll that gets only this message,
+	 * built on first use and shared (see message_single_reply) */
+	struct single_reply *_Atomic single;
 	/* Owned by the bus, guarded by its lock: position in history. */
 	struct channel *ch;
 	struct message *older, *newer; /* bus-wide publish order */
@@ -61,6 +64,10 @@ static inline const char *message_meta(const struct message *m);
 static inline const unsigned char *message_raw(const struct message *m);
 /* Bytes of writable headroom before message_json() (LWS_PRE). */
 extern const size_t message_headroom;
+/* {"messages":[ENVELOPE],"next":"ID"}: the same bytes for every
+ * one-channel poll or long poll answered with just this message, built
+ * once on first use (any thread). Valid while the caller holds a ref. */
+const char *message_single_reply(struct message *m, size_t *len);
 void message_ref(struct message *m);
 void message_unref(struct message *m);
 /* Messages alive now (for tests and /metrics). */

@@ -359,22 +359,27 @@ static void notify_taps(struct bus *bus, struct channel *ch)
 	}
 }
 
+/* Under the lock: the channel to publish to or read, created if need be,
+ * or why there is none. */
+static enum bus_error usable_channel(struct bus *bus, const char *name,
+				     size_t len, struct channel **out)
+{
+	if (bus->shutting_down)
+		return BUS_SHUTTING_DOWN;
+	*out = channel_get(bus, name, len);
+	return *out ? BUS_OK : BUS_TOO_MANY_CHANNELS;
+}
+
 enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
 			   struct message *m, uint64_t *id_out)
 {
-	enum bus_error err = BUS_OK;
 	struct channel *ch;
+	enum bus_error err;
 
 	pthread_mutex_lock(&bus->lock);
-	if (bus->shutting_down) {
-		err = BUS_SHUTTING_DOWN;
+	err = usable_channel(bus, channel, len, &ch);
+	if (err != BUS_OK)
 		goto out;
-	}
-	ch = channel_get(bus, channel, len);
-	if (ch == NULL) {
-		err = BUS_TOO_MANY_CHANNELS;
-		goto out;
-	}
 	append(bus, ch, m);
 	*id_out = m->id;
 	m = NULL;
@@ -487,17 +492,13 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 	enum bus_error err = BUS_OK;
 
 	pthread_mutex_lock(&bus->lock);
-	if (bus->shutting_down) {
-		err = BUS_SHUTTING_DOWN;
+	for (size_t i = 0; i < channels->count && err == BUS_OK; i++)
+		err = usable_channel(bus, channels->name[i], channels->len[i],
+				     &chs[i]);
+	if (err == BUS_OK && bus->shutting_down)
+		err = BUS_SHUTTING_DOWN; /* also with no channel (/ws) */
+	if (err != BUS_OK)
 		goto out;
-	}
-	for (size_t i = 0; i < channels->count; i++) {
-		chs[i] = channel_get(bus, channels->name[i], channels->len[i]);
-		if (chs[i] == NULL) {
-			err = BUS_TOO_MANY_CHANNELS;
-			goto out;
-		}
-	}
 	for (size_t i = 0; i < channels->count; i++)
 		start[i] = link_tap(sub, chs[i], start_cursor(chs[i], since, i),
 				    sub->announce, &joins)
@@ -523,19 +524,13 @@ enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const uint64_t *since, bool announce_it, uint64_t *start)
 {
 	struct announcement *joins = NULL;
-	enum bus_error err = BUS_OK;
 	struct channel *ch;
+	enum bus_error err;
 
 	pthread_mutex_lock(&bus->lock);
-	if (bus->shutting_down) {
-		err = BUS_SHUTTING_DOWN;
+	err = usable_channel(bus, channel, len, &ch);
+	if (err != BUS_OK)
 		goto out;
-	}
-	ch = channel_get(bus, channel, len);
-	if (ch == NULL) {
-		err = BUS_TOO_MANY_CHANNELS;
-		goto out;
-	}
 	*start = link_tap(sub, ch, start_cursor(ch, since, 0), announce_it,
 			  &joins)->cursor;
 out:

@@ -54,6 +54,9 @@ static const struct option_def options[] = {
 	NUM(http_timeout, "60", 1, 3600,
 	    "seconds an HTTP connection may stay idle or stalled"),
 	NUM(http_threads, "1", 1, 64, "libmicrohttpd threads"),
+	NUM(http_memory, "16384", 4096, 1048576,
+	    "bytes per HTTP connection (request head, reply buffer): less "
+	    "memory per SSE stream, smaller heads accepted"),
 	NUM(max_connections, "16000", 1, 1000000, "HTTP connections at most"),
 	STR(log_level, "info", "error, warn, info or debug"),
 };

@@ -25,6 +25,7 @@ struct config {
 	unsigned long max_pending;
 	unsigned long http_timeout;   /* seconds */
 	unsigned long http_threads;
+	unsigned long http_memory;    /* bytes of MHD pool per connection */
 	unsigned long max_connections;
 	const char *log_level;
 };

@@ -8,6 +8,7 @@
 #include "router.h"
 
 #include "bus.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "router_head.h"
@@ -30,6 +31,7 @@
 
 #define LOG_PREFIX "router"
 #define HEAD_CAP 8192
+#define POKE_MS 100
 
 struct pending {
 	int fd;
@@ -48,6 +50,7 @@ struct router {
 	/* evicted while events for them may still be in the current epoll
 	 * batch: freed only after the batch (fd is -1 meanwhile) */
 	struct pending *graveyard;
+	uint64_t next_poke; /* see http_poke */
 	char head[HEAD_CAP];
 };
 
@@ -221,6 +224,7 @@ static void *router_main(void *arg)
 {
 	struct router *r = arg;
 	struct epoll_event ev[64];
+	uint64_t now;
 
 	for (;;) {
 		int n = epoll_wait(r->ep, ev, 64, 100);
@@ -236,7 +240,12 @@ static void *router_main(void *arg)
 				peek(r, p);
 		}
 		bury(r);
-		expire(r, bus_now_ms());
+		now = bus_now_ms();
+		expire(r, now);
+		if (now >= r->next_poke) {
+			http_poke(r->srv->mhd);
+			r->next_poke = now + POKE_MS;
+		}
 	}
 }
 

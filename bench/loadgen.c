@@ -56,6 +56,10 @@ typedef struct sub {
   char lastmod[64], etag[64], sid[64];
   int has_cur, ready, opening, sio_step, need_pong, queued;
   uint64_t due;
+  /* first open only: when the request was fully on the wire, and whether
+   * the time to the server's first answer was recorded */
+  uint64_t t_sent;
+  int open_done;
 } sub;
 
 /* ---- options ---- */
@@ -80,6 +84,10 @@ static uint64_t g_delivered, g_rx, g_tx, g_reqs, g_errors, g_gaps, g_drops,
     g_reconnects, g_server_closes, g_pub_sent, g_pub_acked, g_pub_err,
     g_pub_bytes, g_pongs;
 static int g_ready, g_opening;
+/* time from a subscriber's first request being on the wire to the server's
+ * answer that makes it ready (welcome, 101, first poll reply) */
+static lg_hist HO;
+static int g_open_slow; /* of those, over 1 s */
 static uint64_t g_last_delivery_us;
 static int *connect_q, cq_head, cq_tail, cq_n; /* subs waiting to (re)connect */
 static int *poll_q, pq_head, pq_tail, pq_n;    /* subs waiting for interval */
@@ -335,6 +343,13 @@ static void set_ready(sub *s) {
   if (s->ready) return;
   s->ready = 1;
   g_ready++;
+  /* a long poll is ready once sent: the server answers only with data */
+  if (!s->open_done && s->t_sent && s->tr != T_LONGPOLL) {
+    uint64_t w = lg_now_us() - s->t_sent;
+    lg_hist_add(&HO, w);
+    g_open_slow += w > 1000000;
+  }
+  s->open_done = 1;
   if (s->opening) {
     s->opening = 0;
     g_opening--;
@@ -503,6 +518,7 @@ static void sub_connect(sub *s) {
 /* a subscriber's connection was lost (drop, server close or error) */
 static void sub_lost(sub *s, int count_reconnect) {
   conn_close(&s->c);
+  if (!s->open_done) s->t_sent = 0;
   if (s->ready) {
     s->ready = 0;
     g_ready--;
@@ -827,12 +843,14 @@ static void sub_event(sub *s, uint32_t evs) {
       sub_lost(s, 0);
       return;
     }
+    if (!s->open_done && !s->t_sent && c->out.len == 0) s->t_sent = lg_now_us();
     if (s->tr == T_LONGPOLL && O.srv != SRV_SIO) set_ready(s);
   } else if (evs & EPOLLOUT) {
     if (conn_flush(c) < 0) {
       sub_lost(s, 1);
       return;
     }
+    if (!s->open_done && !s->t_sent && c->out.len == 0) s->t_sent = lg_now_us();
   }
   if (evs & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
     lg_buf_reserve(&c->in, 65536);
@@ -1203,6 +1221,13 @@ int main(int argc, char **argv) {
   if (g_ready < O.subs || (held_seen >= 0 && held_seen < held && O.srv != SRV_SIO))
     fprintf(stderr, "loadgen: warning: %d/%d ready locally, server reports %ld/%d held\n", g_ready,
             O.subs, held_seen, held);
+  /* A slow open is the server's: the time counted runs from the request
+   * being fully written to the answer's arrival. */
+  if (g_open_slow)
+    fprintf(stderr,
+            "loadgen: %d subscribers waited over 1 s (max %.1f s) for the server's first answer "
+            "after their request was on the wire\n",
+            g_open_slow, (double)HO.max / 1e6);
 
   if (O.idle) {
     run_for(2.0);
@@ -1210,11 +1235,16 @@ int main(int argc, char **argv) {
     double per = O.subs ? (double)(s1.rss_kb - s0.rss_kb) * 1024.0 / O.subs : 0;
     printf("{\"mode\":\"idle\",\"server\":\"%s\",\"transport\":\"%s\",\"subs\":%d,\"ready\":%d,"
            "\"held_seen\":%ld,\"rss_kb_before\":%lld,\"rss_kb_after\":%lld,\"mem_per_conn_bytes\":%.0f,"
-           "\"open_s\":%.2f,\"errors\":%llu,\"lg_cpu_s\":%.3f,\"label\":\"%s\"}\n",
+           "\"open_s\":%.2f,\"open_wait_p50_ms\":%.3f,\"open_wait_p99_ms\":%.3f,"
+           "\"open_wait_max_ms\":%.3f,\"open_slow\":%d,\"errors\":%llu,\"lg_cpu_s\":%.3f,\"label\":\"%s\"}\n",
            srv_names[O.srv], tr_names[O.tr], O.subs, g_ready, held_seen, s0.rss_kb, s1.rss_kb, per,
-           open_s, (unsigned long long)g_errors, s1.self_cpu - s0.self_cpu, O.label);
-    fprintf(stderr, "%-8s %-8s idle %6d conns: %7.0f B/conn (RSS %lld -> %lld KiB), opened in %.1f s\n",
-            srv_names[O.srv], tr_names[O.tr], O.subs, per, s0.rss_kb, s1.rss_kb, open_s);
+           open_s, lg_hist_pct(&HO, 50) / 1e3, lg_hist_pct(&HO, 99) / 1e3, (double)HO.max / 1e3,
+           g_open_slow, (unsigned long long)g_errors, s1.self_cpu - s0.self_cpu, O.label);
+    fprintf(stderr,
+            "%-8s %-8s idle %6d conns: %7.0f B/conn (RSS %lld -> %lld KiB), opened in %.1f s "
+            "(first answer p50 %.2f ms, max %.0f ms)\n",
+            srv_names[O.srv], tr_names[O.tr], O.subs, per, s0.rss_kb, s1.rss_kb, open_s,
+            lg_hist_pct(&HO, 50) / 1e3, (double)HO.max / 1e3);
     return 0;
   }
 
@@ -1306,7 +1336,8 @@ int main(int argc, char **argv) {
          "\"pub_bytes\":%llu,\"srv_cpu_s\":%.3f,\"srv_cpu_us_per_delivery\":%.3f,"
          "\"srv_sched_cpu_s\":%.4f,\"srv_sched_us_per_delivery\":%.3f,\"srv_cpu_pct\":%.1f,"
          "\"srv_rss_kb\":%lld,\"lg_cpu_s\":%.3f,\"lg_cpu_pct\":%.1f,\"wall_s\":%.2f,"
-         "\"open_s\":%.2f,\"held_seen\":%ld,\"label\":\"%s\"}\n",
+         "\"open_s\":%.2f,\"open_wait_p50_ms\":%.3f,\"open_wait_p99_ms\":%.3f,"
+         "\"open_wait_max_ms\":%.3f,\"open_slow\":%d,\"held_seen\":%ld,\"label\":\"%s\"}\n",
          O.drop_every_ms > 0 ? "reconnect" : "stream", srv_names[O.srv], tr_names[O.tr], O.subs,
          O.channels, O.count, O.rate, O.size, O.interval_ms, O.drop_every_ms, O.drop_frac,
          (unsigned long long)g_pub_sent, (unsigned long long)g_pub_err,
@@ -1319,7 +1350,8 @@ int main(int argc, char **argv) {
          (unsigned long long)g_rx, (unsigned long long)g_tx, (unsigned long long)g_reqs,
          (double)(g_rx + g_tx) / d, (double)g_reqs / d, (unsigned long long)g_pub_bytes, srv_cpu,
          srv_cpu * 1e6 / d, srv_sched, srv_sched * 1e6 / d, span > 0 ? srv_sched * 100 / span : 0,
-         b.rss_kb, lg_cpu, span > 0 ? lg_cpu * 100 / span : 0, wall, open_s, held_seen, O.label);
+         b.rss_kb, lg_cpu, span > 0 ? lg_cpu * 100 / span : 0, wall, open_s, lg_hist_pct(&HO, 50) / 1e3,
+         lg_hist_pct(&HO, 99) / 1e3, (double)HO.max / 1e3, g_open_slow, held_seen, O.label);
   fprintf(stderr,
           "%-8s %-8s %5d subs %4d ch %6.0f/s x%-5d %5dB: %9.0f deliv/s  p50 %7.2f ms  p99 %8.2f ms  "
           "max %8.2f ms  lost %llu dup %llu ooo %llu  %6.1f B/deliv %.3f req/deliv  srv %.2f us/deliv "

@@ -354,7 +354,11 @@ def main():
              "(`since=`/`Last-Event-ID` for anypush; `Last-Event-ID`, `last_event_id=` or "
              "`If-Modified-Since`+`If-None-Match` for Nchan). Socket.IO has no cursor: a reconnected client "
              "misses what was published while it was away, which is what its loss column shows. "
-             "`lg cpu` is the load generator's own CPU use over the window.\n")
+             "`lg cpu` is the load generator's own CPU use over the window. `open s` is the time taken to "
+             "open every subscriber (256 connections opening at a time) before anything is published; "
+             "`slow opens` counts subscribers whose first answer (welcome, `101`, first poll reply) came "
+             "more than 1 s after their request was on the wire (long polls, answered only with data, are "
+             "not counted).\n")
     rows = []
     for r in stream:
         rows.append([r["scenario"], r["server"], r["transport"], r["subs"], r["channels"],
@@ -362,20 +366,23 @@ def main():
                      fnum(r["lat_p50_ms"], 2), fnum(r["lat_p99_ms"], 2), fnum(r["lat_max_ms"], 1),
                      f"{r['lost']}/{r['dup']}/{r['ooo']}/{r['gaps']}", r["drops"], fnum(cpu(r), 2), fnum(r["srv_cpu_pct"], 0),
                      fnum(r["bytes_per_delivery"], 0), fnum(r["requests_per_delivery"], 3),
-                     fnum(r["srv_rss_kb"] / 1024, 1), fnum(r["lg_cpu_pct"], 0)])
+                     fnum(r["srv_rss_kb"] / 1024, 1), fnum(r["lg_cpu_pct"], 0), fnum(r.get("open_s"), 1),
+                     r.get("open_slow", "–")])
     L.append(table(["scenario", "server", "transport", "subs", "ch", "msg/s", "size", "deliv/s", "p50 ms",
                     "p99 ms", "max ms", "lost/dup/ooo/gaps", "drops", "srv µs/deliv", "srv cpu %", "B/deliv",
-                    "req/deliv", "srv RSS MiB", "lg cpu %"], rows))
+                    "req/deliv", "srv RSS MiB", "lg cpu %", "open s", "slow opens"], rows))
     if idle:
         rows = [[r["scenario"], r["server"], r["transport"], r["subs"], r["ready"], r["held_seen"],
                  fnum(r["rss_kb_before"] / 1024, 1), fnum(r["rss_kb_after"] / 1024, 1),
-                 fnum(r["mem_per_conn_bytes"] / 1024, 2)] for r in idle]
+                 fnum(r["mem_per_conn_bytes"] / 1024, 2), fnum(r.get("open_s"), 1),
+                 r.get("open_slow", "–")] for r in idle]
         L.append("\n" + table(["scenario", "server", "transport", "connections", "ready", "held (server)",
-                               "RSS before MiB", "RSS after MiB", "KiB per connection"], rows))
+                               "RSS before MiB", "RSS after MiB", "KiB per connection", "open s",
+                               "slow opens"], rows))
     an = BENCH / "analysis.md"
     if an.exists():
         L.append("\n" + an.read_text())
-    L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 5 minutes\nbench/run --full      # under 40 minutes\n"
+    L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 7 minutes\nbench/run --full      # under 40 minutes\n"
              "bench/report.py docs/bench/results-quick.jsonl  # rewrite this page from the committed results\n```\n\n"
              "One run by hand (the exact command of each run is in the JSON lines, `loadgen_cmd`):\n\n"
              "```sh\nsrc/anypush --bind 127.0.0.1 --port 8080 & \n"

@@ -96,11 +96,11 @@ static size_t hash_name(const char *s, size_t len)
 static struct channel **channel_slot(struct bus *bus, const char *name,
 				     size_t len)
 {
-	struct channel **p = &bus->buckets[hash_name(name, len) &
-					   (bus->nbuckets - 1)];
+	struct channel **p =
+		&bus->buckets[hash_name(name, len) & (bus->nbuckets - 1)];
 
-	while (*p && !((*p)->name_len == len &&
-		       memcmp((*p)->name, name, len) == 0))
+	while (*p &&
+	       !((*p)->name_len == len && memcmp((*p)->name, name, len) == 0))
 		p = &(*p)->hnext;
 	return p;
 }
@@ -217,8 +217,7 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 	bus->newest = m;
 	bus->retained++;
 	bus->retained_bytes += m->json_len;
-	while (bus->retained_bytes > bus->cfg.history_bytes &&
-	       bus->oldest != m)
+	while (bus->retained_bytes > bus->cfg.history_bytes && bus->oldest != m)
 		evict_oldest(bus, bus->oldest->ch);
 }
 
@@ -232,7 +231,6 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 	free(ch->ring);
 	free(ch);
 }
-
 
 /* ---- subscriber ids ---- */
 
@@ -349,10 +347,11 @@ static void notify_taps(struct bus *bus, struct channel *ch)
 		if (sub->parked) {
 			wake(sub);
 		} else if (ch->bytes - t->lag_base > bus->cfg.lag_limit) {
-			log_debug("subscriber %llu (%s) cut: %llu bytes behind",
-				  (unsigned long long)sub->id,
-				  sub->transport->name,
-				  (unsigned long long)(ch->bytes - t->lag_base));
+			log_debug(
+				"subscriber %llu (%s) cut: %llu bytes behind",
+				(unsigned long long)sub->id,
+				sub->transport->name,
+				(unsigned long long)(ch->bytes - t->lag_base));
 			metrics_add(&metrics.slow_consumers, 1);
 			end_subscriber(sub, SUB_END_SLOW);
 		}
@@ -428,21 +427,22 @@ static void announce(struct bus *bus, struct announcement *list)
 					     .data = &data };
 		uint64_t id;
 
-		data.len = (size_t)snprintf(json, sizeof json,
-					    "{\"client\":\"%s\",\"transport\":\"%s\"}",
-					    a->client,
-					    transport_by_id(a->transport)->name);
+		data.len = (size_t)snprintf(
+			json, sizeof json,
+			"{\"client\":\"%s\",\"transport\":\"%s\"}", a->client,
+			transport_by_id(a->transport)->name);
 		bus_publish(bus, a->channel, strlen(a->channel),
-			    message_new(&spec, bus_wall_ms(), bus_now_ms()), &id);
+			    message_new(&spec, bus_wall_ms(), bus_now_ms()),
+			    &id);
 		list = a->next;
 		free(a);
 	}
 }
 
 /* Under the lock: a new tap of sub on ch, starting at cursor. */
-static struct tap *link_tap(struct subscriber *sub, struct channel *ch,
-			    uint64_t cursor, bool announce,
-			    struct announcement **joins)
+static void link_tap(struct subscriber *sub, struct channel *ch,
+		     uint64_t cursor, bool announce,
+		     struct announcement **joins)
 {
 	struct tap *t = xcalloc(1, sizeof *t);
 
@@ -461,10 +461,10 @@ static struct tap *link_tap(struct subscriber *sub, struct channel *ch,
 	ch->subs_by[sub->transport->id]++;
 	if (sub->ntaps == sub->taps_cap) {
 		sub->taps_cap = sub->taps_cap ? sub->taps_cap * 2 : 1;
-		sub->taps = xrealloc(sub->taps, sub->taps_cap * sizeof *sub->taps);
+		sub->taps = xrealloc(sub->taps,
+				     sub->taps_cap * sizeof *sub->taps);
 	}
 	sub->taps[sub->ntaps++] = t;
-	return t;
 }
 
 static void unlink_tap(struct subscriber *sub, struct tap *t,
@@ -499,10 +499,10 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 		err = BUS_SHUTTING_DOWN; /* also with no channel (/ws) */
 	if (err != BUS_OK)
 		goto out;
-	for (size_t i = 0; i < channels->count; i++)
-		start[i] = link_tap(sub, chs[i], start_cursor(chs[i], since, i),
-				    sub->announce, &joins)
-				   ->cursor;
+	for (size_t i = 0; i < channels->count; i++) {
+		start[i] = start_cursor(chs[i], since, i);
+		link_tap(sub, chs[i], start[i], sub->announce, &joins);
+	}
 	sub->next = bus->subs;
 	if (sub->next)
 		sub->next->prev = sub;
@@ -521,7 +521,8 @@ out:
 
 enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const char *channel, size_t len,
-			   const uint64_t *since, bool announce_it, uint64_t *start)
+			   const uint64_t *since, bool announce_it,
+			   uint64_t *start)
 {
 	struct announcement *joins = NULL;
 	struct channel *ch;
@@ -531,8 +532,8 @@ enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 	err = usable_channel(bus, channel, len, &ch);
 	if (err != BUS_OK)
 		goto out;
-	*start = link_tap(sub, ch, start_cursor(ch, since, 0), announce_it,
-			  &joins)->cursor;
+	*start = start_cursor(ch, since, 0);
+	link_tap(sub, ch, *start, announce_it, &joins);
 out:
 	pthread_mutex_unlock(&bus->lock);
 	announce(bus, joins);
@@ -724,8 +725,9 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		struct channel *ch = *channel_slot(bus, channels->name[i],
 						   channels->len[i]);
 
-		if (ch && pollers_seen(&ch->pollers, client, t, announce_it,
-				       now) && announce_it)
+		if (ch &&
+		    pollers_seen(&ch->pollers, client, t, announce_it, now) &&
+		    announce_it)
 			queue_announcement(&joins, ch, "join", client, t);
 	}
 	pthread_mutex_unlock(&bus->lock);

@@ -21,7 +21,7 @@ struct bus_config {
 	uint64_t history_age_ms; /* and for how long */
 	size_t history_bytes;    /* envelope bytes kept over all channels */
 	size_t max_channels;
-	size_t lag_limit;        /* bytes a subscriber may fall behind */
+	size_t lag_limit;            /* bytes a subscriber may fall behind */
 	uint64_t presence_window_ms; /* a poller is present this long */
 };
 
@@ -42,12 +42,12 @@ struct tap {
  * fills the first block before bus_attach. */
 struct subscriber {
 	const struct transport *transport;
-	void *conn;                       /* the transport's connection */
-	char client[CLIENT_ID_MAX + 1];   /* its client id */
+	void *conn;                     /* the transport's connection */
+	char client[CLIENT_ID_MAX + 1]; /* its client id */
 	uint64_t period_ms; /* >0: deadline = last output + period (heartbeat) */
 	bool announce;      /* taps made by bus_attach publish join/leave */
 	/* Guarded by the bus lock from bus_attach to bus_detach. */
-	uint64_t id;          /* handle for bus_kill */
+	uint64_t id; /* handle for bus_kill */
 	bool attached;
 	size_t ntaps, taps_cap;
 	struct tap **taps;    /* in subscription order; item.tap indexes it */
@@ -90,7 +90,7 @@ struct bus_stats {
 
 enum bus_error {
 	BUS_OK = 0,
-	BUS_SHUTTING_DOWN = -1, /* 503 */
+	BUS_SHUTTING_DOWN = -1,     /* 503 */
 	BUS_TOO_MANY_CHANNELS = -2, /* 503 */
 };
 
@@ -116,7 +116,8 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
  * WebSocket); it becomes the last tap. start as in bus_attach. */
 enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const char *channel, size_t len,
-			   const uint64_t *since, bool announce, uint64_t *start);
+			   const uint64_t *since, bool announce,
+			   uint64_t *start);
 /* Drop tap i; the taps after it move down by one. */
 void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i);
 /* Leave all channels; the subscriber is never touched by the bus again. */

@@ -21,17 +21,22 @@ struct option_def {
 	const char *help;
 };
 
+/* clang-format cannot lay out these initialiser macros */
+/* clang-format off */
 #define NUM(field, def, min, max, help)                                  \
 	{ #field, OPT_NUM, offsetof(struct config, field), def, min, max, help }
 #define STR(field, def, help)                                            \
 	{ #field, OPT_STR, offsetof(struct config, field), def, 0, 0, help }
+/* clang-format on */
 
 static const struct option_def options[] = {
 	STR(bind, "0.0.0.0", "address to listen on"),
-	NUM(port, "8080", 0, 65535, "TCP port for everything (0: any free port)"),
+	NUM(port, "8080", 0, 65535,
+	    "TCP port for everything (0: any free port)"),
 	STR(port_file, "", "write the bound port to this file once listening"),
 	STR(web_root, "web", "folder served at / (the demo and anypush.js)"),
-	STR(transports, "all", "transports to enable, e.g. poll,sse (all: every one)"),
+	STR(transports, "all",
+	    "transports to enable, e.g. poll,sse (all: every one)"),
 	NUM(history_size, "1000", 1, 1000000, "messages kept per channel"),
 	NUM(history_age, "600", 1, 604800, "seconds a message is kept"),
 	NUM(history_memory, "268435456", 65536, 1UL << 40,
@@ -89,8 +94,8 @@ static int set_option(struct config *cfg, const struct option_def *o,
 	}
 	errno = 0;
 	v = strtoul(value, &end, 10);
-	if (errno || end == value || *end || value[0] == '-' ||
-	    v < o->min || v > o->max) {
+	if (errno || end == value || *end || value[0] == '-' || v < o->min ||
+	    v > o->max) {
 		fprintf(err, "anypush: --");
 		for (const char *c = o->name; *c; c++)
 			fputc(*c == '_' ? '-' : *c, err);
@@ -147,8 +152,9 @@ static int check(const struct config *cfg, FILE *err)
 		return -1;
 	}
 	if (transport_enable_only(cfg->transports) < 0) {
-		fprintf(err, "anypush: unknown transport in --transports '%s' "
-			     "(see --help)\n",
+		fprintf(err,
+			"anypush: unknown transport in --transports '%s' "
+			"(see --help)\n",
 			cfg->transports);
 		return -1;
 	}
@@ -181,16 +187,20 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
 			return CONFIG_EXIT_OK;
 		}
 		if (strncmp(arg, "--", 2) != 0) {
-			fprintf(err, "anypush: unexpected argument '%s' "
-				     "(see --help)\n", arg);
+			fprintf(err,
+				"anypush: unexpected argument '%s' "
+				"(see --help)\n",
+				arg);
 			return CONFIG_ERROR;
 		}
 		arg += 2;
 		eq = strchr(arg, '=');
 		o = find_option(arg, eq ? (size_t)(eq - arg) : strlen(arg));
 		if (o == NULL) {
-			fprintf(err, "anypush: unknown option '%s' (see "
-				     "--help)\n", argv[i]);
+			fprintf(err,
+				"anypush: unknown option '%s' (see "
+				"--help)\n",
+				argv[i]);
 			return CONFIG_ERROR;
 		}
 		if (eq) {

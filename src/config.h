@@ -15,17 +15,17 @@ struct config {
 	unsigned long history_age;    /* seconds */
 	unsigned long history_memory; /* bytes */
 	unsigned long max_channels;
-	unsigned long max_message;    /* bytes */
-	unsigned long outq_limit;     /* bytes */
-	unsigned long presence_window; /* seconds */
-	unsigned long heartbeat;      /* seconds */
-	unsigned long longpoll_timeout; /* default hold, seconds */
+	unsigned long max_message;        /* bytes */
+	unsigned long outq_limit;         /* bytes */
+	unsigned long presence_window;    /* seconds */
+	unsigned long heartbeat;          /* seconds */
+	unsigned long longpoll_timeout;   /* default hold, seconds */
 	unsigned long ws_ping, ws_hangup; /* seconds */
-	unsigned long head_timeout;   /* seconds */
+	unsigned long head_timeout;       /* seconds */
 	unsigned long max_pending;
-	unsigned long http_timeout;   /* seconds */
+	unsigned long http_timeout; /* seconds */
 	unsigned long http_threads;
-	unsigned long http_memory;    /* bytes of MHD pool per connection */
+	unsigned long http_memory; /* bytes of MHD pool per connection */
 	unsigned long max_connections;
 	const char *log_level;
 };

@@ -111,15 +111,17 @@ static int subscribe(struct http_request *req, const char *list)
 	if (t == NULL)
 		return r;
 	req->path = xstrdup(list);
-	if (channel_list_parse(req->path, strlen(req->path), &req->channels) < 0)
+	if (channel_list_parse(req->path, strlen(req->path), &req->channels) <
+	    0)
 		return http_reply_error(req->conn, 400, "bad_channel",
 					"channel names match "
 					"[A-Za-z0-9_.:~-]{1,200}, at most 32 "
 					"distinct ones per request");
 	if (read_cursor(req) < 0)
-		return http_reply_error(req->conn, 400, "bad_cursor",
-					"since/Last-Event-ID must be one "
-					"decimal id per channel, comma-separated");
+		return http_reply_error(
+			req->conn, 400, "bad_cursor",
+			"since/Last-Event-ID must be one "
+			"decimal id per channel, comma-separated");
 	if (read_client(req) < 0)
 		return http_reply_error(req->conn, 400, "bad_client",
 					"client ids match [A-Za-z0-9_-]{1,64}");
@@ -141,11 +143,12 @@ static int info(struct http_request *req, const char *name, size_t len)
 					"channel names match "
 					"[A-Za-z0-9_.:~-]{1,200}");
 	bus_info(req->srv->bus, name, len, &in);
-	n = snprintf(body, sizeof body,
-		     "{\"channel\":\"%.*s\",\"last_id\":%llu,\"oldest_id\":%llu,"
-		     "\"retained\":%zu,\"subscribers\":{",
-		     (int)len, name, (unsigned long long)in.last_id,
-		     (unsigned long long)in.oldest_id, in.retained);
+	n = snprintf(
+		body, sizeof body,
+		"{\"channel\":\"%.*s\",\"last_id\":%llu,\"oldest_id\":%llu,"
+		"\"retained\":%zu,\"subscribers\":{",
+		(int)len, name, (unsigned long long)in.last_id,
+		(unsigned long long)in.oldest_id, in.retained);
 	/* every registered transport, so a new one shows up by itself */
 	for (int i = 0; i < TRANSPORT_COUNT; i++)
 		n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\":%zu",
@@ -157,8 +160,8 @@ static int info(struct http_request *req, const char *name, size_t len)
 
 static int preflight(struct http_request *req)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		0, NULL, MHD_RESPMEM_PERSISTENT);
 
 	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
 				"GET, POST, OPTIONS");
@@ -214,16 +217,18 @@ static int dispatch(struct http_request *req, const char *url,
 	if (strncmp(url, CHANNELS_PREFIX, strlen(CHANNELS_PREFIX)) == 0)
 		return channels(req, method, url + strlen(CHANNELS_PREFIX));
 	if (strcmp(url, "/healthz") == 0 && get)
-		return http_reply_json(req->conn, 200, "{\"status\":\"ok\"}", 15);
+		return http_reply_json(req->conn, 200, "{\"status\":\"ok\"}",
+				       15);
 	if (strcmp(url, "/metrics") == 0 && get)
 		return metrics_page(req);
 	if (strcmp(url, "/ws") == 0 && !transport_enabled(&transport_ws))
 		return http_reply_error(req->conn, 404, "transport_disabled",
 					"this transport is disabled here");
 	if (strcmp(url, "/ws") == 0)
-		return http_reply_error(req->conn, 400, "upgrade_required",
-					"/ws needs a WebSocket upgrade with "
-					"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
+		return http_reply_error(
+			req->conn, 400, "upgrade_required",
+			"/ws needs a WebSocket upgrade with "
+			"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
 	if (strcmp(method, "OPTIONS") == 0)
 		return preflight(req);
 	if (!get)
@@ -283,7 +288,8 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 		unsigned v;
 
 		if (p[0] == '%' && isxdigit((unsigned char)p[1]) &&
-		    isxdigit((unsigned char)p[2]) && sscanf(p + 1, "%2x", &v) == 1) {
+		    isxdigit((unsigned char)p[2]) &&
+		    sscanf(p + 1, "%2x", &v) == 1) {
 			*out++ = v ? (char)v : 0x7F;
 			p += 2;
 		} else {
@@ -330,8 +336,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return (enum MHD_Result)dispatch(req, url, method);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn,
-			 void **con_cls, enum MHD_RequestTerminationCode why)
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode why)
 {
 	struct http_request *req = *con_cls;
 
@@ -366,7 +372,8 @@ struct MHD_Daemon *http_start(struct server *srv)
 			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem pool[] = {
-		{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads, NULL },
+		{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads,
+		  NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	struct MHD_Daemon *d;
@@ -381,8 +388,8 @@ struct MHD_Daemon *http_start(struct server *srv)
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-		MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY,
+		pool, MHD_OPTION_END);
 	if (d == NULL)
 		log_error("libmicrohttpd failed to start");
 	return d;

@@ -27,14 +27,14 @@ struct http_request {
 	bool too_large;
 	/* subscribe */
 	const struct transport *transport; /* set once serving a subscribe */
-	void *tstate;                      /* the transport's; freed by finish */
-	char *path;                        /* copy of the channel list text */
+	void *tstate; /* the transport's; freed by finish */
+	char *path;   /* copy of the channel list text */
 	struct channel_list channels;
 	bool has_since;
 	uint64_t since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	char client[CLIENT_ID_MAX + 1];
 	bool client_given; /* it came with ?client=, not made here */
-	bool presence; /* ?presence=1: publish join/leave for this client */
+	bool presence;     /* ?presence=1: publish join/leave for this client */
 };
 
 /* Start MHD with no listening socket of its own (the router feeds it). */

@@ -43,6 +43,6 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
 	clock_gettime(CLOCK_REALTIME, &now);
 	gmtime_r(&now.tv_sec, &tm);
 	fprintf(stderr, "%02d:%02d:%02d.%03ld %-5s %s: %s\n", tm.tm_hour,
-		tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000,
-		level_names[level], prefix, line);
+		tm.tm_min, tm.tm_sec, now.tv_nsec / 1000000, level_names[level],
+		prefix, line);
 }

@@ -18,10 +18,10 @@ void log_write(enum log_level level, const char *prefix, const char *fmt, ...)
 #define log_error(...) log_write(LOG_ERROR, LOG_PREFIX, __VA_ARGS__)
 #define log_warn(...) log_write(LOG_WARN, LOG_PREFIX, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, LOG_PREFIX, __VA_ARGS__)
-#define log_debug(...)                                                       \
-	do {                                                                 \
-		if (log_enabled(LOG_DEBUG))                                  \
-			log_write(LOG_DEBUG, LOG_PREFIX, __VA_ARGS__);       \
+#define log_debug(...)                                                 \
+	do {                                                           \
+		if (log_enabled(LOG_DEBUG))                            \
+			log_write(LOG_DEBUG, LOG_PREFIX, __VA_ARGS__); \
 	} while (0)
 
 #endif

@@ -23,8 +23,9 @@ static size_t write_head(char *p, size_t cap, const struct message_spec *spec,
 			 const char *data, size_t data_len, const char *binary,
 			 size_t *data_off)
 {
-	int n = snprintf(p, cap, "{\"type\":\"message\",\"channel\":\"%s\","
-				 "\"event\":\"%s\",\"data\":",
+	int n = snprintf(p, cap,
+			 "{\"type\":\"message\",\"channel\":\"%s\","
+			 "\"event\":\"%s\",\"data\":",
 			 spec->channel, event);
 
 	*data_off = (size_t)n;
@@ -88,13 +89,14 @@ void message_seal(struct message *m, uint64_t id)
 
 	m->id = id;
 	m->json_len += (size_t)snprintf(p + m->json_len, m->cap - m->json_len,
-					",\"id\":%llu}", (unsigned long long)id);
+					",\"id\":%llu}",
+					(unsigned long long)id);
 	if (m->meta_cap == 0)
 		return;
 	p = (char *)m->buf + m->meta_off;
-	m->meta_len += (size_t)snprintf(p + m->meta_len,
-					m->meta_cap - m->meta_len,
-					",\"id\":%llu}", (unsigned long long)id);
+	m->meta_len += (size_t)snprintf(
+		p + m->meta_len, m->meta_cap - m->meta_len, ",\"id\":%llu}",
+		(unsigned long long)id);
 }
 
 struct single_reply {
@@ -110,7 +112,8 @@ const char *message_single_reply(struct message *m, size_t *len)
 
 	if (r == NULL) {
 		/* racing builders make the same bytes; the loser frees its */
-		struct single_reply *mine = xmalloc(sizeof *mine + m->json_len + 48);
+		struct single_reply *mine = xmalloc(sizeof *mine + m->json_len +
+						    48);
 		int n = snprintf(mine->text, 14, "{\"messages\":[");
 
 		memcpy(mine->text + n, message_json(m), m->json_len);

@@ -16,18 +16,18 @@ struct payload;
 
 struct message {
 	atomic_uint refs;
-	uint64_t id;       /* per-channel, set by message_seal */
-	uint64_t seq;      /* bus-wide publish order, set by the bus */
-	int64_t ts;        /* wall clock ms, on the wire */
-	uint64_t born_ms;  /* monotonic ms, for history age */
+	uint64_t id;      /* per-channel, set by message_seal */
+	uint64_t seq;     /* bus-wide publish order, set by the bus */
+	int64_t ts;       /* wall clock ms, on the wire */
+	uint64_t born_ms; /* monotonic ms, for history age */
 	bool exclude_sender;
 	bool binary;
 	char from[CLIENT_ID_MAX + 1]; /* "" when the publisher had no id */
 	char event[EVENT_NAME_MAX + 1];
-	size_t json_len;   /* envelope at json(); 0 until sealed */
-	size_t data_off;   /* the data value inside the envelope */
+	size_t json_len; /* envelope at json(); 0 until sealed */
+	size_t data_off; /* the data value inside the envelope */
 	size_t data_len;
-	size_t cap;        /* bytes after the headroom */
+	size_t cap; /* bytes after the headroom */
 	/* binary messages also have a binary-frame form for /ws clients that
 	 * ask for it: an envelope with "data":null, then the raw bytes; each
 	 * at an offset into buf with its own LWS_PRE headroom before it */
@@ -46,8 +46,8 @@ struct message {
 /* What a publisher asks for; the strings are copied. */
 struct message_spec {
 	const char *channel;
-	const char *event;      /* NULL: "message" */
-	const char *from;       /* NULL or "": none */
+	const char *event; /* NULL: "message" */
+	const char *from;  /* NULL or "": none */
 	bool exclude_sender;
 	const struct payload *data;
 };

@@ -36,19 +36,20 @@ static void put(struct text *t, const char *fmt, ...)
 static void counter(struct text *t, const char *name, const char *help,
 		    atomic_ullong *c)
 {
-	put(t, "# HELP anypush_%s %s\n# TYPE anypush_%s counter\n"
-	       "anypush_%s %llu\n",
+	put(t,
+	    "# HELP anypush_%s %s\n# TYPE anypush_%s counter\n"
+	    "anypush_%s %llu\n",
 	    name, help, name, name, (unsigned long long)atomic_load(c));
 }
 
 static void per_transport(struct text *t, const char *name, const char *help,
 			  const char *type, atomic_ullong *c, struct bus *bus)
 {
-	put(t, "# HELP anypush_%s %s\n# TYPE anypush_%s %s\n", name, help,
-	    name, type);
+	put(t, "# HELP anypush_%s %s\n# TYPE anypush_%s %s\n", name, help, name,
+	    type);
 	for (int i = 0; i < TRANSPORT_COUNT; i++) {
-		unsigned long long v = c ? atomic_load(&c[i])
-					 : bus_subscribers_of(bus, i);
+		unsigned long long v = c ? atomic_load(&c[i]) :
+					   bus_subscribers_of(bus, i);
 
 		put(t, "anypush_%s{transport=\"%s\"} %llu\n", name,
 		    transport_by_id(i)->name, v);
@@ -92,13 +93,14 @@ char *metrics_render(struct bus *bus, size_t *len)
 		      "counter", metrics.subscriptions, bus);
 	per_transport(&t, "subscribers", "Subscribers attached now.", "gauge",
 		      NULL, bus);
-	put(&t, "# TYPE anypush_channels gauge\nanypush_channels %zu\n"
-		"# TYPE anypush_retained_messages gauge\n"
-		"anypush_retained_messages %zu\n"
-		"# TYPE anypush_retained_bytes gauge\n"
-		"anypush_retained_bytes %zu\n"
-		"# TYPE anypush_messages_alive gauge\n"
-		"anypush_messages_alive %ld\n",
+	put(&t,
+	    "# TYPE anypush_channels gauge\nanypush_channels %zu\n"
+	    "# TYPE anypush_retained_messages gauge\n"
+	    "anypush_retained_messages %zu\n"
+	    "# TYPE anypush_retained_bytes gauge\n"
+	    "anypush_retained_bytes %zu\n"
+	    "# TYPE anypush_messages_alive gauge\n"
+	    "anypush_messages_alive %ld\n",
 	    st.channels, st.retained, st.retained_bytes, message_alive());
 	*len = t.len;
 	return t.buf;

@@ -18,12 +18,12 @@ struct metrics {
 	atomic_ullong dead_peers;     /* suspended peers seen gone */
 	atomic_ullong delivered[TRANSPORT_COUNT];
 	atomic_ullong subscriptions[TRANSPORT_COUNT];
-	atomic_ullong accepted;       /* TCP connections accepted */
+	atomic_ullong accepted; /* TCP connections accepted */
 	atomic_ullong routed_http, routed_ws;
-	atomic_ullong head_timeouts;  /* closed before a full request head */
-	atomic_ullong head_rejected;  /* malformed or oversized heads */
+	atomic_ullong head_timeouts;   /* closed before a full request head */
+	atomic_ullong head_rejected;   /* malformed or oversized heads */
 	atomic_ullong pending_evicted; /* pending cap reached */
-	atomic_ullong http_errors;    /* JSON error replies */
+	atomic_ullong http_errors;     /* JSON error replies */
 };
 
 extern struct metrics metrics;

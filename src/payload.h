@@ -19,8 +19,8 @@ struct payload {
 
 enum payload_error {
 	PAYLOAD_OK = 0,
-	PAYLOAD_BAD_JSON = -1,  /* not one well-formed JSON value in UTF-8 */
-	PAYLOAD_BAD_UTF8 = -2,  /* text that is not UTF-8 */
+	PAYLOAD_BAD_JSON = -1, /* not one well-formed JSON value in UTF-8 */
+	PAYLOAD_BAD_UTF8 = -2, /* text that is not UTF-8 */
 };
 
 /* A JSON document: must parse as a whole, strings without raw control

@@ -26,8 +26,8 @@ struct poller {
 
 /* Mark the client seen at now; true if it was not there (a join).
  * *set is created on first use. */
-bool pollers_seen(struct pollers **set, const char *client,
-		  enum transport_id t, bool announce, uint64_t now);
+bool pollers_seen(struct pollers **set, const char *client, enum transport_id t,
+		  bool announce, uint64_t now);
 /* Remove those last seen at or before `before`, unless keep() says the
  * client is still there (a held long poll): then it is seen at now.
  * gone() is called for each removed one before it is freed. */

@@ -48,13 +48,14 @@ static size_t write_gaps(const struct http_sub *hs,
 
 		if (it->msg != NULL || it->skip)
 			continue;
-		n += (size_t)snprintf(out + n, cap - n,
-				      "%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"
-				      "\"cursor\":%llu}",
-				      gaps++ ? "," : ",\"gap\":true,\"gaps\":[",
-				      (int)chs->len[it->tap], chs->name[it->tap],
-				      (unsigned long long)it->gap_last,
-				      (unsigned long long)it->cursor);
+		n += (size_t)snprintf(
+			out + n, cap - n,
+			"%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"
+			"\"cursor\":%llu}",
+			gaps++ ? "," : ",\"gap\":true,\"gaps\":[",
+			(int)chs->len[it->tap], chs->name[it->tap],
+			(unsigned long long)it->gap_last,
+			(unsigned long long)it->cursor);
 	}
 	if (gaps)
 		n += (size_t)snprintf(out + n, cap - n, "]");
@@ -87,10 +88,11 @@ static int send_single(struct http_sub *hs, struct bus_item *it)
 }
 
 /* Any other reply: an iovec over the messages' shared envelopes. */
-static int send_list(struct http_sub *hs, struct bus_item *items,
-		     size_t count, bool more)
+static int send_list(struct http_sub *hs, struct bus_item *items, size_t count,
+		     bool more)
 {
-	size_t gcap = count * GAP_TEXT_MAX + 8, cap = CURSOR_TEXT_MAX + 64 + gcap;
+	size_t gcap = count * GAP_TEXT_MAX + 8,
+	       cap = CURSOR_TEXT_MAX + 64 + gcap;
 	struct reply *r = xcalloc(1, sizeof *r + count * sizeof r->msgs[0]);
 	struct MHD_IoVec *iov = xcalloc(2 * count + 2, sizeof *iov);
 	char cursor[CURSOR_TEXT_MAX], *gaps = xmalloc(gcap);
@@ -130,8 +132,7 @@ static int send_list(struct http_sub *hs, struct bus_item *items,
 int pollreply_send(struct http_sub *hs, struct bus_item *items, size_t count,
 		   bool more)
 {
-	if (count == 1 && items[0].msg && !more &&
-	    hs->req->channels.count == 1)
+	if (count == 1 && items[0].msg && !more && hs->req->channels.count == 1)
 		return send_single(hs, &items[0]);
 	return send_list(hs, items, count, more);
 }

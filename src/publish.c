@@ -81,11 +81,13 @@ static int check_request(struct http_request *req, const char *channel,
 					"publish to one channel named "
 					"[A-Za-z0-9_.:~-]{1,200}");
 	if (event && !event_name_valid(event, strlen(event)))
-		return http_reply_error(req->conn, 400, "bad_event",
-					"event names match [A-Za-z0-9_.:-]{1,64}");
+		return http_reply_error(
+			req->conn, 400, "bad_event",
+			"event names match [A-Za-z0-9_.:-]{1,64}");
 	if (from && !client_id_valid(from, strlen(from)))
-		return http_reply_error(req->conn, 400, "bad_client",
-					"X-Client-Id must match [A-Za-z0-9_-]{1,64}");
+		return http_reply_error(
+			req->conn, 400, "bad_client",
+			"X-Client-Id must match [A-Za-z0-9_-]{1,64}");
 	if (req->too_large)
 		return http_reply_error(req->conn, 413, "too_large",
 					"the message is over the size limit");

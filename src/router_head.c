@@ -70,14 +70,15 @@ static const char *query_arg(const char *q, size_t len, const char *name,
 
 /* The value of header `name` (with its colon) in the head, trimmed of
  * leading blanks; NULL if absent. */
-static const char *header_value(const char *head, size_t len,
-				const char *name, size_t *vlen)
+static const char *header_value(const char *head, size_t len, const char *name,
+				size_t *vlen)
 {
 	size_t nlen = strlen(name);
 	const char *p = head, *end = head + len;
 
 	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
-		const char *line = ++p, *eol = memchr(line, '\n', (size_t)(end - line));
+		const char *line = ++p,
+			   *eol = memchr(line, '\n', (size_t)(end - line));
 
 		if (eol == NULL)
 			break;
@@ -88,7 +89,8 @@ static const char *header_value(const char *head, size_t len,
 			while (v < eol && (*v == ' ' || *v == '\t'))
 				v++;
 			*vlen = (size_t)(eol - v);
-			while (*vlen && (v[*vlen - 1] == '\r' || v[*vlen - 1] == ' '))
+			while (*vlen &&
+			       (v[*vlen - 1] == '\r' || v[*vlen - 1] == ' '))
 				(*vlen)--;
 			return v;
 		}
@@ -147,8 +149,8 @@ static bool ws_target_ok(const char *t, size_t len)
 	return v == NULL || client_id_valid(v, vlen);
 }
 
-enum head_verdict router_head_classify(const char *buf, size_t len,
-				       size_t cap, bool ws_enabled)
+enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
+				       bool ws_enabled)
 {
 	const char *end, *sp1, *sp2, *eol;
 

@@ -16,7 +16,7 @@ enum head_verdict {
 
 /* buf holds the first len bytes the client sent; cap is the most the
  * router will look at. ws_enabled: whether upgrades may go to lws. */
-enum head_verdict router_head_classify(const char *buf, size_t len,
-				       size_t cap, bool ws_enabled);
+enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
+				       bool ws_enabled);
 
 #endif

@@ -24,8 +24,8 @@ static int poll_serve(struct http_request *req)
 	if (req->client_given)
 		bus_poll_seen(req->srv->bus, &req->channels, req->client,
 			      TRANSPORT_POLL, req->presence);
-	bus_pull(req->srv->bus, &hs.sub, items, POLL_MAX_ITEMS,
-		 POLL_MAX_BYTES, false, &got);
+	bus_pull(req->srv->bus, &hs.sub, items, POLL_MAX_ITEMS, POLL_MAX_BYTES,
+		 false, &got);
 	r = pollreply_send(&hs, items, got.count, got.more);
 	bus_items_release(items, got.count);
 	http_sub_close(&hs);

@@ -160,7 +160,8 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		st->nitems = got.count;
 		st->next = 0;
 		if (got.end == SUB_END_SHUTDOWN)
-			return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+			return n ? (ssize_t)n :
+				   MHD_CONTENT_READER_END_OF_STREAM;
 		if (got.end != SUB_END_NONE)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		/* the comment keeps proxies from timing out; the event is for

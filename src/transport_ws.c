@@ -27,8 +27,8 @@
 #include "xalloc.h"
 
 #include <libwebsockets.h>
-#include <stdarg.h>
 #include <microhttpd.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -111,9 +111,10 @@ static void ws_cut(struct subscriber *sub)
 /* ?transport=ws that reached libmicrohttpd: it carried no upgrade. */
 static int ws_serve_http(struct http_request *req)
 {
-	return http_reply_error(req->conn, 400, "upgrade_required",
-				"transport=ws needs a WebSocket upgrade with "
-				"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
+	return http_reply_error(
+		req->conn, 400, "upgrade_required",
+		"transport=ws needs a WebSocket upgrade with "
+		"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
 }
 
 static void ws_finish_http(struct http_request *req)
@@ -230,8 +231,9 @@ static void reply_error(struct ws_session *s, const struct mux_op *op,
 		text[n++] = *c;
 	}
 	text[n] = '\0';
-	ctl_push(s, "{\"type\":\"error\",\"ref\":%s,\"code\":\"%s\","
-		    "\"message\":\"%s\"}",
+	ctl_push(s,
+		 "{\"type\":\"error\",\"ref\":%s,\"code\":\"%s\","
+		 "\"message\":\"%s\"}",
 		 ref_text(op, ref, sizeof ref), code, text);
 }
 
@@ -258,7 +260,7 @@ static int write_ctl(struct ws_session *s)
 		s->rx_paused = false;
 	}
 	r = lws_write(s->wsi, c->buf + LWS_PRE, c->len, LWS_WRITE_TEXT) <
-		    (int)c->len ?
+			    (int)c->len ?
 		    -1 :
 		    0;
 	free(c);
@@ -306,10 +308,11 @@ static int write_welcome(struct ws_session *s)
 		return write_text(s, buf, n);
 	}
 	cursor_format(s->cursor, s->nch, cursor);
-	n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-		     "{\"type\":\"welcome\",\"client\":\"%s\",\"heartbeat\":%lu,"
-		     "\"cursor\":\"%s\"}",
-		     s->sub.client, srv_of(s)->cfg->heartbeat, cursor);
+	n = snprintf(
+		(char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+		"{\"type\":\"welcome\",\"client\":\"%s\",\"heartbeat\":%lu,"
+		"\"cursor\":\"%s\"}",
+		s->sub.client, srv_of(s)->cfg->heartbeat, cursor);
 	return write_text(s, buf, n);
 }
 
@@ -343,13 +346,13 @@ static int write_item(struct ws_session *s, struct bus_item *it)
 	if (s->binary_frames && m->meta_len > 0) {
 		s->raw_next = true; /* the envelope now, the bytes next */
 		return lws_write(s->wsi, (unsigned char *)message_meta(m),
-				 m->meta_len, LWS_WRITE_TEXT) <
-			       (int)m->meta_len ?
+				 m->meta_len,
+				 LWS_WRITE_TEXT) < (int)m->meta_len ?
 			       -1 :
 			       0;
 	}
-	return lws_write(s->wsi, (unsigned char *)message_json(m),
-			 m->json_len, LWS_WRITE_TEXT) < (int)m->json_len ?
+	return lws_write(s->wsi, (unsigned char *)message_json(m), m->json_len,
+			 LWS_WRITE_TEXT) < (int)m->json_len ?
 		       -1 :
 		       0;
 }
@@ -454,7 +457,8 @@ static int parse_request(struct ws_session *s, uint64_t *since, bool *has)
 	if (!s->mux) {
 		if (strncmp(uri, prefix, sizeof prefix - 1) != 0 ||
 		    channel_list_parse(uri + sizeof prefix - 1,
-				       strlen(uri + sizeof prefix - 1), &chs) < 0)
+				       strlen(uri + sizeof prefix - 1),
+				       &chs) < 0)
 			goto out;
 		for (size_t i = 0; i < chs.count; i++)
 			channel_push(s, chs.name[i], chs.len[i], 0);
@@ -501,8 +505,8 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->sub.conn = s;
 	s->sub.period_ms = hb;
 	s->sub.deadline_ms = bus_now_ms() + hb;
-	if (bus_attach(srv_of(s)->bus, &s->sub, &chs,
-		       has_since ? since : NULL, s->cursor) != BUS_OK) {
+	if (bus_attach(srv_of(s)->bus, &s->sub, &chs, has_since ? since : NULL,
+		       s->cursor) != BUS_OK) {
 		lws_close_reason(wsi, (enum lws_close_status)1013,
 				 (unsigned char *)"unavailable", 11);
 		return -1;
@@ -518,7 +522,8 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 {
 	if (err == BUS_SHUTTING_DOWN)
-		reply_error(s, op, "shutting_down", "the gateway is restarting");
+		reply_error(s, op, "shutting_down",
+			    "the gateway is restarting");
 	else if (err == BUS_TOO_MANY_CHANNELS)
 		reply_error(s, op, "over_capacity", "too many channels");
 	return err != 0;
@@ -556,8 +561,9 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 	long i = channel_find(s, op->channel);
 
 	if (i < 0) {
-		reply_error(s, op, "not_subscribed",
-			    "this connection is not subscribed to that channel");
+		reply_error(
+			s, op, "not_subscribed",
+			"this connection is not subscribed to that channel");
 		return;
 	}
 	channel_drop(s, (size_t)i);
@@ -600,9 +606,10 @@ static void mux_text(struct ws_session *s)
 	case MUX_PUBLISH:
 		if (op.binary) {
 			if (s->awaiting_binary)
-				reply_error(s, &s->pending, "binary_replaced",
-					    "another binary publish came before "
-					    "this one's binary frame");
+				reply_error(
+					s, &s->pending, "binary_replaced",
+					"another binary publish came before "
+					"this one's binary frame");
 			ws_mux_op_free(&s->pending);
 			s->pending = op; /* its data is the next binary frame */
 			s->awaiting_binary = true;

@@ -29,7 +29,8 @@ static bool chars_valid(const char *s, size_t len, size_t max,
  * clients normalise them away as dot segments. */
 bool channel_name_valid(const char *s, size_t len)
 {
-	if ((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+	if ((len == 1 && s[0] == '.') ||
+	    (len == 2 && s[0] == '.' && s[1] == '.'))
 		return false;
 	return chars_valid(s, len, CHANNEL_NAME_MAX, "_.:~-");
 }

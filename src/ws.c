@@ -101,9 +101,9 @@ static void adopt_pending(struct ws *ws)
 		lws_sock_file_fd_type fd = { .sockfd = fds[i] };
 
 		/* on failure lws closes the fd itself */
-		if (lws_adopt_descriptor_vhost(ws->vh, LWS_ADOPT_SOCKET |
-						       LWS_ADOPT_HTTP,
-					       fd, NULL, NULL) == NULL)
+		if (lws_adopt_descriptor_vhost(
+			    ws->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd, NULL,
+			    NULL) == NULL)
 			log_warn("lws could not adopt a connection");
 	}
 	free(fds);

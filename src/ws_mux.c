@@ -67,7 +67,8 @@ static const char *member_span(const char *obj, size_t len, const char *key,
 			return NULL;
 		v = kend + 1;
 		p = skip_value(v, end);
-		if ((size_t)(kend - 1 - k) == klen && memcmp(k, key, klen) == 0) {
+		if ((size_t)(kend - 1 - k) == klen &&
+		    memcmp(k, key, klen) == 0) {
 			*vlen = (size_t)(p - v);
 			return v;
 		}
@@ -145,15 +146,16 @@ static int read_publish(cJSON *doc, const char *text, size_t len,
 		return 0;
 	data = member_span(text, len, "data", &dlen);
 	if (data == NULL)
-		return fail(err, "missing_data",
-			    "publish needs data (or binary:true and a binary frame)");
+		return fail(
+			err, "missing_data",
+			"publish needs data (or binary:true and a binary frame)");
 	op->data.json = xstrndup(data, dlen);
 	op->data.len = dlen;
 	return 0;
 }
 
-static int read_op(cJSON *doc, const char *text, size_t len,
-		   struct mux_op *op, struct mux_error *err)
+static int read_op(cJSON *doc, const char *text, size_t len, struct mux_op *op,
+		   struct mux_error *err)
 {
 	cJSON *kind = cJSON_GetObjectItemCaseSensitive(doc, "op");
 	const char *k = cJSON_IsString(kind) ? kind->valuestring : "";

@@ -19,11 +19,11 @@ struct mux_op {
 	char channel[CHANNEL_NAME_MAX + 1];
 	bool has_since;
 	uint64_t since;
-	bool presence;      /* subscribe: publish join/leave for this client */
+	bool presence; /* subscribe: publish join/leave for this client */
 	char event[EVENT_NAME_MAX + 1]; /* "" = message */
 	bool exclude_sender;
-	bool binary;        /* publish: the data is the next binary frame */
-	bool binary_frames; /* hello: send binary messages as binary frames */
+	bool binary;         /* publish: the data is the next binary frame */
+	bool binary_frames;  /* hello: send binary messages as binary frames */
 	struct payload data; /* publish without binary: owned by the op */
 };
 

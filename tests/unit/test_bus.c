@@ -61,15 +61,23 @@ static void fake_cut(struct subscriber *s)
 }
 
 static const struct transport fake_sse = {
-	.name = "fake-sse", .id = TRANSPORT_SSE,
-	.serve = fake_serve, .finish = fake_finish,
-	.park = fake_park, .wake = fake_wake, .cut = fake_cut,
+	.name = "fake-sse",
+	.id = TRANSPORT_SSE,
+	.serve = fake_serve,
+	.finish = fake_finish,
+	.park = fake_park,
+	.wake = fake_wake,
+	.cut = fake_cut,
 };
 
 static const struct transport fake_ws = {
-	.name = "fake-ws", .id = TRANSPORT_WS,
-	.serve = fake_serve, .finish = fake_finish,
-	.park = fake_park, .wake = fake_wake, .cut = fake_cut,
+	.name = "fake-ws",
+	.id = TRANSPORT_WS,
+	.serve = fake_serve,
+	.finish = fake_finish,
+	.park = fake_park,
+	.wake = fake_wake,
+	.cut = fake_cut,
 };
 
 /* ---- fixture: one bus per test, and no message may outlive it ---- */
@@ -95,8 +103,10 @@ static void open_bus(size_t history, uint64_t age_ms, size_t bytes,
 		     size_t channels, size_t lag)
 {
 	const struct bus_config cfg = {
-		.history_size = history, .history_age_ms = age_ms,
-		.history_bytes = bytes, .max_channels = channels,
+		.history_size = history,
+		.history_age_ms = age_ms,
+		.history_bytes = bytes,
+		.max_channels = channels,
 		.lag_limit = lag,
 	};
 
@@ -117,8 +127,10 @@ static enum bus_error try_publish(const char *channel, const char *text,
 				  uint64_t mono_ms, uint64_t *id)
 {
 	struct payload p;
-	struct message_spec spec = { .channel = channel, .from = from,
-				     .exclude_sender = exclude, .data = &p };
+	struct message_spec spec = { .channel = channel,
+				     .from = from,
+				     .exclude_sender = exclude,
+				     .data = &p };
 	struct message *m;
 
 	ck_assert_int_eq(payload_from_text(text, strlen(text), &p), PAYLOAD_OK);
@@ -209,25 +221,25 @@ static bool data_is(const struct message *m, const char *text)
 	       memcmp(message_json(m) + m->data_off, want, (size_t)n) == 0;
 }
 
-#define ck_item(it, tap_, id_, text)                                         \
-	do {                                                                 \
-		const struct bus_item *it_ = (it);                           \
-		ck_assert_msg(it_->msg != NULL, "gap where id %d expected",  \
-			      (int)(id_));                                   \
-		ck_assert_uint_eq(it_->tap, (tap_));                         \
-		ck_assert_uint_eq(it_->msg->id, (id_));                      \
-		ck_assert_uint_eq(it_->cursor, (id_));                       \
-		ck_assert_msg(data_is(it_->msg, (text)), "data is not %s",   \
-			      (text));                                       \
+#define ck_item(it, tap_, id_, text)                                        \
+	do {                                                                \
+		const struct bus_item *it_ = (it);                          \
+		ck_assert_msg(it_->msg != NULL, "gap where id %d expected", \
+			      (int)(id_));                                  \
+		ck_assert_uint_eq(it_->tap, (tap_));                        \
+		ck_assert_uint_eq(it_->msg->id, (id_));                     \
+		ck_assert_uint_eq(it_->cursor, (id_));                      \
+		ck_assert_msg(data_is(it_->msg, (text)), "data is not %s",  \
+			      (text));                                      \
 	} while (0)
 
-#define ck_gap(it, tap_, last, cursor_)                                      \
-	do {                                                                 \
-		const struct bus_item *it_ = (it);                           \
+#define ck_gap(it, tap_, last, cursor_)                                        \
+	do {                                                                   \
+		const struct bus_item *it_ = (it);                             \
 		ck_assert_msg(it_->msg == NULL, "message where gap expected"); \
-		ck_assert_uint_eq(it_->tap, (tap_));                         \
-		ck_assert_uint_eq(it_->gap_last, (last));                    \
-		ck_assert_uint_eq(it_->cursor, (cursor_));                   \
+		ck_assert_uint_eq(it_->tap, (tap_));                           \
+		ck_assert_uint_eq(it_->gap_last, (last));                      \
+		ck_assert_uint_eq(it_->cursor, (cursor_));                     \
 	} while (0)
 
 static struct bus_channel_info info_of(const char *channel)
@@ -287,8 +299,10 @@ START_TEST(test_envelope)
 	struct tsub t;
 	uint64_t since = 0;
 	struct payload p;
-	struct message_spec spec = { .channel = "room", .event = "chat.msg",
-				     .from = "alice", .data = &p };
+	struct message_spec spec = { .channel = "room",
+				     .event = "chat.msg",
+				     .from = "alice",
+				     .data = &p };
 	struct message *m;
 	uint64_t id;
 	cJSON *doc;
@@ -303,8 +317,8 @@ START_TEST(test_envelope)
 	ck_assert_uint_eq(pull(&t, items, false).count, 1);
 	m = items[0].msg;
 	ck_assert_uint_eq(strlen(message_json(m)), m->json_len);
-	ck_assert(m->json_len > 8 &&
-		  memcmp(message_json(m) + m->json_len - 8, ",\"id\":1}", 8) == 0);
+	ck_assert(m->json_len > 8 && memcmp(message_json(m) + m->json_len - 8,
+					    ",\"id\":1}", 8) == 0);
 	doc = cJSON_ParseWithLength(message_json(m), m->json_len);
 	ck_assert_ptr_nonnull(doc);
 	ck_assert_str_eq(cJSON_GetObjectItem(doc, "type")->valuestring,
@@ -818,7 +832,8 @@ START_TEST(test_exclude_sender)
 	ck_assert_ptr_null(items[0].msg);
 	ck_assert(items[0].skip);
 	ck_assert_uint_eq(items[0].cursor, 1);
-	ck_assert_uint_eq(alice.sub.taps[0]->cursor, 1); /* skipped, not stuck */
+	ck_assert_uint_eq(alice.sub.taps[0]->cursor,
+			  1); /* skipped, not stuck */
 	ck_assert_uint_eq(pull(&bob, items, false).count, 1);
 	ck_assert(!items[0].skip);
 	ck_item(&items[0], 0, 1, "from alice");
@@ -939,7 +954,8 @@ START_TEST(test_slow_consumer)
 		bus_items_release(items, 1);
 		pull_none(&parker, true);
 		/* 3 l behind: past the limit of 2.5 l */
-		ck_assert_int_eq(lazy.sub.end, i < 3 ? SUB_END_NONE : SUB_END_SLOW);
+		ck_assert_int_eq(lazy.sub.end,
+				 i < 3 ? SUB_END_NONE : SUB_END_SLOW);
 		ck_assert_int_eq(lazy.cuts, i < 3 ? 0 : 1);
 	}
 	ck_assert_int_eq(steady.sub.end, SUB_END_NONE);
@@ -1081,7 +1097,7 @@ START_TEST(test_shutdown)
 	ck_assert_int_eq(try_publish("a", "m", NULL, false, 0, &id),
 			 BUS_SHUTTING_DOWN);
 	ck_assert_int_eq(message_alive(), alive); /* refused and freed */
-	bus_detach(bus, &late.sub); /* never attached: harmless */
+	bus_detach(bus, &late.sub);               /* never attached: harmless */
 	bus_detach(bus, &p.sub);
 	bus_detach(bus, &q.sub);
 }
@@ -1290,8 +1306,9 @@ START_TEST(test_refcounts)
 	/* m2 and m3 left history but the pulled items still hold them */
 	ck_assert_int_eq(message_alive(), base + 4);
 	ck_item(&items[1], 0, 2, "m2");
-	ck_assert(memcmp(message_json(items[2].msg) + items[2].msg->json_len - 8,
-			 ",\"id\":3}", 8) == 0);
+	ck_assert(
+		memcmp(message_json(items[2].msg) + items[2].msg->json_len - 8,
+		       ",\"id\":3}", 8) == 0);
 	bus_items_release(items, 3);
 	ck_assert_int_eq(message_alive(), base + 2);
 	ck_assert_uint_eq(pull(&t, items, false).count, 2);
@@ -1337,7 +1354,8 @@ static void *publisher(void *arg)
 		uint64_t id;
 		struct message *m = message_new(&spec, TS_MS, 0);
 
-		if (bus_publish(bus, channel, strlen(channel), m, &id) != BUS_OK)
+		if (bus_publish(bus, channel, strlen(channel), m, &id) !=
+		    BUS_OK)
 			break;
 	}
 	payload_free(&p);
@@ -1359,7 +1377,8 @@ START_TEST(test_concurrent_publish)
 	join(&t, "t", "p,q", since);
 	for (int i = 0; i < THREADS; i++)
 		ck_assert_int_eq(pthread_create(&th[i], NULL, publisher,
-						(void *)channels[i]), 0);
+						(void *)channels[i]),
+				 0);
 	while (got < THREADS * PER_THREAD) {
 		struct bus_pull out = pull(&t, items, false);
 
@@ -1389,10 +1408,10 @@ static Suite *bus_suite(void)
 	Suite *s = suite_create("bus");
 	TCase *tc;
 
-#define CASE(name)                                                           \
-	tc = tcase_create(name);                                             \
-	tcase_add_checked_fixture(tc, setup, teardown);                      \
-	tcase_set_timeout(tc, 60);                                           \
+#define CASE(name)                                      \
+	tc = tcase_create(name);                        \
+	tcase_add_checked_fixture(tc, setup, teardown); \
+	tcase_set_timeout(tc, 60);                      \
 	suite_add_tcase(s, tc)
 
 	CASE("history");

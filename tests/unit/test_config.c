@@ -189,12 +189,9 @@ START_TEST(test_ranges)
 		const char *name;
 		unsigned long min, max;
 	} ranges[] = {
-		{ "port", 0, 65535 },
-		{ "history-size", 1, 1000000 },
-		{ "history-age", 1, 604800 },
-		{ "heartbeat", 1, 3600 },
-		{ "longpoll-timeout", 1, 120 },
-		{ "http-threads", 1, 64 },
+		{ "port", 0, 65535 },           { "history-size", 1, 1000000 },
+		{ "history-age", 1, 604800 },   { "heartbeat", 1, 3600 },
+		{ "longpoll-timeout", 1, 120 }, { "http-threads", 1, 64 },
 	};
 
 	for (size_t i = 0; i < NELEM(ranges); i++) {
@@ -305,14 +302,29 @@ END_TEST
 
 /* Every option, as typed on the command line. */
 static const char *const option_names[] = {
-	"--bind",         "--port",           "--port-file",
-	"--web-root",     "--transports",     "--history-size",
-	"--history-age",  "--history-memory", "--max-channels",
-	"--max-message",  "--outq-limit",     "--heartbeat",
-	"--longpoll-timeout", "--ws-ping",    "--ws-hangup",
-	"--head-timeout", "--max-pending",    "--http-timeout",
-	"--http-threads", "--max-connections", "--log-level",
-	"--help",         "--version",
+	"--bind",
+	"--port",
+	"--port-file",
+	"--web-root",
+	"--transports",
+	"--history-size",
+	"--history-age",
+	"--history-memory",
+	"--max-channels",
+	"--max-message",
+	"--outq-limit",
+	"--heartbeat",
+	"--longpoll-timeout",
+	"--ws-ping",
+	"--ws-hangup",
+	"--head-timeout",
+	"--max-pending",
+	"--http-timeout",
+	"--http-threads",
+	"--max-connections",
+	"--log-level",
+	"--help",
+	"--version",
 };
 
 START_TEST(test_help)

@@ -70,7 +70,10 @@ struct bad_case {
 	const char *what;
 };
 
-#define B(s, n, what) { (s), sizeof(s) - 1, (n), (what) }
+#define B(s, n, what)                           \
+	{                                       \
+		(s), sizeof(s) - 1, (n), (what) \
+	}
 
 static const struct bad_case bad[] = {
 	B("", 1, "empty"),
@@ -147,7 +150,8 @@ END_TEST
 START_TEST(test_format_round_trip_max)
 {
 	/* the largest text: 32 ids of 20 digits */
-	uint64_t ids[CHANNELS_PER_SUBSCRIPTION_MAX], back[CHANNELS_PER_SUBSCRIPTION_MAX];
+	uint64_t ids[CHANNELS_PER_SUBSCRIPTION_MAX],
+		back[CHANNELS_PER_SUBSCRIPTION_MAX];
 	char buf[CURSOR_TEXT_MAX + 8];
 	size_t len;
 

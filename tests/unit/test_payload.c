@@ -96,7 +96,10 @@ struct json_bad {
 	const char *what;
 };
 
-#define JB(s, what) { (s), sizeof(s) - 1, (what) }
+#define JB(s, what)                        \
+	{                                  \
+		(s), sizeof(s) - 1, (what) \
+	}
 
 static const struct json_bad json_bad[] = {
 	JB("", "empty body"),
@@ -171,10 +174,16 @@ static const struct json_bad json_lax[] = {
 	JB("-.5", "minus, no integer part"),
 	JB("[01]", "leading zero in an array"),
 	JB("{\"n\":1.}", "no fraction digits in an object"),
-	JB("\x0c" "1", "form feed before a value"),
-	JB("[1,\x0b" "2]", "vertical tab between values"),
+	JB("\x0c"
+	   "1",
+	   "form feed before a value"),
+	JB("[1,\x0b"
+	   "2]",
+	   "vertical tab between values"),
 	JB("{\x01\"a\":1}", "control byte inside an object"),
-	JB("\x1f" "true", "control byte before a literal"),
+	JB("\x1f"
+	   "true",
+	   "control byte before a literal"),
 };
 
 START_TEST(test_json_lax)
@@ -195,10 +204,18 @@ START_TEST(test_json_bom)
 	 * the value (JSON.parse would fail on the envelope). */
 	static const struct json_bad boms[] = {
 		JB("\xef\xbb\xbf{}", "BOM"),
-		JB("\xef\xbb\xbf\xef\xbb\xbf" "1", "two BOMs"),
-		JB("\xef\xbb\xbf \xef\xbb\xbf" "1", "BOM, space, BOM"),
-		JB(" \xef\xbb\xbf" "1", "space, BOM"),
-		JB("[\xef\xbb\xbf" "1]", "BOM inside"),
+		JB("\xef\xbb\xbf\xef\xbb\xbf"
+		   "1",
+		   "two BOMs"),
+		JB("\xef\xbb\xbf \xef\xbb\xbf"
+		   "1",
+		   "BOM, space, BOM"),
+		JB(" \xef\xbb\xbf"
+		   "1",
+		   "space, BOM"),
+		JB("[\xef\xbb\xbf"
+		   "1]",
+		   "BOM inside"),
 	};
 	struct payload p;
 
@@ -206,7 +223,8 @@ START_TEST(test_json_bom)
 		if (payload_from_json(boms[i].in, boms[i].len, &p) !=
 		    PAYLOAD_OK)
 			continue;
-		bool bom_kept = memmem(p.json, p.len, "\xef\xbb\xbf", 3) != NULL;
+		bool bom_kept = memmem(p.json, p.len, "\xef\xbb\xbf", 3) !=
+				NULL;
 
 		payload_free(&p);
 		ck_assert_msg(!bom_kept, "%s kept in the stored data",
@@ -313,7 +331,10 @@ struct text_case {
 	const char *out;
 };
 
-#define TC(s, out) { (s), sizeof(s) - 1, (out) }
+#define TC(s, out)                        \
+	{                                 \
+		(s), sizeof(s) - 1, (out) \
+	}
 
 static const struct text_case text_cases[] = {
 	TC("", "\"\""),
@@ -441,7 +462,7 @@ START_TEST(test_binary_vectors)
 {
 	/* RFC 4648, section 10 */
 	static const char *const want[] = {
-		"\"\"",         "\"Zg==\"",     "\"Zm8=\"",    "\"Zm9v\"",
+		"\"\"",         "\"Zg==\"",     "\"Zm8=\"",     "\"Zm9v\"",
 		"\"Zm9vYg==\"", "\"Zm9vYmE=\"", "\"Zm9vYmFy\"",
 	};
 
@@ -521,7 +542,9 @@ START_TEST(test_any)
 		{ LIT("{"), PAYLOAD_OK, "\"{\"" },
 		{ LIT("1 2"), PAYLOAD_OK, "\"1 2\"" },
 		{ LIT("01"), PAYLOAD_OK, "\"01\"" }, /* not a JSON number */
-		{ LIT("\x0c" "1"), PAYLOAD_OK, "\"\\u000c1\"" },
+		{ LIT("\x0c"
+		      "1"),
+		  PAYLOAD_OK, "\"\\u000c1\"" },
 		{ LIT(""), PAYLOAD_OK, "\"\"" },
 		{ LIT("\"a\nb\""), PAYLOAD_OK, "\"\\\"a\\nb\\\"\"" },
 		{ LIT("nul\0"), PAYLOAD_OK, "\"nul\\u0000\"" },
@@ -533,7 +556,8 @@ START_TEST(test_any)
 	for (size_t i = 0; i < NELEM(c); i++) {
 		struct payload p;
 
-		ck_assert_msg(payload_from_any(c[i].in, c[i].len, &p) == c[i].err,
+		ck_assert_msg(payload_from_any(c[i].in, c[i].len, &p) ==
+				      c[i].err,
 			      "case %zu", i);
 		if (c[i].out == NULL) {
 			ck_assert_ptr_null(p.json);

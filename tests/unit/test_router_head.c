@@ -26,11 +26,16 @@ static enum head_verdict classify_str(const char *s)
 static const char *verdict_name(enum head_verdict v)
 {
 	switch (v) {
-	case HEAD_INCOMPLETE: return "INCOMPLETE";
-	case HEAD_HTTP: return "HTTP";
-	case HEAD_WS: return "WS";
-	case HEAD_BAD: return "BAD";
-	case HEAD_TOO_LARGE: return "TOO_LARGE";
+	case HEAD_INCOMPLETE:
+		return "INCOMPLETE";
+	case HEAD_HTTP:
+		return "HTTP";
+	case HEAD_WS:
+		return "WS";
+	case HEAD_BAD:
+		return "BAD";
+	case HEAD_TOO_LARGE:
+		return "TOO_LARGE";
 	}
 	return "?";
 }
@@ -71,7 +76,8 @@ static enum head_verdict ws_target(const char *target)
 
 START_TEST(test_http_requests)
 {
-	ck_verdict(classify_str("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), HEAD_HTTP);
+	ck_verdict(classify_str("GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+		   HEAD_HTTP);
 	ck_verdict(classify_str("GET /channels/x HTTP/1.1\r\n\r\n"), HEAD_HTTP);
 	ck_verdict(classify_str("GET /channels/x?transport=sse HTTP/1.0\r\n"
 				"Accept: text/event-stream\r\n\r\n"),
@@ -116,7 +122,8 @@ START_TEST(test_ws_upgrades)
 	ck_verdict(ws_target("/channels/chat:lobby?since=0&transport=ws"),
 		   HEAD_WS);
 	ck_verdict(ws_target("/channels/a,b,c?since=1,2,3"), HEAD_WS);
-	ck_verdict(ws_target("/channels/x?since=18446744073709551615"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?since=18446744073709551615"),
+		   HEAD_WS);
 	ck_verdict(ws_target("/channels/x?client=abc_DEF-123"), HEAD_WS);
 	ck_verdict(ws_target("/channels/x?foo=bar&since=3"), HEAD_WS);
 }
@@ -159,8 +166,8 @@ START_TEST(test_ws_doubtful_goes_to_http)
 		"/channels/x?since=",
 		"/channels/x?since=-1",
 		"/channels/x?since=18446744073709551616",
-		"/channels/x?since=1,2",   /* two ids for one channel */
-		"/channels/a,b?since=1",   /* one id for two */
+		"/channels/x?since=1,2", /* two ids for one channel */
+		"/channels/a,b?since=1", /* one id for two */
 		"/channels/x?transport=sse",
 		"/channels/x?transport=poll",
 		"/channels/x?transport=WS",
@@ -232,7 +239,8 @@ END_TEST
 START_TEST(test_every_prefix_incomplete)
 {
 	/* a head arriving a byte at a time decides only at its end */
-	const char *h = ws_head("/channels/a,b?since=4,0", "Upgrade: websocket");
+	const char *h = ws_head("/channels/a,b?since=4,0",
+				"Upgrade: websocket");
 	size_t len = strlen(h);
 
 	for (size_t n = 0; n < len; n++)
@@ -277,7 +285,10 @@ struct bad_head {
 	const char *what;
 };
 
-#define BH(s, what) { (s), sizeof(s) - 1, (what) }
+#define BH(s, what)                        \
+	{                                  \
+		(s), sizeof(s) - 1, (what) \
+	}
 
 static const struct bad_head bad_heads[] = {
 	BH("get / HTTP/1.1\r\n\r\n", "lowercase method"),
@@ -359,7 +370,8 @@ START_TEST(test_random_mutations)
 	char work[1200];
 	int counts[HEAD_TOO_LARGE + 1] = { 0 };
 
-	bases[0] = strdup(ws_head("/channels/a,b?since=1,2", "Upgrade: websocket"));
+	bases[0] = strdup(
+		ws_head("/channels/a,b?since=1,2", "Upgrade: websocket"));
 	bases[1] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 	bases[2] = "POST /channels/x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
 	ck_assert_ptr_nonnull(bases[0]);
@@ -396,9 +408,15 @@ START_TEST(test_random_mutations)
 		if (next_rand() % 4 == 0)
 			len = next_rand() % (len + 1);
 		switch (next_rand() % 3) {
-		case 0: cap = len; break;
-		case 1: cap = len + 1; break;
-		default: cap = CAP; break;
+		case 0:
+			cap = len;
+			break;
+		case 1:
+			cap = len + 1;
+			break;
+		default:
+			cap = CAP;
+			break;
 		}
 		exact = malloc(len ? len : 1);
 		ck_assert_ptr_nonnull(exact);

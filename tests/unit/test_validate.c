@@ -87,7 +87,7 @@ START_TEST(test_channel_hostile)
 	ck_assert(!channel_name_valid(LIT("ab/cd")));
 	ck_assert(!channel_name_valid(LIT("a b")));
 	ck_assert(!channel_name_valid(LIT("a%20b")));
-	ck_assert(!channel_name_valid(LIT("caf\xc3\xa9")));  /* café */
+	ck_assert(!channel_name_valid(LIT("caf\xc3\xa9")));      /* café */
 	ck_assert(!channel_name_valid(LIT("\xd0\xba\xd0\xb0"))); /* ка */
 	ck_assert(!channel_name_valid(LIT("a,b")));
 	ck_assert(!channel_name_valid(LIT("a?b")));
@@ -168,7 +168,10 @@ struct utf8_case {
 	const char *what;
 };
 
-#define U(s, v, what) { s, sizeof(s) - 1, v, what }
+#define U(s, v, what)                     \
+	{                                 \
+		s, sizeof(s) - 1, v, what \
+	}
 
 static const struct utf8_case utf8_cases[] = {
 	U("", true, "empty"),
@@ -219,10 +222,9 @@ START_TEST(test_utf8_table)
 {
 	const struct utf8_case *c = &utf8_cases[_i];
 
-	ck_assert_msg(utf8_valid((const unsigned char *)c->bytes, c->len) ==
-			      c->valid,
-		      "%s: expected %s", c->what,
-		      c->valid ? "valid" : "invalid");
+	ck_assert_msg(
+		utf8_valid((const unsigned char *)c->bytes, c->len) == c->valid,
+		"%s: expected %s", c->what, c->valid ? "valid" : "invalid");
 }
 END_TEST
 
@@ -292,11 +294,11 @@ START_TEST(test_list_malformed)
 		const char *s;
 		size_t len;
 	} bad[] = {
-		{ LIT("") },      { LIT(",") },      { LIT("a,,b") },
-		{ LIT("a,") },    { LIT(",a") },     { LIT("a,b,") },
-		{ LIT(",,") },    { LIT("a,a") },    { LIT("a,b,a") },
-		{ LIT("a,b/c") }, { LIT("a, b") },   { LIT("a,b%2Cc") },
-		{ LIT("a\0,b") }, { LIT("a,\0") },   { LIT("a;b") },
+		{ LIT("") },      { LIT(",") },          { LIT("a,,b") },
+		{ LIT("a,") },    { LIT(",a") },         { LIT("a,b,") },
+		{ LIT(",,") },    { LIT("a,a") },        { LIT("a,b,a") },
+		{ LIT("a,b/c") }, { LIT("a, b") },       { LIT("a,b%2Cc") },
+		{ LIT("a\0,b") }, { LIT("a,\0") },       { LIT("a;b") },
 		{ LIT("x,x,x") }, { LIT("\xc3\xa9,a") },
 	};
 

@@ -28,10 +28,10 @@ static inline int unit_run(Suite *suite)
 	return 0;
 }
 
-#define UNIT_MAIN(suite_fn)                                                  \
-	int main(void)                                                       \
-	{                                                                    \
-		return unit_run(suite_fn());                                 \
+#define UNIT_MAIN(suite_fn)                  \
+	int main(void)                       \
+	{                                    \
+		return unit_run(suite_fn()); \
 	}
 
 #endif

@@ -986,6 +986,19 @@ class Sub:
 
     kind = "?"
 
+    def path(self):
+        """/channels/CH with the transport (the kind), cursor, client id and
+        extra query, or the explicit path given (streaming clients)."""
+        if self._path:
+            return self._path
+        q = [("transport", self.kind)]
+        if self.since is not None:
+            q.append(("since", self.since))
+        if self.client_id:
+            q.append(("client", self.client_id))
+        q += self.extra_query
+        return f"/channels/{self.ch}?" + urllib.parse.urlencode(q, safe=",")
+
     def __init__(self, gw, ch, since=None, client=None):
         self.port = _port(gw)
         self.ch = ch
@@ -1306,17 +1319,6 @@ class SSEClient(Sub):
         self._gate = asyncio.Event()
         self._gate.set()
 
-    def path(self):
-        if self._path:
-            return self._path
-        q = [("transport", "sse")]
-        if self.since is not None:
-            q.append(("since", self.since))
-        if self.client_id:
-            q.append(("client", self.client_id))
-        q += self.extra_query
-        return f"/channels/{self.ch}?" + urllib.parse.urlencode(q, safe=",")
-
     def pause(self):
         """Stop reading from the socket (a client that never reads)."""
         self._gate.clear()
@@ -1502,17 +1504,6 @@ class WSClient(Sub):
         self._reader = None
         self._gate = asyncio.Event()
         self._gate.set()
-
-    def path(self):
-        if self._path:
-            return self._path
-        q = [("transport", "ws")]
-        if self.since is not None:
-            q.append(("since", self.since))
-        if self.client_id:
-            q.append(("client", self.client_id))
-        q += self.extra_query
-        return f"/channels/{self.ch}?" + urllib.parse.urlencode(q, safe=",")
 
     async def connect(self, timeout=5.0):
         """Handshake only. Returns the response head; raises unless 101."""

@@ -243,9 +243,13 @@ static struct subscriber **id_slot(struct bus *bus, uint64_t id)
 	return p;
 }
 
+/* Give sub its id and file it. Call it before sub is linked into
+ * bus->subs: the rehash files every linked subscriber under its id, and
+ * sub, still carrying a stale id, would be filed twice (once in bucket 0,
+ * where it could even point at itself) and outlive its detach there. */
 static void id_insert(struct bus *bus, struct subscriber *sub)
 {
-	if (bus->nsubs >= bus->nids * 2) {
+	if (bus->nsubs + 1 >= bus->nids * 2) {
 		size_t n = bus->nids * 2;
 		struct subscriber **ids = xcalloc(n, sizeof *ids);
 
@@ -503,6 +507,7 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 		start[i] = start_cursor(chs[i], since, i);
 		link_tap(sub, chs[i], start[i], sub->announce, &joins);
 	}
+	id_insert(bus, sub);
 	sub->next = bus->subs;
 	if (sub->next)
 		sub->next->prev = sub;
@@ -510,7 +515,6 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 	bus->subs = sub;
 	bus->nsubs++;
 	bus->subs_by[sub->transport->id]++;
-	id_insert(bus, sub);
 	sub->attached = true;
 out:
 	/* channels created for a refused attach are reclaimed by the tick */

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define TS_MS 1700000000000LL /* wall clock on every test message */
 #define MAXI 64               /* items per pull */
@@ -1072,6 +1073,67 @@ START_TEST(test_kill_many_ids)
 }
 END_TEST
 
+struct kill_call {
+	uint64_t id;
+};
+
+static void *kill_thread(void *arg)
+{
+	const struct kill_call *k = arg;
+
+	bus_kill(bus, k->id, SUB_END_DEAD);
+	return NULL;
+}
+
+/* bus_kill(id) must return; a cycle in the id table would hold it (and
+ * the bus lock) forever, so it runs on a thread we can give up on. */
+static void kill_returns(uint64_t id)
+{
+	struct kill_call k = { id };
+	struct timespec until;
+	pthread_t t;
+
+	ck_assert_int_eq(pthread_create(&t, NULL, kill_thread, &k), 0);
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += 5;
+	ck_assert_msg(pthread_timedjoin_np(t, NULL, &until) == 0,
+		      "bus_kill(%llu) did not return: the id table loops",
+		      (unsigned long long)id);
+}
+
+START_TEST(test_id_table_growth)
+{
+	/* The table grows at 2,048 and 4,096 subscribers; the subscriber
+	 * that makes it grow has id 2,048 (then 4,096), a multiple of the new
+	 * size. Once all are gone and their memory freed, no id, present or
+	 * not, may reach one of them (ASan reports a read of freed memory). */
+	enum { N = 4200 };
+	struct tsub *subs = calloc(N, sizeof *subs);
+	const uint64_t probes[] = { 0, 1, 2048, 4096, 8192, 2049, 4097, 16384,
+				    N, N + 1, UINT64_MAX };
+
+	ck_assert_ptr_nonnull(subs);
+	open_default_bus();
+	for (int i = 0; i < N; i++)
+		join(&subs[i], "x", "a", NULL);
+	for (int i = 0; i < N; i++)
+		ck_assert_uint_eq(subs[i].sub.id, (uint64_t)i + 1);
+	/* every id still finds its own subscriber, and only it */
+	kill_returns(2048);
+	kill_returns(4096);
+	ck_assert_int_eq(subs[2047].sub.end, SUB_END_DEAD);
+	ck_assert_int_eq(subs[4095].sub.end, SUB_END_DEAD);
+	ck_assert_int_eq(subs[0].sub.end, SUB_END_NONE);
+	for (int i = 0; i < N; i++)
+		bus_detach(bus, &subs[i].sub);
+	memset(subs, 0xA5, N * sizeof *subs);
+	free(subs);
+	for (size_t i = 0; i < NELEM(probes); i++)
+		kill_returns(probes[i]);
+	ck_assert_uint_eq(bus_subscribers_of(bus, TRANSPORT_SSE), 0);
+}
+END_TEST
+
 START_TEST(test_shutdown)
 {
 	struct bus_item items[MAXI];
@@ -1443,6 +1505,7 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_slow_lag_counts_from_attach);
 	tcase_add_test(tc, test_kill);
 	tcase_add_test(tc, test_kill_many_ids);
+	tcase_add_test(tc, test_id_table_growth);
 	tcase_add_test(tc, test_shutdown);
 	tcase_add_test(tc, test_subscriber_counts);
 

@@ -545,12 +545,16 @@ static void schedule_poll(sub *s, double ms) {
 }
 
 /* ---- message handlers ---- */
+/* a cursor ("17", "k3x9a2bq:17,4") at p, up to the first other byte; a
+ * trailing comma belongs to the JSON around it */
 static void copy_digits(char *dst, size_t cap, const char *p) {
   size_t n = 0;
-  while (n + 1 < cap && ((p[n] >= '0' && p[n] <= '9') || p[n] == ',')) {
+  while (n + 1 < cap && ((p[n] >= '0' && p[n] <= '9') || (p[n] >= 'a' && p[n] <= 'z') ||
+                         p[n] == ',' || p[n] == ':')) {
     dst[n] = p[n];
     n++;
   }
+  while (n > 0 && dst[n - 1] == ',') n--;
   dst[n] = 0;
 }
 

@@ -13,6 +13,7 @@
  * that list. */
 #include "bus.h"
 
+#include "fmt.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -30,6 +31,7 @@
 
 struct channel {
 	struct channel *hnext;
+	uint64_t epoch; /* this incarnation of the name: ids restart with it */
 	uint64_t last_id;
 	struct message **ring; /* cap slots; len used from head (oldest) */
 	size_t cap, len, head;
@@ -138,6 +140,7 @@ static struct channel *channel_get(struct bus *bus, const char *name,
 	if (bus->nchannels >= bus->cfg.max_channels)
 		return NULL;
 	ch = xcalloc(1, sizeof *ch + len + 1);
+	ch->epoch = cursor_epoch_new();
 	memcpy(ch->name, name, len);
 	ch->name_len = len;
 	*slot = ch;
@@ -201,7 +204,7 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 		evict_oldest(bus, ch);
 	if (ch->len == ch->cap)
 		ring_grow(ch, bus->cfg.history_size);
-	message_seal(m, ++ch->last_id);
+	message_seal(m, ch->epoch, ++ch->last_id);
 	m->seq = ++bus->seq;
 	ch->ring[(ch->head + ch->len) % ch->cap] = m;
 	ch->len++;
@@ -374,7 +377,7 @@ static enum bus_error usable_channel(struct bus *bus, const char *name,
 }
 
 enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
-			   struct message *m, uint64_t *id_out)
+			   struct message *m, struct cursor *at)
 {
 	struct channel *ch;
 	enum bus_error err;
@@ -384,7 +387,8 @@ enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
 	if (err != BUS_OK)
 		goto out;
 	append(bus, ch, m);
-	*id_out = m->id;
+	at->epoch = ch->epoch;
+	at->id = m->id;
 	m = NULL;
 	notify_taps(bus, ch);
 	metrics_add(&metrics.published, 1);
@@ -396,10 +400,17 @@ out:
 
 /* ---- subscribe ---- */
 
-static uint64_t start_cursor(const struct channel *ch, const uint64_t *since,
-			     size_t i)
+static struct cursor start_cursor(const struct channel *ch,
+				  const struct cursor *since, size_t i)
 {
-	return since ? since[i] : ch->last_id;
+	struct cursor c = { ch->epoch, ch->last_id };
+
+	if (since) {
+		c.id = since[i].id;
+		if (since[i].epoch)
+			c.epoch = since[i].epoch;
+	}
+	return c;
 }
 
 /* Under the lock: remember a join or leave to publish after unlocking
@@ -429,15 +440,15 @@ static void announce(struct bus *bus, struct announcement *list)
 		struct message_spec spec = { .channel = a->channel,
 					     .event = a->event,
 					     .data = &data };
-		uint64_t id;
+		struct cursor at;
 
-		data.len = (size_t)snprintf(
-			json, sizeof json,
-			"{\"client\":\"%s\",\"transport\":\"%s\"}", a->client,
-			transport_by_id(a->transport)->name);
+		data.len = fmt_at(json, sizeof json, 0,
+				  "{\"client\":\"%s\",\"transport\":\"%s\"}",
+				  a->client,
+				  transport_by_id(a->transport)->name);
 		bus_publish(bus, a->channel, strlen(a->channel),
 			    message_new(&spec, bus_wall_ms(), bus_now_ms()),
-			    &id);
+			    &at);
 		list = a->next;
 		free(a);
 	}
@@ -445,7 +456,7 @@ static void announce(struct bus *bus, struct announcement *list)
 
 /* Under the lock: a new tap of sub on ch, starting at cursor. */
 static void link_tap(struct subscriber *sub, struct channel *ch,
-		     uint64_t cursor, bool announce,
+		     struct cursor cursor, bool announce,
 		     struct announcement **joins)
 {
 	struct tap *t = xcalloc(1, sizeof *t);
@@ -456,7 +467,8 @@ static void link_tap(struct subscriber *sub, struct channel *ch,
 	t->announce = announce;
 	t->ch = ch;
 	t->sub = sub;
-	t->cursor = cursor;
+	t->cursor = cursor.id;
+	t->stale = cursor.epoch != ch->epoch;
 	t->lag_base = ch->bytes;
 	t->next = ch->taps;
 	if (t->next)
@@ -489,7 +501,7 @@ static void unlink_tap(struct subscriber *sub, struct tap *t,
 
 enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 			  const struct channel_list *channels,
-			  const uint64_t *since, uint64_t *start)
+			  const struct cursor *since, struct cursor *start)
 {
 	struct channel *chs[CHANNELS_PER_SUBSCRIPTION_MAX];
 	struct announcement *joins = NULL;
@@ -525,8 +537,8 @@ out:
 
 enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const char *channel, size_t len,
-			   const uint64_t *since, bool announce_it,
-			   uint64_t *start)
+			   const struct cursor *since, bool announce_it,
+			   struct cursor *start)
 {
 	struct announcement *joins = NULL;
 	struct channel *ch;
@@ -583,24 +595,37 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
 	sub->ntaps = sub->taps_cap = 0;
 }
 
-/* A gap on tap i, if its cursor is outside what the channel keeps. */
+/* The tap's cursor is of another incarnation or outside what the channel
+ * keeps: what it reads next is a gap. */
+static bool gap_pending(const struct tap *t)
+{
+	return t->stale || t->cursor > t->ch->last_id ||
+	       t->cursor + 1 < oldest_id(t->ch);
+}
+
+/* A gap on tap i, if one is pending. */
 static bool take_gap(struct subscriber *sub, unsigned i, struct bus_item *it)
 {
 	struct tap *t = sub->taps[i];
 	uint64_t oldest = oldest_id(t->ch);
 
-	if (t->cursor <= t->ch->last_id && t->cursor + 1 >= oldest)
+	if (!gap_pending(t))
 		return false;
 	it->msg = NULL;
 	it->skip = false;
 	it->tap = i;
+	it->epoch = t->ch->epoch;
 	it->gap_last = t->cursor;
 	it->cursor = t->cursor = oldest - 1;
+	t->stale = false;
 	metrics_add(&metrics.gaps, 1);
 	return true;
 }
 
-/* The tap whose next message was published first; -1 if none pending. */
+/* The tap whose next message was published first; -1 if none pending.
+ * A tap with a gap pending comes first: its cursor points at no message
+ * (fill takes gaps before asking, but may stop at max_items between two
+ * of them). */
 static int next_tap(const struct subscriber *sub)
 {
 	uint64_t best_seq = UINT64_MAX;
@@ -610,6 +635,8 @@ static int next_tap(const struct subscriber *sub)
 		const struct tap *t = sub->taps[i];
 		const struct message *m;
 
+		if (gap_pending(t))
+			return (int)i;
 		if (t->cursor >= t->ch->last_id)
 			continue;
 		m = ring_at(t->ch, t->cursor + 1);
@@ -655,6 +682,7 @@ static size_t fill(struct subscriber *sub, struct bus_item *items,
 		if (items[n].msg)
 			message_ref(m);
 		items[n].tap = (unsigned)i;
+		items[n].epoch = t->ch->epoch;
 		items[n].cursor = m->id;
 		n++;
 		bytes += m->json_len;
@@ -823,6 +851,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 	pthread_mutex_lock(&bus->lock);
 	ch = *channel_slot(bus, channel, len);
 	if (ch) {
+		out->epoch = ch->epoch;
 		out->last_id = ch->last_id;
 		out->oldest_id = oldest_id(ch);
 		out->retained = ch->len;

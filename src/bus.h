@@ -5,6 +5,7 @@
 #ifndef ANYPUSH_BUS_H
 #define ANYPUSH_BUS_H
 
+#include "cursor.h"
 #include "transport.h"
 #include "validate.h"
 
@@ -32,6 +33,7 @@ enum sub_end { SUB_END_NONE, SUB_END_SLOW, SUB_END_DEAD, SUB_END_SHUTDOWN };
 struct tap {
 	struct channel *ch;
 	uint64_t cursor;   /* last id handed out */
+	bool stale;        /* the cursor is of another incarnation: a gap */
 	bool announce;     /* publish join/leave for this subscriber here */
 	uint64_t lag_base; /* channel byte count the subscriber has reached */
 	struct tap *prev, *next; /* the channel's taps */
@@ -63,7 +65,8 @@ struct bus_item {
 	struct message *msg; /* a reference the caller must drop; NULL: gap
 			      * or skip */
 	unsigned tap;        /* index of the channel in the subscription */
-	uint64_t cursor;     /* that channel's cursor after this item */
+	uint64_t epoch;      /* that channel's incarnation */
+	uint64_t cursor;     /* and its cursor (an id) after this item */
 	uint64_t gap_last;   /* gap: last id the subscriber had seen */
 	bool skip;           /* no message: one this subscriber is excluded
 			      * from (its own broadcast) moved the cursor */
@@ -79,6 +82,7 @@ struct bus_pull {
 };
 
 struct bus_channel_info {
+	uint64_t epoch; /* the incarnation; 0 when there is no channel */
 	uint64_t last_id, oldest_id;
 	size_t retained;
 	size_t subscribers[TRANSPORT_COUNT];
@@ -102,22 +106,25 @@ void bus_shutdown(struct bus *bus);
 
 /* Publishing */
 /* Seal and append m to the channel, creating it, and wake its parked
- * subscribers. Takes over the caller's reference. */
+ * subscribers. Takes over the caller's reference. *at is where the
+ * message stands: the channel's epoch and the message's id. */
 enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
-			   struct message *m, uint64_t *id_out);
+			   struct message *m, struct cursor *at);
 
 /* Subscribing */
 /* Join the listed channels at the given cursors (NULL: the tail), filling
- * start[] with the cursors the subscriber begins from. */
+ * start[] with the cursors the subscriber begins from: a plain id gets
+ * the channel's epoch; a cursor of another epoch is kept as it is, and
+ * the first pull reports the gap. */
 enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 			  const struct channel_list *channels,
-			  const uint64_t *since, uint64_t *start);
+			  const struct cursor *since, struct cursor *start);
 /* Add one more channel to an attached subscriber (the multiplexed
  * WebSocket); it becomes the last tap. start as in bus_attach. */
 enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 			   const char *channel, size_t len,
-			   const uint64_t *since, bool announce,
-			   uint64_t *start);
+			   const struct cursor *since, bool announce,
+			   struct cursor *start);
 /* Drop tap i; the taps after it move down by one. */
 void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i);
 /* Leave all channels; the subscriber is never touched by the bus again. */

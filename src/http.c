@@ -6,6 +6,7 @@
 
 #include "bus.h"
 #include "clientid.h"
+#include "fmt.h"
 #include "http_reply.h"
 #include "log.h"
 #include "metrics.h"
@@ -135,27 +136,33 @@ static int subscribe(struct http_request *req, const char *list)
 static int info(struct http_request *req, const char *name, size_t len)
 {
 	struct bus_channel_info in;
-	char body[512 + CHANNEL_NAME_MAX];
-	int n;
+	char body[512 + CHANNEL_NAME_MAX], epoch[EPOCH_TEXT_MAX];
+	size_t n;
 
 	if (!channel_name_valid(name, len))
 		return http_reply_error(req->conn, 400, "bad_channel",
 					"channel names match "
 					"[A-Za-z0-9_.:~-]{1,200}");
 	bus_info(req->srv->bus, name, len, &in);
-	n = snprintf(
-		body, sizeof body,
-		"{\"channel\":\"%.*s\",\"last_id\":%llu,\"oldest_id\":%llu,"
-		"\"retained\":%zu,\"subscribers\":{",
-		(int)len, name, (unsigned long long)in.last_id,
-		(unsigned long long)in.oldest_id, in.retained);
+	n = fmt_at(body, sizeof body, 0, "{\"channel\":\"%.*s\",\"epoch\":",
+		   (int)len, name);
+	if (in.epoch) {
+		cursor_epoch_text(in.epoch, epoch);
+		n = fmt_at(body, sizeof body, n, "\"%s\"", epoch);
+	} else {
+		n = fmt_at(body, sizeof body, n, "null");
+	}
+	n = fmt_at(body, sizeof body, n,
+		   ",\"last_id\":%llu,\"oldest_id\":%llu,"
+		   "\"retained\":%zu,\"subscribers\":{",
+		   (unsigned long long)in.last_id,
+		   (unsigned long long)in.oldest_id, in.retained);
 	/* every registered transport, so a new one shows up by itself */
 	for (int i = 0; i < TRANSPORT_COUNT; i++)
-		n += snprintf(body + n, sizeof body - (size_t)n, "%s\"%s\":%zu",
-			      i ? "," : "", transport_by_id(i)->name,
-			      in.subscribers[i]);
-	n += snprintf(body + n, sizeof body - (size_t)n, "}}");
-	return http_reply_json(req->conn, 200, body, (size_t)n);
+		n = fmt_at(body, sizeof body, n, "%s\"%s\":%zu", i ? "," : "",
+			   transport_by_id(i)->name, in.subscribers[i]);
+	n = fmt_at(body, sizeof body, n, "}}");
+	return http_reply_json(req->conn, 200, body, n);
 }
 
 static int preflight(struct http_request *req)

@@ -31,7 +31,7 @@ struct http_request {
 	char *path;   /* copy of the channel list text */
 	struct channel_list channels;
 	bool has_since;
-	uint64_t since[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	char client[CLIENT_ID_MAX + 1];
 	bool client_given; /* it came with ?client=, not made here */
 	bool presence;     /* ?presence=1: publish join/leave for this client */

@@ -2,6 +2,7 @@
  * (a fallback on transport_disabled, a retry on over_capacity). */
 #include "http_reply.h"
 
+#include "fmt.h"
 #include "metrics.h"
 
 #include <microhttpd.h>
@@ -40,10 +41,10 @@ int http_reply_error(struct MHD_Connection *conn, unsigned status,
 		     const char *code, const char *message)
 {
 	char body[512];
-	int n = snprintf(body, sizeof body,
-			 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-			 code, message);
+	size_t n = fmt_at(body, sizeof body, 0,
+			  "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+			  code, message);
 
 	metrics_add(&metrics.http_errors, 1);
-	return http_reply_json(conn, status, body, (size_t)n);
+	return http_reply_json(conn, status, body, n);
 }

@@ -55,8 +55,10 @@ void http_sub_close(struct http_sub *hs)
 void http_sub_advance(struct http_sub *hs, const struct bus_item *items,
 		      size_t count)
 {
-	for (size_t i = 0; i < count; i++)
-		hs->cursor[items[i].tap] = items[i].cursor;
+	for (size_t i = 0; i < count; i++) {
+		hs->cursor[items[i].tap].epoch = items[i].epoch;
+		hs->cursor[items[i].tap].id = items[i].cursor;
+	}
 }
 
 size_t http_sub_cursor(const struct http_sub *hs, char *buf)

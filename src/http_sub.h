@@ -12,7 +12,8 @@ struct http_request;
 struct http_sub {
 	struct subscriber sub;
 	struct http_request *req;
-	uint64_t cursor[CHANNELS_PER_SUBSCRIPTION_MAX]; /* as the client has it */
+	struct cursor cursor[CHANNELS_PER_SUBSCRIPTION_MAX]; /* as the client
+								 * has it */
 	int fd; /* the connection's socket, for the watcher and cut */
 	bool attached;
 	bool watched;

@@ -3,6 +3,8 @@
  * carries no meaning in JSON. */
 #include "message.h"
 
+#include "cursor.h"
+#include "fmt.h"
 #include "payload.h"
 #include "xalloc.h"
 
@@ -14,29 +16,34 @@
 const size_t message_headroom = LWS_PRE;
 static atomic_long alive;
 
-/* ,"id":18446744073709551615} */
-#define SEAL_MAX 30
+/* ,"epoch":"3w5e11264sgsf","id":18446744073709551615} */
+#define SEAL_MAX (30 + 11 + EPOCH_TEXT_MAX)
+/* {"messages":[ + ],"next":"EPOCH:ID"} */
+#define SINGLE_EXTRA (13 + 11 + CURSOR_ONE_MAX + 2 + 1)
+#define CURSOR_ONE_MAX (EPOCH_TEXT_MAX + 21)
 
-/* The envelope up to the id, with `data` as given. */
+/* The envelope up to the id, with `data` as given. cap is sized by
+ * message_new for all of it. */
 static size_t write_head(char *p, size_t cap, const struct message_spec *spec,
 			 const char *event, const char *from, int64_t ts,
 			 const char *data, size_t data_len, const char *binary,
 			 size_t *data_off)
 {
-	int n = snprintf(p, cap,
-			 "{\"type\":\"message\",\"channel\":\"%s\","
-			 "\"event\":\"%s\",\"data\":",
-			 spec->channel, event);
+	size_t n = fmt_at(p, cap, 0,
+			  "{\"type\":\"message\",\"channel\":\"%s\","
+			  "\"event\":\"%s\",\"data\":",
+			  spec->channel, event);
 
-	*data_off = (size_t)n;
+	*data_off = n;
 	memcpy(p + n, data, data_len);
-	n += (int)data_len;
-	n += snprintf(p + n, cap - (size_t)n, ",\"ts\":%lld", (long long)ts);
+	n += data_len;
+	p[n] = '\0';
+	n = fmt_at(p, cap, n, ",\"ts\":%lld", (long long)ts);
 	if (from[0])
-		n += snprintf(p + n, cap - (size_t)n, ",\"from\":\"%s\"", from);
+		n = fmt_at(p, cap, n, ",\"from\":\"%s\"", from);
 	if (binary)
-		n += snprintf(p + n, cap - (size_t)n, ",\"binary\":%s", binary);
-	return (size_t)n;
+		n = fmt_at(p, cap, n, ",\"binary\":%s", binary);
+	return n;
 }
 
 struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
@@ -83,20 +90,21 @@ struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
 	return m;
 }
 
-void message_seal(struct message *m, uint64_t id)
+void message_seal(struct message *m, uint64_t epoch, uint64_t id)
 {
-	char *p = (char *)m->buf + LWS_PRE;
+	char e[EPOCH_TEXT_MAX];
 
+	cursor_epoch_text(epoch, e);
+	m->epoch = epoch;
 	m->id = id;
-	m->json_len += (size_t)snprintf(p + m->json_len, m->cap - m->json_len,
-					",\"id\":%llu}",
-					(unsigned long long)id);
+	m->json_len = fmt_at((char *)m->buf + LWS_PRE, m->cap, m->json_len,
+			     ",\"epoch\":\"%s\",\"id\":%llu}", e,
+			     (unsigned long long)id);
 	if (m->meta_cap == 0)
 		return;
-	p = (char *)m->buf + m->meta_off;
-	m->meta_len += (size_t)snprintf(
-		p + m->meta_len, m->meta_cap - m->meta_len, ",\"id\":%llu}",
-		(unsigned long long)id);
+	m->meta_len = fmt_at((char *)m->buf + m->meta_off, m->meta_cap,
+			     m->meta_len, ",\"epoch\":\"%s\",\"id\":%llu}", e,
+			     (unsigned long long)id);
 }
 
 struct single_reply {
@@ -112,15 +120,16 @@ const char *message_single_reply(struct message *m, size_t *len)
 
 	if (r == NULL) {
 		/* racing builders make the same bytes; the loser frees its */
-		struct single_reply *mine = xmalloc(sizeof *mine + m->json_len +
-						    48);
-		int n = snprintf(mine->text, 14, "{\"messages\":[");
+		size_t cap = m->json_len + SINGLE_EXTRA;
+		struct single_reply *mine = xmalloc(sizeof *mine + cap);
+		struct cursor at = { m->epoch, m->id };
+		char next[CURSOR_TEXT_MAX];
+		size_t n = fmt_at(mine->text, cap, 0, "{\"messages\":[");
 
 		memcpy(mine->text + n, message_json(m), m->json_len);
-		n += (int)m->json_len;
-		n += snprintf(mine->text + n, 48, "],\"next\":\"%llu\"}",
-			      (unsigned long long)m->id);
-		mine->len = (size_t)n;
+		n += m->json_len;
+		cursor_format(&at, 1, next);
+		mine->len = fmt_at(mine->text, cap, n, "],\"next\":\"%s\"}", next);
 		if (atomic_compare_exchange_strong(&m->single, &none, mine)) {
 			r = mine;
 		} else {

@@ -17,6 +17,7 @@ struct payload;
 struct message {
 	atomic_uint refs;
 	uint64_t id;      /* per-channel, set by message_seal */
+	uint64_t epoch;   /* the channel's incarnation, set by message_seal */
 	uint64_t seq;     /* bus-wide publish order, set by the bus */
 	int64_t ts;       /* wall clock ms, on the wire */
 	uint64_t born_ms; /* monotonic ms, for history age */
@@ -55,16 +56,17 @@ struct message_spec {
 /* Build the envelope up to (not including) the id; refcount 1. */
 struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
 			    uint64_t mono_ms);
-/* Append the id and close the envelope. Called once, under the bus lock. */
-void message_seal(struct message *m, uint64_t id);
-/* The envelope text {"type":"message",...,"id":N}. */
+/* Append the epoch and id and close the envelope. Called once, under the
+ * bus lock. */
+void message_seal(struct message *m, uint64_t epoch, uint64_t id);
+/* The envelope text {"type":"message",...,"epoch":"E","id":N}. */
 static inline const char *message_json(const struct message *m);
 /* The binary-frame form (meta_len 0 when the message is not binary). */
 static inline const char *message_meta(const struct message *m);
 static inline const unsigned char *message_raw(const struct message *m);
 /* Bytes of writable headroom before message_json() (LWS_PRE). */
 extern const size_t message_headroom;
-/* {"messages":[ENVELOPE],"next":"ID"}: the same bytes for every
+/* {"messages":[ENVELOPE],"next":"EPOCH:ID"}: the same bytes for every
  * one-channel poll or long poll answered with just this message, built
  * once on first use (any thread). Valid while the caller holds a ref. */
 const char *message_single_reply(struct message *m, size_t *len);

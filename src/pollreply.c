@@ -3,6 +3,7 @@
 #include "pollreply.h"
 
 #include "cursor.h"
+#include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
@@ -20,8 +21,8 @@ struct reply {
 	struct message *msgs[];
 };
 
-/* Room for the tail: next, flags, and one gap entry per channel. */
-#define GAP_TEXT_MAX (CHANNEL_NAME_MAX + 80)
+/* Room for one gap entry, and for the tail: next, flags, the gaps. */
+#define GAP_TEXT_MAX (CHANNEL_NAME_MAX + EPOCH_TEXT_MAX + 100)
 
 static void reply_free(void *cls)
 {
@@ -34,7 +35,7 @@ static void reply_free(void *cls)
 	free(r);
 }
 
-/* `,"gaps":[{"channel","last_seen","cursor"},...]` for the gap items, so
+/* `,"gaps":[{"channel","last_seen","cursor","epoch"},...]` for the gap items, so
  * a client of several channels knows which one lost history. */
 static size_t write_gaps(const struct http_sub *hs,
 			 const struct bus_item *items, size_t count, char *out,
@@ -45,20 +46,21 @@ static size_t write_gaps(const struct http_sub *hs,
 
 	for (size_t i = 0; i < count; i++) {
 		const struct bus_item *it = &items[i];
+		char epoch[EPOCH_TEXT_MAX];
 
 		if (it->msg != NULL || it->skip)
 			continue;
-		n += (size_t)snprintf(
-			out + n, cap - n,
-			"%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"
-			"\"cursor\":%llu}",
-			gaps++ ? "," : ",\"gap\":true,\"gaps\":[",
-			(int)chs->len[it->tap], chs->name[it->tap],
-			(unsigned long long)it->gap_last,
-			(unsigned long long)it->cursor);
+		cursor_epoch_text(it->epoch, epoch);
+		n = fmt_at(out, cap, n,
+			   "%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"
+			   "\"cursor\":%llu,\"epoch\":\"%s\"}",
+			   gaps++ ? "," : ",\"gap\":true,\"gaps\":[",
+			   (int)chs->len[it->tap], chs->name[it->tap],
+			   (unsigned long long)it->gap_last,
+			   (unsigned long long)it->cursor, epoch);
 	}
 	if (gaps)
-		n += (size_t)snprintf(out + n, cap - n, "]");
+		n = fmt_at(out, cap, n, "]");
 	return n;
 }
 
@@ -117,9 +119,8 @@ static int send_list(struct http_sub *hs, struct bus_item *items, size_t count,
 		items[i].msg = NULL;
 	}
 	http_sub_cursor(hs, cursor);
-	len = (size_t)snprintf(r->tail, cap, "],\"next\":\"%s\"", cursor);
-	len += (size_t)snprintf(r->tail + len, cap - len, "%.*s%s}", (int)glen,
-				gaps, more ? ",\"more\":true" : "");
+	len = fmt_at(r->tail, cap, 0, "],\"next\":\"%s\"%.*s%s}", cursor,
+		     (int)glen, gaps, more ? ",\"more\":true" : "");
 	free(gaps);
 	iov[n++] = (struct MHD_IoVec){ r->tail, len };
 	r->iov = iov;

@@ -4,6 +4,7 @@
 #include "publish.h"
 
 #include "bus.h"
+#include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "message.h"
@@ -18,7 +19,7 @@
 
 int publish_message(struct server *srv, const char *channel, size_t len,
 		    const char *event, const char *from, bool exclude_sender,
-		    const struct payload *data, uint64_t *id_out)
+		    const struct payload *data, struct cursor *at)
 {
 	char name[CHANNEL_NAME_MAX + 1];
 	struct message_spec spec = {
@@ -32,7 +33,7 @@ int publish_message(struct server *srv, const char *channel, size_t len,
 
 	snprintf(name, sizeof name, "%.*s", (int)len, channel);
 	m = message_new(&spec, bus_wall_ms(), bus_now_ms());
-	return bus_publish(srv->bus, channel, len, m, id_out);
+	return bus_publish(srv->bus, channel, len, m, at);
 }
 
 static bool type_is(const char *type, const char *want)
@@ -99,10 +100,10 @@ int publish_serve(struct http_request *req, const char *channel)
 	const char *event = http_arg(req, "event");
 	const char *from = http_header(req, "X-Client-Id");
 	struct payload data = { 0 };
-	uint64_t id = 0;
-	char body[CHANNEL_NAME_MAX + 64];
+	struct cursor at = { 0, 0 };
+	char body[CHANNEL_NAME_MAX + 64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
 	int r = check_request(req, channel, event, from);
-	int n;
+	size_t n;
 
 	if (r != -1)
 		return r;
@@ -111,7 +112,7 @@ int publish_serve(struct http_request *req, const char *channel)
 		return r;
 	r = publish_message(req->srv, channel, strlen(channel), event, from,
 			    flag_set(http_arg(req, "exclude_sender")), &data,
-			    &id);
+			    &at);
 	payload_free(&data);
 	if (r == BUS_SHUTTING_DOWN)
 		return http_reply_error(req->conn, 503, "shutting_down",
@@ -119,7 +120,9 @@ int publish_serve(struct http_request *req, const char *channel)
 	if (r == BUS_TOO_MANY_CHANNELS)
 		return http_reply_error(req->conn, 503, "over_capacity",
 					"too many channels");
-	n = snprintf(body, sizeof body, "{\"channel\":\"%s\",\"id\":%llu}",
-		     channel, (unsigned long long)id);
-	return http_reply_json(req->conn, 201, body, (size_t)n);
+	cursor_epoch_text(at.epoch, epoch);
+	n = fmt_at(body, sizeof body, 0,
+		   "{\"channel\":\"%s\",\"id\":%llu,\"epoch\":\"%s\"}", channel,
+		   (unsigned long long)at.id, epoch);
+	return http_reply_json(req->conn, 201, body, n);
 }

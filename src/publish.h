@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct cursor;
 struct http_request;
 struct payload;
 struct server;
@@ -15,9 +16,9 @@ struct server;
 int publish_serve(struct http_request *req, const char *channel);
 
 /* Publish already-checked data (any thread); 0, or a negative
- * enum bus_error. */
+ * enum bus_error. *at: the channel's epoch and the message's id. */
 int publish_message(struct server *srv, const char *channel, size_t len,
 		    const char *event, const char *from, bool exclude_sender,
-		    const struct payload *data, uint64_t *id_out);
+		    const struct payload *data, struct cursor *at);
 
 #endif

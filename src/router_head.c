@@ -125,7 +125,7 @@ static bool ws_target_ok(const char *t, size_t len)
 	const char *q = memchr(t, '?', len), *v;
 	size_t plen = q ? (size_t)(q - t) : len, qlen = q ? len - plen - 1 : 0;
 	struct channel_list chs;
-	uint64_t ids[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct cursor ids[CHANNELS_PER_SUBSCRIPTION_MAX];
 	size_t vlen;
 
 	if (plen == 3 && memcmp(t, "/ws", 3) == 0) {

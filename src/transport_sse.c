@@ -5,6 +5,7 @@
  * many events as fit (batching under load comes free), and when there is
  * nothing to send it suspends the connection and returns 0, which MHD
  * allows only together with a suspend (without it, MHD spins). */
+#include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
@@ -38,7 +39,9 @@ struct sse {
 	struct message *writing; /* reference held while its data is copied */
 	struct segments out;
 	bool started;
-	char scratch[CURSOR_TEXT_MAX + CHANNEL_NAME_MAX + 256];
+	/* the welcome names the cursor twice; a gap block, the cursor and
+	 * a channel name */
+	char scratch[2 * CURSOR_TEXT_MAX + CHANNEL_NAME_MAX + 256];
 };
 
 static void stage(struct segments *s, const char *p, size_t len)
@@ -78,47 +81,49 @@ static bool staged(const struct segments *s)
 static void stage_welcome(struct sse *st)
 {
 	char cursor[CURSOR_TEXT_MAX];
-	int n;
+	size_t n;
 
 	http_sub_cursor(&st->hs, cursor);
-	n = snprintf(st->scratch, sizeof st->scratch,
-		     "retry: %d\n\nid: %s\nevent: welcome\n"
-		     "data: {\"client\":\"%s\",\"heartbeat\":%lu,"
-		     "\"cursor\":\"%s\"}\n\n",
-		     SSE_RETRY_MS, cursor, st->hs.sub.client,
-		     st->hs.req->srv->cfg->heartbeat, cursor);
-	stage(&st->out, st->scratch, (size_t)n);
+	n = fmt_at(st->scratch, sizeof st->scratch, 0,
+		   "retry: %d\n\nid: %s\nevent: welcome\n"
+		   "data: {\"client\":\"%s\",\"heartbeat\":%lu,"
+		   "\"cursor\":\"%s\"}\n\n",
+		   SSE_RETRY_MS, cursor, st->hs.sub.client,
+		   st->hs.req->srv->cfg->heartbeat, cursor);
+	stage(&st->out, st->scratch, n);
 }
 
 static void stage_item(struct sse *st, struct bus_item *it)
 {
 	const struct channel_list *chs = &st->hs.req->channels;
-	char cursor[CURSOR_TEXT_MAX];
+	char cursor[CURSOR_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
 	struct message *m = it->msg;
-	int n;
+	size_t n;
 
 	http_sub_advance(&st->hs, it, 1);
 	http_sub_cursor(&st->hs, cursor);
 	if (it->skip) {
 		/* an id-only block moves Last-Event-ID without an event */
-		n = snprintf(st->scratch, sizeof st->scratch, "id: %s\n\n",
-			     cursor);
-		stage(&st->out, st->scratch, (size_t)n);
+		n = fmt_at(st->scratch, sizeof st->scratch, 0, "id: %s\n\n",
+			   cursor);
+		stage(&st->out, st->scratch, n);
 		return;
 	}
 	if (m == NULL) {
-		n = snprintf(st->scratch, sizeof st->scratch,
-			     "id: %s\nevent: gap\ndata: {\"channel\":\"%.*s\","
-			     "\"last_seen\":%llu,\"cursor\":%llu}\n\n",
-			     cursor, (int)chs->len[it->tap], chs->name[it->tap],
-			     (unsigned long long)it->gap_last,
-			     (unsigned long long)it->cursor);
-		stage(&st->out, st->scratch, (size_t)n);
+		cursor_epoch_text(it->epoch, epoch);
+		n = fmt_at(st->scratch, sizeof st->scratch, 0,
+			   "id: %s\nevent: gap\ndata: {\"channel\":\"%.*s\","
+			   "\"last_seen\":%llu,\"cursor\":%llu,"
+			   "\"epoch\":\"%s\"}\n\n",
+			   cursor, (int)chs->len[it->tap], chs->name[it->tap],
+			   (unsigned long long)it->gap_last,
+			   (unsigned long long)it->cursor, epoch);
+		stage(&st->out, st->scratch, n);
 		return;
 	}
-	n = snprintf(st->scratch, sizeof st->scratch,
-		     "id: %s\nevent: %s\ndata: ", cursor, m->event);
-	stage(&st->out, st->scratch, (size_t)n);
+	n = fmt_at(st->scratch, sizeof st->scratch, 0,
+		   "id: %s\nevent: %s\ndata: ", cursor, m->event);
+	stage(&st->out, st->scratch, n);
 	stage(&st->out, message_json(m), m->json_len);
 	stage(&st->out, "\n\n", 2);
 	st->writing = m;

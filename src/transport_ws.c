@@ -13,6 +13,7 @@
 #include "bus.h"
 #include "clientid.h"
 #include "cursor.h"
+#include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "log.h"
@@ -66,7 +67,7 @@ struct ws_session {
 	/* the subscription, parallel to sub.taps: item.tap indexes both */
 	size_t nch, cap;
 	char **names;
-	uint64_t *cursor;
+	struct cursor *cursor;
 	struct message *inflight;
 	struct bus_item items[WS_BATCH];
 	size_t nitems, next;
@@ -135,7 +136,7 @@ const struct transport transport_ws = {
 /* ---- the channel list ---- */
 
 static void channel_push(struct ws_session *s, const char *name, size_t len,
-			 uint64_t cursor)
+			 struct cursor cursor)
 {
 	if (s->nch == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 4;
@@ -296,50 +297,50 @@ static int write_text(struct ws_session *s, unsigned char *buf, int len)
 static int write_welcome(struct ws_session *s)
 {
 	unsigned char buf[LWS_PRE + CURSOR_TEXT_MAX + 128];
-	char cursor[CURSOR_TEXT_MAX];
-	int n;
+	char cursor[CURSOR_TEXT_MAX], *text = (char *)buf + LWS_PRE;
+	size_t n;
 
 	s->welcomed = true;
-	if (s->mux) {
-		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-			     "{\"type\":\"welcome\",\"client\":\"%s\","
-			     "\"heartbeat\":%lu}",
-			     s->sub.client, srv_of(s)->cfg->heartbeat);
-		return write_text(s, buf, n);
+	n = fmt_at(text, sizeof buf - LWS_PRE, 0,
+		   "{\"type\":\"welcome\",\"client\":\"%s\",\"heartbeat\":%lu",
+		   s->sub.client, srv_of(s)->cfg->heartbeat);
+	if (!s->mux) {
+		cursor_format(s->cursor, s->nch, cursor);
+		n = fmt_at(text, sizeof buf - LWS_PRE, n, ",\"cursor\":\"%s\"",
+			   cursor);
 	}
-	cursor_format(s->cursor, s->nch, cursor);
-	n = snprintf(
-		(char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-		"{\"type\":\"welcome\",\"client\":\"%s\",\"heartbeat\":%lu,"
-		"\"cursor\":\"%s\"}",
-		s->sub.client, srv_of(s)->cfg->heartbeat, cursor);
-	return write_text(s, buf, n);
+	n = fmt_at(text, sizeof buf - LWS_PRE, n, "}");
+	return write_text(s, buf, (int)n);
 }
 
 static int write_item(struct ws_session *s, struct bus_item *it)
 {
-	unsigned char buf[LWS_PRE + CHANNEL_NAME_MAX + 128];
+	unsigned char buf[LWS_PRE + CHANNEL_NAME_MAX + EPOCH_TEXT_MAX + 128];
+	char *text = (char *)buf + LWS_PRE, epoch[EPOCH_TEXT_MAX];
 	struct message *m = it->msg;
-	int n;
+	size_t n;
 
-	s->cursor[it->tap] = it->cursor;
+	s->cursor[it->tap].epoch = it->epoch;
+	s->cursor[it->tap].id = it->cursor;
+	cursor_epoch_text(it->epoch, epoch);
 	if (it->skip) {
 		/* the client's own broadcast: it gets no copy, but its cursor
 		 * must move past it, or that reads as a gap later */
-		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-			     "{\"type\":\"cursor\",\"channel\":\"%s\","
-			     "\"cursor\":%llu}",
-			     s->names[it->tap], (unsigned long long)it->cursor);
-		return write_text(s, buf, n);
+		n = fmt_at(text, sizeof buf - LWS_PRE, 0,
+			   "{\"type\":\"cursor\",\"channel\":\"%s\","
+			   "\"cursor\":%llu,\"epoch\":\"%s\"}",
+			   s->names[it->tap], (unsigned long long)it->cursor,
+			   epoch);
+		return write_text(s, buf, (int)n);
 	}
 	if (m == NULL) {
-		n = snprintf((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-			     "{\"type\":\"gap\",\"channel\":\"%s\","
-			     "\"last_seen\":%llu,\"cursor\":%llu}",
-			     s->names[it->tap],
-			     (unsigned long long)it->gap_last,
-			     (unsigned long long)it->cursor);
-		return write_text(s, buf, n);
+		n = fmt_at(text, sizeof buf - LWS_PRE, 0,
+			   "{\"type\":\"gap\",\"channel\":\"%s\","
+			   "\"last_seen\":%llu,\"cursor\":%llu,"
+			   "\"epoch\":\"%s\"}",
+			   s->names[it->tap], (unsigned long long)it->gap_last,
+			   (unsigned long long)it->cursor, epoch);
+		return write_text(s, buf, (int)n);
 	}
 	s->inflight = m;
 	it->msg = NULL;
@@ -443,7 +444,8 @@ static int on_writable(struct ws_session *s)
 /* ---- service thread: opening ---- */
 
 /* /channels/LIST?since=&client= as lws decoded it, or /ws?client=. */
-static int parse_request(struct ws_session *s, uint64_t *since, bool *has)
+static int parse_request(struct ws_session *s, struct cursor *since,
+			 bool *has)
 {
 	static const char prefix[] = "/channels/";
 	char *uri = xmalloc(URI_MAX), arg[CURSOR_TEXT_MAX + 16];
@@ -461,7 +463,8 @@ static int parse_request(struct ws_session *s, uint64_t *since, bool *has)
 				       &chs) < 0)
 			goto out;
 		for (size_t i = 0; i < chs.count; i++)
-			channel_push(s, chs.name[i], chs.len[i], 0);
+			channel_push(s, chs.name[i], chs.len[i],
+				     (struct cursor){ 0, 0 });
 		v = lws_get_urlarg_by_name(s->wsi, "since=", arg, sizeof arg);
 		*has = v != NULL;
 		if (v && cursor_parse(v, strlen(v), s->nch, since) < 0)
@@ -485,7 +488,7 @@ out:
 static int on_established(struct ws_session *s, struct lws *wsi)
 {
 	struct ws *ws = lws_context_user(lws_get_context(wsi));
-	uint64_t since[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	uint64_t hb = ws_server(ws)->cfg->heartbeat * 1000;
 	struct channel_list chs = { .count = 0 };
 	bool has_since = false;
@@ -531,8 +534,8 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 
 static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 {
-	char extra[64];
-	uint64_t start;
+	char extra[CURSOR_TEXT_MAX + 16], cursor[CURSOR_TEXT_MAX];
+	struct cursor start;
 
 	if (channel_find(s, op->channel) >= 0) {
 		reply_error(s, op, "already_subscribed",
@@ -551,8 +554,8 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
-	snprintf(extra, sizeof extra, ",\"cursor\":\"%llu\"",
-		 (unsigned long long)start);
+	cursor_format(&start, 1, cursor);
+	fmt_at(extra, sizeof extra, 0, ",\"cursor\":\"%s\"", cursor);
 	reply_ack(s, op, extra);
 }
 
@@ -574,16 +577,18 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			const struct payload *data)
 {
-	char extra[48];
-	uint64_t id;
+	char extra[48 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	struct cursor at;
 
 	if (refused(s, op,
 		    publish_message(srv_of(s), op->channel, strlen(op->channel),
 				    op->event[0] ? op->event : NULL,
 				    s->sub.client, op->exclude_sender, data,
-				    &id)))
+				    &at)))
 		return;
-	snprintf(extra, sizeof extra, ",\"id\":%llu", (unsigned long long)id);
+	cursor_epoch_text(at.epoch, epoch);
+	fmt_at(extra, sizeof extra, 0, ",\"id\":%llu,\"epoch\":\"%s\"",
+	       (unsigned long long)at.id, epoch);
 	reply_ack(s, op, extra);
 }
 
@@ -649,7 +654,7 @@ static void mux_binary(struct ws_session *s)
 static void publish_rx(struct ws_session *s)
 {
 	struct payload p;
-	uint64_t id;
+	struct cursor at;
 
 	if (s->rx_binary)
 		payload_from_binary(s->rx, s->rx_len, &p);
@@ -657,7 +662,7 @@ static void publish_rx(struct ws_session *s)
 		 PAYLOAD_OK)
 		return;
 	if (publish_message(srv_of(s), s->names[0], strlen(s->names[0]), NULL,
-			    s->sub.client, false, &p, &id) != 0)
+			    s->sub.client, false, &p, &at) != 0)
 		log_debug("publish from ws refused");
 	payload_free(&p);
 }

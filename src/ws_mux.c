@@ -117,7 +117,8 @@ static int read_since(cJSON *doc, struct mux_op *op, struct mux_error *err)
 	    cursor_parse(s->valuestring, strlen(s->valuestring), 1,
 			 &op->since) < 0)
 		return fail(err, "bad_cursor",
-			    "since is one decimal id, as a string");
+			    "since is one cursor, as a string: "
+			    "\"17\" or \"EPOCH:17\"");
 	op->has_since = true;
 	return 0;
 }

@@ -3,6 +3,7 @@
 #ifndef ANYPUSH_WS_MUX_H
 #define ANYPUSH_WS_MUX_H
 
+#include "cursor.h"
 #include "payload.h"
 #include "validate.h"
 
@@ -18,7 +19,7 @@ struct mux_op {
 	long long ref; /* the client's number, echoed in ack and error */
 	char channel[CHANNEL_NAME_MAX + 1];
 	bool has_since;
-	uint64_t since;
+	struct cursor since;
 	bool presence; /* subscribe: publish join/leave for this client */
 	char event[EVENT_NAME_MAX + 1]; /* "" = message */
 	bool exclude_sender;

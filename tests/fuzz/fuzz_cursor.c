@@ -1,5 +1,6 @@
 /* libFuzzer target: cursors, channel lists and names. A cursor that
- * parses must format back to a string that parses to the same ids. */
+ * parses must format back to a string that parses to the same epochs and
+ * ids. */
 #include "cursor.h"
 #include "validate.h"
 
@@ -12,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *buf = malloc(size ? size : 1), text[CURSOR_TEXT_MAX];
-	uint64_t ids[32], again[32];
+	struct cursor ids[32], again[32];
 	struct channel_list chs;
 	size_t n = size ? (data[0] % 32) + 1 : 1;
 

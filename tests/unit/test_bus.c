@@ -137,8 +137,13 @@ static enum bus_error try_publish(const char *channel, const char *text,
 	ck_assert_int_eq(payload_from_text(text, strlen(text), &p), PAYLOAD_OK);
 	m = message_new(&spec, TS_MS, mono_ms);
 	payload_free(&p);
+	struct cursor at = { 0, 0 };
+	enum bus_error err;
+
 	/* the bus takes the reference, accepted or not */
-	return bus_publish(bus, channel, strlen(channel), m, id);
+	err = bus_publish(bus, channel, strlen(channel), m, &at);
+	*id = at.id;
+	return err;
 }
 
 /* Publish text born at mono_ms; the new id. */
@@ -174,14 +179,33 @@ static void sub_init(struct tsub *t, const char *client)
 	snprintf(t->sub.client, sizeof t->sub.client, "%s", client);
 }
 
-static enum bus_error attach(struct tsub *t, const char *list,
-			     const uint64_t *since, uint64_t *start)
+/* Attach at full cursors (epoch and id). */
+static enum bus_error attach_at(struct tsub *t, const char *list,
+				const struct cursor *since, struct cursor *start)
 {
 	struct channel_list chs;
-	uint64_t ignored[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct cursor ignored[CHANNELS_PER_SUBSCRIPTION_MAX];
 
 	ck_assert_int_eq(channel_list_parse(list, strlen(list), &chs), 0);
 	return bus_attach(bus, &t->sub, &chs, since, start ? start : ignored);
+}
+
+/* Attach at plain ids (no epoch), as most tests do; start gets ids. */
+static enum bus_error attach(struct tsub *t, const char *list,
+			     const uint64_t *since, uint64_t *start)
+{
+	struct cursor c[CHANNELS_PER_SUBSCRIPTION_MAX],
+		st[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct channel_list chs;
+	enum bus_error err;
+
+	ck_assert_int_eq(channel_list_parse(list, strlen(list), &chs), 0);
+	for (size_t i = 0; since && i < chs.count; i++)
+		c[i] = (struct cursor){ 0, since[i] };
+	err = attach_at(t, list, since ? c : NULL, st);
+	for (size_t i = 0; start && err == BUS_OK && i < chs.count; i++)
+		start[i] = st[i].id;
+	return err;
 }
 
 /* Init and attach, which must succeed. */
@@ -305,7 +329,7 @@ START_TEST(test_envelope)
 				     .from = "alice",
 				     .data = &p };
 	struct message *m;
-	uint64_t id;
+	struct cursor id;
 	cJSON *doc;
 
 	open_default_bus();
@@ -320,10 +344,19 @@ START_TEST(test_envelope)
 	ck_assert_uint_eq(strlen(message_json(m)), m->json_len);
 	ck_assert(m->json_len > 8 && memcmp(message_json(m) + m->json_len - 8,
 					    ",\"id\":1}", 8) == 0);
+	ck_assert_uint_eq(m->epoch, info_of("room").epoch);
+	ck_assert_uint_eq(m->epoch, id.epoch);
 	doc = cJSON_ParseWithLength(message_json(m), m->json_len);
 	ck_assert_ptr_nonnull(doc);
 	ck_assert_str_eq(cJSON_GetObjectItem(doc, "type")->valuestring,
 			 "message");
+	{
+		char e[EPOCH_TEXT_MAX];
+
+		cursor_epoch_text(id.epoch, e);
+		ck_assert_str_eq(
+			cJSON_GetObjectItem(doc, "epoch")->valuestring, e);
+	}
 	ck_assert_str_eq(cJSON_GetObjectItem(doc, "channel")->valuestring,
 			 "room");
 	ck_assert_str_eq(cJSON_GetObjectItem(doc, "event")->valuestring,
@@ -687,6 +720,184 @@ START_TEST(test_gap_future_cursor_after_eviction)
 	ck_item(&items[1], 0, 6, "m6");
 	ck_item(&items[5], 0, 10, "m10");
 	bus_items_release(items, 6);
+	bus_detach(bus, &t.sub);
+}
+END_TEST
+
+/* ---- epochs: a cursor names the channel's incarnation ---- */
+
+#define ck_gap_epoch(it, tap_, last, cursor_, epoch_)                \
+	do {                                                          \
+		ck_gap((it), (tap_), (last), (cursor_));              \
+		ck_assert_uint_eq((it)->epoch, (epoch_));             \
+	} while (0)
+
+START_TEST(test_epoch_matches)
+{
+	struct bus_item items[MAXI];
+	struct cursor since, start;
+	struct tsub t, u;
+	uint64_t e;
+
+	open_default_bus();
+	publish("a", "m1");
+	publish("a", "m2");
+	publish("a", "m3");
+	e = info_of("a").epoch;
+	ck_assert_uint_ne(e, 0);
+
+	/* the same incarnation: resume exactly, no gap */
+	since = (struct cursor){ e, 1 };
+	sub_init(&t, "t");
+	ck_assert_int_eq(attach_at(&t, "a", &since, &start), BUS_OK);
+	ck_assert_uint_eq(start.epoch, e);
+	ck_assert_uint_eq(start.id, 1);
+	ck_assert_uint_eq(pull(&t, items, false).count, 2);
+	ck_item(&items[0], 0, 2, "m2");
+	ck_assert_uint_eq(items[0].epoch, e);
+	ck_assert_uint_eq(items[1].epoch, e);
+	bus_items_release(items, 2);
+
+	/* a plain id is taken to be of the current incarnation, and the
+	 * start cursor names it */
+	sub_init(&u, "u");
+	ck_assert_int_eq(attach_at(&u, "a", &(struct cursor){ 0, 3 }, &start),
+			 BUS_OK);
+	ck_assert_uint_eq(start.epoch, e);
+	ck_assert_uint_eq(start.id, 3);
+	pull_none(&u, false);
+	bus_detach(bus, &t.sub);
+	bus_detach(bus, &u.sub);
+}
+END_TEST
+
+START_TEST(test_epoch_other_is_gap)
+{
+	struct bus_item items[MAXI];
+	struct cursor since, start;
+	struct tsub t;
+	uint64_t e;
+
+	open_default_bus();
+	publish("a", "m1");
+	publish("a", "m2");
+	e = info_of("a").epoch;
+	/* same id, other incarnation: everything retained, after a gap */
+	since = (struct cursor){ e + 1, 1 };
+	sub_init(&t, "t");
+	ck_assert_int_eq(attach_at(&t, "a", &since, &start), BUS_OK);
+	ck_assert_uint_eq(start.epoch, e + 1); /* as the client has it */
+	ck_assert_uint_eq(start.id, 1);
+	ck_assert_uint_eq(pull(&t, items, false).count, 3);
+	ck_gap_epoch(&items[0], 0, 1, 0, e);
+	ck_item(&items[1], 0, 1, "m1");
+	ck_item(&items[2], 0, 2, "m2");
+	bus_items_release(items, 3);
+	pull_none(&t, false);
+	bus_detach(bus, &t.sub);
+}
+END_TEST
+
+START_TEST(test_epoch_after_reclaim)
+{
+	/* the loss the epoch exists for: 3 messages, the channel ages out
+	 * and is reclaimed, 5 new ones restart at id 1. A client at id 3 of
+	 * the old incarnation must hear of the gap; with a plain id it
+	 * cannot be told apart, and gets new4 and new5 (as documented). */
+	struct bus_item items[MAXI];
+	struct cursor since;
+	struct tsub t, u;
+	uint64_t old, now;
+	char text[8];
+
+	open_bus(100, 1000, 1 << 24, 100, 1 << 24);
+	for (int i = 1; i <= 3; i++)
+		publish_at("a", "old", 0);
+	old = info_of("a").epoch;
+	bus_tick(bus, 5000);
+	ck_assert(!channel_exists("a"));
+	for (int i = 1; i <= 5; i++) {
+		snprintf(text, sizeof text, "new%d", i);
+		publish_at("a", text, 6000);
+	}
+	now = info_of("a").epoch;
+	ck_assert_uint_ne(now, old);
+	since = (struct cursor){ old, 3 };
+	sub_init(&t, "t");
+	ck_assert_int_eq(attach_at(&t, "a", &since, NULL), BUS_OK);
+	ck_assert_uint_eq(pull(&t, items, false).count, 6);
+	ck_gap_epoch(&items[0], 0, 3, 0, now);
+	ck_item(&items[1], 0, 1, "new1");
+	ck_item(&items[5], 0, 5, "new5");
+	bus_items_release(items, 6);
+
+	since = (struct cursor){ 0, 3 };
+	sub_init(&u, "u");
+	ck_assert_int_eq(attach_at(&u, "a", &since, NULL), BUS_OK);
+	ck_assert_uint_eq(pull(&u, items, false).count, 2);
+	ck_item(&items[0], 0, 4, "new4");
+	bus_items_release(items, 2);
+	bus_detach(bus, &t.sub);
+	bus_detach(bus, &u.sub);
+}
+END_TEST
+
+START_TEST(test_epochs_differ)
+{
+	uint64_t seen[64];
+	char text[EPOCH_TEXT_MAX];
+
+	open_bus(100, 1000, 1 << 24, 100, 1 << 24);
+	for (size_t i = 0; i < NELEM(seen); i++) {
+		publish_at("a", "m", 0);
+		seen[i] = info_of("a").epoch;
+		ck_assert_uint_eq(cursor_epoch_text(seen[i], text), 8);
+		for (size_t k = 0; k < i; k++)
+			ck_assert_uint_ne(seen[k], seen[i]);
+		bus_tick(bus, 5000); /* reclaimed: the next is a new one */
+	}
+}
+END_TEST
+
+START_TEST(test_gaps_across_pull_limit)
+{
+	/* 3 channels whose histories aged out past the cursors: a pull of
+	 * one item at a time must give three gaps, then the messages, and
+	 * must not read a ring slot of an unchecked cursor on the way (it
+	 * did: next_tap looked at the taps a stopped pull had not reached) */
+	struct bus_item items[MAXI];
+	uint64_t since[3] = { 0, 0, 0 };
+	struct bus_pull out;
+	struct tsub t;
+	const char *names[] = { "a", "b", "c" };
+	int gaps = 0, msgs = 0;
+
+	open_bus(100, 1000, 1 << 24, 100, 1 << 24);
+	for (int c = 0; c < 3; c++) {
+		for (int i = 0; i < 5; i++)
+			publish_at(names[c], "old", 0);
+		publish_at(names[c], "new", 2000);
+	}
+	bus_tick(bus, 1500);
+	join(&t, "t", "a,b,c", since);
+	for (int k = 0; k < 10; k++) {
+		bus_pull(bus, &t.sub, items, 1, SIZE_MAX, false, &out);
+		if (out.count == 0)
+			break;
+		ck_assert_uint_eq(out.count, 1);
+		if (items[0].msg == NULL) {
+			ck_assert_int_eq(msgs, 0);
+			ck_gap(&items[0], (unsigned)gaps, 0, 5);
+			gaps++;
+		} else {
+			ck_assert_uint_eq(items[0].msg->id, 6);
+			msgs++;
+		}
+		ck_assert(out.more == (gaps + msgs < 6));
+		bus_items_release(items, 1);
+	}
+	ck_assert_int_eq(gaps, 3);
+	ck_assert_int_eq(msgs, 3);
 	bus_detach(bus, &t.sub);
 }
 END_TEST
@@ -1413,7 +1624,7 @@ static void *publisher(void *arg)
 
 	payload_from_text(LIT("x"), &p);
 	for (int i = 0; i < PER_THREAD; i++) {
-		uint64_t id;
+		struct cursor id;
 		struct message *m = message_new(&spec, TS_MS, 0);
 
 		if (bus_publish(bus, channel, strlen(channel), m, &id) !=
@@ -1492,6 +1703,11 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_gap_old_cursor);
 	tcase_add_test(tc, test_gap_future_cursor);
 	tcase_add_test(tc, test_gap_future_cursor_after_eviction);
+	tcase_add_test(tc, test_epoch_matches);
+	tcase_add_test(tc, test_epoch_other_is_gap);
+	tcase_add_test(tc, test_epoch_after_reclaim);
+	tcase_add_test(tc, test_epochs_differ);
+	tcase_add_test(tc, test_gaps_across_pull_limit);
 	tcase_add_test(tc, test_multi_channel_order);
 	tcase_add_test(tc, test_multi_channel_gaps_first);
 	tcase_add_test(tc, test_pull_limits);

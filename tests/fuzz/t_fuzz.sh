@@ -18,7 +18,7 @@ mkdir -p "$out"
 trap 'rm -rf "$out"' EXIT INT TERM
 cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -I$top/src $(pkg-config --cflags libcjson)"
 libs="$(pkg-config --libs libcjson)"
-src="$top/src/validate.c $top/src/cursor.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c"
+src="$top/src/validate.c $top/src/cursor.c $top/src/fmt.c $top/src/log.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c"
 n=1
 for t in $targets; do
 	if ! clang $cflags -o "$out/fuzz_$t" "$here/fuzz_$t.c" $src $libs >"$out/$t.build" 2>&1; then

@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
-"""bench/report.py RESULTS.jsonl [--md docs/benchmarks.md] [--plots docs/bench]
+"""bench/report.py RESULTS.jsonl [--md docs/benchmarks.md] [--plots docs/bench] [--keep-plots]
 
 Writes docs/benchmarks.md (tables, targets, ratios anypush/peer) and PNG plots
 (gnuplot, pngcairo) from the JSON lines bench/run wrote.  Python 3 stdlib only.
-The hand-written analysis in bench/analysis.md is included verbatim."""
+The hand-written analysis in bench/analysis.md is included verbatim.
+--keep-plots links the PNGs already in --plots instead of redrawing them, so
+the page can be rewritten from committed results without gnuplot
+(tests/docs/t_bench_report.py does)."""
 import argparse
 import json
 import shutil
@@ -19,6 +22,10 @@ PEERS = ["nchan", "socketio"]
 TRS = ["poll", "longpoll", "sse", "ws", "mix"]
 TR_LABEL = {"poll": "short poll", "longpoll": "long poll", "sse": "SSE", "ws": "WebSocket", "mix": "mixed (all four)"}
 TR_SIO = {"longpoll": "long poll (Engine.IO polling)", "ws": "WebSocket"}
+# the side-by-side sections and the targets compare runs at these sizes
+FAN_SUBS = 1000
+LIGHT_SUBS = 100
+KEEP_PLOTS = False  # --keep-plots
 
 
 def load(path):
@@ -34,9 +41,12 @@ def load(path):
     return meta, runs
 
 
-def find(runs, scenario, server, transport):
+def find(runs, scenario, server, transport, subs):
+    """the run of a scenario at a number of subscribers: the full preset runs
+    each fan-out scenario at 1, 100, 1,000 and 5,000, so subs must match too"""
     for r in runs:
-        if r.get("scenario") == scenario and r["server"] == server and r["transport"] == transport:
+        if (r.get("scenario") == scenario and r["server"] == server and r["transport"] == transport
+                and r["subs"] == subs):
             return r
     return None
 
@@ -104,10 +114,12 @@ def plot_latency(runs, out, tmp):
                 series.append((srv, tr, f))
     if not series:
         return None
+    png = out / "latency_vs_rate.png"
+    if KEEP_PLOTS:
+        return png if png.exists() else None
     plots = ", ".join(
         f'"{f}" using 1:2 with linespoints lc rgb "{COLORS[s]}" dt {DASH[t]} pt {PT[t]} lw 2 title "{s} {TR_LABEL[t]}"'
         for s, t, f in series)
-    png = out / "latency_vs_rate.png"
     ok = gnuplot(TERM + f'''set output "{png}"
 set title "p99 publish-to-delivery latency vs delivery rate (one channel, 100 B)"
 set logscale xy
@@ -122,6 +134,8 @@ plot {plots}
 
 def bar_plot(rows, title, ylabel, png, tmp, log=False):
     """rows: [(label, {server: value})] -> clustered bars"""
+    if KEEP_PLOTS:
+        return png if png.exists() else None
     f = Path(tmp) / (png.stem + ".dat")
     lines = []
     for label, vals in rows:
@@ -152,26 +166,15 @@ def table(head, rows):
     return "\n".join(out) + "\n"
 
 
-def scenario_table(runs, scenario, metric, fmt=fnum, transports=None, label="value"):
-    rows = []
-    for tr in transports or TRS:
-        vals = {s: find(runs, scenario, s, tr) for s in SERVERS}
-        if not any(vals.values()):
-            continue
-        m = {s: (metric(v) if v else None) for s, v in vals.items()}
-        rows.append([TR_LABEL[tr]] + [fmt(m[s]) for s in SERVERS] +
-                    [ratio(m["anypush"], m[p]) for p in PEERS])
-    if not rows:
-        return ""
-    return table(["transport"] + SERVERS + ["anypush/nchan", "anypush/socketio"], rows)
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
     ap.add_argument("--md", default=str(REPO / "docs" / "benchmarks.md"))
     ap.add_argument("--plots", default=str(REPO / "docs" / "bench"))
+    ap.add_argument("--keep-plots", action="store_true", help="link the PNGs in --plots, do not redraw them")
     a = ap.parse_args()
+    global KEEP_PLOTS
+    KEEP_PLOTS = a.keep_plots
     meta, runs = load(a.results)
     m = meta.get("meta", {})
     preset = meta.get("preset", "?")
@@ -185,16 +188,10 @@ def main():
     light = "light" if any(r["scenario"] == "light" for r in runs) else "fanout-light"
 
     def fanrun(srv, tr):
-        for r in stream:
-            if r["scenario"] == fan and r["server"] == srv and r["transport"] == tr and r["subs"] == 1000:
-                return r
-        return None
+        return find(stream, fan, srv, tr, FAN_SUBS)
 
     def lightrun(srv, tr):
-        for r in stream:
-            if r["scenario"] == light and r["server"] == srv and r["transport"] == tr and r["subs"] == 100:
-                return r
-        return None
+        return find(stream, light, srv, tr, LIGHT_SUBS)
 
     def idlerun(srv, tr, n=1000):
         for r in idle:
@@ -245,13 +242,15 @@ def main():
         a_, n_ = fanrun("anypush", tr), fanrun("nchan", tr)
         if a_ and n_:
             rr = cpu(a_) / cpu(n_) if cpu(n_) else None
-            trows.append([f"server CPU per delivery at 1,000 subscribers ≤ 0.6× Nchan, {TR_LABEL[tr]}",
+            trows.append([f"server CPU per delivery at {FAN_SUBS:,} subscribers ({a_['rate']:.0f} msg/s) "
+                          f"≤ 0.6× Nchan, {TR_LABEL[tr]}",
                           f"{fnum(cpu(a_), 2)} µs vs {fnum(cpu(n_), 2)} µs = {rr:.2f}×" if rr else "–",
                           "**met**" if rr is not None and rr <= 0.6 else "**missed**"])
     for tr in ["poll", "longpoll", "sse", "ws"]:
         a_, n_ = lightrun("anypush", tr), lightrun("nchan", tr)
         if a_ and n_:
-            trows.append([f"p99 latency at light load (100 subscribers, {a_['rate']:.0f} msg/s) ≤ Nchan's, {TR_LABEL[tr]}",
+            trows.append([f"p99 latency at light load ({LIGHT_SUBS:,} subscribers, {a_['rate']:.0f} msg/s) "
+                          f"≤ Nchan's, {TR_LABEL[tr]}",
                           f"{fnum(a_['lat_p99_ms'], 2)} ms vs {fnum(n_['lat_p99_ms'], 2)} ms",
                           "**met**" if a_["lat_p99_ms"] <= n_["lat_p99_ms"] else "**missed**"])
     for n in (1000, 10000):
@@ -279,7 +278,7 @@ def main():
         rows = []
         for tr in ["poll", "longpoll", "sse", "ws"]:
             rows.append((TR_LABEL[tr], {s: cpu(fanrun(s, tr)) for s in SERVERS}))
-        p = bar_plot(rows, "server CPU per delivery, 1,000 subscribers, one channel (lower is better)",
+        p = bar_plot(rows, f"server CPU per delivery, {FAN_SUBS:,} subscribers, one channel (lower is better)",
                      "µs of server CPU per delivered message", plots / "cpu_per_delivery.png", tmp)
         if p:
             pl.append(("CPU per delivery", p))
@@ -313,14 +312,14 @@ def main():
     L.append("## Side by side\n")
     L.append("Ratios are anypush divided by the peer: below 1 means anypush used less (CPU, bytes, "
              "memory, latency), above 1 means more.\n")
-    for sc, title in [(fan, "Fan-out, 1,000 subscribers on one channel"), (light, "Light load, 100 subscribers")]:
-        if not any(r["scenario"] == sc for r in stream):
+    for sc, title, subs in [(fan, "Fan-out", FAN_SUBS), (light, "Light load", LIGHT_SUBS)]:
+        # the heading names the runs below it: same scenario and subscriber count
+        ex = next((r for r in stream if r["scenario"] == sc and r["subs"] == subs), None)
+        if ex is None:
             continue
-        ex = next(r for r in stream if r["scenario"] == sc)
-        L.append(f"### {title} ({ex['rate']:.0f} msg/s, {ex['count']} messages, {ex['size']} B, "
-                 f"short-poll interval {ex['interval_ms']:.0f} ms)\n")
-        sel = (lambda sc_: (lambda srv, tr: next((r for r in stream if r["scenario"] == sc_ and r["server"] == srv
-                                                  and r["transport"] == tr and r["subs"] == ex["subs"]), None)))(sc)
+        L.append(f"### {title}, {subs:,} subscribers on one channel ({ex['rate']:.0f} msg/s, {ex['count']} messages, "
+                 f"{ex['size']} B, short-poll interval {ex['interval_ms']:.0f} ms)\n")
+        sel = (lambda sc_, n_: (lambda srv, tr: find(stream, sc_, srv, tr, n_)))(sc, subs)
         for name, f, d in [("server CPU µs per delivery", cpu, 2), ("p50 latency, ms", lambda r: r["lat_p50_ms"], 2),
                            ("p99 latency, ms", lambda r: r["lat_p99_ms"], 2),
                            ("bytes per delivery", lambda r: r["bytes_per_delivery"], 0),
@@ -383,7 +382,7 @@ def main():
     if an.exists():
         L.append("\n" + an.read_text())
     L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 7 minutes\nbench/run --full      # under 40 minutes\n"
-             "bench/report.py docs/bench/results-quick.jsonl  # rewrite this page from the committed results\n```\n\n"
+             f"bench/report.py docs/bench/{Path(a.results).name}  # rewrite this page from the committed results\n```\n\n"
              "One run by hand (the exact command of each run is in the JSON lines, `loadgen_cmd`):\n\n"
              "```sh\nsrc/anypush --bind 127.0.0.1 --port 8080 & \n"
              "bench/loadgen --server anypush --port 8080 --pid $! --transport sse --subs 1000 --rate 50 --count 150\n```\n")

@@ -45,7 +45,7 @@ static bool header_has_token(const char *value, const char *token)
 	return value && strcasestr(value, token) != NULL;
 }
 
-/* ?transport=, else Upgrade/Accept headers, as PROTOCOL.md says. */
+/* ?transport=, else Upgrade/Accept headers, as docs/protocol.md says. */
 static int pick_transport(struct http_request *req,
 			  const struct transport **out)
 {

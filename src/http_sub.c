@@ -1,4 +1,5 @@
-/* MHD rules this file keeps (see notes/libraries-debian12.md):
+/* MHD rules this file keeps (why: docs/internals/threading.md,
+ * transports.md):
  * - exactly one resume per suspend: park and wake run under the bus lock,
  *   and the bus flips `parked` under the same lock;
  * - a suspended connection never notices its peer leaving, so the fd is

@@ -1,6 +1,6 @@
 /* message.h: one published message, immutable once sealed, refcounted and
  * encoded once. Its single buffer is the WebSocket frame (with LWS_PRE
- * headroom) and the poll item; SSE sends a slice of the same bytes. */
+ * headroom), the poll item and the SSE data line: the same bytes. */
 #ifndef ANYPUSH_MESSAGE_H
 #define ANYPUSH_MESSAGE_H
 

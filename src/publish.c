@@ -1,6 +1,6 @@
 /* Publishing over HTTP. The reply is sent after the message is in
  * history and its subscribers are woken, so a 201 is the acknowledgement
- * PROTOCOL.md promises. */
+ * docs/protocol.md promises. */
 #include "publish.h"
 
 #include "bus.h"

@@ -256,7 +256,7 @@ async def test_bad_channel():
 
 async def test_dot_channels():
     "channel names '.' and '..' are refused (400 bad_channel): URLs cannot carry them"
-    # PROTOCOL.md's pattern [A-Za-z0-9_.:~-]{1,200} admits them, but every URL
+    # docs/protocol.md's pattern [A-Za-z0-9_.:~-]{1,200} admits them, but every URL
     # parser (browsers' fetch/EventSource/WebSocket, proxies) removes the dot
     # segments of /channels/.. before sending, so such a channel is unreachable.
     with Gateway() as gw:

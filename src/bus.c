@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "payload.h"
 #include "pollers.h"
+#include "siphash.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -53,6 +54,7 @@ struct announcement {
 struct bus {
 	pthread_mutex_t lock;
 	struct bus_config cfg;
+	struct siphash_key hash_key; /* random, for the tables below */
 	struct channel **buckets;
 	size_t nbuckets, nchannels;
 	struct message *oldest, *newest; /* publish order, all channels */
@@ -82,13 +84,12 @@ int64_t bus_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static size_t hash_name(const char *s, size_t len)
+/* Keyed with a secret per process: channel names come from clients, and
+ * with a public hash they could pick names that share one bucket, so
+ * every lookup under the lock would walk all of them. */
+static size_t hash_name(const struct bus *bus, const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	return (size_t)h;
+	return (size_t)siphash13(&bus->hash_key, s, len);
 }
 
 /* ---- channels ---- */
@@ -97,7 +98,8 @@ static struct channel **channel_slot(struct bus *bus, const char *name,
 				     size_t len)
 {
 	struct channel **p =
-		&bus->buckets[hash_name(name, len) & (bus->nbuckets - 1)];
+		&bus->buckets[hash_name(bus, name, len) &
+			     (bus->nbuckets - 1)];
 
 	while (*p &&
 	       !((*p)->name_len == len && memcmp((*p)->name, name, len) == 0))
@@ -114,7 +116,8 @@ static void rehash_channels(struct bus *bus)
 		struct channel *ch = bus->buckets[i], *next;
 
 		for (; ch; ch = next) {
-			size_t k = hash_name(ch->name, ch->name_len) & (n - 1);
+			size_t k = hash_name(bus, ch->name, ch->name_len) &
+				   (n - 1);
 
 			next = ch->hnext;
 			ch->hnext = b[k];
@@ -272,6 +275,7 @@ struct bus *bus_new(const struct bus_config *config)
 	bus->cfg = *config;
 	if (bus->cfg.history_size == 0)
 		bus->cfg.history_size = 1;
+	siphash_key_random(&bus->hash_key);
 	bus->nbuckets = 1024;
 	bus->buckets = xcalloc(bus->nbuckets, sizeof *bus->buckets);
 	bus->nids = 1024;
@@ -854,4 +858,22 @@ size_t bus_subscribers_of(struct bus *bus, enum transport_id id)
 	n = bus->subs_by[id];
 	pthread_mutex_unlock(&bus->lock);
 	return n;
+}
+
+size_t bus_channel_chain_max(struct bus *bus)
+{
+	size_t max = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = 0; i < bus->nbuckets; i++) {
+		size_t n = 0;
+
+		for (const struct channel *ch = bus->buckets[i]; ch;
+		     ch = ch->hnext)
+			n++;
+		if (n > max)
+			max = n;
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return max;
 }

@@ -152,6 +152,9 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 void bus_stats(struct bus *bus, struct bus_stats *out);
 /* Subscribers currently attached with this transport. */
 size_t bus_subscribers_of(struct bus *bus, enum transport_id id);
+/* Channels in the longest chain of the channel table (for tests: how
+ * well names spread over the buckets). */
+size_t bus_channel_chain_max(struct bus *bus);
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t bus_now_ms(void);

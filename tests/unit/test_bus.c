@@ -258,6 +258,14 @@ static bool channel_exists(const char *channel)
 	return bus_info(bus, channel, strlen(channel), &info) == 0;
 }
 
+static size_t channel_count(void)
+{
+	struct bus_stats st;
+
+	bus_stats(bus, &st);
+	return st.channels;
+}
+
 static size_t retained_bytes(void)
 {
 	struct bus_stats st;
@@ -538,6 +546,42 @@ START_TEST(test_many_channels)
 	ck_assert_uint_eq(st.channels, 0);
 	ck_assert(!channel_exists("ch:0"));
 	ck_assert(!channel_exists("ch:2999"));
+}
+END_TEST
+
+/* FNV-1a, 64 bits, with its published offset basis: the unkeyed hash
+ * anyone can compute offline. */
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+START_TEST(test_channel_hash_flooding)
+{
+	/* names an attacker finds by brute force: all the same in the low
+	 * 12 bits of FNV-1a, so one bucket for any table of up to 4096 */
+	enum { N = 1000 };
+	static char names[N][24];
+	size_t found = 0;
+	uint64_t target = fnv1a("flood:0") & 0xfff;
+
+	for (unsigned long i = 0; found < N && i < 100000000UL; i++) {
+		snprintf(names[found], sizeof names[found], "flood:%lu", i);
+		if ((fnv1a(names[found]) & 0xfff) == target)
+			found++;
+	}
+	ck_assert_uint_eq(found, N);
+	open_bus(10, 1000, 1 << 24, N, 1 << 24);
+	for (size_t i = 0; i < N; i++)
+		publish(names[i], "m");
+	ck_assert_uint_eq(channel_count(), N);
+	/* 1000 random names in 1024 buckets: the longest chain is about 5;
+	 * 13 or more happens with odds below one in ten million */
+	ck_assert_uint_le(bus_channel_chain_max(bus), 12);
 }
 END_TEST
 
@@ -1423,6 +1467,7 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_history_age);
 	tcase_add_test(tc, test_ring_wraps_then_grows);
 	tcase_add_test(tc, test_many_channels);
+	tcase_add_test(tc, test_channel_hash_flooding);
 
 	CASE("cursors");
 	tcase_add_test(tc, test_attach_at_tail);

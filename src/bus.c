@@ -37,7 +37,7 @@ struct channel {
 	uint64_t bytes; /* envelope bytes ever appended: offsets for lag */
 	struct tap *taps;
 	size_t subs_by[TRANSPORT_COUNT];
-	struct pollers *pollers; /* poll/longpoll clients seen lately */
+	size_t pollers_by[TRANSPORT_COUNT]; /* in bus.pollers, by transport */
 	size_t name_len;
 	char name[];
 };
@@ -62,11 +62,14 @@ struct bus {
 	uint64_t seq;
 	struct subscriber *subs; /* all attached */
 	size_t nsubs, subs_by[TRANSPORT_COUNT];
+	struct pollers *pollers; /* poll/longpoll clients seen lately */
 	struct subscriber **ids; /* by id, chained through id_next */
 	size_t nids;
 	uint64_t next_id;
 	bool shutting_down;
 };
+
+static const struct pollers_ops poller_ops;
 
 uint64_t bus_now_ms(void)
 {
@@ -98,8 +101,7 @@ static struct channel **channel_slot(struct bus *bus, const char *name,
 				     size_t len)
 {
 	struct channel **p =
-		&bus->buckets[hash_name(bus, name, len) &
-			     (bus->nbuckets - 1)];
+		&bus->buckets[hash_name(bus, name, len) & (bus->nbuckets - 1)];
 
 	while (*p &&
 	       !((*p)->name_len == len && memcmp((*p)->name, name, len) == 0))
@@ -230,7 +232,6 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 
 	*slot = ch->hnext;
 	bus->nchannels--;
-	pollers_free(ch->pollers);
 	free(ch->ring);
 	free(ch);
 }
@@ -280,6 +281,8 @@ struct bus *bus_new(const struct bus_config *config)
 	bus->buckets = xcalloc(bus->nbuckets, sizeof *bus->buckets);
 	bus->nids = 1024;
 	bus->ids = xcalloc(bus->nids, sizeof *bus->ids);
+	bus->pollers = pollers_new(bus->cfg.max_pollers, &bus->hash_key,
+				   &poller_ops);
 	return bus;
 }
 
@@ -292,13 +295,13 @@ void bus_free(struct bus *bus)
 			next = ch->hnext;
 			while (ch->len)
 				evict_oldest(bus, ch);
-			pollers_free(ch->pollers);
 			free(ch->ring);
 			free(ch);
 		}
 	}
 	free(bus->buckets);
 	free(bus->ids);
+	pollers_free(bus->pollers);
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
 }
@@ -718,10 +721,50 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 
 /* ---- presence of pollers ---- */
 
+static bool has_pollers(const struct channel *ch)
+{
+	for (size_t i = 0; i < TRANSPORT_COUNT; i++)
+		if (ch->pollers_by[i])
+			return true;
+	return false;
+}
+
+/* A long poll of this client is held on the channel right now: a hold
+ * longer than the window is still presence. */
+static bool still_held(const struct poller *p, void *cls)
+{
+	const struct channel *ch = p->owner;
+
+	(void)cls;
+	if (p->transport != TRANSPORT_LONGPOLL)
+		return false;
+	for (const struct tap *t = ch->taps; t; t = t->next)
+		if (t->sub->transport->id == TRANSPORT_LONGPOLL &&
+		    strcmp(t->sub->client, p->client) == 0)
+			return true;
+	return false;
+}
+
+/* Expired, or dropped for the cap: either way a poller that announced
+ * its join gets its leave, or others would see it present forever. */
+static void poller_left(const struct poller *p, void *cls)
+{
+	struct channel *ch = p->owner;
+
+	ch->pollers_by[p->transport]--;
+	if (p->announce)
+		queue_announcement(cls, ch, "leave", p->client, p->transport);
+}
+
+static const struct pollers_ops poller_ops = {
+	.keep = still_held,
+	.gone = poller_left,
+};
+
 void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		   const char *client, enum transport_id t, bool announce_it)
 {
-	struct announcement *joins = NULL;
+	struct announcement *news = NULL; /* joins, and leaves of dropped */
 	uint64_t now = bus_now_ms();
 
 	pthread_mutex_lock(&bus->lock);
@@ -729,52 +772,30 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		struct channel *ch = *channel_slot(bus, channels->name[i],
 						   channels->len[i]);
 
-		if (ch &&
-		    pollers_seen(&ch->pollers, client, t, announce_it, now) &&
-		    announce_it)
-			queue_announcement(&joins, ch, "join", client, t);
+		if (ch == NULL || !pollers_seen(bus->pollers, ch, client, t,
+						announce_it, now, &news))
+			continue;
+		ch->pollers_by[t]++;
+		if (announce_it)
+			queue_announcement(&news, ch, "join", client, t);
 	}
 	pthread_mutex_unlock(&bus->lock);
-	announce(bus, joins);
+	announce(bus, news);
 }
 
-struct expiry {
-	const struct channel *ch;
-	struct announcement **leaves;
-};
-
-/* A long poll of this client is held on the channel right now: a hold
- * longer than the window is still presence. */
-static bool still_held(const struct poller *p, void *cls)
+/* Under the lock: the channel's pollers, added to counts[]. */
+static void add_pollers(const struct channel *ch, size_t *counts)
 {
-	const struct expiry *e = cls;
-
-	if (p->transport != TRANSPORT_LONGPOLL)
-		return false;
-	for (const struct tap *t = e->ch->taps; t; t = t->next)
-		if (t->sub->transport->id == TRANSPORT_LONGPOLL &&
-		    strcmp(t->sub->client, p->client) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < TRANSPORT_COUNT; i++)
+		counts[i] += ch->pollers_by[i];
 }
 
-static void poller_left(const struct poller *p, void *cls)
-{
-	const struct expiry *e = cls;
-
-	if (p->announce)
-		queue_announcement(e->leaves, e->ch, "leave", p->client,
-				   p->transport);
-}
-
-static void expire_pollers(struct bus *bus, struct channel *ch, uint64_t now,
+static void expire_pollers(struct bus *bus, uint64_t now,
 			   struct announcement **leaves)
 {
-	struct expiry e = { ch, leaves };
-
 	if (now >= bus->cfg.presence_window_ms)
-		pollers_expire(ch->pollers, now - bus->cfg.presence_window_ms,
-			       now, still_held, poller_left, &e);
+		pollers_expire(bus->pollers, now - bus->cfg.presence_window_ms,
+			       now, leaves);
 }
 
 /* ---- housekeeping ---- */
@@ -791,15 +812,15 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 	struct announcement *leaves = NULL;
 
 	pthread_mutex_lock(&bus->lock);
+	expire_pollers(bus, now_ms, &leaves);
 	for (size_t i = 0; i < bus->nbuckets; i++) {
 		struct channel *ch = bus->buckets[i], *next;
 
 		for (; ch; ch = next) {
 			next = ch->hnext;
 			expire_channel(bus, ch, now_ms);
-			expire_pollers(bus, ch, now_ms, &leaves);
 			if (ch->len == 0 && ch->taps == NULL &&
-			    pollers_empty(ch->pollers))
+			    !has_pollers(ch))
 				channel_reclaim(bus, ch);
 		}
 	}
@@ -830,7 +851,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		/* pollers count while they keep polling, not per request */
 		out->subscribers[TRANSPORT_POLL] = 0;
 		out->subscribers[TRANSPORT_LONGPOLL] = 0;
-		pollers_count(ch->pollers, out->subscribers);
+		add_pollers(ch, out->subscribers);
 	}
 	pthread_mutex_unlock(&bus->lock);
 	if (ch == NULL) {
@@ -847,6 +868,8 @@ void bus_stats(struct bus *bus, struct bus_stats *out)
 	out->retained = bus->retained;
 	out->retained_bytes = bus->retained_bytes;
 	out->subscribers = bus->nsubs;
+	out->pollers = pollers_count(bus->pollers);
+	out->poller_visits = pollers_visited(bus->pollers);
 	pthread_mutex_unlock(&bus->lock);
 }
 

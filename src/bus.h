@@ -23,6 +23,7 @@ struct bus_config {
 	size_t max_channels;
 	size_t lag_limit;            /* bytes a subscriber may fall behind */
 	uint64_t presence_window_ms; /* a poller is present this long */
+	size_t max_pollers; /* (channel, client) pollers remembered, at most */
 };
 
 /* Why the bus wants a subscriber closed. */
@@ -86,6 +87,8 @@ struct bus_channel_info {
 
 struct bus_stats {
 	size_t channels, retained, retained_bytes, subscribers;
+	size_t pollers;         /* (channel, client) pollers remembered */
+	uint64_t poller_visits; /* pollers expiry has looked at, ever */
 };
 
 enum bus_error {
@@ -139,7 +142,8 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why);
 /* Presence */
 /* A poll or long-poll client asked for these channels now. It counts as
  * present for the presence window; with announce, a join is published
- * when it was not present, and a leave when the window passes. */
+ * when it was not present, and a leave when the window passes or when it
+ * is forgotten for max_pollers (the least recently seen goes first). */
 void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		   const char *client, enum transport_id t, bool announce);
 

@@ -194,10 +194,20 @@ static void evict_oldest(struct bus *bus, struct channel *ch)
 	else
 		bus->newest = m->older;
 	bus->retained--;
-	bus->retained_bytes -= m->json_len;
+	bus->retained_bytes -= m->charged;
+	m->charged = 0;
 	m->ch = NULL;
 	metrics_add(&metrics.evicted, 1);
 	message_unref(m);
+}
+
+/* Evict the oldest messages anywhere until history fits its budget, but
+ * always keep the newest, however large. */
+static void evict_over_budget(struct bus *bus)
+{
+	while (bus->retained_bytes > bus->cfg.history_bytes &&
+	       bus->oldest != bus->newest)
+		evict_oldest(bus, bus->oldest->ch);
 }
 
 static void append(struct bus *bus, struct channel *ch, struct message *m)
@@ -221,9 +231,11 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 		bus->oldest = m;
 	bus->newest = m;
 	bus->retained++;
-	bus->retained_bytes += m->json_len;
-	while (bus->retained_bytes > bus->cfg.history_bytes && bus->oldest != m)
-		evict_oldest(bus, bus->oldest->ch);
+	/* the whole allocation: a binary message also keeps its raw bytes
+	 * and a second envelope: 1.75 times its envelope when large */
+	m->charged = m->size;
+	bus->retained_bytes += m->charged;
+	evict_over_budget(bus);
 }
 
 static void channel_reclaim(struct bus *bus, struct channel *ch)
@@ -698,6 +710,33 @@ void bus_items_release(struct bus_item *items, size_t count)
 		message_unref(items[i].msg);
 		items[i].msg = NULL;
 	}
+}
+
+/* The copy is built lazily, outside the lock, from whichever thread polls
+ * the message first, and then charged here, under the lock, if the
+ * message is still in history; the budget is enforced again on the spot.
+ * So retained_bytes is what history holds, and the budget holds between
+ * publishes too. Building it at publish time, or reserving room for it in
+ * the message, would double the memory of messages that nobody polls (SSE
+ * and WebSocket never use it). A message already evicted is held only by
+ * replies in flight: its copy goes with it and is not charged. Between the
+ * copy's creation and its charge, history holds up to one uncounted copy
+ * per polling thread. */
+const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len)
+{
+	size_t built;
+	const char *text = message_single_reply(m, len, &built);
+
+	if (built == 0)
+		return text;
+	pthread_mutex_lock(&bus->lock);
+	if (m->ch) {
+		m->charged += built;
+		bus->retained_bytes += built;
+		evict_over_budget(bus);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return text;
 }
 
 void bus_set_deadline(struct bus *bus, struct subscriber *sub,

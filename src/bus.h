@@ -19,7 +19,7 @@ struct message;
 struct bus_config {
 	size_t history_size;     /* messages kept per channel */
 	uint64_t history_age_ms; /* and for how long */
-	size_t history_bytes;    /* envelope bytes kept over all channels */
+	size_t history_bytes;    /* bytes history holds, all channels */
 	size_t max_channels;
 	size_t lag_limit;            /* bytes a subscriber may fall behind */
 	uint64_t presence_window_ms; /* a poller is present this long */
@@ -133,6 +133,9 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	      struct bus_pull *out);
 /* Drop the references of pulled items. */
 void bus_items_release(struct bus_item *items, size_t count);
+/* message_single_reply of a pulled message, its bytes counted in the
+ * history budget while the message is in history. */
+const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len);
 /* Set a subscriber's deadline (monotonic ms, 0 = none). */
 void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 		      uint64_t deadline_ms);

@@ -51,12 +51,13 @@ struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
 	bool frames = d->binary && d->raw;
 	size_t meta_cap = frames ? head_max + SEAL_MAX : 0;
 	size_t raw_len = frames ? d->raw_len : 0;
-	struct message *m = xcalloc(1, sizeof *m + LWS_PRE + cap +
-					       (frames ? 2 * LWS_PRE : 0) +
-					       meta_cap + raw_len);
+	size_t size = sizeof(struct message) + LWS_PRE + cap +
+		      (frames ? 2 * LWS_PRE : 0) + meta_cap + raw_len;
+	struct message *m = xcalloc(1, size);
 	size_t ignored;
 
 	atomic_init(&m->refs, 1);
+	m->size = size;
 	m->ts = ts_ms;
 	m->born_ms = mono_ms;
 	m->exclude_sender = spec->exclude_sender && from[0];
@@ -104,16 +105,17 @@ struct single_reply {
 	char text[];
 };
 
-const char *message_single_reply(struct message *m, size_t *len)
+const char *message_single_reply(struct message *m, size_t *len, size_t *built)
 {
 	struct single_reply *r = atomic_load_explicit(&m->single,
 						      memory_order_acquire);
 	struct single_reply *none = NULL;
 
+	*built = 0;
 	if (r == NULL) {
 		/* racing builders make the same bytes; the loser frees its */
-		struct single_reply *mine = xmalloc(sizeof *mine + m->json_len +
-						    48);
+		size_t size = sizeof *r + m->json_len + 48;
+		struct single_reply *mine = xmalloc(size);
 		int n = snprintf(mine->text, 14, "{\"messages\":[");
 
 		memcpy(mine->text + n, message_json(m), m->json_len);
@@ -123,6 +125,7 @@ const char *message_single_reply(struct message *m, size_t *len)
 		mine->len = (size_t)n;
 		if (atomic_compare_exchange_strong(&m->single, &none, mine)) {
 			r = mine;
+			*built = size;
 		} else {
 			free(mine);
 			r = none;

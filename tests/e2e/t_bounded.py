@@ -81,7 +81,68 @@ async def test_poller_flood():
             check(not c.done, f"{c.kind} bystander was disconnected: {c.end_reason}")
 
 
+def publish_and_poll_binary(port, ch, count, size):
+    """Publish count binary messages of size bytes, polling each one right
+    after, alone, so the gateway builds its cached one-message reply. Returns
+    {id: bytes the gateway must hold for it while it is in history}."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    held = {}
+    try:
+        for i in range(count):
+            raw = bytes((i + k) % 251 for k in range(size))
+            conn.request("POST", f"/channels/{ch}", body=raw,
+                         headers={"Content-Type": "application/octet-stream"})
+            r = conn.getresponse()
+            body = r.read()
+            check(r.status == 201, f"publish #{i + 1}: {r.status} {body[:200]!r}")
+            mid = json.loads(body)["id"]
+            conn.request("GET", f"/channels/{ch}?transport=poll&since={mid - 1}")
+            r = conn.getresponse()
+            reply = r.read()
+            check(r.status == 200, f"poll of #{mid}: {r.status} {reply[:200]!r}")
+            head = b'{"messages":['
+            check(reply.startswith(head), f"poll of #{mid}: {reply[:100]!r}")
+            env = reply[len(head):reply.rindex(b'],"next":')]
+            check(json.loads(env)["id"] == mid, f"poll of #{mid}: one message, that one: {reply[:200]!r}")
+            data = b'"' + base64.b64encode(raw) + b'"'
+            check(data in env and b'"binary":true' in env, f"binary envelope of #{mid}: {env[:200]!r}")
+            # the /ws binary-frame form: data null, "binary":"frame"
+            meta = env.replace(b'"data":' + data, b'"data":null').replace(b'"binary":true',
+                                                                         b'"binary":"frame"')
+            held[mid] = len(env) + len(meta) + len(raw) + len(reply)
+    finally:
+        conn.close()
+    return held
+
+
+async def test_history_memory_counts_all():
+    "binary messages polled one by one: what history holds stays within --history-memory, and /metrics says so"
+    budget, count, size = 65536, 60, 2000
+    with Gateway("--history-memory", budget, "--max-message", 8192) as gw:
+        sse, ws = SSEClient(gw, "bin"), WSClient(gw, "bin")
+        await sse.start()
+        await ws.start()
+        held = await asyncio.to_thread(publish_and_poll_binary, gw.port, "bin", count, size)
+        inf = info(gw, "bin")
+        kept = range(inf["oldest_id"], inf["last_id"] + 1)
+        expect_eq(len(kept), inf["retained"], "retained count")
+        retained_bytes = metric_sum(metrics(gw), "anypush_retained_bytes")
+        total = sum(held[i] for i in kept)
+        diag(f"{len(kept)} of {count} messages kept; they hold at least {total} bytes; "
+             f"anypush_retained_bytes {retained_bytes:.0f}; budget {budget}")
+        check(1 < len(kept) < count, f"{len(kept)} messages kept: the budget should evict some, not all")
+        check(total <= budget, f"history holds at least {total} bytes, over --history-memory {budget}")
+        check(retained_bytes <= budget, f"anypush_retained_bytes {retained_bytes} > {budget}")
+        check(retained_bytes >= total,
+              f"anypush_retained_bytes {retained_bytes} < {total}, the bytes the kept messages hold")
+        want = list(range(1, count + 1))
+        for c in (sse, ws):
+            await c.wait_count(count, 10)
+            prob = ids_problem(c.ids(), want)
+            check(prob is None, f"{c.kind} subscriber: {prob}")
+
+
 if __name__ == "__main__":
     raise SystemExit(run([
-        test_poller_flood,
+        test_poller_flood, test_history_memory_counts_all,
     ], timeout=40, budget=90))

@@ -8,6 +8,7 @@ import asyncio
 import base64
 import http.client
 import json
+import os
 import threading
 import time
 
@@ -69,7 +70,11 @@ async def test_poller_flood():
         check(counted >= cap // 2, f"info counts only {counted} pollers: the newest should be kept")
         # 128000 (channel, client) entries were remembered before the cap,
         # about 20 MB; 200 entries are a few KB
-        check(grew < 6 * 1024, f"RSS grew by {grew} KiB during the flood")
+        if os.environ.get("ANYPUSH_SANITIZERS"):
+            # ASan's quarantine keeps freed memory: RSS says nothing here
+            diag("sanitizer build: RSS growth not asserted")
+        else:
+            check(grew < 6 * 1024, f"RSS grew by {grew} KiB during the flood")
         pollers = metric_sum(metrics(gw), "anypush_pollers")
         check(pollers is not None, "anypush_pollers is missing from /metrics")
         check(pollers <= cap, f"anypush_pollers {pollers} > --max-pollers {cap}")

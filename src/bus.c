@@ -19,6 +19,7 @@
 #include "metrics.h"
 #include "payload.h"
 #include "pollers.h"
+#include "siphash.h"
 #include "xalloc.h"
 
 #include <pthread.h>
@@ -38,7 +39,7 @@ struct channel {
 	uint64_t bytes; /* envelope bytes ever appended: offsets for lag */
 	struct tap *taps;
 	size_t subs_by[TRANSPORT_COUNT];
-	struct pollers *pollers; /* poll/longpoll clients seen lately */
+	size_t pollers_by[TRANSPORT_COUNT]; /* in bus.pollers, by transport */
 	size_t name_len;
 	char name[];
 };
@@ -55,6 +56,7 @@ struct announcement {
 struct bus {
 	pthread_mutex_t lock;
 	struct bus_config cfg;
+	struct siphash_key hash_key; /* random, for the tables below */
 	struct channel **buckets;
 	size_t nbuckets, nchannels;
 	struct message *oldest, *newest; /* publish order, all channels */
@@ -62,11 +64,14 @@ struct bus {
 	uint64_t seq;
 	struct subscriber *subs; /* all attached */
 	size_t nsubs, subs_by[TRANSPORT_COUNT];
+	struct pollers *pollers; /* poll/longpoll clients seen lately */
 	struct subscriber **ids; /* by id, chained through id_next */
 	size_t nids;
 	uint64_t next_id;
 	bool shutting_down;
 };
+
+static const struct pollers_ops poller_ops;
 
 uint64_t bus_now_ms(void)
 {
@@ -84,13 +89,12 @@ int64_t bus_wall_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static size_t hash_name(const char *s, size_t len)
+/* Keyed with a secret per process: channel names come from clients, and
+ * with a public hash they could pick names that share one bucket, so
+ * every lookup under the lock would walk all of them. */
+static size_t hash_name(const struct bus *bus, const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ULL;
-
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ULL;
-	return (size_t)h;
+	return (size_t)siphash13(&bus->hash_key, s, len);
 }
 
 /* ---- channels ---- */
@@ -99,7 +103,7 @@ static struct channel **channel_slot(struct bus *bus, const char *name,
 				     size_t len)
 {
 	struct channel **p =
-		&bus->buckets[hash_name(name, len) & (bus->nbuckets - 1)];
+		&bus->buckets[hash_name(bus, name, len) & (bus->nbuckets - 1)];
 
 	while (*p &&
 	       !((*p)->name_len == len && memcmp((*p)->name, name, len) == 0))
@@ -116,7 +120,8 @@ static void rehash_channels(struct bus *bus)
 		struct channel *ch = bus->buckets[i], *next;
 
 		for (; ch; ch = next) {
-			size_t k = hash_name(ch->name, ch->name_len) & (n - 1);
+			size_t k = hash_name(bus, ch->name, ch->name_len) &
+				   (n - 1);
 
 			next = ch->hnext;
 			ch->hnext = b[k];
@@ -192,10 +197,20 @@ static void evict_oldest(struct bus *bus, struct channel *ch)
 	else
 		bus->newest = m->older;
 	bus->retained--;
-	bus->retained_bytes -= m->json_len;
+	bus->retained_bytes -= m->charged;
+	m->charged = 0;
 	m->ch = NULL;
 	metrics_add(&metrics.evicted, 1);
 	message_unref(m);
+}
+
+/* Evict the oldest messages anywhere until history fits its budget, but
+ * always keep the newest, however large. */
+static void evict_over_budget(struct bus *bus)
+{
+	while (bus->retained_bytes > bus->cfg.history_bytes &&
+	       bus->oldest != bus->newest)
+		evict_oldest(bus, bus->oldest->ch);
 }
 
 static void append(struct bus *bus, struct channel *ch, struct message *m)
@@ -219,9 +234,11 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 		bus->oldest = m;
 	bus->newest = m;
 	bus->retained++;
-	bus->retained_bytes += m->json_len;
-	while (bus->retained_bytes > bus->cfg.history_bytes && bus->oldest != m)
-		evict_oldest(bus, bus->oldest->ch);
+	/* the whole allocation: a binary message also keeps its raw bytes
+	 * and a second envelope: 1.75 times its envelope when large */
+	m->charged = m->size;
+	bus->retained_bytes += m->charged;
+	evict_over_budget(bus);
 }
 
 static void channel_reclaim(struct bus *bus, struct channel *ch)
@@ -230,7 +247,6 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 
 	*slot = ch->hnext;
 	bus->nchannels--;
-	pollers_free(ch->pollers);
 	free(ch->ring);
 	free(ch);
 }
@@ -279,10 +295,13 @@ struct bus *bus_new(const struct bus_config *config)
 	bus->cfg = *config;
 	if (bus->cfg.history_size == 0)
 		bus->cfg.history_size = 1;
+	siphash_key_random(&bus->hash_key);
 	bus->nbuckets = 1024;
 	bus->buckets = xcalloc(bus->nbuckets, sizeof *bus->buckets);
 	bus->nids = 1024;
 	bus->ids = xcalloc(bus->nids, sizeof *bus->ids);
+	bus->pollers = pollers_new(bus->cfg.max_pollers, &bus->hash_key,
+				   &poller_ops);
 	return bus;
 }
 
@@ -295,13 +314,13 @@ void bus_free(struct bus *bus)
 			next = ch->hnext;
 			while (ch->len)
 				evict_oldest(bus, ch);
-			pollers_free(ch->pollers);
 			free(ch->ring);
 			free(ch);
 		}
 	}
 	free(bus->buckets);
 	free(bus->ids);
+	pollers_free(bus->pollers);
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
 }
@@ -725,6 +744,33 @@ void bus_items_release(struct bus_item *items, size_t count)
 	}
 }
 
+/* The copy is built lazily, outside the lock, from whichever thread polls
+ * the message first, and then charged here, under the lock, if the
+ * message is still in history; the budget is enforced again on the spot.
+ * So retained_bytes is what history holds, and the budget holds between
+ * publishes too. Building it at publish time, or reserving room for it in
+ * the message, would double the memory of messages that nobody polls (SSE
+ * and WebSocket never use it). A message already evicted is held only by
+ * replies in flight: its copy goes with it and is not charged. Between the
+ * copy's creation and its charge, history holds up to one uncounted copy
+ * per polling thread. */
+const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len)
+{
+	size_t built;
+	const char *text = message_single_reply(m, len, &built);
+
+	if (built == 0)
+		return text;
+	pthread_mutex_lock(&bus->lock);
+	if (m->ch) {
+		m->charged += built;
+		bus->retained_bytes += built;
+		evict_over_budget(bus);
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return text;
+}
+
 void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 		      uint64_t deadline_ms)
 {
@@ -746,10 +792,50 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 
 /* ---- presence of pollers ---- */
 
+static bool has_pollers(const struct channel *ch)
+{
+	for (size_t i = 0; i < TRANSPORT_COUNT; i++)
+		if (ch->pollers_by[i])
+			return true;
+	return false;
+}
+
+/* A long poll of this client is held on the channel right now: a hold
+ * longer than the window is still presence. */
+static bool still_held(const struct poller *p, void *cls)
+{
+	const struct channel *ch = p->owner;
+
+	(void)cls;
+	if (p->transport != TRANSPORT_LONGPOLL)
+		return false;
+	for (const struct tap *t = ch->taps; t; t = t->next)
+		if (t->sub->transport->id == TRANSPORT_LONGPOLL &&
+		    strcmp(t->sub->client, p->client) == 0)
+			return true;
+	return false;
+}
+
+/* Expired, or dropped for the cap: either way a poller that announced
+ * its join gets its leave, or others would see it present forever. */
+static void poller_left(const struct poller *p, void *cls)
+{
+	struct channel *ch = p->owner;
+
+	ch->pollers_by[p->transport]--;
+	if (p->announce)
+		queue_announcement(cls, ch, "leave", p->client, p->transport);
+}
+
+static const struct pollers_ops poller_ops = {
+	.keep = still_held,
+	.gone = poller_left,
+};
+
 void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		   const char *client, enum transport_id t, bool announce_it)
 {
-	struct announcement *joins = NULL;
+	struct announcement *news = NULL; /* joins, and leaves of dropped */
 	uint64_t now = bus_now_ms();
 
 	pthread_mutex_lock(&bus->lock);
@@ -757,52 +843,30 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		struct channel *ch = *channel_slot(bus, channels->name[i],
 						   channels->len[i]);
 
-		if (ch &&
-		    pollers_seen(&ch->pollers, client, t, announce_it, now) &&
-		    announce_it)
-			queue_announcement(&joins, ch, "join", client, t);
+		if (ch == NULL || !pollers_seen(bus->pollers, ch, client, t,
+						announce_it, now, &news))
+			continue;
+		ch->pollers_by[t]++;
+		if (announce_it)
+			queue_announcement(&news, ch, "join", client, t);
 	}
 	pthread_mutex_unlock(&bus->lock);
-	announce(bus, joins);
+	announce(bus, news);
 }
 
-struct expiry {
-	const struct channel *ch;
-	struct announcement **leaves;
-};
-
-/* A long poll of this client is held on the channel right now: a hold
- * longer than the window is still presence. */
-static bool still_held(const struct poller *p, void *cls)
+/* Under the lock: the channel's pollers, added to counts[]. */
+static void add_pollers(const struct channel *ch, size_t *counts)
 {
-	const struct expiry *e = cls;
-
-	if (p->transport != TRANSPORT_LONGPOLL)
-		return false;
-	for (const struct tap *t = e->ch->taps; t; t = t->next)
-		if (t->sub->transport->id == TRANSPORT_LONGPOLL &&
-		    strcmp(t->sub->client, p->client) == 0)
-			return true;
-	return false;
+	for (size_t i = 0; i < TRANSPORT_COUNT; i++)
+		counts[i] += ch->pollers_by[i];
 }
 
-static void poller_left(const struct poller *p, void *cls)
-{
-	const struct expiry *e = cls;
-
-	if (p->announce)
-		queue_announcement(e->leaves, e->ch, "leave", p->client,
-				   p->transport);
-}
-
-static void expire_pollers(struct bus *bus, struct channel *ch, uint64_t now,
+static void expire_pollers(struct bus *bus, uint64_t now,
 			   struct announcement **leaves)
 {
-	struct expiry e = { ch, leaves };
-
 	if (now >= bus->cfg.presence_window_ms)
-		pollers_expire(ch->pollers, now - bus->cfg.presence_window_ms,
-			       now, still_held, poller_left, &e);
+		pollers_expire(bus->pollers, now - bus->cfg.presence_window_ms,
+			       now, leaves);
 }
 
 /* ---- housekeeping ---- */
@@ -819,15 +883,15 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 	struct announcement *leaves = NULL;
 
 	pthread_mutex_lock(&bus->lock);
+	expire_pollers(bus, now_ms, &leaves);
 	for (size_t i = 0; i < bus->nbuckets; i++) {
 		struct channel *ch = bus->buckets[i], *next;
 
 		for (; ch; ch = next) {
 			next = ch->hnext;
 			expire_channel(bus, ch, now_ms);
-			expire_pollers(bus, ch, now_ms, &leaves);
 			if (ch->len == 0 && ch->taps == NULL &&
-			    pollers_empty(ch->pollers))
+			    !has_pollers(ch))
 				channel_reclaim(bus, ch);
 		}
 	}
@@ -859,7 +923,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		/* pollers count while they keep polling, not per request */
 		out->subscribers[TRANSPORT_POLL] = 0;
 		out->subscribers[TRANSPORT_LONGPOLL] = 0;
-		pollers_count(ch->pollers, out->subscribers);
+		add_pollers(ch, out->subscribers);
 	}
 	pthread_mutex_unlock(&bus->lock);
 	if (ch == NULL) {
@@ -876,6 +940,8 @@ void bus_stats(struct bus *bus, struct bus_stats *out)
 	out->retained = bus->retained;
 	out->retained_bytes = bus->retained_bytes;
 	out->subscribers = bus->nsubs;
+	out->pollers = pollers_count(bus->pollers);
+	out->poller_visits = pollers_visited(bus->pollers);
 	pthread_mutex_unlock(&bus->lock);
 }
 
@@ -887,4 +953,22 @@ size_t bus_subscribers_of(struct bus *bus, enum transport_id id)
 	n = bus->subs_by[id];
 	pthread_mutex_unlock(&bus->lock);
 	return n;
+}
+
+size_t bus_channel_chain_max(struct bus *bus)
+{
+	size_t max = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = 0; i < bus->nbuckets; i++) {
+		size_t n = 0;
+
+		for (const struct channel *ch = bus->buckets[i]; ch;
+		     ch = ch->hnext)
+			n++;
+		if (n > max)
+			max = n;
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return max;
 }

@@ -20,10 +20,11 @@ struct message;
 struct bus_config {
 	size_t history_size;     /* messages kept per channel */
 	uint64_t history_age_ms; /* and for how long */
-	size_t history_bytes;    /* envelope bytes kept over all channels */
+	size_t history_bytes;    /* bytes history holds, all channels */
 	size_t max_channels;
 	size_t lag_limit;            /* bytes a subscriber may fall behind */
 	uint64_t presence_window_ms; /* a poller is present this long */
+	size_t max_pollers; /* (channel, client) pollers remembered, at most */
 };
 
 /* Why the bus wants a subscriber closed. */
@@ -90,6 +91,8 @@ struct bus_channel_info {
 
 struct bus_stats {
 	size_t channels, retained, retained_bytes, subscribers;
+	size_t pollers;         /* (channel, client) pollers remembered */
+	uint64_t poller_visits; /* pollers expiry has looked at, ever */
 };
 
 enum bus_error {
@@ -137,6 +140,9 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	      struct bus_pull *out);
 /* Drop the references of pulled items. */
 void bus_items_release(struct bus_item *items, size_t count);
+/* message_single_reply of a pulled message, its bytes counted in the
+ * history budget while the message is in history. */
+const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len);
 /* Set a subscriber's deadline (monotonic ms, 0 = none). */
 void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 		      uint64_t deadline_ms);
@@ -146,7 +152,8 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why);
 /* Presence */
 /* A poll or long-poll client asked for these channels now. It counts as
  * present for the presence window; with announce, a join is published
- * when it was not present, and a leave when the window passes. */
+ * when it was not present, and a leave when the window passes or when it
+ * is forgotten for max_pollers (the least recently seen goes first). */
 void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		   const char *client, enum transport_id t, bool announce);
 
@@ -159,6 +166,9 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 void bus_stats(struct bus *bus, struct bus_stats *out);
 /* Subscribers currently attached with this transport. */
 size_t bus_subscribers_of(struct bus *bus, enum transport_id id);
+/* Channels in the longest chain of the channel table (for tests: how
+ * well names spread over the buckets). */
+size_t bus_channel_chain_max(struct bus *bus);
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t bus_now_ms(void);

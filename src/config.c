@@ -47,6 +47,8 @@ static const struct option_def options[] = {
 	    "bytes a subscriber may fall behind before it is cut off"),
 	NUM(presence_window, "30", 1, 3600,
 	    "seconds a poller counts as present after its last poll"),
+	NUM(max_pollers, "100000", 1, 100000000,
+	    "pollers kept for presence (one per channel and client id)"),
 	NUM(heartbeat, "15", 1, 3600, "seconds of silence before a ping"),
 	NUM(longpoll_timeout, "25", 1, 120, "default long-poll hold, seconds"),
 	NUM(ws_ping, "30", 1, 3600, "seconds between WebSocket pings"),

@@ -18,6 +18,7 @@ struct config {
 	unsigned long max_message;        /* bytes */
 	unsigned long outq_limit;         /* bytes */
 	unsigned long presence_window;    /* seconds */
+	unsigned long max_pollers;        /* (channel, client id) pairs */
 	unsigned long heartbeat;          /* seconds */
 	unsigned long longpoll_timeout;   /* default hold, seconds */
 	unsigned long ws_ping, ws_hangup; /* seconds */

@@ -58,12 +58,13 @@ struct message *message_new(const struct message_spec *spec, int64_t ts_ms,
 	bool frames = d->binary && d->raw;
 	size_t meta_cap = frames ? head_max + SEAL_MAX : 0;
 	size_t raw_len = frames ? d->raw_len : 0;
-	struct message *m = xcalloc(1, sizeof *m + LWS_PRE + cap +
-					       (frames ? 2 * LWS_PRE : 0) +
-					       meta_cap + raw_len);
+	size_t size = sizeof(struct message) + LWS_PRE + cap +
+		      (frames ? 2 * LWS_PRE : 0) + meta_cap + raw_len;
+	struct message *m = xcalloc(1, size);
 	size_t ignored;
 
 	atomic_init(&m->refs, 1);
+	m->size = size;
 	m->ts = ts_ms;
 	m->born_ms = mono_ms;
 	m->exclude_sender = spec->exclude_sender && from[0];
@@ -112,16 +113,18 @@ struct single_reply {
 	char text[];
 };
 
-const char *message_single_reply(struct message *m, size_t *len)
+const char *message_single_reply(struct message *m, size_t *len, size_t *built)
 {
 	struct single_reply *r = atomic_load_explicit(&m->single,
 						      memory_order_acquire);
 	struct single_reply *none = NULL;
 
+	*built = 0;
 	if (r == NULL) {
 		/* racing builders make the same bytes; the loser frees its */
 		size_t cap = m->json_len + SINGLE_EXTRA;
-		struct single_reply *mine = xmalloc(sizeof *mine + cap);
+		size_t size = sizeof(struct single_reply) + cap;
+		struct single_reply *mine = xmalloc(size);
 		struct cursor at = { m->epoch, m->id };
 		char next[CURSOR_TEXT_MAX];
 		size_t n = fmt_at(mine->text, cap, 0, "{\"messages\":[");
@@ -132,6 +135,7 @@ const char *message_single_reply(struct message *m, size_t *len)
 		mine->len = fmt_at(mine->text, cap, n, "],\"next\":\"%s\"}", next);
 		if (atomic_compare_exchange_strong(&m->single, &none, mine)) {
 			r = mine;
+			*built = size;
 		} else {
 			free(mine);
 			r = none;

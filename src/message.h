@@ -28,7 +28,8 @@ struct message {
 	size_t json_len; /* envelope at json(); 0 until sealed */
 	size_t data_off; /* the data value inside the envelope */
 	size_t data_len;
-	size_t cap; /* bytes after the headroom */
+	size_t cap;  /* bytes after the headroom */
+	size_t size; /* the whole allocation: what history is charged */
 	/* binary messages also have a binary-frame form for /ws clients that
 	 * ask for it: an envelope with "data":null, then the raw bytes; each
 	 * at an offset into buf with its own LWS_PRE headroom before it */
@@ -41,6 +42,7 @@ struct message {
 	struct channel *ch;
 	struct message *older, *newer; /* bus-wide publish order */
 	uint64_t end_offset; /* channel byte count once this was appended */
+	size_t charged;      /* bytes counted in the history budget */
 	unsigned char buf[];
 };
 
@@ -68,8 +70,10 @@ static inline const unsigned char *message_raw(const struct message *m);
 extern const size_t message_headroom;
 /* {"messages":[ENVELOPE],"next":"EPOCH:ID"}: the same bytes for every
  * one-channel poll or long poll answered with just this message, built
- * once on first use (any thread). Valid while the caller holds a ref. */
-const char *message_single_reply(struct message *m, size_t *len);
+ * once on first use (any thread). Valid while the caller holds a ref.
+ * *built is the bytes this call allocated and kept (0 when the copy was
+ * there already), for the history budget (bus_single_reply). */
+const char *message_single_reply(struct message *m, size_t *len, size_t *built);
 void message_ref(struct message *m);
 void message_unref(struct message *m);
 /* Messages alive now (for tests and /metrics). */

@@ -100,8 +100,11 @@ char *metrics_render(struct bus *bus, size_t *len)
 	    "# TYPE anypush_retained_bytes gauge\n"
 	    "anypush_retained_bytes %zu\n"
 	    "# TYPE anypush_messages_alive gauge\n"
-	    "anypush_messages_alive %ld\n",
-	    st.channels, st.retained, st.retained_bytes, message_alive());
+	    "anypush_messages_alive %ld\n"
+	    "# TYPE anypush_pollers gauge\n"
+	    "anypush_pollers %zu\n",
+	    st.channels, st.retained, st.retained_bytes, message_alive(),
+	    st.pollers);
 	*len = t.len;
 	return t.buf;
 }

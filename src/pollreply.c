@@ -2,12 +2,14 @@
  * reply costs one small allocation, not a copy of every message. */
 #include "pollreply.h"
 
+#include "bus.h"
 #include "cursor.h"
 #include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
 #include "message.h"
+#include "server.h"
 #include "xalloc.h"
 
 #include <microhttpd.h>
@@ -80,7 +82,7 @@ static int send_single(struct http_sub *hs, struct bus_item *it)
 	size_t len;
 
 	http_sub_advance(hs, it, 1);
-	body = message_single_reply(m, &len);
+	body = bus_single_reply(hs->req->srv->bus, m, &len);
 	it->msg = NULL; /* the response holds the reference now */
 	resp = MHD_create_response_from_buffer_with_free_callback_cls(
 		len, (void *)body, unref_cb, m);

@@ -26,6 +26,7 @@ static struct bus *make_bus(const struct config *cfg)
 		.max_channels = cfg->max_channels,
 		.lag_limit = cfg->outq_limit,
 		.presence_window_ms = (uint64_t)cfg->presence_window * 1000,
+		.max_pollers = cfg->max_pollers,
 	};
 	return bus_new(&bc);
 }

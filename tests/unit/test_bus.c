@@ -13,6 +13,7 @@
 #include "validate.h"
 
 #include <cJSON.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdint.h>
@@ -144,6 +145,20 @@ static enum bus_error try_publish(const char *channel, const char *text,
 	err = bus_publish(bus, channel, strlen(channel), m, &at);
 	*id = at.id;
 	return err;
+}
+
+/* Publish raw bytes as a binary message. */
+static void publish_binary(const char *channel, const void *raw, size_t len)
+{
+	struct payload p;
+	struct message_spec spec = { .channel = channel, .data = &p };
+	struct cursor id;
+
+	payload_from_binary(raw, len, &p);
+	ck_assert_int_eq(bus_publish(bus, channel, strlen(channel),
+				     message_new(&spec, TS_MS, 0), &id),
+			 BUS_OK);
+	payload_free(&p);
 }
 
 /* Publish text born at mono_ms; the new id. */
@@ -281,6 +296,31 @@ static bool channel_exists(const char *channel)
 	struct bus_channel_info info;
 
 	return bus_info(bus, channel, strlen(channel), &info) == 0;
+}
+
+static size_t channel_count(void)
+{
+	struct bus_stats st;
+
+	bus_stats(bus, &st);
+	return st.channels;
+}
+
+/* The envelope length of the channel's newest message: the bytes lag and
+ * pull limits count (history counts whole allocations). */
+static size_t envelope_len(const char *channel)
+{
+	struct bus_item items[MAXI];
+	struct tsub t;
+	uint64_t since = info_of(channel).last_id - 1;
+	size_t len;
+
+	join(&t, "envelope-len", channel, &since);
+	ck_assert_uint_eq(pull(&t, items, false).count, 1);
+	len = items[0].msg->json_len;
+	bus_items_release(items, 1);
+	bus_detach(bus, &t.sub);
+	return len;
 }
 
 static size_t retained_bytes(void)
@@ -428,7 +468,7 @@ START_TEST(test_history_bytes_global)
 	struct bus_stats st;
 	size_t l;
 
-	/* every message below has the same envelope size l */
+	/* every message below costs the same l bytes of the budget */
 	open_default_bus();
 	publish("a", "x1");
 	l = retained_bytes();
@@ -475,6 +515,64 @@ START_TEST(test_history_bytes_keeps_newest)
 	ck_assert_uint_eq(info.last_id, 1);
 	ck_assert_uint_eq(info.oldest_id, 2);
 	ck_assert_uint_eq(info_of("b").retained, 1);
+}
+END_TEST
+
+START_TEST(test_history_bytes_counts_all_held)
+{
+	/* a binary message also keeps its raw bytes and a second envelope
+	 * (the /ws binary-frame form), and a polled one a copy of its
+	 * single-message reply: the budget counts all of it, as the heap
+	 * does */
+	enum { N = 40, RAW = 1000, BUDGET = 32768 };
+	static unsigned char raw[RAW];
+	struct bus_item items[MAXI];
+	struct mallinfo2 before, after;
+	struct bus_pull out;
+	struct tsub t;
+	size_t held = 0, kept = 0, len;
+	uint64_t since = 0;
+
+	for (size_t i = 0; i < RAW; i++)
+		raw[i] = (unsigned char)(i * 7);
+	open_bus(1000, 60000, BUDGET, 100, SIZE_MAX);
+	join(&t, "poller", "bin", NULL);
+	before = mallinfo2();
+	for (int i = 0; i < N; i++) {
+		publish_binary("bin", raw, RAW);
+		ck_assert_uint_eq(pull(&t, items, false).count, 1);
+		/* what a one-message poll reply does */
+		bus_single_reply(bus, items[0].msg, &len);
+		ck_assert_uint_gt(len, items[0].msg->json_len);
+		bus_items_release(items, 1);
+		ck_assert_uint_le(retained_bytes(), BUDGET);
+	}
+	after = mallinfo2();
+	bus_detach(bus, &t.sub);
+
+	/* what history holds, from the messages' own lengths */
+	join(&t, "reader", "bin", &since);
+	out = pull(&t, items, false);
+	for (size_t i = 0; i < out.count; i++) {
+		struct message *m = items[i].msg;
+
+		if (m == NULL)
+			continue; /* the gap for what was evicted */
+		kept++;
+		held += m->json_len + m->meta_len + m->raw_len;
+		ck_assert_ptr_nonnull(atomic_load(&m->single));
+		message_single_reply(m, &len, &(size_t){ 0 });
+		held += len;
+	}
+	bus_items_release(items, out.count);
+	bus_detach(bus, &t.sub);
+	ck_assert_uint_gt(kept, 1);
+	ck_assert_uint_lt(kept, N);
+	ck_assert_uint_le(held, BUDGET);
+	ck_assert_uint_ge(retained_bytes(), held);
+	/* the heap grew by the history and a little more: the ring, and
+	 * malloc's own headers */
+	ck_assert_uint_le(after.uordblks - before.uordblks, BUDGET + 4096);
 }
 END_TEST
 
@@ -572,6 +670,42 @@ START_TEST(test_many_channels)
 	ck_assert_uint_eq(st.channels, 0);
 	ck_assert(!channel_exists("ch:0"));
 	ck_assert(!channel_exists("ch:2999"));
+}
+END_TEST
+
+/* FNV-1a, 64 bits, with its published offset basis: the unkeyed hash
+ * anyone can compute offline. */
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+	return h;
+}
+
+START_TEST(test_channel_hash_flooding)
+{
+	/* names an attacker finds by brute force: all the same in the low
+	 * 12 bits of FNV-1a, so one bucket for any table of up to 4096 */
+	enum { N = 1000 };
+	static char names[N][24];
+	size_t found = 0;
+	uint64_t target = fnv1a("flood:0") & 0xfff;
+
+	for (unsigned long i = 0; found < N && i < 100000000UL; i++) {
+		snprintf(names[found], sizeof names[found], "flood:%lu", i);
+		if ((fnv1a(names[found]) & 0xfff) == target)
+			found++;
+	}
+	ck_assert_uint_eq(found, N);
+	open_bus(10, 1000, 1 << 24, N, 1 << 24);
+	for (size_t i = 0; i < N; i++)
+		publish(names[i], "m");
+	ck_assert_uint_eq(channel_count(), N);
+	/* 1000 random names in 1024 buckets: the longest chain is about 5;
+	 * 13 or more happens with odds below one in ten million */
+	ck_assert_uint_le(bus_channel_chain_max(bus), 12);
 }
 END_TEST
 
@@ -980,7 +1114,7 @@ START_TEST(test_pull_limits)
 	open_default_bus();
 	for (int i = 0; i < 5; i++)
 		publish("a", "same");
-	l = retained_bytes() / 5;
+	l = envelope_len("a");
 	join(&t, "t", "a", &since);
 	bus_pull(bus, &t.sub, items, 2, SIZE_MAX, true, &out);
 	ck_assert(out.count == 2 && out.more && !out.parked);
@@ -1148,7 +1282,7 @@ START_TEST(test_slow_consumer)
 
 	open_default_bus();
 	publish("s", "m1");
-	l = retained_bytes();
+	l = envelope_len("s");
 	bus_free(bus);
 
 	open_bus(100, 60000, 1 << 24, 100, 2 * l + l / 2);
@@ -1195,7 +1329,7 @@ START_TEST(test_slow_lag_counts_from_attach)
 
 	open_default_bus();
 	publish("s", "m1");
-	l = retained_bytes();
+	l = envelope_len("s");
 	bus_free(bus);
 
 	open_bus(100, 60000, 1 << 24, 100, l + l / 2);
@@ -1693,9 +1827,11 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_history_count_evicts_oldest);
 	tcase_add_test(tc, test_history_bytes_global);
 	tcase_add_test(tc, test_history_bytes_keeps_newest);
+	tcase_add_test(tc, test_history_bytes_counts_all_held);
 	tcase_add_test(tc, test_history_age);
 	tcase_add_test(tc, test_ring_wraps_then_grows);
 	tcase_add_test(tc, test_many_channels);
+	tcase_add_test(tc, test_channel_hash_flooding);
 
 	CASE("cursors");
 	tcase_add_test(tc, test_attach_at_tail);

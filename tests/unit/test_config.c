@@ -98,6 +98,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.history_age, 600);
 	ck_assert_uint_eq(cfg.history_memory, 256UL << 20);
 	ck_assert_uint_eq(cfg.max_channels, 100000);
+	ck_assert_uint_eq(cfg.max_pollers, 100000);
 	ck_assert_uint_eq(cfg.max_message, 65536);
 	ck_assert_uint_eq(cfg.outq_limit, 1UL << 20);
 	ck_assert_uint_eq(cfg.heartbeat, 15);

@@ -163,6 +163,8 @@ static int preflight(struct http_request *req)
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		0, NULL, MHD_RESPMEM_PERSISTENT);
 
+	if (resp == NULL)
+		return MHD_NO;
 	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
 				"GET, POST, OPTIONS");
 	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
@@ -204,6 +206,11 @@ static int metrics_page(struct http_request *req)
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		len, text, MHD_RESPMEM_MUST_FREE);
 
+	/* MHD frees text with the response, so without one it is ours */
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
 	MHD_add_response_header(resp, "Content-Type",
 				"text/plain; version=0.0.4");
 	return http_reply_queue(req->conn, 200, resp);

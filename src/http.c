@@ -17,6 +17,7 @@
 #include "xalloc.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@
 
 #define LOG_PREFIX "http"
 #define CHANNELS_PREFIX "/channels/"
+/* F_DUPFD attempts to find a socket number for one worker (http_poke) */
+#define POKE_TRIES 64
 
 const char *http_arg(struct http_request *req, const char *name)
 {
@@ -170,6 +173,8 @@ static int preflight(struct http_request *req)
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		0, NULL, MHD_RESPMEM_PERSISTENT);
 
+	if (resp == NULL)
+		return MHD_NO;
 	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
 				"GET, POST, OPTIONS");
 	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
@@ -211,6 +216,11 @@ static int metrics_page(struct http_request *req)
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		len, text, MHD_RESPMEM_MUST_FREE);
 
+	/* MHD frees text with the response, so without one it is ours */
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
 	MHD_add_response_header(resp, "Content-Type",
 				"text/plain; version=0.0.4");
 	return http_reply_queue(req->conn, 200, resp);
@@ -402,24 +412,74 @@ struct MHD_Daemon *http_start(struct server *srv)
 	return d;
 }
 
+/* A duplicate of fd whose number is `want` modulo n, or -1. F_DUPFD
+ * takes the lowest free number at or above its argument: ask for the
+ * next number of the class, and when that one is taken, for the next
+ * one above what came back. Above the highest open fd every number is
+ * free, so this ends at once there; the bound is for a table whose low
+ * holes all have other classes. */
+static int dup_in_class(int fd, unsigned want, unsigned n)
+{
+	int from = 0;
+
+	for (int i = 0; i < POKE_TRIES; i++) {
+		int min = from + (int)((want + n - (unsigned)from % n) % n);
+		int d = fcntl(fd, F_DUPFD_CLOEXEC, min);
+
+		if (d < 0)
+			return -1;
+		if ((unsigned)d % n == want)
+			return d;
+		close(d);
+		from = d + 1;
+	}
+	return -1;
+}
+
+static void poke_worker(struct MHD_Daemon *d, unsigned worker, unsigned workers)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int sv[2], fd;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+		       sv) < 0)
+		return;
+	close(sv[1]);
+	fd = sv[0];
+	if ((unsigned)fd % workers != worker) {
+		int dup = dup_in_class(fd, worker, workers);
+
+		/* failing that, poke whichever worker fd picks */
+		if (dup >= 0) {
+			close(fd);
+			fd = dup;
+		}
+	}
+	/* MHD owns fd now, and closes it even if the call fails */
+	MHD_add_connection(d, fd, (struct sockaddr *)&addr, sizeof addr);
+}
+
 /* libmicrohttpd 0.9.75 can sleep with work pending: when epoll_wait fills
  * its 128-event batch it waits again with the full timeout (up to the
  * 60 s connection timeout) while connections it already marked ready
  * sit unprocessed. Measured with bench/loadgen: 1,000 SSE subscribers
  * opened at once waited 15-33 s for their welcome in 3 of 4 runs. Adding
  * a connection signals MHD's inter-thread channel, which ends any such
- * wait; a socket whose peer is already closed is dropped at once. */
-void http_poke(struct MHD_Daemon *d)
+ * wait; a socket whose peer is already closed is dropped at once.
+ *
+ * With a thread pool each worker has its own epoll set and channel, and
+ * MHD_add_connection hands the socket to worker (fd % workers), the
+ * first with room counting up from there (daemon.c, MHD_add_connection:
+ * worker_pool[(i + client_socket) % worker_pool_size]). A fresh
+ * socketpair gets the lowest free numbers, the same ones every 100 ms,
+ * so one worker got every poke and the others could sleep for a minute.
+ * So each worker gets its own socket, numbered to land on it. */
+void http_poke(struct MHD_Daemon *d, unsigned workers)
 {
-	struct sockaddr_un addr = { .sun_family = AF_UNIX };
-	int sv[2];
-
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-		       sv) < 0)
-		return;
-	close(sv[1]);
-	/* MHD owns sv[0] now, and closes it even if the call fails */
-	MHD_add_connection(d, sv[0], (struct sockaddr *)&addr, sizeof addr);
+	if (workers < 2)
+		workers = 1;
+	for (unsigned w = 0; w < workers; w++)
+		poke_worker(d, w, workers);
 }
 
 void http_stop(struct MHD_Daemon *d)

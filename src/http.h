@@ -40,8 +40,9 @@ struct http_request {
 /* Start MHD with no listening socket of its own (the router feeds it). */
 struct MHD_Daemon *http_start(struct server *srv);
 void http_stop(struct MHD_Daemon *d);
-/* Wake MHD's thread (see http.c for why); from the router thread. */
-void http_poke(struct MHD_Daemon *d);
+/* Wake every MHD thread, workers of --http-threads (see http.c for
+ * why); from the router thread. */
+void http_poke(struct MHD_Daemon *d, unsigned workers);
 
 /* Value of a query argument or header, NULL if absent. */
 const char *http_arg(struct http_request *req, const char *name);

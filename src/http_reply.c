@@ -33,6 +33,9 @@ int http_reply_json(struct MHD_Connection *conn, unsigned status,
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		len, (void *)json, MHD_RESPMEM_MUST_COPY);
 
+	/* out of memory: closing the connection is the one answer left */
+	if (resp == NULL)
+		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	return http_reply_queue(conn, status, resp);
 }

@@ -1,11 +1,14 @@
 /* anypush: parse options, start the server, wait for SIGTERM or SIGINT,
  * stop in order. Signals are blocked in every thread and taken here with
- * sigwait, so no handler runs in the middle of library code. */
+ * sigwait, so no handler runs in the middle of library code. A part that
+ * cannot go on raises SIGTERM too (server_fail): the same orderly stop,
+ * then exit status 1. */
 #include "config.h"
 #include "log.h"
 #include "server.h"
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -17,6 +20,7 @@ int main(int argc, char **argv)
 	struct server srv;
 	sigset_t stop;
 	int sig = 0;
+	bool failed;
 
 	config_defaults(&cfg);
 	switch (config_parse(&cfg, argc, argv, stdout, stderr)) {
@@ -36,8 +40,12 @@ int main(int argc, char **argv)
 	if (server_start(&srv, &cfg) < 0)
 		return 1;
 	sigwait(&stop, &sig);
-	log_info("signal %d: shutting down", sig);
+	failed = server_failed(&srv);
+	if (failed)
+		log_error("a part of the gateway failed: shutting down");
+	else
+		log_info("signal %d: shutting down", sig);
 	server_stop(&srv);
 	log_info("stopped");
-	return 0;
+	return failed ? 1 : 0;
 }

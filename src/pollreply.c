@@ -86,6 +86,13 @@ static int send_single(struct http_sub *hs, struct bus_item *it)
 	it->msg = NULL; /* the response holds the reference now */
 	resp = MHD_create_response_from_buffer_with_free_callback_cls(
 		len, (void *)body, unref_cb, m);
+	/* MHD calls unref_cb only for a response it made; the cursor has
+	 * moved on, but closing the connection tells the client to come
+	 * back with its own */
+	if (resp == NULL) {
+		message_unref(m);
+		return MHD_NO;
+	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "X-Client-Id", hs->req->client);
 	return http_reply_queue(hs->req->conn, 200, resp);
@@ -127,6 +134,10 @@ static int send_list(struct http_sub *hs, struct bus_item *items, size_t count,
 	iov[n++] = (struct MHD_IoVec){ r->tail, len };
 	r->iov = iov;
 	resp = MHD_create_response_from_iovec(iov, n, reply_free, r);
+	if (resp == NULL) {
+		reply_free(r); /* as MHD would have, with the response */
+		return MHD_NO;
+	}
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "X-Client-Id", hs->req->client);
 	return http_reply_queue(hs->req->conn, 200, resp);

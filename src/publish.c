@@ -85,6 +85,10 @@ static int check_request(struct http_request *req, const char *channel,
 		return http_reply_error(
 			req->conn, 400, "bad_event",
 			"event names match [A-Za-z0-9_.:-]{1,64}");
+	if (event && event_name_reserved(event, strlen(event)))
+		return http_reply_error(req->conn, 400, "bad_event",
+					"the event names " EVENT_NAMES_RESERVED
+					" are the gateway's own");
 	if (from && !client_id_valid(from, strlen(from)))
 		return http_reply_error(
 			req->conn, 400, "bad_client",

@@ -243,7 +243,8 @@ static void *router_main(void *arg)
 		now = bus_now_ms();
 		expire(r, now);
 		if (now >= r->next_poke) {
-			http_poke(r->srv->mhd);
+			http_poke(r->srv->mhd,
+				  (unsigned)r->srv->cfg->http_threads);
 			r->next_poke = now + POKE_MS;
 		}
 	}

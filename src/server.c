@@ -11,6 +11,7 @@
 #include "watcher.h"
 #include "ws.h"
 
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -86,4 +87,16 @@ void server_stop(struct server *srv)
 	if (srv->bus)
 		bus_free(srv->bus);
 	srv->bus = NULL;
+}
+
+void server_fail(struct server *srv)
+{
+	atomic_store(&srv->failed, true);
+	/* every thread blocks SIGTERM, so it waits for main's sigwait */
+	kill(getpid(), SIGTERM);
+}
+
+bool server_failed(struct server *srv)
+{
+	return atomic_load(&srv->failed);
 }

@@ -4,6 +4,9 @@
 
 #include "config.h"
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 struct bus;
 struct MHD_Daemon;
 struct ws;
@@ -17,11 +20,18 @@ struct server {
 	struct ws *ws;
 	struct watcher *watcher;
 	struct router *router;
+	atomic_bool failed; /* set by server_fail, from any thread */
 };
 
 /* Start every part; 0 or -1 (already-started parts are stopped). */
 int server_start(struct server *srv, const struct config *cfg);
 /* Orderly stop: stop accepting, end streams, stop the libraries. */
 void server_stop(struct server *srv);
+/* A part cannot go on (any thread): mark the server failed and raise
+ * SIGTERM, which main takes from sigwait; it then stops in order and
+ * exits with status 1. */
+void server_fail(struct server *srv);
+/* Whether a part called server_fail. */
+bool server_failed(struct server *srv);
 
 #endif

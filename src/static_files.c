@@ -1,19 +1,30 @@
 /* Static files for the demo and the browser client. Paths are refused,
  * not cleaned: any segment that is empty, "." or starts with a dot (which
- * covers ".." and hidden files) is a 404, and symlinks are not followed
- * out of the folder. */
+ * covers ".." and hidden files) is a 404, and no symlink is followed
+ * under the web root, neither a file nor a folder on the way to it: a
+ * link could point anywhere. O_NOFOLLOW alone covers only the last
+ * component, so the file is opened with openat2() and
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (Linux 5.6; glibc 2.36 has no
+ * wrapper, hence syscall()). Where the kernel lacks openat2, the path is
+ * walked one component at a time with O_NOFOLLOW. The web root itself
+ * may be a symlink: the operator chose it. */
 #include "static_files.h"
 
 #include "http.h"
 #include "http_reply.h"
 #include "server.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#define PATH_MAX_LEN 512
 
 static const struct {
 	const char *ext, *type;
@@ -40,7 +51,7 @@ static const char *content_type(const char *path)
 
 static int path_safe(const char *p)
 {
-	if (p[0] != '/' || strlen(p) > 512)
+	if (p[0] != '/' || strlen(p) > PATH_MAX_LEN)
 		return 0;
 	for (const char *seg = p + 1; *seg;) {
 		size_t len = strcspn(seg, "/");
@@ -59,9 +70,62 @@ static int not_found(struct http_request *req)
 	return http_reply_error(req->conn, 404, "not_found", "no such path");
 }
 
+/* The fallback: one component at a time, none of them a symlink. rel has
+ * passed path_safe, so no component is "." or ".." (an empty last one,
+ * from a trailing slash, just fails to open). */
+static int open_walk(int root, const char *rel)
+{
+	char part[PATH_MAX_LEN + 1];
+	int dir = root, fd = -1;
+
+	for (;;) {
+		size_t len = strcspn(rel, "/");
+
+		snprintf(part, sizeof part, "%.*s", (int)len, rel);
+		if (rel[len] == '\0') {
+			fd = openat(dir, part,
+				    O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			break;
+		}
+		fd = openat(dir, part,
+			    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (dir != root)
+			close(dir);
+		if (fd < 0)
+			return -1;
+		dir = fd;
+		rel += len + 1;
+	}
+	if (dir != root)
+		close(dir);
+	return fd;
+}
+
+/* Open rel (no leading slash) under the folder root without following
+ * any symlink; -1 if that is not possible. */
+static int open_beneath(const char *root, const char *rel)
+{
+	struct open_how how = {
+		.flags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS |
+			   RESOLVE_NO_MAGICLINKS,
+	};
+	int dir = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int fd;
+
+	if (dir < 0)
+		return -1;
+	fd = (int)syscall(SYS_openat2, dir, rel, &how, sizeof how);
+	/* ENOSYS: a kernel before 5.6; some container seccomp profiles
+	 * answer EPERM for system calls they do not know */
+	if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+		fd = open_walk(dir, rel);
+	close(dir);
+	return fd;
+}
+
 int static_files_serve(struct http_request *req, const char *url)
 {
-	char path[1024];
 	struct MHD_Response *resp;
 	struct stat st;
 	int fd;
@@ -70,15 +134,19 @@ int static_files_serve(struct http_request *req, const char *url)
 		url = "/index.html";
 	if (!path_safe(url))
 		return not_found(req);
-	snprintf(path, sizeof path, "%s%s", req->srv->cfg->web_root, url);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	fd = open_beneath(req->srv->cfg->web_root, url + 1);
 	if (fd < 0)
 		return not_found(req);
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(fd);
 		return not_found(req);
 	}
+	/* MHD closes fd with the response, but not when it cannot make one */
 	resp = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	if (resp == NULL) {
+		close(fd);
+		return MHD_NO;
+	}
 	MHD_add_response_header(resp, "Content-Type", content_type(url));
 	return http_reply_queue(req->conn, 200, resp);
 }

@@ -195,6 +195,9 @@ static int sse_serve(struct http_request *req)
 		return r;
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
 						 sse_read, st, NULL);
+	/* st stays in req->tstate: sse_finish frees it when MHD closes */
+	if (resp == NULL)
+		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "text/event-stream");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	MHD_add_response_header(resp, "X-Client-Id", req->client);

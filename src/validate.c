@@ -40,6 +40,36 @@ bool event_name_valid(const char *s, size_t len)
 	return chars_valid(s, len, EVENT_NAME_MAX, "_.:-");
 }
 
+/* A forged one would be taken for the real thing by subscribers:
+ * - welcome, gap, ping: the SSE events the gateway writes itself.
+ *   web/anypush.js acts on an SSE event by its name: a forged gap tells
+ *   the application to reload its state, a forged welcome announces
+ *   'open' again. ping is the heartbeat EventSource users watch. On
+ *   every transport ch.on('gap') also hears messages named gap.
+ * - cursor: kept free so that the gateway can name its cursor-only SSE
+ *   blocks (an id: line alone today) without meeting a publisher's.
+ * - open, error: EventSource dispatches an event by its name, so a
+ *   message named error fires onerror, and anypush.js then drops the
+ *   stream and reconnects; open fires onopen.
+ * - join, leave: presence, published only by the gateway (bus.c), or
+ *   anyone could announce or remove any client id.
+ * "message" is the default name and stays allowed: its envelope is the
+ * same as any other message's. So is "ack": /ws frames are told apart by
+ * "type", and a message's type is always "message". */
+static const char *const reserved_events[] = {
+	"welcome", "gap", "ping", "cursor", "open", "error", "join", "leave",
+};
+
+bool event_name_reserved(const char *s, size_t len)
+{
+	for (size_t i = 0;
+	     i < sizeof reserved_events / sizeof reserved_events[0]; i++)
+		if (strlen(reserved_events[i]) == len &&
+		    memcmp(reserved_events[i], s, len) == 0)
+			return true;
+	return false;
+}
+
 bool client_id_valid(const char *s, size_t len)
 {
 	return chars_valid(s, len, CLIENT_ID_MAX, "_-");

@@ -15,6 +15,12 @@
 bool channel_name_valid(const char *s, size_t len);
 /* [A-Za-z0-9_.:-]{1,64} */
 bool event_name_valid(const char *s, size_t len);
+/* A name the gateway publishes itself or that clients treat as protocol
+ * (welcome, gap, ...): no publisher may use it. */
+bool event_name_reserved(const char *s, size_t len);
+/* The reserved names, comma-separated, for error messages. */
+#define EVENT_NAMES_RESERVED \
+	"welcome, gap, ping, cursor, open, error, join and leave"
 /* [A-Za-z0-9_-]{1,64}: ids the gateway issues, or clients bring back. */
 bool client_id_valid(const char *s, size_t len);
 /* Well-formed UTF-8 per RFC 3629: no overlongs, surrogates or > U+10FFFF. */

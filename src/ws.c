@@ -159,10 +159,18 @@ static void lws_log(int level, const char *line)
 static void *ws_main(void *arg)
 {
 	struct ws *ws = arg;
+	int r = 0;
 
-	while (!atomic_load(&ws->stop))
-		if (lws_service(ws->ctx, 0) < 0)
-			break;
+	while (!atomic_load(&ws->stop) && r >= 0)
+		r = lws_service(ws->ctx, 0);
+	/* Nothing else serves WebSockets: ending this thread quietly would
+	 * freeze every WebSocket client while the gateway looks healthy.
+	 * Stop the gateway instead, so that clients reconnect elsewhere
+	 * and a supervisor restarts it. */
+	if (r < 0 && !atomic_load(&ws->stop)) {
+		log_error("lws_service failed (%d): stopping the gateway", r);
+		server_fail(ws->srv);
+	}
 	return NULL;
 }
 

@@ -139,6 +139,10 @@ static int read_publish(cJSON *doc, const char *text, size_t len,
 		   !event_name_valid(ev->valuestring, strlen(ev->valuestring))))
 		return fail(err, "bad_event",
 			    "event names match [A-Za-z0-9_.:-]{1,64}");
+	if (ev && event_name_reserved(ev->valuestring, strlen(ev->valuestring)))
+		return fail(err, "bad_event",
+			    "the event names " EVENT_NAMES_RESERVED
+			    " are the gateway's own");
 	if (ev)
 		snprintf(op->event, sizeof op->event, "%s", ev->valuestring);
 	op->exclude_sender = flag(doc, "exclude_sender");

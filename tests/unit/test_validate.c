@@ -130,6 +130,30 @@ START_TEST(test_event_every_byte)
 }
 END_TEST
 
+START_TEST(test_event_reserved)
+{
+	static const char *const reserved[] = { "welcome", "gap",  "ping",
+						"cursor",  "open", "error",
+						"join",    "leave" };
+	static const char *const allowed[] = { "message", "ack",  "Gap",
+					       "gaps",    "gap.", "xgap",
+					       "ping2",   "PING", "joined" };
+
+	for (size_t i = 0; i < NELEM(reserved); i++)
+		ck_assert_msg(
+			event_name_reserved(reserved[i], strlen(reserved[i])),
+			"%s", reserved[i]);
+	for (size_t i = 0; i < NELEM(allowed); i++)
+		ck_assert_msg(
+			!event_name_reserved(allowed[i], strlen(allowed[i])),
+			"%s", allowed[i]);
+	/* the length counts, not a NUL: "gap" followed by more bytes */
+	ck_assert(!event_name_reserved("gapx", 4));
+	ck_assert(event_name_reserved("gapx", 3));
+	ck_assert(!event_name_reserved("", 0));
+}
+END_TEST
+
 START_TEST(test_client_ids)
 {
 	char id[CLIENT_ID_MAX + 1];
@@ -380,6 +404,7 @@ static Suite *validate_suite(void)
 	tcase_add_test(tc, test_channel_hostile);
 	tcase_add_test(tc, test_event_names);
 	tcase_add_test(tc, test_event_every_byte);
+	tcase_add_test(tc, test_event_reserved);
 	tcase_add_test(tc, test_client_ids);
 	tcase_add_test(tc, test_client_every_byte);
 	suite_add_tcase(s, tc);

@@ -37,7 +37,8 @@ async def test_http_publish_refused():
         expect_eq(info(gw, ch)["last_id"], 0, "messages stored after the refused publishes")
         for i, name in enumerate(ALLOWED, 1):
             st, body = publish(gw, ch, {"n": i}, event=name)
-            expect_eq((st, body), (201, {"channel": ch, "id": i}), f"publish event={name}")
+            expect_eq((st, body), (201, {"channel": ch, "id": i, "epoch": info(gw, ch)["epoch"]}),
+                      f"publish event={name}")
         await sub.wait_count(len(ALLOWED), 5)
         expect_eq([m["event"] for m in sub.messages], list(ALLOWED), "events the subscriber got")
         names = [e[0] for e in sub.raw_events]

@@ -328,7 +328,7 @@ async function installFakes(page) {
     assert(/[?&]since=def:4(&|$)/.test(out.query), 'reconnects with the epoch cursor: ' + out.query);
   });
 
-  await t.test('WebSocket: malformed frames are ignored, a cursor frame moves the cursor, "gap" publishes are not gaps; since is validated', async () => {
+  await t.test('WebSocket: malformed frames are ignored, a cursor frame moves the cursor, "gap" publishes are not gaps, own ids count in their epoch; since is validated', async () => {
     const out = await page.evaluate(async () => {
       const r = window.fakeClient('ws', 'w', 'abc:1');
       await window.tick();
@@ -346,6 +346,17 @@ async function installFakes(page) {
       ws.fire(msg('score', 'n3w', 2));
       ws.fire(msg('gap', 'n3w', 3));
       const end = { cursor: r.ch.cursor, bad: r.c.stats.bad, dup: r.c.stats.duplicates, client: r.c.cursor(), epoch: r.ch.epoch, id: r.ch.id };
+      // own broadcasts, as their publish acks report them (id, epoch): the
+      // cursor steps over them within their epoch only
+      r.c._ownSent('w', 5, 'n3w');
+      r.c._ownSent('w', 4, 'old1');   // another incarnation: ignored
+      const own1 = r.ch.cursor;       // 4 is not ours: still n3w:3
+      ws.fire(msg('score', 'n3w', 4));
+      const own2 = r.ch.cursor;       // 4 arrived, 5 is ours: n3w:5
+      r.c._ownSent('w', 7, 'n3w');
+      ws.fire({ type: 'gap', channel: 'w', last_seen: 5, cursor: 6, epoch: 'nu2' });
+      ws.fire(msg('score', 'nu2', 7)); // not ours: 7 of n3w was forgotten
+      const own = [own1, own2, r.ch.cursor];
       const c2 = anypush.connect('http://127.0.0.1:1');
       const verdict = {};
       ['abc:17', '17', 17, '0', 'zzzzzzzzzzzzz:18446744073709551615', 'ABC:1', 'abc:', ':5', 'abc:1:2', '0:5', '-1', 'abc:1x', 'abcdefghijklmn:1', ''].forEach(function (s) {
@@ -353,14 +364,16 @@ async function installFakes(page) {
       });
       c2.close();
       r.c.close();
-      return { url: url, bad: bad, end: end, all: r.all, named: r.named, gaps: r.gaps, chGaps: r.chGaps, verdict: verdict };
+      return { url: url, bad: bad, end: end, own: own, all: r.all, named: r.named, gaps: r.gaps, chGaps: r.chGaps, verdict: verdict };
     });
     assert(/[?&]since=abc:1(&|$)/.test(out.url), 'subscribes with the since given: ' + out.url);
     assert.deepStrictEqual(out.bad, { cursor: 'abc:1', bad: 3 }, 'malformed frames are counted and ignored');
     assert.deepStrictEqual(out.end, { cursor: 'n3w:3', bad: 3, dup: 1, client: 'n3w:3', epoch: 'n3w', id: '3' });
-    assert.deepStrictEqual(out.all, ['n3w:1', 'n3w:3']);
-    assert.deepStrictEqual(out.named, ['n3w:1'], 'a message named gap reaches only *');
-    assert.deepStrictEqual(out.gaps, [{ channel: 'w', last_seen: 1, cursor: 0, epoch: 'n3w', transport: 'ws' }]);
+    assert.deepStrictEqual(out.own, ['n3w:3', 'n3w:5', 'nu2:7'], 'own broadcasts skipped within their epoch');
+    assert.deepStrictEqual(out.all, ['n3w:1', 'n3w:3', 'n3w:4', 'nu2:7']);
+    assert.deepStrictEqual(out.named, ['n3w:1', 'n3w:4', 'nu2:7'], 'a message named gap reaches only *');
+    assert.deepStrictEqual(out.gaps, [{ channel: 'w', last_seen: 1, cursor: 0, epoch: 'n3w', transport: 'ws' },
+      { channel: 'w', last_seen: 5, cursor: 6, epoch: 'nu2', transport: 'ws' }]);
     assert.deepStrictEqual(out.chGaps, out.gaps, 'the channel\'s gap handlers saw only the gateway\'s gap');
     assert.deepStrictEqual(out.verdict, {
       'abc:17': 'ok', 17: 'ok', 0: 'ok', 'zzzzzzzzzzzzz:18446744073709551615': 'ok',

@@ -28,13 +28,25 @@
  *   c.readyState   'connecting', 'open', 'reconnecting', 'idle', 'closed'
  *
  *   var ch = c.subscribe('news');                  // from now on
+ *   var ch = c.subscribe('news', {since: saved});  // resume: saved = an
+ *                                                  // earlier ch.cursor
  *   var ch = c.subscribe('news', {since: '17'});   // messages after id 17
  *   var ch = c.subscribe('news', {since: '0'});    // all the history kept
+ *     A cursor is 'EPOCH:ID' ('k3x9a2bq:17'): the id of the last message
+ *     seen and the epoch, the channel's incarnation, that id belongs to.
+ *     Ids start again at 1 when the gateway restarts or reclaims an idle
+ *     channel, with a new epoch: a cursor of an old epoch gets 'gap', then
+ *     everything the channel keeps. A plain 'ID' means the current epoch.
+ *     since: either form, /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/, else throws.
  *     Several channels on one connection: subscribe() calls made in the
  *     same tick share one connection (`/channels/a,b` with the composite
- *     cursor "17,4"). A subscribe() later on reconnects with every
- *     channel's cursor, losing nothing. At most 32 channels per client.
- *     ch.cursor is the id of the last message seen on the channel.
+ *     cursor "k3x9a2bq:17,p0ab12cd:4"). A subscribe() later on reconnects
+ *     with every channel's cursor, losing nothing. At most 32 channels
+ *     per client.
+ *     ch.cursor  'EPOCH:ID' ('ID' while the epoch is unknown); null before
+ *                the gateway said where the channel is. Read-only, as
+ *                are ch.epoch (string or null) and ch.id (decimal string
+ *                or null), its two parts.
  *
  *   ch.on('score', function (data, msg) { ... });  // one event name
  *   ch.on('*', function (msg) { ... });            // every message
@@ -42,7 +54,12 @@
  *   ch.on('leave', function (who, msg) { ... });
  *   ch.on('gap', function (info) { ... });         // messages were lost
  *   ch.once(name, fn), ch.off(name[, fn])          // as usual
- *     msg is the envelope {type, channel, event, data, ts, from, id}.
+ *     msg is the envelope {type, channel, event, data, ts, from, epoch,
+ *     id}: msg.epoch + ':' + msg.id is the channel's cursor after it. A
+ *     message published under the event name 'gap' reaches only '*'.
+ *     Messages are delivered once: one of the channel's epoch with an id
+ *     not past its cursor is a duplicate (c.stats.duplicates); one without
+ *     a valid id or epoch is ignored (c.stats.bad).
  *
  *   ch.publish(event, data, [opts], [ack])
  *   c.publish(channel, event, data, [opts], [ack])
@@ -55,11 +72,14 @@
  *     gap for own messages that have left the history.
  *     data: any JSON value; an ArrayBuffer (binary); a string with
  *     {text: true} (sent as text/plain). opts.timeout: ms for the ack.
- *     ack(err, id): id is the message's id in the channel (they increase);
+ *     ack(err, id, epoch): id is the message's id in the channel (they
+ *     increase within the epoch);
  *     err {code, message[, status]}: 'timeout' after ackTimeout, 'network',
  *     or the gateway's error code ('too_large', 'bad_channel', ...).
  *
- *   ch.unsubscribe();  c.close();  c.cursor()  // the composite cursor
+ *   ch.unsubscribe();  c.close();
+ *   c.cursor()   the composite cursor, every channel's ch.cursor joined
+ *                with ',' in subscription order ('' for an unknown one)
  *
  *   Events of the client, c.on(name, fn):
  *     'open'         {transport, reconnect, cursor}: connected (again)
@@ -67,8 +87,11 @@
  *     'reconnecting' {attempt, delay, transport}
  *     'transport'    (name, previous): the transport changed (fallback)
  *     'message'      (msg): every message of every channel
- *     'gap'          {channel, last_seen, cursor, transport}: history was
- *                    too short to resume: reload your state
+ *     'gap'          {channel, last_seen, cursor, epoch, transport}: the
+ *                    messages after last_seen (an id of the old cursor)
+ *                    are gone: history was too short to resume, or the
+ *                    channel is a new incarnation (epoch). Those after
+ *                    epoch:cursor follow. Reload your state.
  *     'error'        {code, message, transport}
  *
  *   var c = anypush.connect('http://localhost:8080', {presence: true});
@@ -103,6 +126,10 @@
   var CHANNEL_RE = /^[A-Za-z0-9_.:~-]{1,200}$/;
   var EVENT_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
   var ID_RE = /^[0-9]{1,20}$/;
+  /* a channel's incarnation, as the gateway writes it (base 36 of a u64) */
+  var EPOCH_RE = /^[0-9a-z]{1,13}$/;
+  /* one channel's cursor: 'EPOCH:ID', or a plain 'ID' of the current epoch */
+  var CURSOR_RE = /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/;
   var CLIENT_RE = /^[A-Za-z0-9_-]{1,64}$/;
   var MAX_CHANNELS = 32;
 
@@ -169,6 +196,33 @@
     }
     if (i < 0) { d.unshift('1'); }
     return d.join('');
+  }
+
+  /* An id as the gateway writes it: a JSON number (or a decimal string). A
+     value of another type could pass ID_RE through String() ([5] is '5'). */
+  function validId(x) {
+    return (typeof x === 'number' || typeof x === 'string') && ID_RE.test(String(x));
+  }
+
+  /* The gateway never makes epoch 0: it is what a missing epoch parses to. */
+  function validEpoch(e) {
+    return typeof e === 'string' && EPOCH_RE.test(e) && !/^0+$/.test(e);
+  }
+
+  /* 'EPOCH:ID' -> {epoch, id}; 'ID' -> {epoch: null, id}; null when
+     malformed. The id comes back normalised (a decimal string). */
+  function parseCursor(x) {
+    var s = String(x), i;
+    if (!CURSOR_RE.test(s)) { return null; }
+    i = s.indexOf(':');
+    if (i < 0) { return {epoch: null, id: normId(s)}; }
+    if (!validEpoch(s.slice(0, i))) { return null; }
+    return {epoch: s.slice(0, i), id: normId(s.slice(i + 1))};
+  }
+
+  function formatCursor(epoch, id) {
+    if (id === null) { return null; }
+    return epoch === null ? id : epoch + ':' + id;
   }
 
   /* UTF-8 length of a string, for the byte counters. */
@@ -330,17 +384,27 @@
   /* Channel                                                             */
 
   function Channel(client, name, since) {
+    var p = since === undefined || since === null ? null : parseCursor(since);
     Emitter.call(this);
     this.client = client;
     this.name = name;
-    /* the id of the last message seen on this channel, a decimal string;
-       null: not known yet (start at the tail) */
-    this.cursor = since === undefined || since === null ? null : normId(since);
+    /* Where the channel is. id: the id of the last message seen, a decimal
+       string; null: not known yet (start at the tail). epoch: the channel's
+       incarnation that id belongs to (ids start again at 1 in a new one);
+       null: not known (a plain `since`, or a channel that did not exist),
+       and the gateway takes the id as of its current incarnation. cursor:
+       the two as the gateway reads them, 'EPOCH:ID' or 'ID'. Only
+       Client._setPos changes them. */
+    this.epoch = p ? p.epoch : null;
+    this.id = p ? p.id : null;
+    this.cursor = p ? formatCursor(p.epoch, p.id) : null;
     this.subscribed = true;
-    /* ids of this client's own broadcasts on the channel, past the cursor:
-       the gateway never sends them here, so the cursor steps over them */
+    /* ids of this client's own broadcasts on the channel, past the cursor,
+       all of epoch _ownEpoch: the gateway never sends them here, so the
+       cursor steps over them */
     this._own = {};
     this._nown = 0;
+    this._ownEpoch = null;
   }
   inherit(Channel, Emitter);
 
@@ -385,8 +449,10 @@
     this.channels = {};
     this.channelList = [];
     this.heartbeat = this.options.heartbeat;
+    /* bad: frames that claimed to be a message or a gap without the shape
+       of one (no valid id or epoch), ignored */
     this.stats = {requests: 0, bytes: 0, messages: 0, duplicates: 0, gaps: 0,
-                  reconnects: 0, fallbacks: 0};
+                  reconnects: 0, fallbacks: 0, bad: 0};
 
     list = this.options.transports || ORDER;
     if (typeof list === 'string') { list = [list]; }
@@ -426,8 +492,8 @@
       throw new Error('anypush: bad channel name ' + name);
     }
     opts = opts || {};
-    if (opts.since !== undefined && opts.since !== null && !ID_RE.test(String(opts.since))) {
-      throw new Error('anypush: since must be a message id, got ' + opts.since);
+    if (opts.since !== undefined && opts.since !== null && !parseCursor(opts.since)) {
+      throw new Error('anypush: since must be a cursor (EPOCH:ID or ID), got ' + opts.since);
     }
     if (hasOwn(this.channels, name)) { return this.channels[name]; }
     if (this.channelList.length >= MAX_CHANNELS) {
@@ -473,6 +539,8 @@
     if (this._conn && this._conn.listen) { this._conn.listen(name); }
   };
 
+  /* The composite cursor: each channel's 'EPOCH:ID' (or 'ID'), in
+     subscription order; an empty slot for a channel without one. */
   Client.prototype.cursor = function () {
     var out = [], i, c;
     for (i = 0; i < this.channelList.length; i++) {
@@ -480,6 +548,49 @@
       out.push(c === null ? '' : c);
     }
     return out.join(',');
+  };
+
+  /* Move ch to (epoch, id). Own broadcast ids of another epoch name other
+     messages now: forget them. */
+  Client.prototype._setPos = function (ch, epoch, id) {
+    ch.epoch = epoch;
+    ch.id = id;
+    ch.cursor = formatCursor(epoch, id);
+    if (ch._ownEpoch !== null && epoch !== null && epoch !== ch._ownEpoch) {
+      ch._own = {};
+      ch._nown = 0;
+      ch._ownEpoch = null;
+    }
+  };
+
+  /* A position the gateway handed out for ch: a welcome's or ack's cursor,
+     a poll's next, an SSE id: line, a cursor frame. Within the channel's
+     epoch it only moves forward. Another epoch replaces ours: a plain
+     cursor of ours came back with the current epoch attached. A plain one
+     (/info of a channel that does not exist) only fills an unknown id. */
+  Client.prototype._at = function (ch, epoch, id) {
+    if (epoch === null) {
+      if (ch.id === null) { this._setPos(ch, null, id); }
+      return;
+    }
+    if (epoch === ch.epoch && ch.id !== null && cmpId(id, ch.id) <= 0) { return; }
+    this._setPos(ch, epoch, id);
+    this._skipOwn(ch);
+  };
+
+  /* A composite cursor from the gateway, for the channels of ctx in URL
+     order. Several channels may have changed since that connection was
+     opened: its own list says which slot is which. */
+  Client.prototype._cursorText = function (ctx, text) {
+    var parts, i, p, name;
+    if (!ctx.live() || typeof text !== 'string' || text === '') { return; }
+    parts = text.split(',');
+    if (parts.length !== ctx.names.length) { return; }
+    for (i = 0; i < parts.length; i++) {
+      name = ctx.names[i];
+      p = parseCursor(parts[i]);
+      if (p && hasOwn(this.channels, name)) { this._at(this.channels[name], p.epoch, p.id); }
+    }
   };
 
   Client.prototype._setState = function (s) {
@@ -526,7 +637,7 @@
        have one and others do not (a channel added to a running
        subscription), learn where the others' tails are first. */
     for (i = 0; i < this.channelList.length; i++) {
-      if (this.channels[this.channelList[i]].cursor === null) { missing.push(this.channelList[i]); }
+      if (this.channels[this.channelList[i]].id === null) { missing.push(this.channelList[i]); }
     }
     if (missing.length && missing.length < this.channelList.length) {
       gen = ++this._gen;
@@ -556,9 +667,11 @@
           var j;
           if (err) { cb(err); return; }
           j = parseJSON(text);
-          if (status !== 200 || !j || j.last_id === undefined) { cb(errorOf(status, text)); return; }
-          if (self.channels[name] && self.channels[name].cursor === null) {
-            self.channels[name].cursor = normId(j.last_id);
+          if (status !== 200 || !j || !validId(j.last_id)) { cb(errorOf(status, text)); return; }
+          /* epoch null: the channel does not exist, and a plain last id
+             (0) is right for whatever incarnation comes */
+          if (hasOwn(self.channels, name) && self.channels[name].id === null) {
+            self._setPos(self.channels[name], validEpoch(j.epoch) ? j.epoch : null, normId(j.last_id));
           }
           next();
         });
@@ -591,6 +704,7 @@
     var ctx = {
       gen: gen,
       transport: t,
+      names: this.channelList.slice(),  // the URL's order, for its cursors
       live: function () { return gen === self._gen && !self._closed; }
     };
     this._conn = TRANSPORTS[t](this, ctx);
@@ -610,53 +724,74 @@
     this.emit('open', {transport: ctx.transport, reconnect: !!wasReconnect, cursor: this.cursor()});
   };
 
-  /* The composite cursor the gateway started us at: fill in unknown ones. */
-  Client.prototype._startCursor = function (cursor) {
-    var parts, i, ch;
-    if (cursor === undefined || cursor === null) { return; }
-    parts = String(cursor).split(',');
-    if (parts.length !== this.channelList.length) { return; }
-    for (i = 0; i < parts.length; i++) {
-      ch = this.channels[this.channelList[i]];
-      if (ch && ch.cursor === null && ID_RE.test(parts[i])) { ch.cursor = normId(parts[i]); this._skipOwn(ch); }
-    }
-  };
-
-  /* One message envelope from any transport. */
+  /* One message envelope from any transport. Without a valid id and epoch
+     it would poison the channel's cursor (and every resume after it):
+     ignore it. */
   Client.prototype._message = function (ctx, m) {
-    var ch;
-    if (!ctx.live() || !m || m.id === undefined) { return; }
-    ch = this.channels[m.channel];
-    if (!ch) {
+    var ch = null, id;
+    if (!ctx.live() || !m) { return; }
+    if (hasOwn(this.channels, m.channel)) {
+      ch = this.channels[m.channel];
+    } else if (this.channelList.length === 1 && m.channel === undefined) {
       /* a single-channel stream may omit nothing, but be lenient */
-      if (this.channelList.length === 1 && m.channel === undefined) { ch = this.channels[this.channelList[0]]; } else { return; }
+      ch = this.channels[this.channelList[0]];
     }
-    if (ch.cursor !== null && cmpId(m.id, ch.cursor) <= 0) {
+    if (!ch) { return; }
+    if (!validId(m.id) || normId(m.id) === '0' || !validEpoch(m.epoch)) {
+      this.stats.bad++;
+      return;
+    }
+    id = normId(m.id);
+    if (m.epoch === ch.epoch && ch.id !== null && cmpId(id, ch.id) <= 0) {
       this.stats.duplicates++;
       return;
     }
-    ch.cursor = normId(m.id);
+    this._setPos(ch, m.epoch, id);
     this._skipOwn(ch);
     this.stats.messages++;
-    ch.emit(m.event || 'message', m.data, m);
+    /* 'gap' on a channel is the gateway's signal: a message published
+       under that name reaches '*' and 'message' handlers only */
+    if (m.event !== 'gap') { ch.emit(m.event || 'message', m.data, m); }
     ch.emit('*', m);
     this.emit('message', m);
   };
 
+  /* The shape of the gateway's gap object: anything else claiming to be
+     one (a message envelope under the event name 'gap') is not. */
+  function isGap(g) {
+    return !!g && typeof g === 'object' && (g.type === undefined || g.type === 'gap') &&
+      typeof g.channel === 'string' && validId(g.last_seen) && validId(g.cursor) && validEpoch(g.epoch);
+  }
+
+  /* A gap: the messages after the channel's cursor are gone (evicted, or
+     a new incarnation of the channel); those after g.cursor of g.epoch
+     follow. */
   Client.prototype._gap = function (ctx, g) {
-    var ch;
-    if (!ctx.live() || !g) { return; }
+    var ch, info;
+    if (!ctx.live()) { return; }
+    if (!isGap(g)) {
+      this.stats.bad++;
+      return;
+    }
+    if (!hasOwn(this.channels, g.channel)) { return; }
     ch = this.channels[g.channel];
-    if (!ch) { return; }
-    if (g.cursor !== undefined && g.cursor !== null) { ch.cursor = normId(g.cursor); }
-    /* the ids we knew of may mean other messages now (a restarted gateway
-       counts from 1 again): forget them */
-    ch._own = {};
-    ch._nown = 0;
+    this._setPos(ch, g.epoch, normId(g.cursor));
+    this._skipOwn(ch);
     this.stats.gaps++;
-    var info = {channel: g.channel, last_seen: g.last_seen, cursor: g.cursor, transport: ctx.transport};
+    info = {channel: g.channel, last_seen: g.last_seen, cursor: g.cursor, epoch: g.epoch, transport: ctx.transport};
     ch.emit('gap', info);
     this.emit('gap', info);
+  };
+
+  /* A WebSocket cursor frame: the gateway left out this client's own
+     broadcast and moved the channel's cursor past it. */
+  Client.prototype._cursorFrame = function (ctx, f) {
+    if (!ctx.live()) { return; }
+    if (typeof f.channel !== 'string' || !validId(f.cursor) || !validEpoch(f.epoch)) {
+      this.stats.bad++;
+      return;
+    }
+    if (hasOwn(this.channels, f.channel)) { this._at(this.channels[f.channel], f.epoch, normId(f.cursor)); }
   };
 
   /* Something went wrong with the connection of ctx.
@@ -737,7 +872,8 @@
     }, delay);
   };
 
-  /* Publish over HTTP. ack(err, id) once the gateway has the message. */
+  /* Publish over HTTP. ack(err, id, epoch) once the gateway has the
+     message. */
   Client.prototype.publish = function (channel, event, data, opts, ack) {
     var url, body, type, exclude, self = this;
     if (typeof opts === 'function') { ack = opts; opts = null; }
@@ -761,9 +897,9 @@
       timeout: opts.timeout || this.options.ackTimeout
     }, function (err, status, text) {
       var j = err ? null : parseJSON(text), ok = !err && status === 201 && j && j.id !== undefined;
-      if (ok && exclude) { self._ownSent(channel, j.id); }
+      if (ok && exclude) { self._ownSent(channel, j.id, j.epoch); }
       if (!ack) { return; }
-      if (err) { ack(err); } else if (ok) { ack(null, j.id); } else { ack(errorOf(status, text)); }
+      if (err) { ack(err); } else if (ok) { ack(null, j.id, j.epoch); } else { ack(errorOf(status, text)); }
     });
     return self;
   };
@@ -771,7 +907,7 @@
   /* Publish to everyone on the channel but this client: the gateway leaves
      out every connection whose client id is this.id (X-Client-Id plus
      ?exclude_sender=1), whatever its transport. socket.io's
-     socket.broadcast.emit. ack(err, id) as for publish. */
+     socket.broadcast.emit. ack(err, id, epoch) as for publish. */
   Client.prototype.broadcast = function (channel, event, data, opts, ack) {
     var o = {}, k;
     if (typeof opts === 'function') { ack = opts; opts = null; }
@@ -782,18 +918,26 @@
     return this.publish(channel, event, data, o, ack);
   };
 
-  /* The ack of a broadcast: message id of channel name will never come
-     here. Once the cursor reaches id - 1 it moves on to id, so a resume
-     does not ask for it (and, once it has left the history, is not told of
-     a gap). Only then: messages before it may still be on their way. */
-  Client.prototype._ownSent = function (name, id) {
+  /* The ack of a broadcast: message id (of epoch) of channel name will
+     never come here. Once the cursor reaches id - 1 of that epoch it moves
+     on to id, so a resume does not ask for it (and, once it has left the
+     history, is not told of a gap). Only then: messages before it may
+     still be on their way. An id of another epoch than the channel's is of
+     an incarnation we have not reached: the gap into it covers it. */
+  Client.prototype._ownSent = function (name, id, epoch) {
     var ch = hasOwn(this.channels, name) ? this.channels[name] : null, k;
-    if (!ch || !ID_RE.test(String(id))) { return; }
+    if (!ch || !validId(id) || !validEpoch(epoch)) { return; }
+    if (ch.epoch !== null && ch.epoch !== epoch) { return; }
     id = normId(id);
-    if (ch.cursor !== null && cmpId(id, ch.cursor) <= 0) { return; }
+    if (ch._ownEpoch !== epoch) {
+      ch._own = {};
+      ch._nown = 0;
+      ch._ownEpoch = epoch;
+    }
+    if (ch.epoch === epoch && ch.id !== null && cmpId(id, ch.id) <= 0) { return; }
     if (ch._nown >= 256) {
       /* forget the ones a gap skipped */
-      for (k in ch._own) { if (hasOwn(ch._own, k) && ch.cursor !== null && cmpId(k, ch.cursor) <= 0) { delete ch._own[k]; ch._nown--; } }
+      for (k in ch._own) { if (hasOwn(ch._own, k) && ch.id !== null && cmpId(k, ch.id) <= 0) { delete ch._own[k]; ch._nown--; } }
       if (ch._nown >= 256) { return; }
     }
     if (!ch._own[id]) { ch._own[id] = true; ch._nown++; }
@@ -801,15 +945,16 @@
   };
 
   Client.prototype._skipOwn = function (ch) {
-    var n;
-    if (ch.cursor === null || !ch._nown) { return; }
-    n = incId(ch.cursor);
-    while (ch._own[n]) {
+    var n, id = ch.id;
+    if (id === null || !ch._nown || ch.epoch !== ch._ownEpoch) { return; }
+    n = incId(id);
+    while (hasOwn(ch._own, n)) {
       delete ch._own[n];
       ch._nown--;
-      ch.cursor = n;
+      id = n;
       n = incId(n);
     }
+    if (id !== ch.id) { this._setPos(ch, ch.epoch, id); }
   };
 
   Client.prototype.close = function () {
@@ -876,7 +1021,7 @@
       if (!f) { return; }
       if (f.type === 'welcome') {
         opened = true;
-        client._startCursor(f.cursor);
+        client._cursorText(ctx, f.cursor);
         client._opened(ctx, f);
         dog.stop();
         dog = watchdog(silenceMs(client), function () {
@@ -885,7 +1030,13 @@
         return;
       }
       if (dog && opened) { dog.kick(); }
-      if (f.type === 'message') { client._message(ctx, f); } else if (f.type === 'gap') { client._gap(ctx, f); }
+      if (f.type === 'message') {
+        client._message(ctx, f);
+      } else if (f.type === 'gap') {
+        client._gap(ctx, f);
+      } else if (f.type === 'cursor') {
+        client._cursorFrame(ctx, f);
+      }
     };
     ws.onerror = function () { /* onclose follows */ };
     ws.onclose = function (e) {
@@ -910,16 +1061,22 @@
       if (es) { try { es.close(); } catch (e) { /* ignore */ } es = null; }
       client._fail('sse', err, opened, ctx);
     }
+    /* The event name is the publisher's choice, so it decides nothing on
+       its own: a message envelope is a message whatever it is called, and
+       only data of the gateway's shapes is a welcome or a gap. The id:
+       line is the gateway's: the full cursor after the event. */
     function handler(e) {
       var d;
       if (!ctx.live() || !es) { return; }
       client.stats.bytes += utf8len(e.data);
       if (opened) { dog.kick(); }
       d = parseJSON(e.data);
-      if (!d) { return; }
-      if (e.type === 'welcome') {
+      if (!d || typeof d !== 'object') { return; }
+      if (d.type === 'message') {
+        client._message(ctx, d);
+      } else if (e.type === 'welcome' && !opened && d.type === undefined && typeof d.client === 'string') {
         opened = true;
-        client._startCursor(d.cursor !== undefined ? d.cursor : e.lastEventId);
+        client._cursorText(ctx, typeof d.cursor === 'string' ? d.cursor : e.lastEventId);
         client._opened(ctx, d);
         dog.stop();
         /* The gateway sends its heartbeat as an "event: ping" too
@@ -930,9 +1087,8 @@
         });
       } else if (e.type === 'gap') {
         client._gap(ctx, d);
-      } else if (d.type === 'message') {
-        client._message(ctx, d);
       }
+      if (opened && e.lastEventId) { client._cursorText(ctx, e.lastEventId); }
     }
     client.stats.requests++;
     try {
@@ -1019,46 +1175,15 @@
   TRANSPORTS.longpoll = httpTransport('longpoll');
   TRANSPORTS.poll = httpTransport('poll');
 
-  /* A poll / long-poll reply: {"messages":[...],"next":"N"[,"gap":true][,"more":true]} */
+  /* A poll / long-poll reply:
+     {"messages":[...],"next":"CURSOR"[,"gap":true,"gaps":[...]][,"more":true]}
+     The gaps name the channels that lost messages and where each resumes;
+     they come before that channel's messages here. */
   Client.prototype._reply = function (ctx, j) {
-    var names = this.channelList.slice(), next = j.next !== undefined ? String(j.next).split(',') : null;
-    var first = {}, i, m, name, ch, pos;
-    if (next && next.length !== names.length) { next = null; }
-    for (i = 0; i < j.messages.length; i++) {
-      m = j.messages[i];
-      if (m && m.channel !== undefined && !hasOwn(first, m.channel)) { first[m.channel] = m.id; }
-    }
-    if (j.gap && isArray(j.gaps) && j.gaps.length) {
-      /* the gateway names the channels that lost messages */
+    var i;
+    if (isArray(j.gaps)) {
       for (i = 0; i < j.gaps.length; i++) {
-        if (j.gaps[i] && hasOwn(this.channels, j.gaps[i].channel)) {
-          this._gap(ctx, j.gaps[i]);
-          if (!ctx.live()) { return false; }
-        }
-      }
-    } else if (j.gap) {
-      /* An older gateway does not say which channel lost messages: it is the one
-         whose first message (or, with none, whose next) does not follow
-         our cursor. */
-      for (i = 0; i < names.length; i++) {
-        ch = this.channels[names[i]];
-        if (!ch || ch.cursor === null) { continue; }
-        if (hasOwn(first, names[i])) {
-          if (cmpId(first[names[i]], incId(ch.cursor)) === 0) { continue; }
-          pos = String(first[names[i]]);
-          pos = pos === '0' ? '0' : (function (s) {
-            /* s - 1 for a decimal string */
-            var d = s.split(''), k = d.length - 1;
-            while (k >= 0) { if (d[k] === '0') { d[k] = '9'; k--; } else { d[k] = String.fromCharCode(d[k].charCodeAt(0) - 1); break; } }
-            return normId(d.join(''));
-          }(pos));
-        } else if (next && cmpId(next[i], ch.cursor) !== 0) {
-          pos = next[i];
-        } else {
-          continue;
-        }
-        this._gap(ctx, {channel: names[i], last_seen: Number(ch.cursor), cursor: Number(pos)});
-        ch.cursor = normId(pos);
+        this._gap(ctx, j.gaps[i]);
         if (!ctx.live()) { return false; }
       }
     }
@@ -1066,14 +1191,7 @@
       this._message(ctx, j.messages[i]);
       if (!ctx.live()) { return false; }
     }
-    if (next) {
-      for (i = 0; i < names.length; i++) {
-        name = names[i];
-        ch = this.channels[name];
-        if (ch && ID_RE.test(next[i]) && (ch.cursor === null || cmpId(next[i], ch.cursor) > 0)) { ch.cursor = normId(next[i]); }
-        if (ch) { this._skipOwn(ch); }
-      }
-    }
+    this._cursorText(ctx, j.next);
     return !!j.more;
   };
 

@@ -332,7 +332,7 @@ async function installRecorder(page) {
         const ch = c.subscribe(name, subOpts || {});
         r.chs[name] = ch;
         ['score', 'message', 'note'].forEach(function (ev) {
-          ch.on(ev, function (data, m) { r.msgs.push({ ch: m.channel, id: m.id, ev: m.event, data: data }); });
+          ch.on(ev, function (data, m) { r.msgs.push({ ch: m.channel, epoch: m.epoch, id: m.id, ev: m.event, data: data }); });
         });
       });
       return true;
@@ -346,7 +346,7 @@ async function rec(page, key) {
     return {
       msgs: r.msgs, gaps: r.gaps, events: r.events, transports: r.transports, opens: r.opens,
       errors: r.errors, transport: r.c.transport, readyState: r.c.readyState, id: r.c.id,
-      stats: r.c.stats, failed: r.c.failed,
+      stats: r.c.stats, failed: r.c.failed, cursor: r.c.cursor(),
     };
   }, key);
 }

@@ -75,7 +75,7 @@ const PEOPLE = [
         return { channels: c.channelList, requests: c.stats.requests, cursor: c.cursor(), id: c.id };
       });
       assert.deepStrictEqual(c.channels, ['chat:lobby', 'chat:dev'], nick + ' channels');
-      assert(/^[0-9]+,[0-9]+$/.test(c.cursor), nick + ' composite cursor ' + c.cursor);
+      assert(/^[0-9a-z]{1,13}:[0-9]+,[0-9a-z]{1,13}:[0-9]+$/.test(c.cursor), nick + ' composite cursor ' + c.cursor);
       assert(c.id.indexOf(nick + '-') === 0, 'client id carries the nick: ' + c.id);
       const shown = await pages[nick].page.textContent('#clientid');
       assert.strictEqual(shown, c.id, 'client id shown');

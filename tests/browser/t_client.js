@@ -72,13 +72,14 @@ async function closeAll(page) {
   await t.test('publish from the browser: ack carries the id; every transport gets it; a dead gateway times out', async () => {
     const res = await page.evaluate((base) => new Promise((resolve) => {
       const ch = window.R.ws.chs.seq;
-      ch.publish('score', { from: 'browser' }, function (err, id) {
+      ch.publish('score', { from: 'browser' }, function (err, id, epoch) {
         const c2 = anypush.connect('http://127.0.0.1:1', { ackTimeout: 1500 });
-        c2.publish('x', 'note', 1, function (err2) { resolve({ err: err, id: id, err2: err2 }); });
+        c2.publish('x', 'note', 1, function (err2) { resolve({ err: err, id: id, epoch: epoch, err2: err2 }); });
       });
     }), gw.base);
     assert.strictEqual(res.err, null);
     assert.strictEqual(res.id, N + 1);
+    assert.strictEqual(res.epoch, (await L.rec(page, 'ws')).msgs[0].epoch, 'the ack names the epoch');
     assert(res.err2 && (res.err2.code === 'network' || res.err2.code === 'timeout'), 'error for a dead gateway: ' + JSON.stringify(res.err2));
     for (const tr of T) {
       await L.waitFor(async () => (await L.rec(page, tr)).msgs.length === N + 1, 10000, tr + ' to get the browser publish');
@@ -122,7 +123,7 @@ async function closeAll(page) {
       ['ws', 'sse', 'longpoll', 'poll'].forEach(function (tr) {
         const r = window.R['m-' + tr];
         const ch = r.c.subscribe('mc');
-        ch.on('note', function (data, m) { r.msgs.push({ ch: m.channel, id: m.id, ev: m.event, data: data }); });
+        ch.on('note', function (data, m) { r.msgs.push({ ch: m.channel, epoch: m.epoch, id: m.id, ev: m.event, data: data }); });
       });
     });
     for (let i = 6; i <= 10; i++) {
@@ -141,30 +142,47 @@ async function closeAll(page) {
       checkSeq(r, 'mb', 1, 10, tr);
       checkSeq(r, 'mc', 1, 3, tr);
       assert.strictEqual(r.gaps.length, 0, tr + ': no gap');
+      const ep = (ch) => r.msgs.find((m) => m.ch === ch).epoch;
+      assert.strictEqual(r.cursor, ep('ma') + ':10,' + ep('mb') + ':10,' + ep('mc') + ':3', tr + ': composite cursor');
     }
   });
 
-  await t.test('since: 0 replays history; since: N resumes after N; a gap is reported when history is gone', async () => {
+  await t.test('since: 0 replays history; since: N or EPOCH:N resumes after N; a gap is reported when history is gone or of another epoch', async () => {
     await closeAll(page);
     const last = N + 2; // two browser publishes above (the too_large one was refused)
+    const epoch = JSON.parse((await L.httpReq('GET', gw.base + '/channels/seq/info')).body).epoch;
+    assert(/^[0-9a-z]{1,13}$/.test(epoch), 'info epoch ' + epoch);
+    const cursorIs = async (k, want) => assert.strictEqual((await L.rec(page, k)).cursor, want, k + ' cursor');
     for (const tr of T) {
-      await page.evaluate(([b, o, tr]) => {
+      await page.evaluate(([b, o, tr, e]) => {
         window.mk('s0-' + tr, b, 'seq', Object.assign({ transports: [tr] }, o), { since: 0 });
+        // a plain id is of the current epoch; a cursor the gateway gave
+        // carries it
         window.mk('s30-' + tr, b, 'seq', Object.assign({ transports: [tr] }, o), { since: '30' });
+        window.mk('e30-' + tr, b, 'seq', Object.assign({ transports: [tr] }, o), { since: e + ':30' });
         // a cursor the gateway never issued: it must say gap, then replay
         window.mk('s999-' + tr, b, 'seq', Object.assign({ transports: [tr] }, o), { since: 999 });
-      }, [gw.base, fast, tr]);
+        // a cursor of another incarnation of the channel: the same
+        window.mk('old-' + tr, b, 'seq', Object.assign({ transports: [tr] }, o), { since: 'zzz1:5' });
+      }, [gw.base, fast, tr, epoch]);
       await L.waitFor(async () => (await L.rec(page, 's0-' + tr)).msgs.length >= last, 15000, tr + ' since=0');
       checkSeq(await L.rec(page, 's0-' + tr), 'seq', 1, last, tr + ' since=0');
-      await L.waitFor(async () => (await L.rec(page, 's30-' + tr)).msgs.length >= last - 30, 15000, tr + ' since=30');
-      checkSeq(await L.rec(page, 's30-' + tr), 'seq', 31, last, tr + ' since=30');
-      await L.waitFor(async () => (await L.rec(page, 's999-' + tr)).msgs.length >= last, 15000, tr + ' since=999')
-        .catch(async (e) => { const r = await L.rec(page, 's999-' + tr); r.msgs = r.msgs.map((m) => m.id).join(','); console.log('# ' + JSON.stringify(r)); throw e; });
-      const r = await L.rec(page, 's999-' + tr);
-      checkSeq(r, 'seq', 1, last, tr + ' since=999');
-      assert.strictEqual(r.gaps.length, 1, tr + ': one gap');
-      assert.strictEqual(r.gaps[0].channel, 'seq');
-      assert.strictEqual(Number(r.gaps[0].last_seen), 999);
+      for (const k of ['s30-', 'e30-']) {
+        await L.waitFor(async () => (await L.rec(page, k + tr)).msgs.length >= last - 30, 15000, tr + ' ' + k);
+        checkSeq(await L.rec(page, k + tr), 'seq', 31, last, tr + ' ' + k);
+        assert.strictEqual((await L.rec(page, k + tr)).gaps.length, 0, tr + ' ' + k + ': no gap');
+      }
+      for (const k of ['s999-', 'old-']) {
+        await L.waitFor(async () => (await L.rec(page, k + tr)).msgs.length >= last, 15000, tr + ' ' + k)
+          .catch(async (e) => { const r = await L.rec(page, k + tr); r.msgs = r.msgs.map((m) => m.id).join(','); console.log('# ' + JSON.stringify(r)); throw e; });
+        const r = await L.rec(page, k + tr);
+        checkSeq(r, 'seq', 1, last, tr + ' ' + k);
+        assert.strictEqual(r.gaps.length, 1, tr + ' ' + k + ': one gap');
+        assert.strictEqual(r.gaps[0].channel, 'seq');
+        assert.strictEqual(Number(r.gaps[0].last_seen), k === 'old-' ? 5 : 999);
+        assert.strictEqual(r.gaps[0].epoch, epoch, tr + ' ' + k + ': the gap names the current epoch');
+      }
+      for (const k of ['s0-', 's30-', 'e30-', 's999-', 'old-']) await cursorIs(k + tr, epoch + ':' + last);
       await closeAll(page);
     }
   });

@@ -127,6 +127,9 @@ async function closeAll(page) {
       assert.strictEqual(r.gaps.length, 1, tr + ': one gap');
       assert.strictEqual(r.gaps[0].channel, 'rs');
       assert.strictEqual(Number(r.gaps[0].last_seen), 10, tr + ' last_seen');
+      assert.notStrictEqual(r.msgs[10].epoch, r.msgs[0].epoch, tr + ': the restarted channel has a new epoch');
+      assert.strictEqual(r.gaps[0].epoch, r.msgs[10].epoch, tr + ' gap epoch');
+      assert.strictEqual(r.cursor, r.msgs[10].epoch + ':5', tr + ' cursor');
       // the restart ends held streams; a poll may fall between two requests
       if (tr === 'ws' || tr === 'sse') assert(r.events.indexOf('reconnecting:' + tr) >= 0, tr + ' said reconnecting');
     }

@@ -85,6 +85,9 @@ char *metrics_render(struct bus *bus, size_t *len)
 	counter(&t, "pending_evicted_total",
 		"Pending connections closed because the pending cap was hit.",
 		&metrics.pending_evicted);
+	counter(&t, "head_peeked_bytes_total",
+		"Bytes the router copied out of sockets to read request heads.",
+		&metrics.head_peeked_bytes);
 	counter(&t, "http_errors_total", "JSON error replies sent.",
 		&metrics.http_errors);
 	per_transport(&t, "delivered_total", "Messages delivered.", "counter",

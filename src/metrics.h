@@ -23,6 +23,7 @@ struct metrics {
 	atomic_ullong head_timeouts;   /* closed before a full request head */
 	atomic_ullong head_rejected;   /* malformed or oversized heads */
 	atomic_ullong pending_evicted; /* pending cap reached */
+	atomic_ullong head_peeked_bytes; /* copied out of sockets by peeks */
 	atomic_ullong http_errors;     /* JSON error replies */
 };
 

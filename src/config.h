@@ -26,7 +26,8 @@ struct config {
 	unsigned long http_timeout; /* seconds */
 	unsigned long http_threads;
 	unsigned long http_memory; /* bytes of MHD pool per connection */
-	unsigned long max_connections;
+	unsigned long max_connections; /* HTTP and WebSocket */
+	unsigned long max_streams;     /* held ones; resolved from 0 */
 	const char *log_level;
 };
 

@@ -7,6 +7,9 @@
 #include <microhttpd.h>
 #include <stdio.h>
 
+/* seconds; the capacity comes back as soon as any stream ends */
+#define RETRY_AFTER "1"
+
 void http_reply_common_headers(struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
@@ -46,4 +49,21 @@ int http_reply_error(struct MHD_Connection *conn, unsigned status,
 
 	metrics_add(&metrics.http_errors, 1);
 	return http_reply_json(conn, status, body, (size_t)n);
+}
+
+int http_reply_over_capacity(struct MHD_Connection *conn, const char *message)
+{
+	char body[512];
+	int n = snprintf(body, sizeof body,
+			 "{\"error\":{\"code\":\"over_capacity\","
+			 "\"message\":\"%s\"}}",
+			 message);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		(size_t)n, body, MHD_RESPMEM_MUST_COPY);
+
+	metrics_add(&metrics.http_errors, 1);
+	metrics_add(&metrics.over_capacity, 1);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Retry-After", RETRY_AFTER);
+	return http_reply_queue(conn, 503, resp);
 }

@@ -18,6 +18,7 @@
 #include "router.h"
 
 #include "bus.h"
+#include "capacity.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -103,18 +104,19 @@ static void unlink_pending(struct router *r, struct pending *p)
 
 /* Answer with a short JSON error, then close. The socket is fresh, so
  * the send cannot block; reading what the client sent first avoids a
- * reset that would discard our answer. */
+ * reset that would discard our answer. A 503 says when to retry. */
 static void refuse(struct router *r, struct pending *p, const char *status,
 		   const char *code, const char *message)
 {
-	char body[256], buf[512];
+	char body[256], buf[600];
 	int len = snprintf(body, sizeof body,
 			   "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
 			   code, message);
 	int n = snprintf(buf, sizeof buf,
 			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
-			 "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
-			 status, len, body);
+			 "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+			 status, status[0] == '5' ? "Retry-After: 1\r\n" : "",
+			 len, body);
 
 	unlink_pending(r, p);
 	while (recv(p->fd, r->head, sizeof r->head, MSG_DONTWAIT) > 0)
@@ -132,8 +134,34 @@ static void drop(struct router *r, struct pending *p)
 	free(p);
 }
 
+/* A connection takes a --max-connections slot here, and a WebSocket a
+ * --max-streams slot too; the library that gets the socket gives them
+ * back when it closes it (http.c's on_connection, ws.c). */
+static bool within_capacity(struct router *r, struct pending *p, bool to_ws)
+{
+	struct capacity *cap = r->srv->cap;
+	const char *why = NULL;
+
+	if (!capacity_take_connection(cap)) {
+		why = "the gateway has as many connections as it takes "
+		      "(--max-connections); retry";
+	} else if (to_ws && !capacity_take_stream(cap)) {
+		capacity_give_connection(cap);
+		why = "the gateway holds as many streams as it takes "
+		      "(--max-streams); retry";
+	}
+	if (why == NULL)
+		return true;
+	metrics_add(&metrics.over_capacity, 1);
+	log_debug("refused a connection: %s", why);
+	refuse(r, p, "503 Service Unavailable", "over_capacity", why);
+	return false;
+}
+
 static void hand_off(struct router *r, struct pending *p, bool to_ws)
 {
+	if (!within_capacity(r, p, to_ws))
+		return;
 	unlink_pending(r, p);
 	if (to_ws) {
 		metrics_add(&metrics.routed_ws, 1);
@@ -141,8 +169,10 @@ static void hand_off(struct router *r, struct pending *p, bool to_ws)
 	} else {
 		metrics_add(&metrics.routed_http, 1);
 		/* MHD owns the fd from here, and closes it on failure */
-		MHD_add_connection(r->srv->mhd, p->fd,
-				   (struct sockaddr *)&p->sa, p->salen);
+		if (MHD_add_connection(r->srv->mhd, p->fd,
+				       (struct sockaddr *)&p->sa,
+				       p->salen) != MHD_YES)
+			capacity_give_connection(r->srv->cap);
 	}
 	free(p);
 }

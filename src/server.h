@@ -5,6 +5,7 @@
 #include "config.h"
 
 struct bus;
+struct capacity;
 struct MHD_Daemon;
 struct ws;
 struct router;
@@ -13,6 +14,7 @@ struct watcher;
 struct server {
 	const struct config *cfg;
 	struct bus *bus;
+	struct capacity *cap; /* --max-connections, --max-streams */
 	struct MHD_Daemon *mhd;
 	struct ws *ws;
 	struct watcher *watcher;

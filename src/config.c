@@ -64,7 +64,12 @@ static const struct option_def options[] = {
 	NUM(http_memory, "16384", 4096, 1048576,
 	    "bytes per HTTP connection (request head, reply buffer): less "
 	    "memory per SSE stream, smaller heads accepted"),
-	NUM(max_connections, "16000", 1, 1000000, "HTTP connections at most"),
+	NUM(max_connections, "16000", 2, 1000000,
+	    "connections at most, HTTP and WebSocket; more get 503"),
+	NUM(max_streams, "0", 0, 1000000,
+	    "held streams at most (SSE, long polls, WebSockets), below "
+	    "--max-connections so short requests keep room; more get 503 "
+	    "(0: --max-connections less 1/16, at least 1)"),
 	STR(log_level, "info", "error, warn, info or debug"),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
@@ -165,6 +170,11 @@ static int check(const struct config *cfg, FILE *err)
 			     "--ws-ping\n");
 		return -1;
 	}
+	if (cfg->max_streams && cfg->max_streams >= cfg->max_connections) {
+		fprintf(err, "anypush: --max-streams must be smaller than "
+			     "--max-connections\n");
+		return -1;
+	}
 	if (cfg->max_message >= cfg->history_memory) {
 		fprintf(err, "anypush: --max-message must be smaller than "
 			     "--history-memory\n");
@@ -217,4 +227,15 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
 			return CONFIG_ERROR;
 	}
 	return check(cfg, err) < 0 ? CONFIG_ERROR : CONFIG_RUN;
+}
+
+/* Resolved where it is used, not in config_parse, so that a config made
+ * by config_defaults alone (the tests) gets the same budget. */
+unsigned long config_max_streams(const struct config *cfg)
+{
+	if (cfg->max_streams)
+		return cfg->max_streams;
+	/* leave short requests 1/16 of the connections */
+	return cfg->max_connections -
+	       (cfg->max_connections >= 32 ? cfg->max_connections / 16 : 1);
 }

@@ -27,7 +27,8 @@ struct config {
 	unsigned long http_timeout; /* seconds */
 	unsigned long http_threads;
 	unsigned long http_memory; /* bytes of MHD pool per connection */
-	unsigned long max_connections;
+	unsigned long max_connections; /* HTTP and WebSocket */
+	unsigned long max_streams;     /* held ones; 0: config_max_streams */
 	const char *log_level;
 };
 
@@ -41,5 +42,7 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
 				FILE *out, FILE *err);
 /* The --help text. */
 void config_usage(FILE *out);
+/* --max-streams, or its default when 0: 15/16 of --max-connections. */
+unsigned long config_max_streams(const struct config *cfg);
 
 #endif

@@ -5,6 +5,7 @@
 #include "http.h"
 
 #include "bus.h"
+#include "capacity.h"
 #include "clientid.h"
 #include "fmt.h"
 #include "http_reply.h"
@@ -31,6 +32,12 @@
 #define CHANNELS_PREFIX "/channels/"
 /* F_DUPFD attempts to find a socket number for one worker (http_poke) */
 #define POKE_TRIES 64
+/* MHD's own limit sits above --max-connections, which the router keeps:
+ * room for the router's pokes and for closed connections MHD has not
+ * yet cleaned up, so MHD never drops a connection the router counted */
+#define MHD_SPARE_CONNECTIONS 64
+
+static char counted; /* socket_context of connections the router counted */
 
 const char *http_arg(struct http_request *req, const char *name)
 {
@@ -212,7 +219,7 @@ static int channels(struct http_request *req, const char *method,
 static int metrics_page(struct http_request *req)
 {
 	size_t len;
-	char *text = metrics_render(req->srv->bus, &len);
+	char *text = metrics_render(req->srv->bus, req->srv->cap, &len);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		len, text, MHD_RESPMEM_MUST_FREE);
 
@@ -372,6 +379,27 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* The router took a --max-connections slot for every connection it hands
+ * over; give it back when MHD closes one. Its pokes (http_poke) are Unix
+ * sockets and were never counted. STARTED and CLOSED come in pairs. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct server *srv = cls;
+	const union MHD_ConnectionInfo *ci;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		ci = MHD_get_connection_info(
+			conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci && ci->client_addr->sa_family != AF_UNIX)
+			*socket_context = &counted;
+	} else if (*socket_context == &counted) {
+		*socket_context = NULL;
+		capacity_give_connection(srv->cap);
+	}
+}
+
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
@@ -401,8 +429,10 @@ struct MHD_Daemon *http_start(struct server *srv)
 	d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, srv,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+		MHD_OPTION_CONNECTION_LIMIT,
+		(unsigned)(cfg->max_connections + MHD_SPARE_CONNECTIONS),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY,

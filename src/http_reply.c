@@ -8,6 +8,9 @@
 #include <microhttpd.h>
 #include <stdio.h>
 
+/* seconds; the capacity comes back as soon as any stream ends */
+#define RETRY_AFTER "1"
+
 void http_reply_common_headers(struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
@@ -50,4 +53,23 @@ int http_reply_error(struct MHD_Connection *conn, unsigned status,
 
 	metrics_add(&metrics.http_errors, 1);
 	return http_reply_json(conn, status, body, n);
+}
+
+int http_reply_over_capacity(struct MHD_Connection *conn, const char *message)
+{
+	char body[512];
+	size_t n = fmt_at(body, sizeof body, 0,
+			  "{\"error\":{\"code\":\"over_capacity\","
+			  "\"message\":\"%s\"}}",
+			  message);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		n, body, MHD_RESPMEM_MUST_COPY);
+
+	metrics_add(&metrics.http_errors, 1);
+	metrics_add(&metrics.over_capacity, 1);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Retry-After", RETRY_AFTER);
+	return http_reply_queue(conn, 503, resp);
 }

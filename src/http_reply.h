@@ -13,6 +13,9 @@ void http_reply_common_headers(struct MHD_Response *resp);
  * message are the gateway's own text, never client input. MHD_YES/NO. */
 int http_reply_error(struct MHD_Connection *conn, unsigned status,
 		     const char *code, const char *message);
+/* 503 {"error":{"code":"over_capacity",...}} with Retry-After: a held
+ * stream over --max-streams. */
+int http_reply_over_capacity(struct MHD_Connection *conn, const char *message);
 /* A JSON body (copied) with that status. MHD_NO, which closes the
  * connection, when MHD cannot make the response. */
 int http_reply_json(struct MHD_Connection *conn, unsigned status,

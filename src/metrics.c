@@ -3,6 +3,7 @@
 #include "metrics.h"
 
 #include "bus.h"
+#include "capacity.h"
 #include "message.h"
 #include "xalloc.h"
 
@@ -56,7 +57,7 @@ static void per_transport(struct text *t, const char *name, const char *help,
 	}
 }
 
-char *metrics_render(struct bus *bus, size_t *len)
+char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 {
 	struct text t = { xmalloc(4096), 0, 4096 };
 	struct bus_stats st;
@@ -85,6 +86,13 @@ char *metrics_render(struct bus *bus, size_t *len)
 	counter(&t, "pending_evicted_total",
 		"Pending connections closed because the pending cap was hit.",
 		&metrics.pending_evicted);
+	counter(&t, "head_peeked_bytes_total",
+		"Bytes the router copied out of sockets to read request heads.",
+		&metrics.head_peeked_bytes);
+	counter(&t, "over_capacity_total",
+		"Connections and streams refused for --max-connections or "
+		"--max-streams.",
+		&metrics.over_capacity);
 	counter(&t, "http_errors_total", "JSON error replies sent.",
 		&metrics.http_errors);
 	per_transport(&t, "delivered_total", "Messages delivered.", "counter",
@@ -102,9 +110,13 @@ char *metrics_render(struct bus *bus, size_t *len)
 	    "# TYPE anypush_messages_alive gauge\n"
 	    "anypush_messages_alive %ld\n"
 	    "# TYPE anypush_pollers gauge\n"
-	    "anypush_pollers %zu\n",
+	    "anypush_pollers %zu\n"
+	    "# TYPE anypush_connections gauge\n"
+	    "anypush_connections %zu\n"
+	    "# TYPE anypush_streams gauge\n"
+	    "anypush_streams %zu\n",
 	    st.channels, st.retained, st.retained_bytes, message_alive(),
-	    st.pollers);
+	    st.pollers, capacity_connections(cap), capacity_streams(cap));
 	*len = t.len;
 	return t.buf;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 struct bus;
+struct capacity;
 
 struct metrics {
 	atomic_ullong published;      /* messages accepted */
@@ -23,6 +24,8 @@ struct metrics {
 	atomic_ullong head_timeouts;   /* closed before a full request head */
 	atomic_ullong head_rejected;   /* malformed or oversized heads */
 	atomic_ullong pending_evicted; /* pending cap reached */
+	atomic_ullong head_peeked_bytes; /* copied out of sockets by peeks */
+	atomic_ullong over_capacity;     /* refused for --max-connections/-streams */
 	atomic_ullong http_errors;     /* JSON error replies */
 };
 
@@ -34,6 +37,6 @@ static inline void metrics_add(atomic_ullong *counter, uint64_t n)
 }
 
 /* The Prometheus text exposition; the caller free()s it. */
-char *metrics_render(struct bus *bus, size_t *len);
+char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len);
 
 #endif

@@ -4,10 +4,21 @@
  * queued, so level-triggered epoll would report them forever (measured:
  * a spinning core per slow client). Pending connections are bounded in
  * number (the oldest goes first: it is the likeliest slowloris) and in
- * time. A socket is handed off exactly once and never touched after. */
+ * time. A socket is handed off exactly once and never touched after.
+ *
+ * A head may come a byte per segment, and a plain peek copies from the
+ * start of the stream every time: 8 KiB that way is 32 MiB of copying and
+ * scanning on this one thread. So each byte is scanned once
+ * (router_head_scan), and with SO_PEEK_OFF (TCP since Linux 6.10) each
+ * peek returns only the bytes not yet seen; the whole head is peeked
+ * once more only when it is ready to classify. Without SO_PEEK_OFF a
+ * socket is peeked again only when its queued bytes have doubled, or
+ * RECHECK_MS after a smaller arrival, so the copying stays linear in the
+ * head plus a bounded amount per connection. */
 #include "router.h"
 
 #include "bus.h"
+#include "capacity.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -26,17 +37,27 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "router"
 #define HEAD_CAP 8192
 #define POKE_MS 100
+#define RECHECK_MS 25
+#ifndef SO_PEEK_OFF
+#define SO_PEEK_OFF 42
+#endif
 
 struct pending {
 	int fd;
+	bool peek_off; /* SO_PEEK_OFF is on: a peek returns only new bytes */
+	bool deferred; /* on the recheck list */
+	struct head_scan scan;
 	uint64_t deadline_ms;
-	struct pending *prev, *next; /* oldest first */
+	uint64_t recheck_ms;
+	struct pending *prev, *next;   /* oldest first */
+	struct pending *dprev, *dnext; /* the recheck list, due first */
 	socklen_t salen;
 	struct sockaddr_storage sa;
 };
@@ -46,7 +67,9 @@ struct router {
 	int lfd, ep, stop_fd;
 	pthread_t thread;
 	struct pending *oldest, *newest;
+	struct pending *due_first, *due_last; /* deferred peeks */
 	size_t npending;
+	bool no_peek_off; /* ANYPUSH_NO_PEEK_OFF: test the fallback */
 	/* evicted while events for them may still be in the current epoll
 	 * batch: freed only after the batch (fd is -1 meanwhile) */
 	struct pending *graveyard;
@@ -65,23 +88,35 @@ static void unlink_pending(struct router *r, struct pending *p)
 	else
 		r->newest = p->prev;
 	r->npending--;
+	if (p->deferred) {
+		if (p->dprev)
+			p->dprev->dnext = p->dnext;
+		else
+			r->due_first = p->dnext;
+		if (p->dnext)
+			p->dnext->dprev = p->dprev;
+		else
+			r->due_last = p->dprev;
+		p->deferred = false;
+	}
 	epoll_ctl(r->ep, EPOLL_CTL_DEL, p->fd, NULL);
 }
 
 /* Answer with a short JSON error, then close. The socket is fresh, so
  * the send cannot block; reading what the client sent first avoids a
- * reset that would discard our answer. */
+ * reset that would discard our answer. A 503 says when to retry. */
 static void refuse(struct router *r, struct pending *p, const char *status,
 		   const char *code, const char *message)
 {
-	char body[256], buf[512];
+	char body[256], buf[600];
 	int len = snprintf(body, sizeof body,
 			   "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
 			   code, message);
 	int n = snprintf(buf, sizeof buf,
 			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
-			 "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
-			 status, len, body);
+			 "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s",
+			 status, status[0] == '5' ? "Retry-After: 1\r\n" : "",
+			 len, body);
 
 	unlink_pending(r, p);
 	while (recv(p->fd, r->head, sizeof r->head, MSG_DONTWAIT) > 0)
@@ -99,8 +134,34 @@ static void drop(struct router *r, struct pending *p)
 	free(p);
 }
 
+/* A connection takes a --max-connections slot here, and a WebSocket a
+ * --max-streams slot too; the library that gets the socket gives them
+ * back when it closes it (http.c's on_connection, ws.c). */
+static bool within_capacity(struct router *r, struct pending *p, bool to_ws)
+{
+	struct capacity *cap = r->srv->cap;
+	const char *why = NULL;
+
+	if (!capacity_take_connection(cap)) {
+		why = "the gateway has as many connections as it takes "
+		      "(--max-connections); retry";
+	} else if (to_ws && !capacity_take_stream(cap)) {
+		capacity_give_connection(cap);
+		why = "the gateway holds as many streams as it takes "
+		      "(--max-streams); retry";
+	}
+	if (why == NULL)
+		return true;
+	metrics_add(&metrics.over_capacity, 1);
+	log_debug("refused a connection: %s", why);
+	refuse(r, p, "503 Service Unavailable", "over_capacity", why);
+	return false;
+}
+
 static void hand_off(struct router *r, struct pending *p, bool to_ws)
 {
+	if (!within_capacity(r, p, to_ws))
+		return;
 	unlink_pending(r, p);
 	if (to_ws) {
 		metrics_add(&metrics.routed_ws, 1);
@@ -108,27 +169,39 @@ static void hand_off(struct router *r, struct pending *p, bool to_ws)
 	} else {
 		metrics_add(&metrics.routed_http, 1);
 		/* MHD owns the fd from here, and closes it on failure */
-		MHD_add_connection(r->srv->mhd, p->fd,
-				   (struct sockaddr *)&p->sa, p->salen);
+		if (MHD_add_connection(r->srv->mhd, p->fd,
+				       (struct sockaddr *)&p->sa,
+				       p->salen) != MHD_YES)
+			capacity_give_connection(r->srv->cap);
 	}
 	free(p);
 }
 
-static void peek(struct router *r, struct pending *p)
+/* The head is ready to classify: peek at all of it from the start, once.
+ * r->head already holds it when the last peek started at 0. */
+static void classify(struct router *r, struct pending *p, ssize_t n)
 {
-	ssize_t n = recv(p->fd, r->head, sizeof r->head, MSG_PEEK);
+	int off = -1;
 	enum head_verdict v;
 
-	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		drop(r, p);
-		return;
+	if (p->peek_off) {
+		/* back to plain peeks, which is also what the library that
+		 * gets the socket expects */
+		setsockopt(p->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof off);
+		p->peek_off = false;
+		n = recv(p->fd, r->head, sizeof r->head, MSG_PEEK);
+		if (n <= 0) {
+			drop(r, p);
+			return;
+		}
+		metrics_add(&metrics.head_peeked_bytes, (uint64_t)n);
 	}
-	if (n < 0)
-		return;
 	v = router_head_classify(r->head, (size_t)n, sizeof r->head,
 				 transport_enabled(&transport_ws));
 	switch (v) {
 	case HEAD_INCOMPLETE:
+		/* cannot happen: the scan and the classifier agree */
+		log_warn("a head ready to classify was incomplete");
 		return;
 	case HEAD_HTTP:
 	case HEAD_WS:
@@ -145,6 +218,65 @@ static void peek(struct router *r, struct pending *p)
 		       "head_too_large", "the request head is over 8 KiB");
 		return;
 	}
+}
+
+/* Without SO_PEEK_OFF, peek again after RECHECK_MS rather than now. */
+static void defer(struct router *r, struct pending *p)
+{
+	if (p->deferred)
+		return;
+	p->deferred = true;
+	p->recheck_ms = bus_now_ms() + RECHECK_MS;
+	p->dnext = NULL;
+	p->dprev = r->due_last;
+	if (r->due_last)
+		r->due_last->dnext = p;
+	else
+		r->due_first = p;
+	r->due_last = p;
+}
+
+/* Is a full peek worth its copy now? Yes when the bytes queued have
+ * doubled since the last one (the copies then sum to twice the head), or
+ * when called from the recheck list (force). */
+static bool worth_peeking(struct router *r, struct pending *p, bool force)
+{
+	int queued = 0;
+
+	if (force || p->peek_off || p->scan.seen == 0)
+		return true;
+	if (ioctl(p->fd, FIONREAD, &queued) < 0 ||
+	    (size_t)queued >= 2 * p->scan.seen || queued >= HEAD_CAP)
+		return true;
+	defer(r, p);
+	return false;
+}
+
+static void peek(struct router *r, struct pending *p, bool force)
+{
+	size_t seen = p->scan.seen;
+	ssize_t n;
+
+	if (!worth_peeking(r, p, force))
+		return;
+	/* with SO_PEEK_OFF the peek starts after the bytes already seen */
+	if (p->peek_off)
+		n = recv(p->fd, r->head, sizeof r->head - seen, MSG_PEEK);
+	else
+		n = recv(p->fd, r->head, sizeof r->head, MSG_PEEK);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		drop(r, p);
+		return;
+	}
+	if (n < 0)
+		return;
+	metrics_add(&metrics.head_peeked_bytes, (uint64_t)n);
+	if (p->peek_off ?
+		    router_head_scan(&p->scan, r->head, (size_t)n, HEAD_CAP) :
+		    (size_t)n > seen &&
+			    router_head_scan(&p->scan, r->head + seen,
+					     (size_t)n - seen, HEAD_CAP))
+		classify(r, p, n);
 }
 
 static void add_pending(struct router *r, int fd, struct sockaddr_storage *sa,
@@ -166,6 +298,9 @@ static void add_pending(struct router *r, int fd, struct sockaddr_storage *sa,
 		r->graveyard = old;
 	}
 	p->fd = fd;
+	p->peek_off = !r->no_peek_off &&
+		      setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &(int){ 0 },
+				 sizeof(int)) == 0;
 	p->sa = *sa;
 	p->salen = salen;
 	p->deadline_ms = bus_now_ms() + r->srv->cfg->head_timeout * 1000;
@@ -210,6 +345,21 @@ static void expire(struct router *r, uint64_t now)
 	}
 }
 
+static void recheck(struct router *r, uint64_t now)
+{
+	while (r->due_first && r->due_first->recheck_ms <= now) {
+		struct pending *p = r->due_first;
+
+		r->due_first = p->dnext;
+		if (r->due_first)
+			r->due_first->dprev = NULL;
+		else
+			r->due_last = NULL;
+		p->deferred = false;
+		peek(r, p, true);
+	}
+}
+
 static void bury(struct router *r)
 {
 	while (r->graveyard) {
@@ -227,7 +377,8 @@ static void *router_main(void *arg)
 	uint64_t now;
 
 	for (;;) {
-		int n = epoll_wait(r->ep, ev, 64, 100);
+		int n = epoll_wait(r->ep, ev, 64,
+				   r->due_first ? RECHECK_MS : 100);
 
 		for (int i = 0; i < n; i++) {
 			struct pending *p = ev[i].data.ptr;
@@ -237,10 +388,11 @@ static void *router_main(void *arg)
 			if (ev[i].data.ptr == &r->lfd)
 				accept_all(r);
 			else if (p->fd >= 0)
-				peek(r, p);
+				peek(r, p, false);
 		}
 		bury(r);
 		now = bus_now_ms();
+		recheck(r, now);
 		expire(r, now);
 		if (now >= r->next_poke) {
 			http_poke(r->srv->mhd,
@@ -319,6 +471,7 @@ struct router *router_start(struct server *srv)
 	unsigned port;
 
 	r->srv = srv;
+	r->no_peek_off = getenv("ANYPUSH_NO_PEEK_OFF") != NULL;
 	r->lfd = listen_on(srv->cfg->bind, srv->cfg->port);
 	if (r->lfd < 0) {
 		free(r);
@@ -339,6 +492,8 @@ struct router *router_start(struct server *srv)
 		free(r);
 		return NULL;
 	}
+	/* named, so its CPU time can be told apart in /proc */
+	pthread_setname_np(r->thread, "router");
 	log_info("listening on %s port %u", srv->cfg->bind, port);
 	write_port_file(srv->cfg->port_file, port);
 	return r;

@@ -173,3 +173,34 @@ enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 	return ws_target_ok(sp1 + 1, (size_t)(sp2 - sp1 - 1)) ? HEAD_WS :
 								HEAD_HTTP;
 }
+
+/* The same tests as router_head_classify makes before it parses a
+ * complete head (method_plausible, head_chars_ok, find_end), one byte at
+ * a time, so no byte is looked at twice. */
+bool router_head_scan(struct head_scan *s, const char *buf, size_t len,
+		      size_t cap)
+{
+	for (size_t i = 0; i < len && !s->ready; i++, s->seen++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if (!s->method_ok && s->seen <= METHOD_MAX) {
+			if (c == ' ' && s->seen > 0)
+				s->method_ok = true;
+			else if (c < 'A' || c > 'Z' || s->seen == METHOD_MAX)
+				s->ready = true; /* not [A-Z]{1,16}, a space */
+		}
+		if ((c < 0x20 && c != '\r' && c != '\n' && c != '\t') ||
+		    c == 0x7F)
+			s->ready = true; /* a control byte in the head */
+		if (c == '\n' && (s->last[0] == '\n' ||
+				  (s->last[0] == '\r' && s->last[1] == '\n' &&
+				   s->last[2] == '\r')))
+			s->ready = true; /* the blank line: the head ended */
+		s->last[2] = s->last[1];
+		s->last[1] = s->last[0];
+		s->last[0] = c;
+	}
+	if (s->seen >= cap)
+		s->ready = true;
+	return s->ready;
+}

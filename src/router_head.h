@@ -1,5 +1,8 @@
 /* router_head.h: classify a peeked request head without consuming it,
- * to pick the library that will own the connection. Pure; no I/O. */
+ * to pick the library that will own the connection. Pure; no I/O.
+ * A head may come a few bytes at a time: router_head_scan looks at each
+ * new byte once and says when the whole classification is worth running,
+ * so a head sent byte by byte costs linear work, not quadratic. */
 #ifndef ANYPUSH_ROUTER_HEAD_H
 #define ANYPUSH_ROUTER_HEAD_H
 
@@ -14,9 +17,24 @@ enum head_verdict {
 	HEAD_TOO_LARGE,  /* no end of head within the cap: 431 and close */
 };
 
+/* What router_head_scan has seen of one stream. Zero it before the first
+ * call. */
+struct head_scan {
+	size_t seen;           /* bytes fed so far */
+	unsigned char last[3]; /* the three bytes before the next, newest first */
+	bool method_ok;        /* the method and its space have been seen */
+	bool ready;
+};
+
 /* buf holds the first len bytes the client sent; cap is the most the
  * router will look at. ws_enabled: whether upgrades may go to lws. */
 enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 				       bool ws_enabled);
+/* Feed the len bytes that follow those already fed. True once
+ * router_head_classify on every byte fed so far (and any later ones)
+ * would say more than HEAD_INCOMPLETE: the head has ended, is malformed,
+ * or has reached cap without ending. Stays true from then on. */
+bool router_head_scan(struct head_scan *s, const char *buf, size_t len,
+		      size_t cap);
 
 #endif

@@ -5,18 +5,62 @@
 #include "server.h"
 
 #include "bus.h"
+#include "capacity.h"
 #include "http.h"
 #include "log.h"
 #include "router.h"
 #include "watcher.h"
 #include "ws.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "server"
 #define DRAIN_MS 3000
+/* descriptors besides connections: listening socket, epoll sets,
+ * eventfds, the log, static files being served */
+#define FD_SPARE 64
+
+/* Every connection is a descriptor, and the usual soft limit of 1024
+ * would stop WebSockets and streams long before --max-connections (and
+ * make accept fail with EMFILE). The hard limit is what the system
+ * allows this process, so take all of it. */
+static void raise_fd_limit(const struct config *cfg)
+{
+	unsigned long long need = (unsigned long long)cfg->max_connections +
+				  cfg->max_pending + FD_SPARE;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t was = rl.rlim_cur;
+
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0) {
+			log_info("open files: raised the limit from %llu to "
+				 "%llu",
+				 (unsigned long long)was,
+				 (unsigned long long)rl.rlim_max);
+		} else {
+			log_warn("open files: cannot raise the limit from "
+				 "%llu: %s",
+				 (unsigned long long)was, strerror(errno));
+			rl.rlim_cur = was;
+		}
+	} else {
+		log_info("open files: limit %llu",
+			 (unsigned long long)rl.rlim_cur);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		log_warn("open files: the limit %llu is below "
+			 "--max-connections + --max-pending + %d (%llu): "
+			 "connections past it fail to be accepted",
+			 (unsigned long long)rl.rlim_cur, FD_SPARE, need);
+}
 
 static struct bus *make_bus(const struct config *cfg)
 {
@@ -36,6 +80,8 @@ int server_start(struct server *srv, const struct config *cfg)
 {
 	memset(srv, 0, sizeof *srv);
 	srv->cfg = cfg;
+	raise_fd_limit(cfg);
+	srv->cap = capacity_new(cfg->max_connections, config_max_streams(cfg));
 	srv->bus = make_bus(cfg);
 	srv->watcher = watcher_start(srv->bus);
 	if (srv->watcher)
@@ -87,6 +133,8 @@ void server_stop(struct server *srv)
 	if (srv->bus)
 		bus_free(srv->bus);
 	srv->bus = NULL;
+	capacity_free(srv->cap);
+	srv->cap = NULL;
 }
 
 void server_fail(struct server *srv)

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 struct bus;
+struct capacity;
 struct MHD_Daemon;
 struct ws;
 struct router;
@@ -16,6 +17,7 @@ struct watcher;
 struct server {
 	const struct config *cfg;
 	struct bus *bus;
+	struct capacity *cap; /* --max-connections, --max-streams */
 	struct MHD_Daemon *mhd;
 	struct ws *ws;
 	struct watcher *watcher;

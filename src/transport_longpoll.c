@@ -1,6 +1,7 @@
 /* Long polling (comet): hold the request, suspended, until something is
  * past the cursor or the timeout passes. The access handler runs again
  * after every resume and decides then. */
+#include "capacity.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
@@ -43,6 +44,11 @@ static int longpoll_open(struct http_request *req)
 	if (timeout < 0)
 		return http_reply_error(req->conn, 400, "bad_timeout",
 					"timeout is whole seconds, 1 to 120");
+	/* given back in longpoll_finish, which runs only if tstate is set */
+	if (!capacity_take_stream(req->srv->cap))
+		return http_reply_over_capacity(
+			req->conn, "the gateway holds as many streams as it "
+				   "takes (--max-streams); retry");
 	hs = xcalloc(1, sizeof *hs);
 	req->tstate = hs;
 	r = http_sub_open(hs, req, bus_now_ms() + (uint64_t)timeout * 1000, 0,
@@ -92,6 +98,7 @@ static void longpoll_finish(struct http_request *req)
 	http_sub_close(hs);
 	free(hs);
 	req->tstate = NULL;
+	capacity_give_stream(req->srv->cap);
 }
 
 const struct transport transport_longpoll = {

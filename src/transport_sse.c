@@ -5,6 +5,7 @@
  * many events as fit (batching under load comes free), and when there is
  * nothing to send it suspends the connection and returns 0, which MHD
  * allows only together with a suspend (without it, MHD spins). */
+#include "capacity.h"
 #include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
@@ -188,6 +189,11 @@ static int sse_serve(struct http_request *req)
 
 	if (req->tstate)
 		return MHD_YES;
+	/* given back in sse_finish, which runs only if tstate is set */
+	if (!capacity_take_stream(req->srv->cap))
+		return http_reply_over_capacity(
+			req->conn, "the gateway holds as many streams as it "
+				   "takes (--max-streams); retry");
 	st = xcalloc(1, sizeof *st);
 	req->tstate = st;
 	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb, req->presence);
@@ -216,6 +222,7 @@ static void sse_finish(struct http_request *req)
 	message_unref(st->writing);
 	free(st);
 	req->tstate = NULL;
+	capacity_give_stream(req->srv->cap);
 }
 
 const struct transport transport_sse = {

@@ -6,6 +6,7 @@
  * costs one eventfd write, not 1,000. */
 #include "ws.h"
 
+#include "capacity.h"
 #include "log.h"
 #include "server.h"
 #include "xalloc.h"
@@ -17,6 +18,11 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "ws"
+
+/* The opaque user data of every wsi the router counted: the router took
+ * a connection and a stream slot for it (see router.c), given back once,
+ * when lws destroys the wsi or fails to adopt the socket. */
+static char counted;
 
 struct ws {
 	struct server *srv;
@@ -86,6 +92,12 @@ void ws_unready(struct ws *ws, struct ws_ready_link *link)
 	pthread_mutex_unlock(&ws->lock);
 }
 
+static void give_back(struct ws *ws)
+{
+	capacity_give_stream(ws->srv->cap);
+	capacity_give_connection(ws->srv->cap);
+}
+
 static void adopt_pending(struct ws *ws)
 {
 	int *fds;
@@ -100,11 +112,18 @@ static void adopt_pending(struct ws *ws)
 	for (size_t i = 0; i < n; i++) {
 		lws_sock_file_fd_type fd = { .sockfd = fds[i] };
 
+		struct lws *wsi;
+
 		/* on failure lws closes the fd itself */
-		if (lws_adopt_descriptor_vhost(
-			    ws->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd, NULL,
-			    NULL) == NULL)
+		wsi = lws_adopt_descriptor_vhost(
+			ws->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd, NULL,
+			NULL);
+		if (wsi) {
+			lws_set_opaque_user_data(wsi, &counted);
+		} else {
 			log_warn("lws could not adopt a connection");
+			give_back(ws);
+		}
 	}
 	free(fds);
 }
@@ -140,6 +159,13 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 		adopt_pending(ws);
 		serve_ready(ws);
 		return 0; /* never -1 here: it breaks context destroy */
+	}
+	/* the last callback of every wsi, whether or not it got to be a
+	 * WebSocket (lws 4.1.6 core-net/close.c) */
+	if (reason == LWS_CALLBACK_WSI_DESTROY &&
+	    lws_get_opaque_user_data(wsi) == &counted) {
+		lws_set_opaque_user_data(wsi, NULL);
+		give_back(lws_context_user(lws_get_context(wsi)));
 	}
 	return p[0].callback(wsi, reason, user, in, len);
 }

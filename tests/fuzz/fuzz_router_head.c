@@ -1,4 +1,7 @@
-/* libFuzzer target: the router's classification of a peeked head. */
+/* libFuzzer target: the router's classification of a peeked head, whole
+ * and fed in pieces as segments arrive. The first byte picks the piece
+ * sizes; after every piece the scanner must agree with the classifier
+ * on whether anything but HEAD_INCOMPLETE can be said yet. */
 #include "router_head.h"
 
 #include <stdint.h>
@@ -6,6 +9,29 @@
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void feed_in_pieces(const char *buf, size_t size, size_t cap,
+			   unsigned seed)
+{
+	struct head_scan s = { 0 };
+	size_t at = 0;
+
+	while (at < size) {
+		size_t k = 1 + (seed & 7);
+		bool ready;
+
+		seed = seed * 1103515245u + 12345u;
+		if (k > size - at)
+			k = size - at;
+		ready = router_head_scan(&s, buf + at, k, cap);
+		at += k;
+		if (ready != (router_head_classify(buf, at, cap, true) !=
+			      HEAD_INCOMPLETE))
+			abort();
+		if (ready)
+			return;
+	}
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -15,6 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	router_head_classify(buf, size, 8192, true);
 	router_head_classify(buf, size, size, false);
+	if (size > 0) {
+		feed_in_pieces(buf + 1, size - 1, 8192, data[0]);
+		feed_in_pieces(buf + 1, size - 1, size, data[0]);
+	}
 	free(buf);
 	return 0;
 }

@@ -174,7 +174,8 @@ START_TEST(test_every_option_is_accepted)
 		{ "--max-pending", "1" },
 		{ "--http-timeout", "1" },
 		{ "--http-threads", "64" },
-		{ "--max-connections", "1" },
+		{ "--max-connections", "2" },
+		{ "--max-streams", "1" },
 		{ "--log-level", "debug" },
 	};
 
@@ -281,6 +282,21 @@ START_TEST(test_cross_checks)
 	expect_error(ARGS("--max-message=65536", "--history-memory=65536"),
 		     "max-message");
 	expect_run(ARGS("--max-message=65535", "--history-memory=65536"));
+	/* streams stop below connections, so short requests keep room */
+	expect_error(ARGS("--max-connections=20", "--max-streams=20"),
+		     "max-streams");
+	expect_error(ARGS("--max-streams=16000"), "max-streams");
+	expect_run(ARGS("--max-connections=20", "--max-streams=19"));
+	ck_assert_uint_eq(cfg.max_streams, 19);
+	ck_assert_uint_eq(config_max_streams(&cfg), 19);
+	expect_run(ARGS("--max-connections=20"));
+	ck_assert_uint_eq(config_max_streams(&cfg), 19);
+	expect_run(ARGS("--max-connections=2"));
+	ck_assert_uint_eq(config_max_streams(&cfg), 1);
+	expect_run(ARGS("--port=1"));
+	ck_assert_uint_eq(config_max_streams(&cfg), 15000);
+	config_defaults(&cfg); /* the defaults alone get the same budget */
+	ck_assert_uint_eq(config_max_streams(&cfg), 15000);
 	reset_transports();
 }
 END_TEST
@@ -323,6 +339,7 @@ static const char *const option_names[] = {
 	"--http-timeout",
 	"--http-threads",
 	"--max-connections",
+	"--max-streams",
 	"--log-level",
 	"--help",
 	"--version",

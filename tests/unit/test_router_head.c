@@ -464,6 +464,133 @@ START_TEST(test_exact_length_reads)
 }
 END_TEST
 
+/* ---- scanning a head that comes in pieces ---- */
+
+/* Feed buf[0..len) to a fresh scanner in pieces of `step` bytes (0: random
+ * sizes) and check after every piece that it says "ready" exactly when
+ * the whole classifier would say more than INCOMPLETE. */
+static void scan_agrees(const char *buf, size_t len, size_t cap, size_t step)
+{
+	struct head_scan s = { 0 };
+	size_t at = 0;
+
+	while (at < len) {
+		size_t k = step ? step : 1 + next_rand() % 64;
+		bool ready;
+		enum head_verdict v;
+
+		if (k > len - at)
+			k = len - at;
+		ready = router_head_scan(&s, buf + at, k, cap);
+		at += k;
+		v = router_head_classify(buf, at, cap, true);
+		ck_assert_msg(ready == (v != HEAD_INCOMPLETE),
+			      "after %zu of %zu bytes (cap %zu): scan %s, "
+			      "classify %s",
+			      at, len, cap, ready ? "ready" : "waits",
+			      verdict_name(v));
+		if (ready)
+			return; /* the router stops feeding here */
+	}
+}
+
+START_TEST(test_scan_matches_classify)
+{
+	static const char *const heads[] = {
+		"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET / HTTP/1.1\nHost: x\n\n",
+		"GET / HTTP/1.1\r\n\nbody",
+		"GET / HTTP/1.1\r\n\r\n\x01\x02",
+		"POST /channels/x HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}",
+		"ABCDEFGHIJKLMNOP / HTTP/1.1\r\n\r\n",
+		"ABCDEFGHIJKLMNOPQ / HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nX: \x7f\r\n\r\n",
+		"GET\r\n\r\n",
+		"\r\n\r\n",
+		" GET / HTTP/1.1\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: x\r\n\r",
+		"GET / HTTP/1.1\r\r\n\n",
+		"GET / HTTP/1.1\n\r\n\r\n",
+	};
+
+	for (size_t i = 0; i < NELEM(heads); i++) {
+		size_t len = strlen(heads[i]);
+
+		for (size_t step = 1; step <= 4; step++)
+			scan_agrees(heads[i], len, CAP, step);
+		scan_agrees(heads[i], len, CAP, len);
+		scan_agrees(heads[i], len, len, 1);
+		scan_agrees(heads[i], len, len > 8 ? len - 8 : 1, 1);
+	}
+	for (size_t i = 0; i < NELEM(bad_heads); i++) {
+		scan_agrees(bad_heads[i].s, bad_heads[i].len, CAP, 1);
+		scan_agrees(bad_heads[i].s, bad_heads[i].len, CAP, 3);
+	}
+	scan_agrees(ws_head("/channels/a,b?since=4,0", "Upgrade: websocket"),
+		    strlen(ws_head("/channels/a,b?since=4,0",
+				   "Upgrade: websocket")),
+		    CAP, 1);
+}
+END_TEST
+
+START_TEST(test_scan_byte_by_byte_to_the_cap)
+{
+	/* an 8 KiB head a byte at a time: ready at the blank line, or at the
+	 * cap when there is none, and each byte is fed once */
+	static char buf[CAP];
+	struct head_scan s = { 0 };
+	size_t n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n");
+	size_t i;
+
+	while (n + 8 <= CAP - 4)
+		n += (size_t)sprintf(buf + n, "X-A: b\r\n");
+	memcpy(buf + n, "\r\n", 2);
+	n += 2;
+	for (i = 0; i < n - 1; i++)
+		ck_assert(!router_head_scan(&s, buf + i, 1, CAP));
+	ck_assert(router_head_scan(&s, buf + i, 1, CAP));
+	ck_assert_uint_eq(s.seen, n);
+	ck_verdict(router_head_classify(buf, n, CAP, true), HEAD_HTTP);
+	/* stays ready */
+	ck_assert(router_head_scan(&s, "x", 1, CAP));
+
+	memset(&s, 0, sizeof s);
+	memset(buf, 'a', sizeof buf);
+	memcpy(buf, "GET /", 5);
+	for (i = 0; i < CAP - 1; i++)
+		ck_assert(!router_head_scan(&s, buf + i, 1, CAP));
+	ck_assert(router_head_scan(&s, buf + i, 1, CAP));
+	ck_verdict(router_head_classify(buf, CAP, CAP, true), HEAD_TOO_LARGE);
+}
+END_TEST
+
+START_TEST(test_scan_random_mutations)
+{
+	/* the mutated heads of test_random_mutations, cut into random
+	 * pieces: the scanner and the classifier never disagree */
+	static const char interesting[] = " ,?&=%:/\r\n\t\0~.";
+	const char *bases[2] = { "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+				 "POST /c HTTP/1.1\nContent-Length: 3\n\nabc" };
+	char work[128];
+
+	for (int round = 0; round < 20000; round++) {
+		const char *base = bases[next_rand() % 2];
+		size_t len = strlen(base), edits = 1 + next_rand() % 4;
+
+		memcpy(work, base, len);
+		for (size_t e = 0; e < edits; e++) {
+			size_t at = next_rand() % len;
+
+			work[at] = next_rand() % 2 ?
+					   (char)next_rand() :
+					   interesting[next_rand() %
+						       (sizeof interesting - 1)];
+		}
+		scan_agrees(work, len, next_rand() % 2 ? CAP : len, 0);
+	}
+}
+END_TEST
+
 static Suite *router_head_suite(void)
 {
 	Suite *s = suite_create("router_head");
@@ -486,6 +613,12 @@ static Suite *router_head_suite(void)
 	tcase_add_test(tc, test_random_binary);
 	tcase_add_test(tc, test_random_mutations);
 	tcase_add_test(tc, test_exact_length_reads);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("scan");
+	tcase_add_test(tc, test_scan_matches_classify);
+	tcase_add_test(tc, test_scan_byte_by_byte_to_the_cap);
+	tcase_add_test(tc, test_scan_random_mutations);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -19,6 +19,7 @@
 
 #include "bus.h"
 #include "capacity.h"
+#include "fmt.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -109,19 +110,19 @@ static void refuse(struct router *r, struct pending *p, const char *status,
 		   const char *code, const char *message)
 {
 	char body[256], buf[600];
-	int len = snprintf(body, sizeof body,
-			   "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
-			   code, message);
-	int n = snprintf(buf, sizeof buf,
-			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
-			 "%sConnection: close\r\nContent-Length: %d\r\n\r\n%s",
-			 status, status[0] == '5' ? "Retry-After: 1\r\n" : "",
-			 len, body);
+	size_t len = fmt_at(body, sizeof body, 0,
+			    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+			    code, message);
+	size_t n = fmt_at(buf, sizeof buf, 0,
+			  "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
+			  "%sConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+			  status, status[0] == '5' ? "Retry-After: 1\r\n" : "",
+			  len, body);
 
 	unlink_pending(r, p);
 	while (recv(p->fd, r->head, sizeof r->head, MSG_DONTWAIT) > 0)
 		;
-	(void)send(p->fd, buf, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)send(p->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(p->fd, SHUT_WR);
 	close(p->fd);
 	free(p);

@@ -291,6 +291,10 @@ async def test_malformed():
                 f = await m.op({"op": "subscribe", "channel": A, "since": bad})
                 if (f.get("type"), f.get("code")) != ("error", "bad_cursor"):
                     failures.append(f"/ws subscribe since={bad!r}: {f}")
+        # the message says what a cursor is, as the /ws one does
+        st, _, body = get(gw, f"/channels/{A}?transport=poll&since=abc:")
+        msg = json.loads(body)["error"]["message"]
+        check("EPOCH:" in msg, f"bad_cursor message {msg!r} does not name the EPOCH:ID form")
         # the connection stays usable and nothing was subscribed by the bad ones
         ack = await m.subscribe(A, since="0")
         expect_eq(ack.get("cursor"), f"{info(gw, A)['epoch']}:0", "/ws subscribe after the errors")

@@ -43,7 +43,7 @@ async def bystanders_fine(gw, ch, sse, ws, n_before):
     want = list(range(1, n_before + 2))
     for c in (sse, ws):
         await c.wait_count(len(want), 5)
-        prob = ids_problem(c.ids(), want)
+        prob = ids_problem(c.ids(), want) or epochs_problem(c.messages, body["epoch"])
         check(prob is None, f"bystander {c.kind}: {prob}")
         check(not c.done, f"bystander {c.kind} was disconnected: {c.end_reason}")
     st, _, _ = get(gw, "/healthz")

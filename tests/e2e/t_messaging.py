@@ -163,6 +163,8 @@ async def test_interleave_backlog_order():
             await c.wait_count(50, 5)
             if got(c) != order:
                 failures.append(f"{kind}: {first_diff(got(c), order)}")
+            if epochs_problem(c.messages, pub.epochs) or c.problems:
+                failures.append(f"{kind}: {epochs_problem(c.messages, pub.epochs)} {c.problems[:3]}")
             c.abort()
         m = MuxClient(gw)
         await m.start()
@@ -173,6 +175,8 @@ async def test_interleave_backlog_order():
         for ch in CHANS:
             if per_ch[ch] != [i for (cc, i) in order if cc == ch]:
                 failures.append(f"/ws: ids of {ch}: {per_ch[ch]}")
+        if epochs_problem(m.messages, pub.epochs) or m.problems:
+            failures.append(f"/ws: {epochs_problem(m.messages, pub.epochs)} {m.problems[:3]}")
         check(not failures, "\n".join(failures))
 
 

@@ -225,6 +225,7 @@ async def test_many_channels_publish_order():
             for i, c in enumerate(seq):
                 st, body = pub.publish(c, {"i": i})
                 assert st == 201, (st, body)
+                assert pub.epochs.setdefault(c, body["epoch"]) == body["epoch"], (c, body)
                 order.append((c, body["id"]))
 
         await asyncio.to_thread(go)
@@ -235,6 +236,7 @@ async def test_many_channels_publish_order():
             k = next(i for i in range(min(len(got), len(order))) if got[i] != order[i])
             raise AssertionError(f"order differs at position {k}: got {got[k:k + 4]}, want {order[k:k + 4]}")
         expect_eq([x["data"]["i"] for x in m.messages], list(range(600)), "payloads")
+        expect_eq(epochs_problem(m.messages, pub.epochs), None, "epochs")
         expect_eq(m.problems, [], "problems")
         await m.close()
 
@@ -563,6 +565,7 @@ async def test_rapid_malformed():
         pub.close()
         await obs.wait_count(50, 5)
         expect_eq(obs.ids(), list(range(1, 51)), "the other client's messages")
+        expect_eq(epochs_problem(obs.messages, info(gw, "calm")["epoch"]), None, "their epochs")
         expect_eq(info(gw, "calm")["last_id"], 50, "nothing published by the malformed frames")
         check(not m.done, f"connection ended: {m.describe()}")
         await m.close()
@@ -611,6 +614,7 @@ async def test_flood_without_reading_acks():
         pub.close()
         await obs.wait_count(obs_n, 5)
         expect_eq(obs.ids(), list(range(1, obs_n + 1)), "the observer during the flood")
+        expect_eq(epochs_problem(obs.messages, pub.epochs["obs"]), None, "the observer's epochs")
         grow_mb = (peak - rss0) / 1024
         diag(f"flood: {sent / 1048576:.1f} MiB sent before the stall, {last2} publishes accepted, "
              f"RSS {rss0 // 1024} -> {peak // 1024} MiB")

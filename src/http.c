@@ -131,8 +131,8 @@ static int subscribe(struct http_request *req, const char *list)
 	if (read_cursor(req) < 0)
 		return http_reply_error(
 			req->conn, 400, "bad_cursor",
-			"since/Last-Event-ID must be one "
-			"decimal id per channel, comma-separated");
+			"since/Last-Event-ID must be one cursor per "
+			"channel, comma-separated, each ID or EPOCH:ID");
 	if (read_client(req) < 0)
 		return http_reply_error(req->conn, 400, "bad_client",
 					"client ids match [A-Za-z0-9_-]{1,64}");

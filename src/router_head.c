@@ -68,6 +68,43 @@ static const char *query_arg(const char *q, size_t len, const char *name,
 	return NULL;
 }
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* s[0..len) with %XX escapes decoded into buf[0..cap), as libmicrohttpd
+ * and libwebsockets decode a query value before the handlers see it;
+ * the decoded length, or -1 for a broken escape or no room. */
+static long query_unescape(const char *s, size_t len, char *buf, size_t cap)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+
+		if (c == '%') {
+			int hi = i + 2 < len ? hex_digit(s[i + 1]) : -1;
+			int lo = i + 2 < len ? hex_digit(s[i + 2]) : -1;
+
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = hi * 16 + lo;
+			i += 2;
+		}
+		if (n == cap)
+			return -1;
+		buf[n++] = (char)c;
+	}
+	return (long)n;
+}
+
 /* The value of header `name` (with its colon) in the head, trimmed of
  * leading blanks; NULL if absent. */
 static const char *header_value(const char *head, size_t len, const char *name,
@@ -126,6 +163,7 @@ static bool ws_target_ok(const char *t, size_t len)
 	size_t plen = q ? (size_t)(q - t) : len, qlen = q ? len - plen - 1 : 0;
 	struct channel_list chs;
 	struct cursor ids[CHANNELS_PER_SUBSCRIPTION_MAX];
+	char since[CURSOR_TEXT_MAX];
 	size_t vlen;
 
 	if (plen == 3 && memcmp(t, "/ws", 3) == 0) {
@@ -143,8 +181,13 @@ static bool ws_target_ok(const char *t, size_t len)
 	if (v && !(vlen == 2 && memcmp(v, "ws", 2) == 0))
 		return false;
 	v = query_arg(q + 1, qlen, "since", &vlen);
-	if (v && cursor_parse(v, vlen, chs.count, ids) < 0)
-		return false;
+	if (v) {
+		/* browsers send EPOCH:ID as EPOCH%3AID (and commas as %2C) */
+		long n = query_unescape(v, vlen, since, sizeof since);
+
+		if (n < 0 || cursor_parse(since, (size_t)n, chs.count, ids) < 0)
+			return false;
+	}
 	v = query_arg(q + 1, qlen, "client", &vlen);
 	return v == NULL || client_id_valid(v, vlen);
 }

@@ -54,7 +54,8 @@ __all__ = [
     "AsyncHTTP", "raw_exchange", "parse_status", "wait_until", "open_stream",
     "read_head", "Sub", "PollClient", "LongPollClient", "SSEClient",
     "WSClient", "make_client", "TRANSPORTS", "ws_frame", "payload",
-    "MuxClient", "rss_kb", "composite",
+    "MuxClient", "rss_kb", "composite", "EPOCH_RE", "parse_cursor", "msg_cursor",
+    "cursor_id", "cursor_epoch", "epochs_problem",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -217,6 +218,72 @@ def ids_problem(ids, expected):
             out.append(f"out of order at position {k}: {ids[k - 1]} then {ids[k]}")
             break
     return "; ".join(out)
+
+
+# ---------------------------------------------------------------------------
+# cursors and epochs
+
+EPOCH_RE = re.compile(r"[0-9a-z]{1,13}")
+_ID_RE = re.compile(r"[0-9]{1,20}")
+
+
+def parse_cursor(text, count=None):
+    """A cursor as the gateway takes and hands it out, split per channel
+    into (epoch or None, id): "k3x9a2bq:17,4" -> [("k3x9a2bq", 17), (None, 4)].
+    ValueError unless every element is ID or EPOCH:ID as the gateway
+    parses them (and, with count, there are exactly count elements)."""
+    if not isinstance(text, str):
+        raise ValueError(f"cursor {text!r} is not a string")
+    out = []
+    for part in text.split(","):
+        epoch, sep, mid = part.partition(":")
+        if not sep:
+            epoch, mid = None, part
+        elif not (EPOCH_RE.fullmatch(epoch) and 0 < int(epoch, 36) < 2 ** 64):
+            raise ValueError(f"cursor {text!r}: bad epoch {epoch!r}")
+        if not (_ID_RE.fullmatch(mid) and int(mid) < 2 ** 64):
+            raise ValueError(f"cursor {text!r}: bad id {mid!r}")
+        out.append((epoch, int(mid)))
+    if count is not None and len(out) != count:
+        raise ValueError(f"cursor {text!r}: {len(out)} elements, want {count}")
+    return out
+
+
+def cursor_id(text):
+    """The id of a one-channel cursor ("k3x9a2bq:17" -> 17)."""
+    return parse_cursor(text, 1)[0][1]
+
+
+def cursor_epoch(text):
+    """The epoch of a one-channel cursor ("k3x9a2bq:17" -> "k3x9a2bq"; None if plain)."""
+    return parse_cursor(text, 1)[0][0]
+
+
+def msg_cursor(m):
+    """The per-channel cursor right after message m: "EPOCH:ID"."""
+    return f"{m.get('epoch')}:{m.get('id')}"
+
+
+def epochs_problem(messages, want=None):
+    """None if, per channel, every message carries one and the same
+    well-formed epoch (and it is `want`, an epoch or {channel: epoch}, when
+    given); else a short explanation."""
+    seen = {}
+    for m in messages:
+        es = seen.setdefault(m.get("channel"), [])
+        if not es or es[-1] != m.get("epoch"):
+            es.append(m.get("epoch"))
+    out = []
+    for ch, es in seen.items():
+        if len(es) != 1:
+            out.append(f"{ch}: the epoch changes within the run: {es[:6]}")
+        bad = [e for e in es if not (isinstance(e, str) and EPOCH_RE.fullmatch(e))]
+        if bad:
+            out.append(f"{ch}: malformed epochs {bad[:3]}")
+        w = want.get(ch) if isinstance(want, dict) else want
+        if w is not None and any(e != w for e in es):
+            out.append(f"{ch}: epochs {es[:6]}, want {w!r}")
+    return "; ".join(out) or None
 
 
 def _test_name(fn):
@@ -655,6 +722,7 @@ class Publisher:
         self.timeout = timeout
         self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         self.sent = 0
+        self.epochs = {}    # channel -> the epoch of the last 201 reply
 
     def publish(self, ch, data, content_type=_AUTO, event=None, client=None, exclude_sender=False):
         path, body, headers = _publish_parts(ch, data, content_type, event, client, exclude_sender)
@@ -676,10 +744,18 @@ class Publisher:
                     time.sleep(delay)
             if time.monotonic() - t0 > deadline:
                 raise AssertionError(f"publishing took longer than {deadline} s (at item {i})")
+            before = self.epochs.get(ch) if i else None
             st, body = self.publish(ch, item, **kw)
             if st != 201:
                 raise AssertionError(f"publish #{i + 1} to {ch}: status {st}: {body!r}")
             ids.append(body.get("id") if isinstance(body, dict) else None)
+            e = body.get("epoch") if isinstance(body, dict) else None
+            if not (isinstance(e, str) and EPOCH_RE.fullmatch(e)):
+                raise AssertionError(f"publish #{i + 1} to {ch}: reply without an epoch: {body!r}")
+            if before is not None and e != before:
+                raise AssertionError(f"publish #{i + 1} to {ch}: epoch {e!r} after {before!r} "
+                                     f"within one run of publishes")
+            self.epochs[ch] = e
         return ids
 
     async def apublish(self, ch, data, **kw):
@@ -1005,6 +1081,7 @@ class Sub:
         self.channels = ch.split(",")
         self.since = None if since is None else str(since)
         self.cursor = self.since
+        self.epochs = {}       # channel -> the epoch its cursor is of, as far as known
         self.client_id = client
         self.messages = []
         self.gaps = []
@@ -1025,6 +1102,7 @@ class Sub:
     # -- lifecycle
     async def start(self, timeout=5.0):
         """Connect and wait until subscribed (welcome or first poll reply)."""
+        self._learn(self.cursor)
         self._task = asyncio.create_task(self._guarded())
         waiters = [asyncio.create_task(self._ready.wait()), asyncio.create_task(self._done.wait())]
         try:
@@ -1096,14 +1174,45 @@ class Sub:
         self.events.append(("gap", g))
         self._changed.set()
 
-    def _advance(self, channel, mid):
+    def _advance(self, channel, mid, epoch):
+        """Move channel's element of the cursor to EPOCH:ID (ID if no epoch)."""
+        elem = f"{epoch}:{mid}" if epoch is not None else str(mid)
         if len(self.channels) == 1:
-            self.cursor = str(mid)
+            self.cursor = elem
             return
         parts = (self.cursor or ",".join("0" * len(self.channels))).split(",")
         if channel in self.channels and len(parts) == len(self.channels):
-            parts[self.channels.index(channel)] = str(mid)
+            parts[self.channels.index(channel)] = elem
             self.cursor = ",".join(parts)
+
+    def _learn(self, cursor):
+        """Note the epochs a cursor (given, or handed out) names per channel."""
+        try:
+            parts = parse_cursor(cursor, len(self.channels))
+        except ValueError:
+            return
+        for ch, (epoch, _) in zip(self.channels, parts):
+            if epoch is not None:
+                self.epochs[ch] = epoch
+
+    def _epoch_of_message(self, m, what="message"):
+        """Within one incarnation the epoch never changes: a message of
+        another epoch than the cursor's must come after a gap naming it."""
+        if not isinstance(m, dict):
+            return
+        ch, e = m.get("channel"), m.get("epoch")
+        known = self.epochs.get(ch)
+        if known is not None and e != known:
+            self.problems.append(f"{what} {ch}/{m.get('id')} has epoch {e!r}, the cursor is of "
+                                 f"{known!r} and no gap came between")
+        if isinstance(e, str):
+            self.epochs[ch] = e
+
+    def _epoch_of_gap(self, g):
+        """A gap names the epoch its cursor belongs to: from here on, that one."""
+        _check_gap(self, g)
+        if isinstance(g, dict) and isinstance(g.get("epoch"), str):
+            self.epochs[g.get("channel")] = g["epoch"]
 
     def ids(self):
         return [m.get("id") for m in self.messages]
@@ -1111,6 +1220,7 @@ class Sub:
     def describe(self):
         return (f"{self.kind} ch={self.ch} status={self.status} end={self.end_reason} "
                 f"msgs={summarize_ids(self.ids())} gaps={len(self.gaps)} cursor={self.cursor} "
+                f"epochs={dict(list(self.epochs.items())[:4])} "
                 f"problems={self.problems[:3]}")
 
     # -- waiting
@@ -1142,19 +1252,43 @@ class Sub:
 
 
 def _check_message(sub, m):
-    """Shape of a poll/longpoll/ws message object."""
+    """Shape of a message envelope (every transport carries the same one)."""
     if not isinstance(m, dict):
         sub.problems.append(f"message is not an object: {m!r}")
         return
-    for k in ("type", "channel", "id", "event", "data", "ts"):
+    for k in ("type", "channel", "id", "epoch", "event", "data", "ts"):
         if k not in m:
             sub.problems.append(f"message lacks {k!r}: {str(m)[:200]}")
     if m.get("type") != "message":
         sub.problems.append(f"message type {m.get('type')!r}")
     if not isinstance(m.get("id"), int) or isinstance(m.get("id"), bool):
         sub.problems.append(f"message id not an integer: {m.get('id')!r}")
+    e = m.get("epoch")
+    if not (isinstance(e, str) and EPOCH_RE.fullmatch(e)):
+        sub.problems.append(f"message epoch {e!r} is not 1-13 of [0-9a-z]")
+    keys = list(m)
+    if "epoch" in keys and "id" in keys and keys.index("epoch") + 1 != keys.index("id"):
+        sub.problems.append(f"envelope: epoch is not just before id: {keys}")
     if m.get("channel") not in sub.channels:
         sub.problems.append(f"message channel {m.get('channel')!r} not subscribed")
+
+
+def _check_gap(sub, g):
+    """Shape of a gap object: {channel, last_seen, cursor, epoch}."""
+    if not isinstance(g, dict):
+        sub.problems.append(f"gap is not an object: {g!r}")
+        return
+    for k in ("channel", "last_seen", "cursor", "epoch"):
+        if k not in g:
+            sub.problems.append(f"gap lacks {k!r}: {str(g)[:200]}")
+    for k in ("last_seen", "cursor"):
+        if k in g and (not isinstance(g[k], int) or isinstance(g[k], bool)):
+            sub.problems.append(f"gap {k} not an integer: {g[k]!r}")
+    e = g.get("epoch")
+    if not (isinstance(e, str) and EPOCH_RE.fullmatch(e)):
+        sub.problems.append(f"gap epoch {e!r} is not 1-13 of [0-9a-z]")
+    if g.get("channel") not in sub.channels:
+        sub.problems.append(f"gap channel {g.get('channel')!r} not subscribed")
 
 
 class PollClient(Sub):
@@ -1231,19 +1365,42 @@ class PollClient(Sub):
                 return
             if j.get("gap"):
                 self._add_gap({"since": self.cursor, **{k: v for k, v in j.items() if k != "messages"}})
+                if not (isinstance(j.get("gaps"), list) and j["gaps"]):
+                    self.problems.append(f"gap:true without gaps: {str(j)[:200]}")
+            for g in j.get("gaps") or []:
+                self._epoch_of_gap(g)
             for m in j["messages"]:
                 _check_message(self, m)
+                self._epoch_of_message(m)
                 self._add_message(m)
                 if isinstance(m, dict):
-                    self._advance(m.get("channel"), m.get("id"))
-            if len(self.channels) == 1 and j["messages"] and isinstance(j["messages"][-1], dict):
-                if j["next"] != str(j["messages"][-1].get("id")):
-                    self.problems.append(f"next {j['next']!r} != last id {j['messages'][-1].get('id')}")
+                    self._advance(m.get("channel"), m.get("id"), m.get("epoch"))
+            self._check_next(j)
             self.cursor = j["next"]
+            self._learn(j["next"])
             self._ready.set()
             self._note()
             if not j.get("more"):
                 await self._pause()
+
+    def _check_next(self, j):
+        """next: an EPOCH:ID per channel; at a channel's last message of the
+        reply where it had one, else in the epoch its cursor is of."""
+        try:
+            parts = parse_cursor(j["next"], len(self.channels))
+        except ValueError as e:
+            self.problems.append(f"next: {e}")
+            return
+        for ch, (epoch, mid) in zip(self.channels, parts):
+            if epoch is None:
+                self.problems.append(f"next {j['next']!r} has no epoch for {ch}")
+            mine = [m for m in j["messages"] if isinstance(m, dict) and m.get("channel") == ch]
+            if mine and f"{epoch}:{mid}" != msg_cursor(mine[-1]):
+                self.problems.append(f"next {j['next']!r}: {ch} at {epoch}:{mid}, but its last message "
+                                     f"is {msg_cursor(mine[-1])}")
+            elif not mine and self.epochs.get(ch) not in (None, epoch):
+                self.problems.append(f"next {j['next']!r}: {ch} in epoch {epoch!r}, its cursor is of "
+                                     f"{self.epochs[ch]!r} and no gap came")
 
     async def _pause(self):
         if self.interval:
@@ -1268,25 +1425,18 @@ class LongPollClient(PollClient):
         return q
 
 
+_SSE_EOL = re.compile(rb"\r\n|\r|\n")
+
+
 def _sse_lines(buf):
     """Split complete lines (CRLF, LF or CR) off buf: (lines, rest)."""
     lines = []
-    i = 0
-    n = len(buf)
     start = 0
-    while i < n:
-        c = buf[i]
-        if c == 0x0A:
-            lines.append(buf[start:i])
-            start = i + 1
-        elif c == 0x0D:
-            if i + 1 >= n:
-                break  # maybe CRLF split across reads
-            lines.append(buf[start:i])
-            if buf[i + 1] == 0x0A:
-                i += 1
-            start = i + 1
-        i += 1
+    for m in _SSE_EOL.finditer(buf):
+        if m.end() == len(buf) and m.group() == b"\r":
+            break  # maybe CRLF split across reads
+        lines.append(buf[start:m.start()])
+        start = m.end()
     return lines, buf[start:]
 
 
@@ -1394,6 +1544,26 @@ class SSEClient(Sub):
                 else:
                     self.problems.append(f"unknown SSE field {field!r}")
 
+    def _check_id_line(self, cur, obj, what):
+        """The id: line is the whole cursor after the event: this channel's
+        element is EPOCH:ID of the message (or the gap's epoch:cursor)."""
+        if what == "gap":
+            want = f"{obj.get('epoch')}:{obj.get('cursor')}" if isinstance(obj, dict) else None
+        else:
+            want = msg_cursor(obj)
+        ch = obj.get("channel") if isinstance(obj, dict) else None
+        try:
+            parts = parse_cursor(cur, len(self.channels))
+        except ValueError as e:
+            self.problems.append(f"{what} id: line: {e}")
+            return
+        if ch in self.channels:
+            e, mid = parts[self.channels.index(ch)]
+            if f"{e}:{mid}" != want:
+                self.problems.append(f"id: {cur!r} but the {what} says {want!r} for {ch}")
+        if any(e is None for e, _ in parts):
+            self.problems.append(f"{what} id: {cur!r} has an element without an epoch")
+
     def _dispatch(self, ev, last_id):
         if ev["id"] is not None:
             last_id = ev["id"]
@@ -1417,10 +1587,17 @@ class SSEClient(Sub):
                 self.client_id = data.get("client", self.client_id)
                 if data.get("cursor") is not None:
                     self.cursor = str(data["cursor"])
+                if ev["id"] != data.get("cursor"):
+                    self.problems.append(f"welcome id: {ev['id']!r} but data.cursor {data.get('cursor')!r}")
             if ev["id"] is not None:
                 self.cursor = ev["id"]
+            self._learn(self.cursor)
             self._ready.set()
         elif name == "gap":
+            self._epoch_of_gap(data)
+            if ev["id"] is not None:
+                self.cursor = ev["id"]
+                self._check_id_line(ev["id"], data, "gap")
             self._add_gap(data)
         elif name == "ping":
             # the heartbeat as an event (EventSource never shows comments)
@@ -1436,8 +1613,11 @@ class SSEClient(Sub):
                 data = {"id": None, "event": name, "data": data}
             if data.get("event") != name:
                 self.problems.append(f"event: {name!r} but envelope says {data.get('event')!r}")
-            if len(self.channels) == 1 and cur is not None and cur != str(data.get("id")):
-                self.problems.append(f"id: {cur!r} but envelope id {data.get('id')!r}")
+            if cur is not None:
+                self._check_id_line(cur, data, "message")
+            if data.get("type") == "message":
+                _check_message(self, data)
+                self._epoch_of_message(data)
             msg = dict(data)
             msg["cursor"] = cur
             self._add_message(msg)
@@ -1699,18 +1879,29 @@ class WSClient(Sub):
             self.client_id = obj.get("client", self.client_id)
             if obj.get("cursor") is not None:
                 self.cursor = str(obj["cursor"])
+                self._learn(self.cursor)
             self._ready.set()
         elif t == "message":
             _check_message(self, obj)
+            self._epoch_of_message(obj)
             self._add_message(obj)
-            self._advance(obj.get("channel"), obj.get("id"))
+            self._advance(obj.get("channel"), obj.get("id"), obj.get("epoch"))
         elif t == "gap":
+            self._epoch_of_gap(obj)
             self._add_gap(obj)
+            self._advance(obj.get("channel"), obj.get("cursor"), obj.get("epoch"))
         elif t == "ping":
             self.app_pings += 1
         elif t == "cursor":
-            # a message this client is excluded from moved its cursor
-            self._advance(obj.get("channel"), obj.get("cursor"))
+            # a message this client is excluded from moved its cursor, within
+            # the incarnation its cursor is of
+            e = obj.get("epoch")
+            if not (isinstance(e, str) and EPOCH_RE.fullmatch(e)):
+                self.problems.append(f"cursor frame without a good epoch: {text[:200]}")
+            elif self.epochs.get(obj.get("channel")) not in (None, e):
+                self.problems.append(f"cursor frame in epoch {e!r}, the cursor is of "
+                                     f"{self.epochs[obj.get('channel')]!r}: {text[:200]}")
+            self._advance(obj.get("channel"), obj.get("cursor"), e)
         else:
             self.others.append(obj)
         self._note()
@@ -1736,8 +1927,9 @@ class MuxClient(WSClient):
     """A client of the multiplexed WebSocket at /ws.
 
     Subscriptions are added at run time, so .channels grows with each
-    subscribe (and shrinks with unsubscribe); .cursors holds one id per
-    channel ({'a': 17}).  Control frames are recorded as they arrive:
+    subscribe (and shrinks with unsubscribe); .cursors holds one cursor per
+    channel ({'a': 'k3x9a2bq:17'}), from the subscribe ack, then each
+    message, gap and cursor frame.  Control frames are recorded as they arrive:
     .ctl every ack/error frame in order, .replies {ref: frame} (the last
     frame for that ref), .errors the error frames.  Every op takes an
     automatic ref unless one is given; op() sends and waits for its answer.
@@ -1814,12 +2006,19 @@ class MuxClient(WSClient):
             op["presence"] = True
         if ch not in self.channels:
             self.channels.append(ch)
+        # a fresh subscription starts where its ack says (unless a frame of
+        # it came first)
+        self.cursors.pop(ch, None)
+        self.epochs.pop(ch, None)
         f = await self.ok_op(op)
-        if f.get("cursor") is not None and ch not in self.cursors:
-            try:
-                self.cursors[ch] = int(f["cursor"])
-            except (TypeError, ValueError):
-                self.problems.append(f"subscribe ack cursor {f.get('cursor')!r} is not a decimal string")
+        try:
+            epoch, _ = parse_cursor(f.get("cursor"), 1)[0]
+            if epoch is None:
+                raise ValueError("no epoch")
+            self.cursors.setdefault(ch, f["cursor"])
+            self.epochs.setdefault(ch, epoch)
+        except ValueError as e:
+            self.problems.append(f"subscribe ack cursor {f.get('cursor')!r} is not EPOCH:ID ({e})")
         return f
 
     async def unsubscribe(self, ch):
@@ -1835,7 +2034,14 @@ class MuxClient(WSClient):
             op["event"] = event
         if exclude_sender:
             op["exclude_sender"] = True
-        return await self.ok_op(op)
+        return self._publish_ack(await self.ok_op(op))
+
+    def _publish_ack(self, f):
+        """A publish ack names the id and the epoch it was stored in."""
+        if f.get("type") == "ack" and not (isinstance(f.get("epoch"), str) and EPOCH_RE.fullmatch(f["epoch"])
+                                           and isinstance(f.get("id"), int)):
+            self.problems.append(f"publish ack without an id and an epoch: {f!r}")
+        return f
 
     async def publish_raw_json(self, ch, data_text, ref=_AUTO):
         """Publish with `data` spliced in as given JSON text (byte-exact tests)."""
@@ -1843,7 +2049,7 @@ class MuxClient(WSClient):
             ref = self.next_ref()
         frame = '{"op":"publish","channel":%s,"data":%s,"ref":%d}' % (json.dumps(ch), data_text, ref)
         await self.send_text(frame)
-        return await self.wait_ref(ref)
+        return self._publish_ack(await self.wait_ref(ref))
 
     async def publish_binary(self, ch, data, event=None, exclude_sender=False, timeout=5.0):
         """The publish op with binary:true, then one binary frame; returns the answer."""
@@ -1854,15 +2060,15 @@ class MuxClient(WSClient):
             op["exclude_sender"] = True
         ref = await self.send_op(op)
         await self.send_binary(data)
-        return await self.wait_ref(ref, timeout)
+        return self._publish_ack(await self.wait_ref(ref, timeout))
 
     async def hello_binary_frames(self):
         return await self.ok_op({"op": "hello", "binary": "frames"})
 
     # -- receiving
-    def _advance(self, channel, mid):
+    def _advance(self, channel, mid, epoch):
         if isinstance(mid, int):
-            self.cursors[channel] = mid
+            self.cursors[channel] = f"{epoch}:{mid}" if epoch is not None else str(mid)
 
     def on(self, ch):
         """The messages received on channel ch, in order."""
@@ -1873,8 +2079,9 @@ class MuxClient(WSClient):
             if self._await_frame is not None:
                 m, self._await_frame = self._await_frame, None
                 m["raw"] = data
+                self._epoch_of_message(m)
                 self._add_message(m)
-                self._advance(m.get("channel"), m.get("id"))
+                self._advance(m.get("channel"), m.get("id"), m.get("epoch"))
                 self._note()
                 return
             self.binaries.append(data)
@@ -1923,6 +2130,10 @@ def rss_kb(pid):
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
-def composite(channels, last):
-    """The composite cursor for channels given {channel: last id}."""
-    return ",".join(str(last.get(c, 0)) for c in channels)
+def composite(channels, last, epochs=None):
+    """The composite cursor for channels given {channel: last id} (0 if
+    absent): EPOCH:ID for a channel that epochs ({channel: epoch}) names,
+    the plain id for the others."""
+    epochs = epochs or {}
+    return ",".join(f"{epochs[c]}:{last.get(c, 0)}" if epochs.get(c) else str(last.get(c, 0))
+                    for c in channels)

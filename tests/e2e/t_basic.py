@@ -9,9 +9,19 @@ import shutil
 import tempfile
 import time
 
-from gwlib import (Gateway, SSEClient, WSClient, Skip, check, expect_eq,
+from gwlib import (EPOCH_RE, Gateway, SSEClient, WSClient, Skip, check, expect_eq,
                    expect_error, get, info, publish, request, run, raw_exchange, parse_status,
                    REPO)
+
+
+def publish_epoch(gw, ch, data, **kw):
+    """Publish; check the 201 reply {channel, id, epoch}; return (id, epoch)."""
+    st, body = publish(gw, ch, data, **kw)
+    expect_eq(st, 201, f"publish to {ch}")
+    check(isinstance(body, dict) and isinstance(body.get("epoch"), str) and EPOCH_RE.fullmatch(body["epoch"]),
+          f"publish reply without a well-formed epoch: {body!r}")
+    expect_eq(body, {"channel": ch, "id": body.get("id"), "epoch": body["epoch"]}, "publish reply fields")
+    return body["id"], body["epoch"]
 
 
 def poll_all(gw, ch, since="0", extra=""):
@@ -31,18 +41,26 @@ async def test_publish_json_ids():
     "publish JSON: 201 {channel,id}, ids 1,2,3 per channel, message fields"
     with Gateway() as gw:
         t0 = time.time() * 1000
+        epoch = None
         for i in (1, 2, 3):
             st, body = publish(gw, "chat:lobby", {"i": i, "t": "é☃"})
             expect_eq(st, 201, f"publish {i} status")
-            expect_eq(body, {"channel": "chat:lobby", "id": i}, f"publish {i} reply")
+            epoch = epoch or body.get("epoch")
+            check(isinstance(epoch, str) and EPOCH_RE.fullmatch(epoch), f"publish {i}: epoch {epoch!r}")
+            expect_eq(body, {"channel": "chat:lobby", "id": i, "epoch": epoch},
+                      f"publish {i} reply (one epoch for the channel)")
         st, body = publish(gw, "other", [1, 2])
-        expect_eq((st, body), (201, {"channel": "other", "id": 1}), "ids are per channel")
+        expect_eq((st, body.get("channel"), body.get("id")), (201, "other", 1), "ids are per channel")
+        check(isinstance(body.get("epoch"), str) and EPOCH_RE.fullmatch(body["epoch"]),
+              f"other channel's epoch {body.get('epoch')!r}")
         t1 = time.time() * 1000
         _, j = poll_all(gw, "chat:lobby")
         msgs = j["messages"]
         expect_eq([m["id"] for m in msgs], [1, 2, 3], "ids")
-        expect_eq(j["next"], "3", "next cursor")
+        expect_eq([m["epoch"] for m in msgs], [epoch] * 3, "epochs: the one of the publish replies")
+        expect_eq(j["next"], f"{epoch}:3", "next cursor")
         for i, m in enumerate(msgs, 1):
+            expect_eq(list(m), ["type", "channel", "event", "data", "ts", "epoch", "id"], "envelope fields in order")
             expect_eq(m["type"], "message", "type")
             expect_eq(m["channel"], "chat:lobby", "channel")
             expect_eq(m["event"], "message", "default event")
@@ -85,11 +103,12 @@ async def test_publish_binary():
     "publish application/octet-stream: base64 data with binary:true"
     with Gateway() as gw:
         blob = bytes(range(256)) + b"\x00\xff\xfe"
-        st, body = publish(gw, "bin", blob)
-        expect_eq((st, body), (201, {"channel": "bin", "id": 1}), "binary publish")
+        mid, epoch = publish_epoch(gw, "bin", blob)
+        expect_eq(mid, 1, "binary publish id")
         _, j = poll_all(gw, "bin")
         m = j["messages"][0]
         expect_eq(m.get("binary"), True, "binary flag")
+        expect_eq((m.get("epoch"), list(m)[-2:]), (epoch, ["epoch", "id"]), "epoch just before id")
         check(isinstance(m["data"], str), f"binary data not a string: {m['data']!r}")
         expect_eq(base64.b64decode(m["data"], validate=True), blob, "decoded binary")
 
@@ -112,15 +131,18 @@ async def test_info():
     "GET /channels/{ch}/info fields"
     with Gateway() as gw:
         for i in range(3):
-            publish(gw, "inf", i)
+            _, epoch = publish_epoch(gw, "inf", i)
         sse = SSEClient(gw, "inf")
         ws = WSClient(gw, "inf")
         await sse.start()
         await ws.start()
         j = info(gw, "inf")
-        for k in ("channel", "last_id", "oldest_id", "retained", "subscribers"):
+        for k in ("channel", "epoch", "last_id", "oldest_id", "retained", "subscribers"):
             check(k in j, f"info lacks {k!r}: {j}")
         expect_eq(j["channel"], "inf", "channel")
+        expect_eq(j["epoch"], epoch, "info epoch: the one of the publish replies")
+        expect_eq((sse.welcome["cursor"], ws.welcome["cursor"]), (f"{epoch}:3", f"{epoch}:3"),
+                  "sse and ws welcome cursors")
         expect_eq(j["last_id"], 3, "last_id")
         expect_eq(j["oldest_id"], 1, "oldest_id")
         expect_eq(j["retained"], 3, "retained")
@@ -141,12 +163,16 @@ async def test_exclude_sender():
         await ws.start()
         wsid = ws.client_id
         check(wsid and wsid != me, f"ws client id {wsid!r} (poll id {me!r})")
-        expect_eq(publish(gw, "ex", {"n": 1}, client=me, exclude_sender=True)[0], 201, "publish 1")
-        expect_eq(publish(gw, "ex", {"n": 2}, client=wsid, exclude_sender=True)[0], 201, "publish 2")
-        expect_eq(publish(gw, "ex", {"n": 3}, client=me)[0], 201, "publish 3")
+        _, epoch = publish_epoch(gw, "ex", {"n": 1}, client=me, exclude_sender=True)
+        expect_eq(publish_epoch(gw, "ex", {"n": 2}, client=wsid, exclude_sender=True), (2, epoch), "publish 2")
+        expect_eq(publish_epoch(gw, "ex", {"n": 3}, client=me), (3, epoch), "publish 3")
         _, j = poll_all(gw, "ex", extra=f"&client={me}")
         expect_eq([m["id"] for m in j["messages"]], [2, 3], "poll with client=me skips its excluded message")
-        expect_eq(j["next"], "3", "next still advances past the skipped message")
+        expect_eq(j["next"], f"{epoch}:3", "next still advances past the skipped message")
+        # the same with the excluded message last: next moves past it
+        _, j = poll_all(gw, "ex", since=f"{epoch}:1", extra=f"&client={wsid}")
+        expect_eq(([m["id"] for m in j["messages"]], j["next"]), ([3], f"{epoch}:3"),
+                  "poll with client=ws id from 1")
         _, j = poll_all(gw, "ex")
         expect_eq([m["id"] for m in j["messages"]], [1, 2, 3], "anonymous poll gets all")
         expect_eq([m.get("from") for m in j["messages"]], [me, wsid, me], "from fields")
@@ -157,16 +183,19 @@ async def test_exclude_sender():
 async def test_multi_channel_poll():
     "GET /channels/a,b poll: messages of both, comma cursor"
     with Gateway() as gw:
-        publish(gw, "ma", 1)
-        publish(gw, "ma", 2)
-        publish(gw, "mb", 3)
+        _, ea = publish_epoch(gw, "ma", 1)
+        expect_eq(publish_epoch(gw, "ma", 2), (2, ea), "second publish to ma")
+        _, eb = publish_epoch(gw, "mb", 3)
         _, j = poll_all(gw, "ma,mb", since="0,0")
-        got = sorted((m["channel"], m["id"]) for m in j["messages"])
-        expect_eq(got, [("ma", 1), ("ma", 2), ("mb", 1)], "messages")
-        expect_eq(j["next"], "2,1", "cursor")
+        got = sorted((m["channel"], m["id"], m["epoch"]) for m in j["messages"])
+        expect_eq(got, [("ma", 1, ea), ("ma", 2, ea), ("mb", 1, eb)], "messages")
+        expect_eq(j["next"], f"{ea}:2,{eb}:1", "cursor")
         _, j = poll_all(gw, "ma,mb", since="2,0")
         expect_eq([(m["channel"], m["id"]) for m in j["messages"]], [("mb", 1)], "since=2,0")
-        expect_eq(j["next"], "2,1", "cursor after since=2,0")
+        expect_eq(j["next"], f"{ea}:2,{eb}:1", "cursor after since=2,0")
+        _, j = poll_all(gw, "ma,mb", since=f"{ea}:1,0")
+        expect_eq([(m["channel"], m["id"]) for m in j["messages"]], [("ma", 2), ("mb", 1)], f"since={ea}:1,0")
+        expect_eq(j["next"], f"{ea}:2,{eb}:1", "cursor after a mixed since")
 
 
 async def test_transport_selection():
@@ -189,7 +218,7 @@ async def test_sse_headers_welcome():
     "SSE headers, retry line, welcome event with client/heartbeat/cursor"
     with Gateway() as gw:
         publish(gw, "s", 1)
-        publish(gw, "s", 2)
+        _, epoch = publish_epoch(gw, "s", 2)
         sse = SSEClient(gw, "s")
         await sse.start()
         h = sse.head.headers
@@ -202,15 +231,15 @@ async def test_sse_headers_welcome():
         check(isinstance(w, dict) and isinstance(w.get("client"), str) and len(w["client"]) >= 16,
               f"welcome client: {w}")
         expect_eq(w.get("heartbeat"), 15, "welcome heartbeat")
-        expect_eq(str(w.get("cursor")), "2", "welcome cursor at the tail")
-        expect_eq(sse.raw_events[0][1], "2", "welcome id line")
+        expect_eq(w.get("cursor"), f"{epoch}:2", "welcome cursor at the tail")
+        expect_eq(sse.raw_events[0][1], f"{epoch}:2", "welcome id line")
         publish(gw, "s", {"k": "v"}, event="upd")
         await sse.wait_id(3, 5)
         name, eid, data = sse.raw_events[-1]
         env = json.loads(data)
-        expect_eq((name, eid, env.get("data")), ("upd", "3", {"k": "v"}), "message event (name, id, data)")
-        expect_eq({k: env.get(k) for k in ("type", "channel", "event", "id")},
-                  {"type": "message", "channel": "s", "event": "upd", "id": 3},
+        expect_eq((name, eid, env.get("data")), ("upd", f"{epoch}:3", {"k": "v"}), "message event (name, id, data)")
+        expect_eq({k: env.get(k) for k in ("type", "channel", "event", "epoch", "id")},
+                  {"type": "message", "channel": "s", "event": "upd", "epoch": epoch, "id": 3},
                   "SSE data is the full message envelope")
         check(isinstance(env.get("ts"), int), "envelope carries ts")
         expect_eq(sse.problems, [], "problems")
@@ -219,14 +248,14 @@ async def test_sse_headers_welcome():
 async def test_ws_handshake_welcome():
     "WS subprotocol anypush.v1 (or none) and welcome frame"
     with Gateway() as gw:
-        publish(gw, "w", 1)
+        _, epoch = publish_epoch(gw, "w", 1)
         ws = WSClient(gw, "w")
         await ws.start()
         expect_eq(ws.subprotocol, "anypush.v1", "subprotocol")
         w = ws.welcome
         check(isinstance(w.get("client"), str) and len(w["client"]) >= 16, f"welcome: {w}")
         expect_eq(w.get("heartbeat"), 15, "heartbeat")
-        expect_eq(str(w.get("cursor")), "1", "cursor")
+        expect_eq(w.get("cursor"), f"{epoch}:1", "cursor")
         ws2 = WSClient(gw, "w", protocols=())
         await ws2.start()
         check(ws2.client_id != ws.client_id, "client ids differ")
@@ -234,9 +263,10 @@ async def test_ws_handshake_welcome():
         await ws.wait_id(2, 5)
         await ws2.wait_id(2, 5)
         m = ws.messages[0]
-        expect_eq({k: m[k] for k in ("type", "channel", "id", "event", "data")},
-                  {"type": "message", "channel": "w", "id": 2, "event": "message", "data": {"n": 2}},
-                  "ws message frame")
+        expect_eq({k: m[k] for k in ("type", "channel", "epoch", "id", "event", "data")},
+                  {"type": "message", "channel": "w", "epoch": epoch, "id": 2, "event": "message",
+                   "data": {"n": 2}}, "ws message frame")
+        expect_eq(ws.cursor, f"{epoch}:2", "ws cursor after the message")
         expect_eq(ws.problems + ws2.problems, [], "problems")
 
 

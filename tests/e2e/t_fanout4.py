@@ -3,7 +3,7 @@
 every transport gets exactly ids 1..1000, in order, with the same payloads."""
 
 from gwlib import (Gateway, LongPollClient, PollClient, Publisher, SSEClient, WSClient, check,
-                   expect_eq, ids_problem, info, payload, run)
+                   epochs_problem, expect_eq, ids_problem, info, payload, run)
 
 N = 1000
 CH = "fan:out-4"
@@ -31,6 +31,7 @@ async def test_scenario():
         finally:
             pub.close()
         R["acks"] = acks
+        R["epoch"] = pub.epochs[CH]
         for c in clients.values():
             try:
                 await c.wait_count(N, 15)
@@ -48,6 +49,8 @@ def check_transport(kind):
     ids = c.ids()
     prob = ids_problem(ids, list(range(1, N + 1)))
     check(prob is None, f"{kind}: {prob}; {R.get('waits', {}).get(kind, '')}")
+    prob = epochs_problem(c.messages, R["epoch"])
+    check(prob is None, f"{kind}: {prob}")
     expect_eq(c.gaps, [], f"{kind} gaps")
     for i, m in enumerate(c.messages):
         if m["data"] != R["payloads"][i]:

@@ -87,14 +87,16 @@ async def test_longpoll_replied():
 async def test_longpoll_timeout():
     "longpoll timeout=1 returns an empty list after about 1 s"
     with Gateway() as gw:
-        publish(gw, "lpt", 1)
+        st, body = publish(gw, "lpt", 1)
+        expect_eq(st, 201, "publish")
+        epoch = body["epoch"]
         http = AsyncHTTP(gw)
         t0 = time.monotonic()
         r = await http.request("GET", "/channels/lpt?transport=longpoll&timeout=1&since=1", timeout=5)
         dt = time.monotonic() - t0
         expect_eq(r.status, 200, "status")
         j = r.json()
-        expect_eq((j.get("messages"), j.get("next")), ([], "1"), "reply")
+        expect_eq((j.get("messages"), j.get("next")), ([], f"{epoch}:1"), "reply to the plain since=1")
         check(0.9 <= dt <= 2.0, f"answered after {dt:.2f} s, want about 1 s")
         check(r.headers.get("x-client-id"), "X-Client-Id header")
         # and a message arriving while held ends the wait at once
@@ -103,11 +105,13 @@ async def test_longpoll_timeout():
             await asyncio.to_thread(publish, gw, "lpt", {"n": 2})
         task = asyncio.create_task(later())
         t0 = time.monotonic()
-        r = await http.request("GET", "/channels/lpt?transport=longpoll&timeout=10&since=1", timeout=12)
+        r = await http.request("GET", f"/channels/lpt?transport=longpoll&timeout=10&since={epoch}:1", timeout=12)
         dt = time.monotonic() - t0
         await task
         j = r.json()
-        expect_eq([m["id"] for m in j["messages"]], [2], "held long-poll released by a publish")
+        expect_eq([(m["epoch"], m["id"]) for m in j["messages"]], [(epoch, 2)],
+                  "held long-poll (epoch cursor) released by a publish")
+        expect_eq(j.get("next"), f"{epoch}:2", "next after the release")
         check(dt < 1.5, f"release took {dt:.2f} s")
         http.close()
 

@@ -6,8 +6,8 @@ order."""
 import asyncio
 import time
 
-from gwlib import (Gateway, Publisher, SSEClient, WSClient, check, expect_eq, ids_problem, info,
-                   payload, run)
+from gwlib import (Gateway, Publisher, SSEClient, WSClient, check, epochs_problem, expect_eq,
+                   ids_problem, info, payload, run)
 
 N_SSE = 500
 N_WS = 500
@@ -49,6 +49,7 @@ async def test_scenario():
             R["acks"] = await pub.apublish_many(CH, payloads, interval=1.0 / RATE)
         finally:
             pub.close()
+        R["epoch"] = pub.epochs[CH]
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if all(len(c.messages) >= N_MSG or c.done for c in clients):
@@ -78,6 +79,8 @@ def check_group(kind):
         if c.kind != kind:
             continue
         prob = ids_problem(c.ids(), want)
+        if prob is None:
+            prob = epochs_problem(c.messages, R["epoch"])
         if prob is None and [m["data"] for m in c.messages] != R["payloads"]:
             prob = "payloads differ"
         if prob is None and (c.gaps or c.problems):

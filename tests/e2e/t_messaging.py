@@ -9,7 +9,8 @@ import base64
 import random
 
 from gwlib import (Gateway, MuxClient, Publisher, SSEClient, TRANSPORTS, WSClient, check,
-                   composite, expect_eq, get, make_client, publish, request, run)
+                   composite, epochs_problem, expect_eq, get, info, make_client, parse_cursor, publish,
+                   request, run)
 
 CHANS = ["mc:a", "mc:b", "mc:c"]
 LIST = ",".join(CHANS)
@@ -24,11 +25,13 @@ def client(kind, gw, ch, since=None, **kw):
 
 
 def publish_seq(pub, seq, tag):
-    """Publish {'tag','k'} to each channel of seq in order; returns [(channel, id)]."""
+    """Publish {'tag','k'} to each channel of seq in order; returns [(channel, id)].
+    Each channel's epoch stays the one pub.epochs first noted."""
     out = []
     for k, c in enumerate(seq):
         st, body = pub.publish(c, {"tag": tag, "k": k})
         assert st == 201, (st, body)
+        assert pub.epochs.setdefault(c, body["epoch"]) == body["epoch"], (c, pub.epochs, body)
         out.append((c, body["id"]))
     return out
 
@@ -44,13 +47,19 @@ def first_diff(a, b):
     return f"lengths {len(a)} and {len(b)}: got tail {a[-3:]}, want tail {b[-3:]}"
 
 
-def sse_cursor_problems(sse, start):
-    """Each SSE message event's id: line must be the composite cursor after it."""
-    last = dict(zip(CHANS, (int(x) for x in start.split(","))))
+def channel_epochs(gw):
+    """{channel: epoch} of CHANS, as /info tells."""
+    return {ch: info(gw, ch)["epoch"] for ch in CHANS}
+
+
+def sse_cursor_problems(sse, start, epochs):
+    """Each SSE message event's id: line must be the composite cursor after
+    it, every element with its channel's epoch."""
+    last = {ch: i for ch, (_, i) in zip(CHANS, parse_cursor(start, len(CHANS)))}
     out = []
     for m in sse.messages:
         last[m["channel"]] = m["id"]
-        want = composite(CHANS, last)
+        want = composite(CHANS, last, epochs)
         if m.get("cursor") != want:
             out.append(f"message {m['channel']}/{m['id']}: id: line {m.get('cursor')!r}, want {want!r}")
     return out
@@ -64,9 +73,12 @@ async def multi_scenario(kind):
         # since: a at 1, b at 0, c at 0 -> backlog a2, b1, a3
         c = client(kind, gw, LIST, since="1,0,0")
         await c.start()
+        epochs = channel_epochs(gw)
+        expect_eq({ch: epochs[ch] for ch in ("mc:a", "mc:b")}, pub.epochs, f"{kind}: /info and publish epochs")
         if kind in ("sse", "ws"):
             w = c.welcome or {}
-            expect_eq(w.get("cursor"), "1,0,0", f"{kind}: welcome cursor")
+            expect_eq(w.get("cursor"), composite(CHANS, {"mc:a": 1}, epochs),
+                      f"{kind}: welcome cursor (the plain since with the epochs)")
             check(isinstance(w.get("client"), str) and w["client"], f"{kind}: welcome client {w}")
         want_backlog = [("mc:a", 2), ("mc:b", 1), ("mc:a", 3)]
         await c.wait_count(3, 5)
@@ -79,9 +91,9 @@ async def multi_scenario(kind):
         await c.wait_count(3 + 60, 10)
         check(got(c)[3:] == live, f"{kind}: live messages not in publish order: {first_diff(got(c)[3:], live)}")
         last = {ch: max([i for (cc, i) in pre + live if cc == ch] or [0]) for ch in CHANS}
-        expect_eq(c.cursor, composite(CHANS, last), f"{kind}: cursor after everything")
+        expect_eq(c.cursor, composite(CHANS, last, epochs), f"{kind}: cursor after everything")
         if kind == "sse":
-            probs = sse_cursor_problems(c, "1,0,0")
+            probs = sse_cursor_problems(c, "1,0,0", epochs)
             check(not probs, f"sse id: lines: {probs[:4]}")
         # drop the connection in the middle of a burst, resume with the cursor
         seen = list(got(c))
@@ -107,8 +119,10 @@ async def multi_scenario(kind):
             w = [i for (cc, i) in everything if cc == ch]
             expect_eq(a, w, f"{kind}: ids of {ch} over the reconnect (cursor {cursor})")
         if kind == "sse":
-            probs = sse_cursor_problems(c2, cursor)
+            probs = sse_cursor_problems(c2, cursor, epochs)
             check(not probs, f"sse id: lines after Last-Event-ID: {probs[:4]}")
+        prob = epochs_problem(c.messages + c2.messages, epochs)
+        check(prob is None, f"{kind}: {prob}")
         expect_eq(c.gaps + c2.gaps, [], f"{kind}: gaps")
         expect_eq(c.problems + c2.problems, [], f"{kind}: problems")
         pub.close()
@@ -149,6 +163,8 @@ async def test_interleave_backlog_order():
             await c.wait_count(50, 5)
             if got(c) != order:
                 failures.append(f"{kind}: {first_diff(got(c), order)}")
+            if epochs_problem(c.messages, pub.epochs) or c.problems:
+                failures.append(f"{kind}: {epochs_problem(c.messages, pub.epochs)} {c.problems[:3]}")
             c.abort()
         m = MuxClient(gw)
         await m.start()
@@ -159,6 +175,8 @@ async def test_interleave_backlog_order():
         for ch in CHANS:
             if per_ch[ch] != [i for (cc, i) in order if cc == ch]:
                 failures.append(f"/ws: ids of {ch}: {per_ch[ch]}")
+        if epochs_problem(m.messages, pub.epochs) or m.problems:
+            failures.append(f"/ws: {epochs_problem(m.messages, pub.epochs)} {m.problems[:3]}")
         check(not failures, "\n".join(failures))
 
 
@@ -244,10 +262,11 @@ async def test_excluded_moves_cursor():
         for c in alice.values():
             await c.start()
         for i in range(3):
-            st, _ = publish(gw, ch, {"own": i}, client="alice", exclude_sender=True)
+            st, body = publish(gw, ch, {"own": i}, client="alice", exclude_sender=True)
             expect_eq(st, 201, "excluded publish")
+        epoch = body["epoch"]
         for kind, c in alice.items():
-            await c.wait_for(lambda: c.cursor == "3", 5, f"{kind}: cursor moved past its own 3 broadcasts")
+            await c.wait_for(lambda: c.cursor == f"{epoch}:3", 5, f"{kind}: cursor moved past its own 3 broadcasts")
         # the three leave history; resuming from where each connection is
         # must not report a gap
         await asyncio.sleep(3.0)
@@ -260,6 +279,7 @@ async def test_excluded_moves_cursor():
             st, _ = publish(gw, ch, {"after": 1}, client="bob")
             await again.wait_for(lambda: len(again.messages) >= 1, 5, f"{kind}: the next message")
             expect_eq(again.gaps, [], f"{kind}: resumed from {cur} without a false gap")
+            expect_eq((again.messages[0]["epoch"], again.problems), (epoch, []), f"{kind}: the same incarnation")
             again.abort()
 
 
@@ -355,7 +375,8 @@ async def test_composite_cursor_errors():
                 failures.append(f"sse Last-Event-ID {since!r}: {st} {body[:120]!r}")
         c = SSEClient(gw, LIST, last_event_id="0,0,0")
         await c.start()
-        expect_eq(c.welcome.get("cursor"), "0,0,0", "a good Last-Event-ID")
+        expect_eq(c.welcome.get("cursor"), composite(CHANS, {}, channel_epochs(gw)),
+                  "a good Last-Event-ID (plain ids: the epochs attached)")
         check(not failures, "\n".join(failures))
 
 

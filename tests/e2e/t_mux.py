@@ -14,8 +14,9 @@ import socket
 import struct
 import time
 
-from gwlib import (Gateway, diag, MuxClient, Publisher, SSEClient, WSClient, check, expect_eq,
-                   get, ids_problem, info, make_client, publish, rss_kb, run, todo, ws_frame)
+from gwlib import (Gateway, diag, MuxClient, Publisher, SSEClient, WSClient, check, cursor_id,
+                   epochs_problem, expect_eq, get, ids_problem, info, make_client, publish, rss_kb, run,
+                   todo, ws_frame)
 
 
 async def marker_barrier(gw, m, ch, tag, timeout=5.0):
@@ -54,26 +55,30 @@ async def test_subscribe_publish_unsubscribe():
     "/ws: subscribe at the tail, publish with ack id and from, unsubscribe stops delivery"
     with Gateway() as gw:
         for i in range(5):
-            publish(gw, "m:a", {"old": i})
+            st, body = publish(gw, "m:a", {"old": i})
+        ea = body["epoch"]
         m = MuxClient(gw, client="ws-alice")
         await m.start()
         ack = await m.subscribe("m:a")
-        expect_eq(ack, {"type": "ack", "ref": 1, "cursor": "5"}, "subscribe ack (tail of 5)")
+        expect_eq(ack, {"type": "ack", "ref": 1, "cursor": f"{ea}:5"}, "subscribe ack (tail of 5)")
         ack = await m.subscribe("m:b")
-        expect_eq(ack, {"type": "ack", "ref": 2, "cursor": "0"}, "subscribe ack on an empty channel")
+        eb = info(gw, "m:b")["epoch"]
+        expect_eq(ack, {"type": "ack", "ref": 2, "cursor": f"{eb}:0"}, "subscribe ack on an empty channel")
         ack = await m.publish("m:a", {"text": "hi"}, event="chat")
-        expect_eq(ack, {"type": "ack", "ref": 3, "id": 6}, "publish ack")
+        expect_eq(ack, {"type": "ack", "ref": 3, "id": 6, "epoch": ea}, "publish ack")
         await m.wait_count(1, 5)
         msg = m.messages[0]
-        expect_eq((msg["channel"], msg["id"], msg["event"], msg["data"], msg.get("from")),
-                  ("m:a", 6, "chat", {"text": "hi"}, "ws-alice"), "the published message as received")
+        expect_eq((msg["channel"], msg["epoch"], msg["id"], msg["event"], msg["data"], msg.get("from")),
+                  ("m:a", ea, 6, "chat", {"text": "hi"}, "ws-alice"), "the published message as received")
+        expect_eq(m.cursors["m:a"], f"{ea}:6", "m:a cursor after it")
         check(isinstance(msg.get("ts"), int) and abs(msg["ts"] / 1000 - time.time()) < 60, f"ts {msg.get('ts')}")
         # an HTTP publish reaches the /ws subscriber too
         st, body = publish(gw, "m:b", [1, 2, 3], event="nums", client="someone")
         expect_eq(st, 201, "http publish")
         await m.wait_count(2, 5)
-        expect_eq({k: m.messages[1].get(k) for k in ("channel", "id", "event", "data", "from")},
-                  {"channel": "m:b", "id": 1, "event": "nums", "data": [1, 2, 3], "from": "someone"},
+        expect_eq(body.get("epoch"), eb, "the epoch of m:b in the publish reply")
+        expect_eq({k: m.messages[1].get(k) for k in ("channel", "epoch", "id", "event", "data", "from")},
+                  {"channel": "m:b", "epoch": eb, "id": 1, "event": "nums", "data": [1, 2, 3], "from": "someone"},
                   "http-published message on /ws")
         # subscribing twice is an error with the ref, and changes nothing
         err = await m.op({"op": "subscribe", "channel": "m:a"})
@@ -97,10 +102,11 @@ async def test_subscribe_publish_unsubscribe():
         expect_eq([x for x in m.messages if x["channel"] == "m:c"], [], "messages of m:c")
         # subscribe again, resuming where it left
         ack = await m.subscribe("m:a", since="6")
-        expect_eq(ack.get("cursor"), "6", "re-subscribe cursor")
+        expect_eq(ack.get("cursor"), f"{ea}:6", "re-subscribe cursor (the plain since with the epoch)")
         await m.wait_for(lambda: any(x["channel"] == "m:a" and x["id"] == 7 for x in m.messages), 5,
                          "m:a id 7 after re-subscribe")
         expect_eq([x["id"] for x in m.on("m:a")], [6, 7], "m:a ids overall")
+        expect_eq(epochs_problem(m.messages, {"m:a": ea, "m:b": eb}), None, "epochs")
         expect_eq(m.errors[2:], [], "unexpected errors")
         expect_eq(m.problems, [], "problems")
         await m.close()
@@ -128,7 +134,9 @@ async def test_since_resume():
         await m.start()
         acks = [await m.subscribe("r:a", since="0"), await m.subscribe("r:b", since="2"),
                 await m.subscribe("r:c")]
-        expect_eq([a.get("cursor") for a in acks], ["0", "2", str(sent["r:c"])], "ack cursors")
+        epochs = {c: info(gw, c)["epoch"] for c in chans}
+        expect_eq([a.get("cursor") for a in acks],
+                  [f"{epochs['r:a']}:0", f"{epochs['r:b']}:2", f"{epochs['r:c']}:{sent['r:c']}"], "ack cursors")
         want = [("r:a", i) for i in range(1, sent["r:a"] + 1)] + [("r:b", i) for i in range(3, sent["r:b"] + 1)]
         await m.wait_count(len(want), 5)
         got = [(x["channel"], x["id"]) for x in m.messages]
@@ -146,19 +154,22 @@ async def test_since_resume():
         m2 = MuxClient(gw)
         await m2.start()
         for c in chans:
-            ack = await m2.subscribe(c, since=str(cursors[c]))
-            expect_eq(ack.get("cursor"), str(cursors[c]), f"resume ack cursor of {c}")
+            ack = await m2.subscribe(c, since=cursors[c])
+            expect_eq(ack.get("cursor"), cursors[c], f"resume ack cursor of {c} (echoed)")
+            check(cursors[c].startswith(epochs[c] + ":"), f"cursor of {c} {cursors[c]} is of epoch {epochs[c]}")
         await asyncio.wait_for(pub_task, 15)
         all_live = [(c, i) for (c, i) in order if not (c == "r:b" and i <= 2)
-                    and not (c == "r:c" and i <= int(acks[2]["cursor"]))]
+                    and not (c == "r:c" and i <= cursor_id(acks[2]["cursor"]))]
         await m2.wait_for(lambda: len(seen) + len(m2.messages) >= len(all_live), 10, "the rest")
         await asyncio.sleep(0.1)
         got = seen + [(x["channel"], x["id"]) for x in m2.messages]
         for c in chans:
             ids = [i for (cc, i) in got if cc == c]
-            first = {"r:a": 1, "r:b": 3, "r:c": int(acks[2]["cursor"]) + 1}[c]
+            first = {"r:a": 1, "r:b": 3, "r:c": cursor_id(acks[2]["cursor"]) + 1}[c]
             prob = ids_problem(ids, list(range(first, sent[c] + 1)))
             check(prob is None, f"{c}: {prob} (cursor at the drop {cursors[c]})")
+        prob = epochs_problem(m.messages + m2.messages, epochs)
+        check(prob is None, f"over the reconnect: {prob}")
         expect_eq(m2.gaps, [], "gaps")
         expect_eq(m.problems + m2.problems, [], "problems")
         pub.close()
@@ -181,8 +192,8 @@ async def test_gap():
         gaps = [e for e in m.events if e[0] == "gap"]
         expect_eq(len(gaps), 1, "gap frames")
         g = gaps[0][1]
-        expect_eq((g.get("type"), g.get("channel"), g.get("last_seen"), g.get("cursor")),
-                  ("gap", "g:a", 5, 20), "gap frame")
+        expect_eq(g, {"type": "gap", "channel": "g:a", "last_seen": 5, "cursor": 20,
+                      "epoch": info(gw, "g:a")["epoch"]}, "gap frame")
         pos = m.events.index(gaps[0])
         after = [e[1]["id"] for e in m.events[pos + 1:] if e[0] == "message" and e[1]["channel"] == "g:a"]
         before = [e[1]["id"] for e in m.events[:pos] if e[0] == "message" and e[1]["channel"] == "g:a"]
@@ -214,6 +225,7 @@ async def test_many_channels_publish_order():
             for i, c in enumerate(seq):
                 st, body = pub.publish(c, {"i": i})
                 assert st == 201, (st, body)
+                assert pub.epochs.setdefault(c, body["epoch"]) == body["epoch"], (c, body)
                 order.append((c, body["id"]))
 
         await asyncio.to_thread(go)
@@ -224,6 +236,7 @@ async def test_many_channels_publish_order():
             k = next(i for i in range(min(len(got), len(order))) if got[i] != order[i])
             raise AssertionError(f"order differs at position {k}: got {got[k:k + 4]}, want {order[k:k + 4]}")
         expect_eq([x["data"]["i"] for x in m.messages], list(range(600)), "payloads")
+        expect_eq(epochs_problem(m.messages, pub.epochs), None, "epochs")
         expect_eq(m.problems, [], "problems")
         await m.close()
 
@@ -250,6 +263,8 @@ async def test_concurrent_publish_acks():
             expect_eq(p.ack_refs, list(range(1, 201)), f"pub{k}: acks in ref order")
             mine = [p.replies[i].get("id") for i in range(1, 201)]
             check(all(isinstance(x, int) for x in mine), f"pub{k}: ack without id: {mine[:10]}")
+            epochs = {p.replies[i].get("epoch") for i in range(1, 201)}
+            expect_eq(epochs, {info(gw, ch)["epoch"]}, f"pub{k}: epochs of its acks")
             check(mine == sorted(mine), f"pub{k}: ids of its acks not increasing: {mine[:20]}")
             for i, mid in enumerate(mine, 1):
                 check(mid not in ids, f"id {mid} acked twice: {ids.get(mid)} and {(k, i)}")
@@ -259,6 +274,8 @@ async def test_concurrent_publish_acks():
         await listener.wait_count(800, 10)
         await asyncio.sleep(0.1)
         prob = ids_problem(listener.ids(), list(range(1, 801)))
+        check(prob is None, f"sse listener: {prob}")
+        prob = epochs_problem(listener.messages, info(gw, ch)["epoch"])
         check(prob is None, f"sse listener: {prob}")
         for msg in listener.messages:
             k, i = ids[msg["id"]]
@@ -438,7 +455,7 @@ async def test_error_frames():
             failures.append(str(e))
         # still usable, nothing was published by the bad frames
         ack = await m.subscribe("h", since="0")
-        if ack.get("cursor") != "0":
+        if ack.get("cursor") != f"{info(gw, 'h')['epoch']}:0":
             failures.append(f"subscribe after the errors: {ack}")
         err = await m.op({"op": "subscribe", "channel": "h"})
         if err.get("code") != "already_subscribed":
@@ -548,6 +565,7 @@ async def test_rapid_malformed():
         pub.close()
         await obs.wait_count(50, 5)
         expect_eq(obs.ids(), list(range(1, 51)), "the other client's messages")
+        expect_eq(epochs_problem(obs.messages, info(gw, "calm")["epoch"]), None, "their epochs")
         expect_eq(info(gw, "calm")["last_id"], 50, "nothing published by the malformed frames")
         check(not m.done, f"connection ended: {m.describe()}")
         await m.close()
@@ -596,6 +614,7 @@ async def test_flood_without_reading_acks():
         pub.close()
         await obs.wait_count(obs_n, 5)
         expect_eq(obs.ids(), list(range(1, obs_n + 1)), "the observer during the flood")
+        expect_eq(epochs_problem(obs.messages, pub.epochs["obs"]), None, "the observer's epochs")
         grow_mb = (peak - rss0) / 1024
         diag(f"flood: {sent / 1048576:.1f} MiB sent before the stall, {last2} publishes accepted, "
              f"RSS {rss0 // 1024} -> {peak // 1024} MiB")
@@ -660,8 +679,11 @@ async def test_since_beyond_last():
         await m.wait_count(3, 5)
         check(m.events and m.events[0][0] == "gap", f"first event {m.events[:1]}, want a gap")
         g = m.gaps[0]
-        expect_eq((g.get("channel"), g.get("last_seen")), ("fut", 10), "gap frame")
+        epoch = info(gw, "fut")["epoch"]
+        expect_eq(g, {"type": "gap", "channel": "fut", "last_seen": 10, "cursor": 0, "epoch": epoch}, "gap frame")
         expect_eq(m.ids(), [1, 2, 3], "retained messages after the gap")
+        expect_eq(epochs_problem(m.messages, epoch), None, "epochs")
+        expect_eq(m.problems, [], "problems")
         await m.close()
 
 async def test_every_ref_answered():

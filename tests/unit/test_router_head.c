@@ -126,6 +126,57 @@ START_TEST(test_ws_upgrades)
 		   HEAD_WS);
 	ck_verdict(ws_target("/channels/x?client=abc_DEF-123"), HEAD_WS);
 	ck_verdict(ws_target("/channels/x?foo=bar&since=3"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?since=k3x9a2bq:17"), HEAD_WS);
+	ck_verdict(ws_target("/channels/a,b?since=k3x9a2bq:17,4"), HEAD_WS);
+}
+END_TEST
+
+/* MHD and lws decode the query before the handlers parse the cursor, and
+ * browsers encode the colon (URLSearchParams, encodeURIComponent): the
+ * router must judge the same decoded text, or an encoded cursor would
+ * reach MHD, which cannot upgrade, and get 400 upgrade_required. */
+START_TEST(test_ws_encoded_cursor)
+{
+	ck_verdict(ws_target("/channels/x?since=k3x9a2bq%3A17"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?since=k3x9a2bq%3a17"), HEAD_WS);
+	ck_verdict(
+		ws_target("/channels/a,b?since=k3x9a2bq%3A17%2Cp0ab12cd%3A4"),
+		HEAD_WS);
+	ck_verdict(ws_target("/channels/a,b?since=k3x9a2bq:17%2c4"), HEAD_WS);
+	ck_verdict(ws_target("/channels/x?since=%31%37"), HEAD_WS);
+	/* still strict after decoding; broken escapes go to MHD's 400 */
+	ck_verdict(ws_target("/channels/x?since=k3x9a2bq%3A"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=1%2C2"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=1%00"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=17%"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=17%3"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=%zz17"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=%253A"), HEAD_HTTP);
+	ck_verdict(ws_target("/channels/x?since=1+2"), HEAD_HTTP);
+}
+END_TEST
+
+/* 32 of the longest cursors, each colon and comma encoded: more text
+ * than CURSOR_TEXT_MAX before decoding, exactly the limit after. */
+START_TEST(test_ws_encoded_cursor_longest)
+{
+	static char target[1500];
+	size_t n;
+
+	n = (size_t)snprintf(target, sizeof target, "/channels/");
+	for (int i = 0; i < 32; i++)
+		n += (size_t)snprintf(target + n, sizeof target - n, "%sc%d",
+				      i ? "," : "", i);
+	n += (size_t)snprintf(target + n, sizeof target - n, "?since=");
+	for (int i = 0; i < 32; i++)
+		n += (size_t)snprintf(target + n, sizeof target - n,
+				      "%s3w5e11264sgsf%%3A18446744073709551615",
+				      i ? "%2C" : "");
+	ck_assert_uint_lt(n, sizeof target - 8);
+	ck_verdict(ws_target(target), HEAD_WS);
+	/* one more cursor than channels */
+	snprintf(target + n, sizeof target - n, "%%2C1");
+	ck_verdict(ws_target(target), HEAD_HTTP);
 }
 END_TEST
 
@@ -599,6 +650,8 @@ static Suite *router_head_suite(void)
 	tcase_add_test(tc, test_http_requests);
 	tcase_add_test(tc, test_body_after_head);
 	tcase_add_test(tc, test_ws_upgrades);
+	tcase_add_test(tc, test_ws_encoded_cursor);
+	tcase_add_test(tc, test_ws_encoded_cursor_longest);
 	tcase_add_test(tc, test_ws_upgrade_header_case);
 	tcase_add_test(tc, test_ws_disabled);
 	tcase_add_test(tc, test_ws_doubtful_goes_to_http);

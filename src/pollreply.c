@@ -4,11 +4,11 @@
 
 #include "bus.h"
 #include "cursor.h"
-#include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
 #include "message.h"
+#include "poll_format.h"
 #include "server.h"
 #include "xalloc.h"
 
@@ -23,9 +23,6 @@ struct reply {
 	struct message *msgs[];
 };
 
-/* Room for one gap entry, and for the tail: next, flags, the gaps. */
-#define GAP_TEXT_MAX (CHANNEL_NAME_MAX + EPOCH_TEXT_MAX + 100)
-
 static void reply_free(void *cls)
 {
 	struct reply *r = cls;
@@ -35,35 +32,6 @@ static void reply_free(void *cls)
 	free(r->iov);
 	free(r->tail);
 	free(r);
-}
-
-/* `,"gaps":[{"channel","last_seen","cursor","epoch"},...]` for the gap items, so
- * a client of several channels knows which one lost history. */
-static size_t write_gaps(const struct http_sub *hs,
-			 const struct bus_item *items, size_t count, char *out,
-			 size_t cap)
-{
-	const struct channel_list *chs = &hs->req->channels;
-	size_t n = 0, gaps = 0;
-
-	for (size_t i = 0; i < count; i++) {
-		const struct bus_item *it = &items[i];
-		char epoch[EPOCH_TEXT_MAX];
-
-		if (it->msg != NULL || it->skip)
-			continue;
-		cursor_epoch_text(it->epoch, epoch);
-		n = fmt_at(out, cap, n,
-			   "%s{\"channel\":\"%.*s\",\"last_seen\":%llu,"
-			   "\"cursor\":%llu,\"epoch\":\"%s\"}",
-			   gaps++ ? "," : ",\"gap\":true,\"gaps\":[",
-			   (int)chs->len[it->tap], chs->name[it->tap],
-			   (unsigned long long)it->gap_last,
-			   (unsigned long long)it->cursor, epoch);
-	}
-	if (gaps)
-		n = fmt_at(out, cap, n, "]");
-	return n;
 }
 
 static void unref_cb(void *cls)
@@ -102,20 +70,21 @@ static int send_single(struct http_sub *hs, struct bus_item *it)
 static int send_list(struct http_sub *hs, struct bus_item *items, size_t count,
 		     bool more)
 {
-	size_t gcap = count * GAP_TEXT_MAX + 8,
-	       cap = CURSOR_TEXT_MAX + 64 + gcap;
+	size_t cap = poll_format_tail_cap(count), len;
 	struct reply *r = xcalloc(1, sizeof *r + count * sizeof r->msgs[0]);
 	struct MHD_IoVec *iov = xcalloc(2 * count + 2, sizeof *iov);
-	char cursor[CURSOR_TEXT_MAX], *gaps = xmalloc(gcap);
+	char cursor[CURSOR_TEXT_MAX];
 	struct MHD_Response *resp;
 	unsigned n = 0;
-	size_t len, glen;
 
-	/* before the loop below takes the messages (a gap is a NULL msg) */
-	glen = write_gaps(hs, items, count, gaps, gcap);
-	r->tail = xmalloc(cap);
 	http_sub_advance(hs, items, count);
-	iov[n++] = (struct MHD_IoVec){ "{\"messages\":[", 13 };
+	http_sub_cursor(hs, cursor);
+	/* before the loop below takes the messages (a gap is a NULL msg) */
+	r->tail = xmalloc(cap);
+	len = poll_format_tail(r->tail, cap, cursor, &hs->req->channels, items,
+			       count, more);
+	iov[n++] = (struct MHD_IoVec){ POLL_FORMAT_HEAD,
+				       sizeof POLL_FORMAT_HEAD - 1 };
 	for (size_t i = 0; i < count; i++) {
 		struct message *m = items[i].msg;
 
@@ -127,10 +96,6 @@ static int send_list(struct http_sub *hs, struct bus_item *items, size_t count,
 		r->msgs[r->count++] = m;
 		items[i].msg = NULL;
 	}
-	http_sub_cursor(hs, cursor);
-	len = fmt_at(r->tail, cap, 0, "],\"next\":\"%s\"%.*s%s}", cursor,
-		     (int)glen, gaps, more ? ",\"more\":true" : "");
-	free(gaps);
 	iov[n++] = (struct MHD_IoVec){ r->tail, len };
 	r->iov = iov;
 	resp = MHD_create_response_from_iovec(iov, n, reply_free, r);

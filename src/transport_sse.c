@@ -6,12 +6,12 @@
  * nothing to send it suspends the connection and returns 0, which MHD
  * allows only together with a suspend (without it, MHD spins). */
 #include "capacity.h"
-#include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
 #include "message.h"
 #include "server.h"
+#include "sse_format.h"
 #include "transport.h"
 #include "xalloc.h"
 
@@ -22,7 +22,6 @@
 
 #define SSE_BATCH 16
 #define SSE_BATCH_BYTES (64u << 10)
-#define SSE_RETRY_MS 2000
 #define PING ": ping\nevent: ping\ndata: {}\n\n"
 
 /* Up to three pieces of text waiting to be copied out. */
@@ -40,9 +39,7 @@ struct sse {
 	struct message *writing; /* reference held while its data is copied */
 	struct segments out;
 	bool started;
-	/* the welcome names the cursor twice; a gap block, the cursor and
-	 * a channel name */
-	char scratch[2 * CURSOR_TEXT_MAX + CHANNEL_NAME_MAX + 256];
+	char scratch[SSE_FORMAT_MAX];
 };
 
 static void stage(struct segments *s, const char *p, size_t len)
@@ -85,46 +82,26 @@ static void stage_welcome(struct sse *st)
 	size_t n;
 
 	http_sub_cursor(&st->hs, cursor);
-	n = fmt_at(st->scratch, sizeof st->scratch, 0,
-		   "retry: %d\n\nid: %s\nevent: welcome\n"
-		   "data: {\"client\":\"%s\",\"heartbeat\":%lu,"
-		   "\"cursor\":\"%s\"}\n\n",
-		   SSE_RETRY_MS, cursor, st->hs.sub.client,
-		   st->hs.req->srv->cfg->heartbeat, cursor);
+	n = sse_format_welcome(st->scratch, sizeof st->scratch, cursor,
+			       st->hs.sub.client,
+			       st->hs.req->srv->cfg->heartbeat);
 	stage(&st->out, st->scratch, n);
 }
 
 static void stage_item(struct sse *st, struct bus_item *it)
 {
 	const struct channel_list *chs = &st->hs.req->channels;
-	char cursor[CURSOR_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	char cursor[CURSOR_TEXT_MAX];
 	struct message *m = it->msg;
 	size_t n;
 
 	http_sub_advance(&st->hs, it, 1);
 	http_sub_cursor(&st->hs, cursor);
-	if (it->skip) {
-		/* an id-only block moves Last-Event-ID without an event */
-		n = fmt_at(st->scratch, sizeof st->scratch, 0, "id: %s\n\n",
-			   cursor);
-		stage(&st->out, st->scratch, n);
-		return;
-	}
-	if (m == NULL) {
-		cursor_epoch_text(it->epoch, epoch);
-		n = fmt_at(st->scratch, sizeof st->scratch, 0,
-			   "id: %s\nevent: gap\ndata: {\"channel\":\"%.*s\","
-			   "\"last_seen\":%llu,\"cursor\":%llu,"
-			   "\"epoch\":\"%s\"}\n\n",
-			   cursor, (int)chs->len[it->tap], chs->name[it->tap],
-			   (unsigned long long)it->gap_last,
-			   (unsigned long long)it->cursor, epoch);
-		stage(&st->out, st->scratch, n);
-		return;
-	}
-	n = fmt_at(st->scratch, sizeof st->scratch, 0,
-		   "id: %s\nevent: %s\ndata: ", cursor, m->event);
+	n = sse_format_item(st->scratch, sizeof st->scratch, cursor,
+			    chs->name[it->tap], chs->len[it->tap], it);
 	stage(&st->out, st->scratch, n);
+	if (m == NULL)
+		return;
 	stage(&st->out, message_json(m), m->json_len);
 	stage(&st->out, "\n\n", 2);
 	st->writing = m;

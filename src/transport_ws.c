@@ -14,6 +14,7 @@
 #include "clientid.h"
 #include "cursor.h"
 #include "fmt.h"
+#include "frame_format.h"
 #include "http.h"
 #include "http_reply.h"
 #include "log.h"
@@ -296,50 +297,31 @@ static int write_text(struct ws_session *s, unsigned char *buf, int len)
 
 static int write_welcome(struct ws_session *s)
 {
-	unsigned char buf[LWS_PRE + CURSOR_TEXT_MAX + 128];
-	char cursor[CURSOR_TEXT_MAX], *text = (char *)buf + LWS_PRE;
+	unsigned char buf[LWS_PRE + FRAME_WELCOME_MAX];
+	char cursor[CURSOR_TEXT_MAX];
 	size_t n;
 
 	s->welcomed = true;
-	n = fmt_at(text, sizeof buf - LWS_PRE, 0,
-		   "{\"type\":\"welcome\",\"client\":\"%s\",\"heartbeat\":%lu",
-		   s->sub.client, srv_of(s)->cfg->heartbeat);
-	if (!s->mux) {
+	if (!s->mux)
 		cursor_format(s->cursor, s->nch, cursor);
-		n = fmt_at(text, sizeof buf - LWS_PRE, n, ",\"cursor\":\"%s\"",
-			   cursor);
-	}
-	n = fmt_at(text, sizeof buf - LWS_PRE, n, "}");
+	n = frame_format_welcome((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
+				 s->sub.client, srv_of(s)->cfg->heartbeat,
+				 s->mux ? NULL : cursor);
 	return write_text(s, buf, (int)n);
 }
 
 static int write_item(struct ws_session *s, struct bus_item *it)
 {
-	unsigned char buf[LWS_PRE + CHANNEL_NAME_MAX + EPOCH_TEXT_MAX + 128];
-	char *text = (char *)buf + LWS_PRE, epoch[EPOCH_TEXT_MAX];
+	unsigned char buf[LWS_PRE + FRAME_ITEM_MAX];
 	struct message *m = it->msg;
 	size_t n;
 
 	s->cursor[it->tap].epoch = it->epoch;
 	s->cursor[it->tap].id = it->cursor;
-	cursor_epoch_text(it->epoch, epoch);
-	if (it->skip) {
-		/* the client's own broadcast: it gets no copy, but its cursor
-		 * must move past it, or that reads as a gap later */
-		n = fmt_at(text, sizeof buf - LWS_PRE, 0,
-			   "{\"type\":\"cursor\",\"channel\":\"%s\","
-			   "\"cursor\":%llu,\"epoch\":\"%s\"}",
-			   s->names[it->tap], (unsigned long long)it->cursor,
-			   epoch);
-		return write_text(s, buf, (int)n);
-	}
 	if (m == NULL) {
-		n = fmt_at(text, sizeof buf - LWS_PRE, 0,
-			   "{\"type\":\"gap\",\"channel\":\"%s\","
-			   "\"last_seen\":%llu,\"cursor\":%llu,"
-			   "\"epoch\":\"%s\"}",
-			   s->names[it->tap], (unsigned long long)it->gap_last,
-			   (unsigned long long)it->cursor, epoch);
+		n = frame_format_item((char *)buf + LWS_PRE,
+				      sizeof buf - LWS_PRE, s->names[it->tap],
+				      it);
 		return write_text(s, buf, (int)n);
 	}
 	s->inflight = m;

@@ -1,14 +1,16 @@
 #!/bin/sh
 # Builds the libFuzzer targets (clang, ASan+UBSan) and runs each for a few
 # seconds from its seed corpus: a smoke run in the suite; run longer by
-# hand with FUZZ_SECONDS=600. Prints TAP.
+# hand with FUZZ_SECONDS=600. Prints TAP. The parser targets link the
+# parsers alone; fuzz_request links the bus and the transports' formatting
+# (and replaces the transports' ops tables).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 secs=${FUZZ_SECONDS:-8}
 out=${TMPDIR:-/tmp}/anypush-fuzz.$$
-targets="router_head payload cursor ws_mux"
-echo "1..4"
+targets="router_head payload cursor ws_mux request"
+echo "1..5"
 if ! command -v clang >/dev/null 2>&1; then
 	n=1
 	for t in $targets; do echo "ok $n - fuzz $t # SKIP clang not installed"; n=$((n + 1)); done
@@ -18,10 +20,16 @@ mkdir -p "$out"
 trap 'rm -rf "$out"' EXIT INT TERM
 cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -I$top/src $(pkg-config --cflags libcjson)"
 libs="$(pkg-config --libs libcjson)"
-src="$top/src/validate.c $top/src/cursor.c $top/src/fmt.c $top/src/log.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c"
+src="$top/src/log.c $top/src/fmt.c $top/src/validate.c $top/src/cursor.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c"
+request_src=""
+for f in bus message pollers siphash capacity metrics transport sse_format frame_format poll_format; do
+	request_src="$request_src $top/src/$f.c"
+done
 n=1
 for t in $targets; do
-	if ! clang $cflags -o "$out/fuzz_$t" "$here/fuzz_$t.c" $src $libs >"$out/$t.build" 2>&1; then
+	extra=""
+	[ "$t" = request ] && extra="$request_src $(pkg-config --cflags libwebsockets) -lpthread"
+	if ! clang $cflags -o "$out/fuzz_$t" "$here/fuzz_$t.c" $src $extra $libs >"$out/$t.build" 2>&1; then
 		echo "not ok $n - fuzz $t: build failed"; sed 's/^/# /' "$out/$t.build" | tail -20
 	else
 		mkdir -p "$out/corpus_$t"

@@ -1,0 +1,31 @@
+/* sse_format.h: the text of Server-Sent Events blocks, free of I/O, so
+ * that the request fuzzer runs the very code whose bytes reach the
+ * client (transport_sse.c stages what these write). */
+#ifndef ANYPUSH_SSE_FORMAT_H
+#define ANYPUSH_SSE_FORMAT_H
+
+#include "cursor.h"
+#include "validate.h"
+
+#include <stddef.h>
+
+struct bus_item;
+
+/* The reconnect delay the welcome asks EventSource for. */
+#define SSE_RETRY_MS 2000
+/* Room for any block below: the welcome names the cursor twice; a gap
+ * block, the cursor and a channel name. */
+#define SSE_FORMAT_MAX (2 * CURSOR_TEXT_MAX + CHANNEL_NAME_MAX + 256)
+
+/* Blocks */
+/* retry, then the welcome event at cursor (text of cursor_format). */
+size_t sse_format_welcome(char *buf, size_t cap, const char *cursor,
+			  const char *client, unsigned long heartbeat);
+/* The block of a pulled item, cursor being the client's cursor after it:
+ * an id-only block for a skip, the gap event for a gap, and for a message
+ * the block up to its data, which is the envelope and then "\n\n". */
+size_t sse_format_item(char *buf, size_t cap, const char *cursor,
+		       const char *channel, size_t channel_len,
+		       const struct bus_item *it);
+
+#endif

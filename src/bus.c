@@ -40,6 +40,8 @@ struct channel {
 	struct tap *taps;
 	size_t subs_by[TRANSPORT_COUNT];
 	size_t pollers_by[TRANSPORT_COUNT]; /* in bus.pollers, by transport */
+	bool tomb; /* reclaimed: only its name, epoch and last id remain */
+	struct channel *tprev, *tnext; /* the tombs, oldest first */
 	size_t name_len;
 	char name[];
 };
@@ -57,8 +59,9 @@ struct bus {
 	pthread_mutex_t lock;
 	struct bus_config cfg;
 	struct siphash_key hash_key; /* random, for the tables below */
-	struct channel **buckets;
-	size_t nbuckets, nchannels;
+	struct channel **buckets; /* live channels and tombs */
+	size_t nbuckets, nchannels, ntombs;
+	struct channel *tomb_oldest, *tomb_newest;
 	struct message *oldest, *newest; /* publish order, all channels */
 	size_t retained, retained_bytes;
 	uint64_t seq;
@@ -133,24 +136,54 @@ static void rehash_channels(struct bus *bus)
 	bus->nbuckets = n;
 }
 
-/* The channel, created if missing; NULL when over the channel limit. */
+static void tomb_unlink(struct bus *bus, struct channel *ch)
+{
+	if (ch->tprev)
+		ch->tprev->tnext = ch->tnext;
+	else
+		bus->tomb_oldest = ch->tnext;
+	if (ch->tnext)
+		ch->tnext->tprev = ch->tprev;
+	else
+		bus->tomb_newest = ch->tprev;
+	ch->tprev = ch->tnext = NULL;
+	ch->tomb = false;
+	bus->ntombs--;
+}
+
+/* The live channel of that name, or NULL: tombs do not count. */
+static struct channel *channel_find(struct bus *bus, const char *name,
+				    size_t len)
+{
+	struct channel *ch = *channel_slot(bus, name, len);
+
+	return ch && !ch->tomb ? ch : NULL;
+}
+
+/* The channel, created if missing; NULL when over the channel limit. A
+ * tomb of that name comes back to life with its epoch and last id, so
+ * the cursors handed out before it was reclaimed stay exact. */
 static struct channel *channel_get(struct bus *bus, const char *name,
 				   size_t len)
 {
 	struct channel **slot = channel_slot(bus, name, len);
-	struct channel *ch;
+	struct channel *ch = *slot;
 
-	if (*slot)
-		return *slot;
+	if (ch && !ch->tomb)
+		return ch;
 	if (bus->nchannels >= bus->cfg.max_channels)
 		return NULL;
+	bus->nchannels++;
+	if (ch) {
+		tomb_unlink(bus, ch);
+		return ch;
+	}
 	ch = xcalloc(1, sizeof *ch + len + 1);
 	ch->epoch = cursor_epoch_new();
 	memcpy(ch->name, name, len);
 	ch->name_len = len;
 	*slot = ch;
-	bus->nchannels++;
-	if (bus->nchannels > bus->nbuckets)
+	if (bus->nchannels + bus->ntombs > bus->nbuckets)
 		rehash_channels(bus);
 	return ch;
 }
@@ -241,14 +274,35 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 	evict_over_budget(bus);
 }
 
+/* An idle channel (no history, no subscribers, no pollers) gives up its
+ * ring but stays as a tomb: its epoch and last id. Without it, the next
+ * use would start a new epoch at id 1, and every cursor handed out
+ * before would read as a gap: a poller without a client id on a quiet
+ * channel would be told of one on every poll. Tombs are bounded by
+ * --max-channels, oldest first; past that a reused name gets a new
+ * epoch, and old cursors the gap they then deserve. */
 static void channel_reclaim(struct bus *bus, struct channel *ch)
 {
-	struct channel **slot = channel_slot(bus, ch->name, ch->name_len);
-
-	*slot = ch->hnext;
-	bus->nchannels--;
 	free(ch->ring);
-	free(ch);
+	ch->ring = NULL;
+	ch->cap = ch->head = 0;
+	ch->tomb = true;
+	ch->tnext = NULL;
+	ch->tprev = bus->tomb_newest;
+	if (bus->tomb_newest)
+		bus->tomb_newest->tnext = ch;
+	else
+		bus->tomb_oldest = ch;
+	bus->tomb_newest = ch;
+	bus->ntombs++;
+	bus->nchannels--;
+	while (bus->ntombs > bus->cfg.max_channels) {
+		struct channel *old = bus->tomb_oldest;
+
+		tomb_unlink(bus, old);
+		*channel_slot(bus, old->name, old->name_len) = old->hnext;
+		free(old);
+	}
 }
 
 /* ---- subscriber ids ---- */
@@ -840,8 +894,8 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 
 	pthread_mutex_lock(&bus->lock);
 	for (size_t i = 0; i < channels->count; i++) {
-		struct channel *ch = *channel_slot(bus, channels->name[i],
-						   channels->len[i]);
+		struct channel *ch = channel_find(bus, channels->name[i],
+						  channels->len[i]);
 
 		if (ch == NULL || !pollers_seen(bus->pollers, ch, client, t,
 						announce_it, now, &news))
@@ -889,6 +943,8 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 
 		for (; ch; ch = next) {
 			next = ch->hnext;
+			if (ch->tomb)
+				continue;
 			expire_channel(bus, ch, now_ms);
 			if (ch->len == 0 && ch->taps == NULL &&
 			    !has_pollers(ch))
@@ -915,6 +971,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 	pthread_mutex_lock(&bus->lock);
 	ch = *channel_slot(bus, channel, len);
 	if (ch) {
+		/* a tomb's epoch and last id are still the cursor of "now" */
 		out->epoch = ch->epoch;
 		out->last_id = ch->last_id;
 		out->oldest_id = oldest_id(ch);
@@ -926,11 +983,9 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		add_pollers(ch, out->subscribers);
 	}
 	pthread_mutex_unlock(&bus->lock);
-	if (ch == NULL) {
+	if (ch == NULL)
 		out->oldest_id = 1;
-		return -1;
-	}
-	return 0;
+	return ch && !ch->tomb ? 0 : -1;
 }
 
 void bus_stats(struct bus *bus, struct bus_stats *out)

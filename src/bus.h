@@ -160,7 +160,8 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 /* Housekeeping */
 /* Expire history by age, fire due deadlines, reclaim idle channels. */
 void bus_tick(struct bus *bus, uint64_t now_ms);
-/* A channel's counters; -1 if it does not exist. */
+/* A channel's counters; -1 if it does not exist (a reclaimed one still
+ * fills in its epoch and last id: see channel_reclaim). */
 int bus_info(struct bus *bus, const char *channel, size_t len,
 	     struct bus_channel_info *out);
 void bus_stats(struct bus *bus, struct bus_stats *out);

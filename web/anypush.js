@@ -34,7 +34,7 @@
  *   var ch = c.subscribe('news', {since: '0'});    // all the history kept
  *     A cursor is 'EPOCH:ID' ('k3x9a2bq:17'): the id of the last message
  *     seen and the epoch, the channel's incarnation, that id belongs to.
- *     Ids start again at 1 when the gateway restarts or reclaims an idle
+ *     Ids start again at 1 when the gateway restarts or forgets an idle
  *     channel, with a new epoch: a cursor of an old epoch gets 'gap', then
  *     everything the channel keeps. A plain 'ID' means the current epoch.
  *     since: either form, /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/, else throws.

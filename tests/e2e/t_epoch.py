@@ -14,7 +14,7 @@ import urllib.parse
 
 from gwlib import (AsyncHTTP, BodyReader, EPOCH_RE, Gateway, LongPollClient, MuxClient, PollClient,
                    SSEClient, WSClient, check, composite, epochs_problem, expect_eq, expect_error,
-                   get, info, open_stream, parse_cursor, publish, read_head, run)
+                   get, info, metric_sum, metrics, open_stream, parse_cursor, publish, read_head, run)
 
 A, B = "ep:a", "ep:b"
 KINDS = ("poll", "longpoll", "sse", "sse-lei", "ws", "mux",
@@ -196,27 +196,83 @@ async def test_restart():
         await new_incarnation_scenario(gw, held, old, renew)
 
 
-async def test_reclaimed():
-    "--history-age 1: publish 3, the idle channel is reclaimed (info epoch null), publish 5: old epoch cursor gets a gap then 5"
+async def wait_reclaimed(gw, what):
+    """Until no live channel is left (the gauge counts no tombs)."""
+    t0 = time.monotonic()
+    while metric_sum(metrics(gw), "anypush_channels") != 0:
+        check(time.monotonic() - t0 < 10, f"{what}: not reclaimed within 10 s")
+        await asyncio.sleep(0.1)
+
+
+async def test_reclaimed_keeps_epoch():
+    "--history-age 1: publish 3, the idle channel is reclaimed, publish 5: its tomb keeps the epoch, ids go on, no gap"
     with Gateway("--history-age", "1", "--presence-window", "1") as gw:
+        held = await held_cursors(gw, 3, 2)
+        old = {A: info(gw, A)["epoch"], B: info(gw, B)["epoch"]}
+        await wait_reclaimed(gw, "A and B")
+        # a reclaimed channel still names its epoch and last id: the
+        # cursor of "now" stays exact
+        expect_eq(info(gw, A), {"channel": A, "epoch": old[A], "last_id": 3, "oldest_id": 4, "retained": 0,
+                                "subscribers": {"poll": 0, "longpoll": 0, "sse": 0, "ws": 0}},
+                  "info of the reclaimed channel")
+        new = {A: publish_n(gw, A, 5, "new"), B: publish_n(gw, B, 2, "new")}
+        expect_eq(new, old, "epochs after the channels came back")
+        plain = {k: "3,2" if k.startswith("multi-") else "3" for k in KINDS}
+        runs = [(k, held[k], 7 if k.startswith("multi-") else 5) for k in KINDS] + \
+               [(k, plain[k], 7 if k.startswith("multi-") else 5) for k in KINDS]
+        clients = await resume_all(gw, runs)
+        failures = []
+        for i, (k, c) in enumerate(zip(KINDS + KINDS, clients)):
+            msgs = {A: [(old[A], 3 + n, {"new": n}) for n in range(1, 6)]}
+            if k.startswith("multi-"):
+                msgs[B] = [(old[B], 2 + n, {"new": n}) for n in range(1, 3)]
+            failures += [f"{'plain ' if i >= len(KINDS) else ''}{p}" for p in resume_problems(k, c, {}, msgs)]
+            final = c.cursors.get(A) if k == "mux" else c.cursor
+            want = composite(chans_of(k), {A: 8, B: 4}, old)
+            if final != want:
+                failures.append(f"{k}: cursor at the end {final!r}, want {want!r}")
+        check(not failures, "\n".join(failures))
+
+
+async def test_reclaimed_tomb_forgotten():
+    "--max-channels 2: the tombs of reclaimed A and B are pushed out by others; publish 5: old epoch cursor gets a gap then 5"
+    with Gateway("--history-age", "1", "--presence-window", "1", "--max-channels", "2") as gw:
         held = await held_cursors(gw, 3, 2)
         old = {A: info(gw, A)["epoch"], B: info(gw, B)["epoch"]}
 
         async def renew():
-            t0 = time.monotonic()
-            while True:
-                ia, ib = info(gw, A), info(gw, B)
-                if ia["epoch"] is None and ib["epoch"] is None:
-                    break
-                check(time.monotonic() - t0 < 10, f"not reclaimed within 10 s: {ia} {ib}")
-                await asyncio.sleep(0.1)
-            # a reclaimed channel reads like one that never existed
-            expect_eq(ia, {"channel": A, "epoch": None, "last_id": 0, "oldest_id": 1, "retained": 0,
-                           "subscribers": {"poll": 0, "longpoll": 0, "sse": 0, "ws": 0}},
-                      "info of the reclaimed channel")
+            await wait_reclaimed(gw, "A and B")
+            publish_n(gw, "epoch-c", 1, "x")
+            publish_n(gw, "epoch-d", 1, "x")
+            await wait_reclaimed(gw, "C and D")
+            # two tombs at most: A's and B's are gone, so nothing is known
+            expect_eq(info(gw, A), {"channel": A, "epoch": None, "last_id": 0, "oldest_id": 1, "retained": 0,
+                                    "subscribers": {"poll": 0, "longpoll": 0, "sse": 0, "ws": 0}},
+                      "info of a channel whose tomb is gone")
 
         # the new messages age out after 1 s too: every kind resumes at once
         await new_incarnation_scenario(gw, held, old, renew)
+
+
+async def test_quiet_poll_no_false_gap():
+    "a poller without a client id on a quiet channel: the channel is reclaimed between polls, and no poll reads a gap"
+    with Gateway("--history-age", "1") as gw:
+        st, _, body = get(gw, "/channels/quiet?transport=poll")
+        expect_eq(st, 200, "first poll")
+        first = json.loads(body)
+        epoch = first["next"].split(":")[0]
+        expect_eq(first["next"], f"{epoch}:0", "tail cursor of an empty channel")
+        cur = first["next"]
+        for round_ in range(2):
+            await wait_reclaimed(gw, "quiet")
+            st, _, body = get(gw, f"/channels/quiet?transport=poll&since={cur}")
+            j = json.loads(body)
+            expect_eq((st, j), (200, {"messages": [], "next": cur}), f"poll {round_ + 2} after a reclaim")
+        publish(gw, "quiet", {"n": 1})
+        st, _, body = get(gw, f"/channels/quiet?transport=poll&since={cur}")
+        j = json.loads(body)
+        expect_eq([(m["epoch"], m["id"]) for m in j["messages"]], [(epoch, 1)], "the message after the reclaims")
+        check("gap" not in j, f"a gap where none was: {j}")
 
 
 async def test_unknown_epoch():
@@ -533,6 +589,8 @@ async def test_longest_cursors():
 
 if __name__ == "__main__":
     raise SystemExit(run([
-        test_restart, test_reclaimed, test_unknown_epoch, test_malformed, test_consistency,
+        test_restart, test_reclaimed_keeps_epoch, test_reclaimed_tomb_forgotten, test_quiet_poll_no_false_gap,
+        test_unknown_epoch,
+        test_malformed, test_consistency,
         test_percent_encoded, test_longest_cursors,
     ], budget=55, timeout=20))

@@ -935,24 +935,40 @@ END_TEST
 START_TEST(test_epoch_after_reclaim)
 {
 	/* the loss the epoch exists for: 3 messages, the channel ages out
-	 * and is reclaimed, 5 new ones restart at id 1. A client at id 3 of
-	 * the old incarnation must hear of the gap; with a plain id it
+	 * and is reclaimed. While its tomb lives, the channel comes back with
+	 * its epoch and ids go on (4, 5, ...): a cursor at 3 loses nothing.
+	 * Once the tomb is gone (here: more reclaimed channels than
+	 * --max-channels), the name starts a new epoch at id 1, and a client
+	 * at id 3 of the old one must hear of the gap; with a plain id it
 	 * cannot be told apart, and gets new4 and new5 (as documented). */
 	struct bus_item items[MAXI];
 	struct cursor since;
-	struct tsub t, u;
+	struct tsub t, u, v;
 	uint64_t old, now;
 	char text[8];
 
-	open_bus(100, 1000, 1 << 24, 100, 1 << 24);
+	open_bus(100, 1000, 1 << 24, 1, 1 << 24);
 	for (int i = 1; i <= 3; i++)
 		publish_at("a", "old", 0);
 	old = info_of("a").epoch;
 	bus_tick(bus, 5000);
 	ck_assert(!channel_exists("a"));
+	publish_at("a", "old4", 5000);
+	ck_assert_uint_eq(info_of("a").epoch, old);
+	since = (struct cursor){ old, 3 };
+	sub_init(&v, "v");
+	ck_assert_int_eq(attach_at(&v, "a", &since, NULL), BUS_OK);
+	ck_assert_uint_eq(pull(&v, items, false).count, 1);
+	ck_item(&items[0], 0, 4, "old4");
+	bus_items_release(items, 1);
+	bus_detach(bus, &v.sub);
+
+	bus_tick(bus, 10000);
+	publish_at("b", "m", 10000); /* its tomb pushes a's out */
+	bus_tick(bus, 15000);
 	for (int i = 1; i <= 5; i++) {
 		snprintf(text, sizeof text, "new%d", i);
-		publish_at("a", text, 6000);
+		publish_at("a", text, 16000);
 	}
 	now = info_of("a").epoch;
 	ck_assert_uint_ne(now, old);
@@ -981,14 +997,17 @@ START_TEST(test_epochs_differ)
 	uint64_t seen[64];
 	char text[EPOCH_TEXT_MAX];
 
-	open_bus(100, 1000, 1 << 24, 100, 1 << 24);
+	/* one channel and one tomb at most: reclaiming "b" forgets "a" */
+	open_bus(100, 1000, 1 << 24, 1, 1 << 24);
 	for (size_t i = 0; i < NELEM(seen); i++) {
 		publish_at("a", "m", 0);
 		seen[i] = info_of("a").epoch;
 		ck_assert_uint_eq(cursor_epoch_text(seen[i], text), 8);
 		for (size_t k = 0; k < i; k++)
 			ck_assert_uint_ne(seen[k], seen[i]);
-		bus_tick(bus, 5000); /* reclaimed: the next is a new one */
+		bus_tick(bus, 5000);
+		publish_at("b", "m", 0);
+		bus_tick(bus, 5000);
 	}
 }
 END_TEST
@@ -1540,8 +1559,50 @@ START_TEST(test_idle_channel_reclaimed)
 	ck_assert_uint_eq(st.retained, 0);
 	ck_assert_uint_eq(st.retained_bytes, 0);
 
-	/* a channel born again counts from 1 */
-	ck_assert_uint_eq(publish("x", "again"), 1);
+	/* reclaimed, it is a tomb: its epoch and last id, nothing else;
+	 * used again, it goes on from there */
+	ck_assert_int_eq(bus_info(bus, LIT("x"), &info), -1);
+	ck_assert_uint_eq(info.last_id, 1);
+	ck_assert_uint_eq(info.oldest_id, 2);
+	ck_assert_uint_ne(info.epoch, 0);
+	ck_assert_uint_eq(publish("x", "again"), 2);
+	ck_assert_uint_eq(info_of("x").epoch, info.epoch);
+}
+END_TEST
+
+START_TEST(test_tombs_bounded)
+{
+	/* tombs are bounded by the channel limit, oldest first; a name whose
+	 * tomb is gone starts a new epoch at 1 */
+	struct bus_channel_info info;
+	uint64_t first;
+	char name[16];
+
+	open_bus(100, 1000, 1 << 24, 3, 1 << 24);
+	publish_at("a", "m", 0);
+	first = info_of("a").epoch;
+	bus_tick(bus, 5000);
+	for (int i = 0; i < 3; i++) {
+		snprintf(name, sizeof name, "n%d", i);
+		publish_at(name, "m", 5000);
+		bus_tick(bus, 10000 + (uint64_t)i * 5000);
+		ck_assert(!channel_exists(name));
+	}
+	/* a's tomb went first: nothing is left of it */
+	ck_assert_int_eq(bus_info(bus, LIT("a"), &info), -1);
+	ck_assert_uint_eq(info.epoch, 0);
+	ck_assert_uint_eq(info.last_id, 0);
+	ck_assert_uint_eq(publish("a", "again"), 1);
+	ck_assert_uint_ne(info_of("a").epoch, first);
+	/* the newest three tombs remain, and live channels stay within the
+	 * limit whatever the tombs */
+	ck_assert_int_eq(bus_info(bus, LIT("n2"), &info), -1);
+	ck_assert_uint_eq(info.last_id, 1);
+	publish("n1", "m");
+	publish("n2", "m");
+	ck_assert_int_eq(try_publish("z", "m", NULL, false, 0, &first),
+			 BUS_TOO_MANY_CHANNELS);
+	ck_assert_uint_eq(bus_channel_chain_max(bus) > 0, 1);
 }
 END_TEST
 
@@ -1863,6 +1924,7 @@ static Suite *bus_suite(void)
 
 	CASE("housekeeping");
 	tcase_add_test(tc, test_idle_channel_reclaimed);
+	tcase_add_test(tc, test_tombs_bounded);
 	tcase_add_test(tc, test_max_channels);
 	tcase_add_test(tc, test_deadline);
 	tcase_add_test(tc, test_deadline_with_messages);

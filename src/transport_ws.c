@@ -5,11 +5,12 @@
  * ops, which run under the bus lock on any thread and only queue the
  * session for that thread.
  *
- * One frame per WRITEABLE callback, written straight from the message's
- * shared buffer (its LWS_PRE headroom takes the frame header; lws rewrites
- * it with the same bytes for every subscriber). A reference is kept until
- * the next WRITEABLE or CLOSED, because lws may still hold a pointer into
- * the buffer if the socket took only part of it. */
+ * Frames are written straight from the message's shared buffer (its
+ * LWS_PRE headroom takes the frame header; lws rewrites it with the same
+ * bytes for every subscriber), several per WRITEABLE callback while the
+ * socket takes them (on_writable). A reference is kept until the next
+ * write or CLOSED, because lws may still hold a pointer into the buffer
+ * if the socket took only part of it. */
 #include "bus.h"
 #include "clientid.h"
 #include "cursor.h"

@@ -341,6 +341,15 @@ static void id_insert(struct bus *bus, struct subscriber *sub)
 
 /* ---- life cycle ---- */
 
+void bus_set_limits(struct bus *bus, const struct bus_config *config)
+{
+	pthread_mutex_lock(&bus->lock);
+	bus->cfg.history_age_ms = config->history_age_ms;
+	bus->cfg.lag_limit = config->lag_limit;
+	bus->cfg.presence_window_ms = config->presence_window_ms;
+	pthread_mutex_unlock(&bus->lock);
+}
+
 struct bus *bus_new(const struct bus_config *config)
 {
 	struct bus *bus = xcalloc(1, sizeof *bus);

@@ -104,6 +104,11 @@ enum bus_error {
 /* Life cycle */
 struct bus *bus_new(const struct bus_config *config);
 void bus_free(struct bus *bus);
+/* Take the limits that may change while running (SIGHUP): history_age_ms,
+ * lag_limit and presence_window_ms; the others are ignored. Each is read
+ * under the bus lock when it is enforced, so the next publish, wake or
+ * tick uses the new value. */
+void bus_set_limits(struct bus *bus, const struct bus_config *config);
 /* End every subscriber (SUB_END_SHUTDOWN) and refuse new ones. */
 void bus_shutdown(struct bus *bus);
 

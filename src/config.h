@@ -1,11 +1,15 @@
-/* config.h: the daemon's options, their defaults and the --help text. */
+/* config.h: the daemon's options, their defaults, the --help text and the
+ * config file (docs/config.md). */
 #ifndef ANYPUSH_CONFIG_H
 #define ANYPUSH_CONFIG_H
 
 #include <stddef.h>
 #include <stdio.h>
 
+#define CONFIG_MAX_OPTIONS 48
+
 struct config {
+	const char *config; /* the file; "" for none */
 	const char *bind;
 	unsigned long port;
 	const char *port_file;
@@ -30,16 +34,40 @@ struct config {
 	unsigned long max_connections; /* HTTP and WebSocket */
 	unsigned long max_streams;     /* held ones; 0: config_max_streams */
 	const char *log_level;
+	const char *log_format;
+	/* Copies of the strings read from a file, per option; NULL when
+	 * the string is a default or points into argv. */
+	char *owned[CONFIG_MAX_OPTIONS];
 };
+
+/* A live option (one SIGHUP may change) read from another thread than
+ * main's: config_update stores it atomically. */
+#define config_live(cfg, field) __atomic_load_n(&(cfg)->field, __ATOMIC_RELAXED)
 
 enum config_result { CONFIG_RUN, CONFIG_EXIT_OK, CONFIG_ERROR };
 
 /* Fill in the embedded defaults. */
 void config_defaults(struct config *cfg);
-/* Parse argv (--name=value or --name value); on error write a one-line
- * reason to err. --help and --version print to out and say EXIT_OK. */
+/* Free the strings a file gave cfg. */
+void config_free(struct config *cfg);
+/* Parse argv (--name=value or --name value), then the config file under
+ * the options argv did not set; on error write a one-line reason to err.
+ * --help and --version print to out and say EXIT_OK. Enables the chosen
+ * transports. */
 enum config_result config_parse(struct config *cfg, int argc, char **argv,
 				FILE *out, FILE *err);
+/* Parse a config file's text over cfg; path names it in errors. 0 or -1
+ * with one line on err. Pure: the unit tests and the fuzzer call it. */
+int config_parse_text(struct config *cfg, const char *path,
+		      const char *text, size_t len, FILE *err);
+
+/* SIGHUP (main thread) */
+/* Build next from the defaults, the file and argv again, as at start-up,
+ * without side effects; 0, or -1 with the reason on err. */
+int config_reload(struct config *next, int argc, char **argv, FILE *err);
+/* Take next's live options into cur, logging each change and each other
+ * option that differs (it needs a restart); the number changed. */
+int config_update(struct config *cur, const struct config *next);
 /* The --help text. */
 void config_usage(FILE *out);
 /* --max-streams, or its default when 0: 15/16 of --max-connections. */

@@ -263,7 +263,7 @@ static int dispatch(struct http_request *req, const char *url,
 /* Keep the body, up to the message limit; past it, drain and remember. */
 static void take_body(struct http_request *req, const char *data, size_t len)
 {
-	size_t limit = req->srv->cfg->max_message;
+	size_t limit = config_live(req->srv->cfg, max_message);
 
 	if (req->too_large || req->body_len + len > limit) {
 		req->too_large = true;

@@ -2,7 +2,9 @@
  * stop in order. Signals are blocked in every thread and taken here with
  * sigwait, so no handler runs in the middle of library code. A part that
  * cannot go on raises SIGTERM too (server_fail): the same orderly stop,
- * then exit status 1. */
+ * then exit status 1. SIGHUP reads the config file again: a file with an
+ * error changes nothing; otherwise the live options change and the
+ * others are reported as needing a restart. */
 #include "config.h"
 #include "log.h"
 #include "server.h"
@@ -13,6 +15,38 @@
 #include <stdlib.h>
 
 #define LOG_PREFIX "main"
+
+/* Main thread, between sigwaits: the only writer of cfg after start. */
+static void reload(struct server *srv, struct config *cfg, int argc,
+		   char **argv)
+{
+	struct config next;
+	char *why = NULL;
+	size_t len = 0;
+	FILE *err = open_memstream(&why, &len);
+
+	if (err == NULL) {
+		log_error("reload: out of memory; keeping the old options");
+		return;
+	}
+	if (config_reload(&next, argc, argv, err) < 0) {
+		fclose(err);
+		/* one line, "anypush: path:line: reason\n" */
+		if (len > 0 && why[len - 1] == '\n')
+			why[len - 1] = '\0';
+		log_error("reload refused, keeping the old options: %s",
+			  why ? why : "");
+		goto out;
+	}
+	fclose(err);
+	if (config_update(cfg, &next) > 0)
+		server_reconfigure(srv);
+	else
+		log_info("reloaded: no live option changed");
+out:
+	free(why);
+	config_free(&next);
+}
 
 int main(int argc, char **argv)
 {
@@ -32,14 +66,23 @@ int main(int argc, char **argv)
 		break;
 	}
 	log_set_level(log_level_parse(cfg.log_level));
+	log_set_format(log_format_parse(cfg.log_format));
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	if (server_start(&srv, &cfg) < 0)
 		return 1;
-	sigwait(&stop, &sig);
+	for (;;) {
+		sigwait(&stop, &sig);
+		if (sig != SIGHUP || server_failed(&srv))
+			break;
+		log_info("SIGHUP: reading %s again",
+			 cfg.config[0] ? cfg.config : "the command line");
+		reload(&srv, &cfg, argc, argv);
+	}
 	failed = server_failed(&srv);
 	if (failed)
 		log_error("a part of the gateway failed: shutting down");
@@ -47,5 +90,6 @@ int main(int argc, char **argv)
 		log_info("signal %d: shutting down", sig);
 	server_stop(&srv);
 	log_info("stopped");
+	config_free(&cfg);
 	return failed ? 1 : 0;
 }

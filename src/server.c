@@ -62,9 +62,9 @@ static void raise_fd_limit(const struct config *cfg)
 			 (unsigned long long)rl.rlim_cur, FD_SPARE, need);
 }
 
-static struct bus *make_bus(const struct config *cfg)
+static struct bus_config bus_config_of(const struct config *cfg)
 {
-	struct bus_config bc = {
+	return (struct bus_config){
 		.history_size = cfg->history_size,
 		.history_age_ms = (uint64_t)cfg->history_age * 1000,
 		.history_bytes = cfg->history_memory,
@@ -73,7 +73,22 @@ static struct bus *make_bus(const struct config *cfg)
 		.presence_window_ms = (uint64_t)cfg->presence_window * 1000,
 		.max_pollers = cfg->max_pollers,
 	};
+}
+
+static struct bus *make_bus(const struct config *cfg)
+{
+	struct bus_config bc = bus_config_of(cfg);
+
 	return bus_new(&bc);
+}
+
+void server_reconfigure(struct server *srv)
+{
+	struct bus_config bc = bus_config_of(srv->cfg);
+
+	log_set_level(log_level_parse(srv->cfg->log_level));
+	log_set_format(log_format_parse(srv->cfg->log_format));
+	bus_set_limits(srv->bus, &bc);
 }
 
 int server_start(struct server *srv, const struct config *cfg)

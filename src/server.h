@@ -27,6 +27,10 @@ struct server {
 
 /* Start every part; 0 or -1 (already-started parts are stopped). */
 int server_start(struct server *srv, const struct config *cfg);
+/* Push the live options of srv->cfg (config_update changed them) to the
+ * parts that copied them: log level and format, the bus's limits. Main
+ * thread. */
+void server_reconfigure(struct server *srv);
 /* Orderly stop: stop accepting, end streams, stop the libraries. */
 void server_stop(struct server *srv);
 /* A part cannot go on (any thread): mark the server failed and raise

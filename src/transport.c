@@ -26,16 +26,17 @@ const struct transport *transport_by_id(enum transport_id id)
 	return all[id];
 }
 
-int transport_enable_only(const char *list)
+/* The comma-separated names into want[]; -1 on an unknown name or an
+ * empty list. */
+static int parse_list(const char *list, bool want[TRANSPORT_COUNT])
 {
-	bool want[TRANSPORT_COUNT] = { false };
 	const char *p = list;
 
 	if (*p == '\0')
 		return -1; /* a gateway with no transport serves nothing */
 	if (strcmp(p, "all") == 0) {
 		for (int i = 0; i < TRANSPORT_COUNT; i++)
-			enabled[i] = true;
+			want[i] = true;
 		return 0;
 	}
 	while (*p) {
@@ -49,6 +50,22 @@ int transport_enable_only(const char *list)
 		if (*p == ',')
 			p++;
 	}
+	return 0;
+}
+
+int transport_list_valid(const char *list)
+{
+	bool want[TRANSPORT_COUNT] = { false };
+
+	return parse_list(list, want);
+}
+
+int transport_enable_only(const char *list)
+{
+	bool want[TRANSPORT_COUNT] = { false };
+
+	if (parse_list(list, want) < 0)
+		return -1;
 	memcpy(enabled, want, sizeof enabled);
 	return 0;
 }

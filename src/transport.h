@@ -51,6 +51,8 @@ const struct transport *transport_by_id(enum transport_id id);
 /* Enable only the comma-separated names, or "all" (all are enabled at
  * start); -1 on an unknown name or an empty list. */
 int transport_enable_only(const char *list);
+/* Whether transport_enable_only would take the list; changes nothing. */
+int transport_list_valid(const char *list);
 bool transport_enabled(const struct transport *t);
 /* A park, wake or cut that does nothing, for transports that never park. */
 void transport_no_op(struct subscriber *sub);

@@ -84,7 +84,7 @@ static void stage_welcome(struct sse *st)
 	http_sub_cursor(&st->hs, cursor);
 	n = sse_format_welcome(st->scratch, sizeof st->scratch, cursor,
 			       st->hs.sub.client,
-			       st->hs.req->srv->cfg->heartbeat);
+			       config_live(st->hs.req->srv->cfg, heartbeat));
 	stage(&st->out, st->scratch, n);
 }
 
@@ -159,7 +159,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 static int sse_serve(struct http_request *req)
 {
-	uint64_t hb = req->srv->cfg->heartbeat * 1000;
+	uint64_t hb = config_live(req->srv->cfg, heartbeat) * 1000;
 	struct MHD_Response *resp;
 	struct sse *st;
 	int r;

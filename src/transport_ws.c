@@ -306,7 +306,8 @@ static int write_welcome(struct ws_session *s)
 	if (!s->mux)
 		cursor_format(s->cursor, s->nch, cursor);
 	n = frame_format_welcome((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-				 s->sub.client, srv_of(s)->cfg->heartbeat,
+				 s->sub.client,
+				 config_live(srv_of(s)->cfg, heartbeat),
 				 s->mux ? NULL : cursor);
 	return write_text(s, buf, (int)n);
 }
@@ -472,7 +473,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 {
 	struct ws *ws = lws_context_user(lws_get_context(wsi));
 	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
-	uint64_t hb = ws_server(ws)->cfg->heartbeat * 1000;
+	uint64_t hb = config_live(ws_server(ws)->cfg, heartbeat) * 1000;
 	struct channel_list chs = { .count = 0 };
 	bool has_since = false;
 
@@ -665,7 +666,7 @@ static void message_complete(struct ws_session *s)
 
 static int on_receive(struct ws_session *s, const void *in, size_t len)
 {
-	size_t max = srv_of(s)->cfg->max_message;
+	size_t max = config_live(srv_of(s)->cfg, max_message);
 
 	if (lws_is_first_fragment(s->wsi)) {
 		s->rx_len = 0;

@@ -366,10 +366,6 @@ static int parse_text(struct config *cfg, const char *path,
 	/* editors on some systems start UTF-8 files with a byte order mark */
 	if (len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0)
 		at = 3;
-	if (memchr(text, '\0', len)) {
-		fail(err, path, "NUL byte in the file");
-		return -1;
-	}
 	while (at < len) {
 		const char *nl = memchr(text + at, '\n', len - at);
 		size_t end = nl ? (size_t)(nl - text) : len, n = end - at;
@@ -378,6 +374,11 @@ static int parse_text(struct config *cfg, const char *path,
 		snprintf(where, sizeof where, "%.1000s:%d", path, lineno);
 		if (n > 0 && text[end - 1] == '\r')
 			n--;
+		if (memchr(text + at, '\0', n)) {
+			/* C strings would cut the line short */
+			fail(err, where, "NUL byte in the line");
+			return -1;
+		}
 		if (n > LINE_MAX) {
 			fail(err, where, "line longer than %d bytes",
 			     LINE_MAX);

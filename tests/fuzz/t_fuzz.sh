@@ -3,14 +3,15 @@
 # seconds from its seed corpus: a smoke run in the suite; run longer by
 # hand with FUZZ_SECONDS=600. Prints TAP. The parser targets link the
 # parsers alone; fuzz_request links the bus and the transports' formatting
-# (and replaces the transports' ops tables).
+# (and replaces the transports' ops tables); fuzz_config links config.c
+# and the transport registry, whose ops tables it never calls.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 secs=${FUZZ_SECONDS:-8}
 out=${TMPDIR:-/tmp}/anypush-fuzz.$$
-targets="router_head payload cursor ws_mux request"
-echo "1..5"
+targets="router_head payload cursor ws_mux request config"
+echo "1..6"
 if ! command -v clang >/dev/null 2>&1; then
 	n=1
 	for t in $targets; do echo "ok $n - fuzz $t # SKIP clang not installed"; n=$((n + 1)); done
@@ -29,6 +30,7 @@ n=1
 for t in $targets; do
 	extra=""
 	[ "$t" = request ] && extra="$request_src $(pkg-config --cflags libwebsockets) -lpthread"
+	[ "$t" = config ] && extra="$top/src/config.c $top/src/transport.c -DPACKAGE_VERSION=\"fuzz\""
 	if ! clang $cflags -o "$out/fuzz_$t" "$here/fuzz_$t.c" $src $extra $libs >"$out/$t.build" 2>&1; then
 		echo "not ok $n - fuzz $t: build failed"; sed 's/^/# /' "$out/$t.build" | tail -20
 	else

@@ -334,6 +334,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	(void)version;
 	if (req == NULL) {
 		req = xcalloc(1, sizeof *req);
+		req->opened_ms = bus_now_ms();
 		req->srv = cls;
 		req->conn = conn;
 		req->is_post = strcmp(method, "POST") == 0;
@@ -360,6 +361,25 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	return (enum MHD_Result)dispatch(req, url, method);
 }
 
+static const char *end_reason(enum MHD_RequestTerminationCode why)
+{
+	switch (why) {
+	case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+		return "reply complete";
+	case MHD_REQUEST_TERMINATED_WITH_ERROR:
+		return "ended by the gateway (error, cut or stop)";
+	case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+		return "idle timeout";
+	case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+		return "shutdown";
+	case MHD_REQUEST_TERMINATED_READ_ERROR:
+		return "read error";
+	case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+		return "peer closed";
+	}
+	return "unknown";
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode why)
 {
@@ -369,8 +389,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)conn;
 	if (req == NULL)
 		return;
-	log_debug("request done (%s), reason %d",
-		  req->transport ? req->transport->name : "plain", (int)why);
+	/* the channel list, never the URL: a query may carry a secret */
+	if (req->transport)
+		log_debug("closed %s /channels/%s after %.3f s, %lu messages "
+			  "sent: %s",
+			  req->transport->name, req->path ? req->path : "",
+			  (double)(bus_now_ms() - req->opened_ms) / 1000,
+			  req->sent, end_reason(why));
+	else
+		log_debug("request done (plain), reason %d", (int)why);
 	if (req->transport)
 		req->transport->finish(req);
 	free(req->body);

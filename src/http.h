@@ -35,6 +35,9 @@ struct http_request {
 	char client[CLIENT_ID_MAX + 1];
 	bool client_given; /* it came with ?client=, not made here */
 	bool presence;     /* ?presence=1: publish join/leave for this client */
+	/* for the debug line on close */
+	uint64_t opened_ms;
+	unsigned long sent; /* messages handed to MHD */
 };
 
 /* Start MHD with no listening socket of its own (the router feeds it). */

@@ -57,6 +57,8 @@ void http_sub_advance(struct http_sub *hs, const struct bus_item *items,
 		      size_t count)
 {
 	for (size_t i = 0; i < count; i++) {
+		if (items[i].msg)
+			hs->req->sent++;
 		hs->cursor[items[i].tap].epoch = items[i].epoch;
 		hs->cursor[items[i].tap].id = items[i].cursor;
 	}

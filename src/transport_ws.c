@@ -81,6 +81,10 @@ struct ws_session {
 	unsigned char *rx;
 	size_t rx_len;
 	bool rx_binary;
+	/* for the debug line on close */
+	uint64_t opened_ms;
+	unsigned long sent; /* messages, not control frames */
+	const char *why;    /* NULL: the peer closed or the link broke */
 };
 
 static struct ws_session *from_link(struct ws_ready_link *link)
@@ -279,6 +283,7 @@ void transport_ws_service(struct ws_ready_link *link)
 	if (s->cut) {
 		log_debug("ws subscriber %llu cut (slow consumer)",
 			  (unsigned long long)s->sub.id);
+		s->why = "slow consumer";
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				 (unsigned char *)"slow consumer", 13);
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
@@ -327,6 +332,7 @@ static int write_item(struct ws_session *s, struct bus_item *it)
 		return write_text(s, buf, (int)n);
 	}
 	s->inflight = m;
+	s->sent++;
 	it->msg = NULL;
 	if (s->binary_frames && m->meta_len > 0) {
 		s->raw_next = true; /* the envelope now, the bytes next */
@@ -364,6 +370,9 @@ static int close_for(struct ws_session *s, enum sub_end why)
 				 (unsigned char *)"restarting", 10);
 	log_debug("closing ws subscriber %llu (end %d)",
 		  (unsigned long long)s->sub.id, (int)why);
+	s->why = why == SUB_END_SLOW	 ? "slow consumer" :
+		 why == SUB_END_SHUTDOWN ? "shutdown" :
+					   "peer gone";
 	return -1;
 }
 
@@ -479,6 +488,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 
 	s->ws = ws;
 	s->wsi = wsi;
+	s->opened_ms = bus_now_ms();
 	if (parse_request(s, since, &has_since) < 0) {
 		log_debug("ws request refused after routing");
 		return -1;
@@ -496,6 +506,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 		       s->cursor) != BUS_OK) {
 		lws_close_reason(wsi, (enum lws_close_status)1013,
 				 (unsigned char *)"unavailable", 11);
+		s->why = "bus refused the subscription";
 		return -1;
 	}
 	s->attached = true;
@@ -675,12 +686,14 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 	if (!s->mux && s->nch != 1) {
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 				 (unsigned char *)"publish on one channel", 22);
+		s->why = "publish on a multi-channel socket";
 		return -1;
 	}
 	/* the frame header announces the rest: refuse early, not at the end */
 	if (s->rx_len + len + lws_remaining_packet_payload(s->wsi) > max) {
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 (unsigned char *)"too big", 7);
+		s->why = "frame over --max-message";
 		return -1;
 	}
 	s->rx = xrealloc(s->rx, s->rx_len + len + 1);
@@ -694,6 +707,13 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 
 static void on_closed(struct ws_session *s)
 {
+	/* names, never the request line: a query may carry a secret */
+	if (s->opened_ms)
+		log_debug("closed ws %s%s after %.3f s, %lu messages sent: %s",
+			  s->mux ? "/ws" : "/channels/",
+			  s->mux || s->nch == 0 ? "" : s->names[0],
+			  (double)(bus_now_ms() - s->opened_ms) / 1000,
+			  s->sent, s->why ? s->why : "peer closed or link lost");
 	if (s->attached)
 		bus_detach(srv_of(s)->bus, &s->sub);
 	s->attached = false;

@@ -449,8 +449,11 @@ class Gateway:
                              f"{Gateway._seq}.log")
         self._dir = tempfile.mkdtemp(prefix="gw-", dir=log_dir())
         port_file = os.path.join(self._dir, "port")
+        # no config file but the test's own: a machine with
+        # /etc/anypush/anypush.conf must not change what a test sees
+        own = [] if "--config" in self.extra else ["--config", ""]
         args = [binary_path(), "--bind", "127.0.0.1", "--port", str(port),
-                "--port-file", port_file, "--log-level", "warn", *self.extra]
+                "--port-file", port_file, "--log-level", "warn", *own, *self.extra]
         self.args = args
         with open(self.log_path, "ab") as logf:
             logf.write(("$ " + " ".join(args) + "\n").encode())

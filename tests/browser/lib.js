@@ -110,8 +110,10 @@ class Gateway {
   async start(port) {
     const pf = path.join(this.dir, 'port');
     try { fs.unlinkSync(pf); } catch (e) { /* none */ }
+    // no config file but the test's own (a package installs one in /etc)
+    const own = this.extra.indexOf('--config') >= 0 ? [] : ['--config', ''];
     const args = ['--bind', '127.0.0.1', '--port', String(port || 0), '--port-file', pf,
-      '--web-root', WEB, '--log-level', 'warn'].concat(this.extra);
+      '--web-root', WEB, '--log-level', 'warn'].concat(own, this.extra);
     const proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
     proc.stderr.on('data', (d) => { this.log += d; });

@@ -511,7 +511,8 @@ struct router *router_start(struct server *srv)
 	host = demo_host(srv->cfg->bind);
 	v6 = strchr(host, ':') != NULL;
 	log_info("listening on %s port %u: open http://%s%s%s:%u/",
-		 srv->cfg->bind, port, v6 ? "[" : "", host, v6 ? "]" : "", port);
+		 srv->cfg->bind, port, v6 ? "[" : "", host, v6 ? "]" : "",
+		 port);
 	write_port_file(srv->cfg->port_file, port);
 	return r;
 }

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""bench/report.py RESULTS.jsonl [--md docs/benchmarks.md] [--plots docs/bench] [--keep-plots]
+"""bench/report.py RESULTS.jsonl [--docs] [--md FILE] [--plots DIR] [--keep-plots]
 
-Writes docs/benchmarks.md (tables, targets, ratios anypush/peer) and PNG plots
-(gnuplot, pngcairo) from the JSON lines bench/run wrote.  Python 3 stdlib only.
+Writes bench/out/benchmarks.md (tables, targets, ratios anypush/peer) and PNG
+plots in bench/out/bench (gnuplot, pngcairo) from the JSON lines bench/run
+wrote; --docs writes the tracked docs/benchmarks.md and docs/bench/ instead.
+Python 3 stdlib only.
 The hand-written analysis in bench/analysis.md is included verbatim.
 --keep-plots links the PNGs already in --plots instead of redrawing them, so
 the page can be rewritten from committed results without gnuplot
@@ -169,10 +171,15 @@ def table(head, rows):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("results")
-    ap.add_argument("--md", default=str(REPO / "docs" / "benchmarks.md"))
-    ap.add_argument("--plots", default=str(REPO / "docs" / "bench"))
+    ap.add_argument("--docs", action="store_true",
+                    help="--md docs/benchmarks.md --plots docs/bench (the tracked page)")
+    ap.add_argument("--md", default="", help="the page (default bench/out/benchmarks.md)")
+    ap.add_argument("--plots", default="", help="the PNGs (default bench/out/bench)")
     ap.add_argument("--keep-plots", action="store_true", help="link the PNGs in --plots, do not redraw them")
     a = ap.parse_args()
+    out = REPO / "docs" if a.docs else BENCH / "out"
+    a.md = a.md or str(out / "benchmarks.md")
+    a.plots = a.plots or str(out / "bench")
     global KEEP_PLOTS
     KEEP_PLOTS = a.keep_plots
     meta, runs = load(a.results)
@@ -381,8 +388,9 @@ def main():
     an = BENCH / "analysis.md"
     if an.exists():
         L.append("\n" + an.read_text())
-    L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 7 minutes\nbench/run --full      # under 40 minutes\n"
-             f"bench/report.py docs/bench/{Path(a.results).name}  # rewrite this page from the committed results\n```\n\n"
+    L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 7 minutes; the report goes to bench/out/\n"
+             "bench/run --full --docs  # under 40 minutes; rewrites this page\n"
+             f"bench/report.py --docs docs/bench/{Path(a.results).name}  # rewrite this page from the committed results\n```\n\n"
              "One run by hand (the exact command of each run is in the JSON lines, `loadgen_cmd`):\n\n"
              "```sh\nsrc/anypush --bind 127.0.0.1 --port 8080 & \n"
              "bench/loadgen --server anypush --port 8080 --pid $! --transport sse --subs 1000 --rate 50 --count 150\n```\n")

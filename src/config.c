@@ -9,6 +9,7 @@
  * is unit-tested and fuzzed. */
 #include "config.h"
 
+#include "config_doc.h"
 #include "log.h"
 #include "transport.h"
 
@@ -64,7 +65,8 @@ static const struct option_def options[] = {
 	NUM(port, "8080", 0, 65535,
 	    "TCP port for everything (0: any free port)"),
 	STR(port_file, "", "write the bound port to this file once listening"),
-	STR(web_root, "web", "folder served at / (the demo and anypush.js)"),
+	STR(web_root, ANYPUSH_WEB_DIR,
+	    "folder served at / (the demo and anypush.js)"),
 	STR(transports, "all",
 	    "transports to enable, e.g. poll,sse (all: every one)"),
 	NUM(history_size, "1000", 1, 1000000, "messages kept per channel"),
@@ -229,6 +231,19 @@ void config_usage(FILE *out)
 	}
 	fprintf(out, "  --%-18s %s\n  --%-18s %s\n", "help", "show this text",
 		"version", "print the version");
+}
+
+bool config_option_at(size_t i, struct config_option_info *out)
+{
+	if (i >= NOPTIONS)
+		return false;
+	out->name = options[i].name;
+	out->def = options[i].def;
+	out->help = options[i].help;
+	out->number = options[i].type == OPT_NUM;
+	out->min = options[i].min;
+	out->max = options[i].max;
+	return true;
 }
 
 static const struct option_def *find_option(const char *arg, size_t len,
@@ -450,6 +465,16 @@ static enum config_result load(struct config *cfg, int argc, char **argv,
 
 		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
 			config_usage(out);
+			return CONFIG_EXIT_OK;
+		}
+		/* not in --help: they feed the build (anypush.8 and
+		 * anypush.conf.example), not the user */
+		if (strcmp(arg, "--help-man") == 0) {
+			config_doc_man(out);
+			return CONFIG_EXIT_OK;
+		}
+		if (strcmp(arg, "--help-config") == 0) {
+			config_doc_example(out);
 			return CONFIG_EXIT_OK;
 		}
 		if (strcmp(arg, "--version") == 0) {

@@ -3,6 +3,7 @@
 #ifndef ANYPUSH_CONFIG_H
 #define ANYPUSH_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -70,6 +71,18 @@ int config_reload(struct config *next, int argc, char **argv, FILE *err);
 int config_update(struct config *cur, const struct config *next);
 /* The --help text. */
 void config_usage(FILE *out);
+/* One row of the option table, for the generated man page and example
+ * config (config_doc.c): name as in the table (underscores), default,
+ * help, and the range of a number. */
+struct config_option_info {
+	const char *name;
+	const char *def;
+	const char *help;
+	bool number;
+	unsigned long min, max;
+};
+/* The i-th option of the table; false past its end. */
+bool config_option_at(size_t i, struct config_option_info *out);
 /* --max-streams, or its default when 0: 15/16 of --max-connections. */
 unsigned long config_max_streams(const struct config *cfg);
 

@@ -445,6 +445,15 @@ static unsigned bound_port(int fd)
 	return ntohs(((struct sockaddr_in *)&sa)->sin_port);
 }
 
+/* A host a browser on this machine reaches the gateway by. */
+static const char *demo_host(const char *bind)
+{
+	if (strcmp(bind, "0.0.0.0") == 0 || strcmp(bind, "127.0.0.1") == 0 ||
+	    strcmp(bind, "::") == 0 || strcmp(bind, "::1") == 0)
+		return "localhost";
+	return bind;
+}
+
 static void write_port_file(const char *path, unsigned port)
 {
 	char tmp[4096];
@@ -469,7 +478,9 @@ static int watch(int ep, int fd, void *tag)
 struct router *router_start(struct server *srv)
 {
 	struct router *r = xcalloc(1, sizeof *r);
+	const char *host;
 	unsigned port;
+	bool v6;
 
 	r->srv = srv;
 	r->no_peek_off = getenv("ANYPUSH_NO_PEEK_OFF") != NULL;
@@ -495,7 +506,13 @@ struct router *router_start(struct server *srv)
 	}
 	/* named, so its CPU time can be told apart in /proc */
 	pthread_setname_np(r->thread, "router");
-	log_info("listening on %s port %u", srv->cfg->bind, port);
+	/* the address to open, with the real port: --port 0 picks one, and
+	 * scripts/run-demo no longer guesses it */
+	host = demo_host(srv->cfg->bind);
+	v6 = strchr(host, ':') != NULL;
+	log_info("listening on %s port %u: open http://%s%s%s:%u/",
+		 srv->cfg->bind, port, v6 ? "[" : "", host, v6 ? "]" : "",
+		 port);
 	write_port_file(srv->cfg->port_file, port);
 	return r;
 }

@@ -23,6 +23,7 @@ LINK_RE = re.compile(r"\]\(([^)\s]+)\)")
 MD_RE = re.compile(r"`([\w./-]*\.md)`")
 # files a doc names on purpose although they do not exist
 EXAMPLES = {"src/transport_stream.c"}  # internals/transports.md: how to add a fifth transport
+EXAMPLES.add("bench/out")  # bench/run makes it for its results and report
 
 
 def programs():

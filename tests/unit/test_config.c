@@ -92,7 +92,7 @@ START_TEST(test_defaults)
 	ck_assert_str_eq(cfg.bind, "0.0.0.0");
 	ck_assert_uint_eq(cfg.port, 8080);
 	ck_assert_str_eq(cfg.port_file, "");
-	ck_assert_str_eq(cfg.web_root, "web");
+	ck_assert_str_eq(cfg.web_root, ANYPUSH_WEB_DIR);
 	ck_assert_str_eq(cfg.transports, "all");
 	ck_assert_uint_eq(cfg.history_size, 1000);
 	ck_assert_uint_eq(cfg.history_age, 600);

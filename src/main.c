@@ -2,9 +2,11 @@
  * stop in order. Signals are blocked in every thread and taken here with
  * sigwait, so no handler runs in the middle of library code. A part that
  * cannot go on raises SIGTERM too (server_fail): the same orderly stop,
- * then exit status 1. */
+ * then exit status 1. systemd hears READY=1 once every part is started
+ * and STOPPING=1 as the stop begins (notify.c). */
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 #include <signal.h>
@@ -39,7 +41,9 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	if (server_start(&srv, &cfg) < 0)
 		return 1;
+	notify_ready();
 	sigwait(&stop, &sig);
+	notify_stopping();
 	failed = server_failed(&srv);
 	if (failed)
 		log_error("a part of the gateway failed: shutting down");

@@ -4,9 +4,11 @@
  * cannot go on raises SIGTERM too (server_fail): the same orderly stop,
  * then exit status 1. SIGHUP reads the config file again: a file with an
  * error changes nothing; otherwise the live options change and the
- * others are reported as needing a restart. */
+ * others are reported as needing a restart. systemd hears READY=1 once
+ * every part is started and STOPPING=1 as the stop begins (notify.c). */
 #include "config.h"
 #include "log.h"
+#include "notify.h"
 #include "server.h"
 
 #include <signal.h>
@@ -75,6 +77,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	if (server_start(&srv, &cfg) < 0)
 		return 1;
+	notify_ready();
 	for (;;) {
 		sigwait(&stop, &sig);
 		if (sig != SIGHUP || server_failed(&srv))
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 			 cfg.config[0] ? cfg.config : "the command line");
 		reload(&srv, &cfg, argc, argv);
 	}
+	notify_stopping();
 	failed = server_failed(&srv);
 	if (failed)
 		log_error("a part of the gateway failed: shutting down");

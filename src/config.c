@@ -21,9 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifndef ANYPUSH_CONFIG_FILE
-#define ANYPUSH_CONFIG_FILE "/usr/local/etc/anypush/anypush.conf"
-#endif
 
 #define LOG_PREFIX "config"
 #define FILE_MAX (1 << 20) /* bytes: a config file is small */

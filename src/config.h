@@ -7,6 +7,15 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* Installed paths. Makefile.am sets both from the configured prefix;
+ * these are for builds that compile the config files alone (fuzz). */
+#ifndef ANYPUSH_CONFIG_FILE
+#define ANYPUSH_CONFIG_FILE "/usr/local/etc/anypush/anypush.conf"
+#endif
+#ifndef ANYPUSH_WEB_DIR
+#define ANYPUSH_WEB_DIR "/usr/local/share/anypush/web"
+#endif
+
 #define CONFIG_MAX_OPTIONS 48
 
 struct config {

@@ -16,8 +16,9 @@ From Python (tests/e2e):
         sub = SSEClient(front.endpoint, "ch")     # https:// through nginx
 
 From another language (tests/browser/t_tls.js): `python3 tlsfront.py
-GATEWAY_PORT` prints "port N" once nginx listens, and stops nginx when its
-standard input ends (or after 300 s at most).
+GATEWAY_PORT` prints "port N" and "dir D" (its prefix, with access.log) once
+nginx listens, and stops nginx when its standard input ends (or after 300 s
+at most).
 """
 
 import ctypes
@@ -223,7 +224,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
     front = NginxFront(int(sys.argv[1]))
     try:
-        sys.stdout.write(f"port {front.port}\n")
+        sys.stdout.write(f"port {front.port}\ndir {front.dir}\n")
         sys.stdout.flush()
         end = time.monotonic() + 300
         while time.monotonic() < end:

@@ -178,13 +178,14 @@ async function publish(base, channel, event, data) {
 
 // Headless Chromium. playwright-core's launch() gives each browser a fresh,
 // temporary user-data dir of its own.
-async function launch() {
+// extraArgs: more Chromium switches (t_tls.js: --ignore-certificate-errors).
+async function launch(extraArgs) {
   const { chromium } = require('playwright-core');
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'].concat(extraArgs || []),
     timeout: 30000,
   });
   onCleanup(() => browser.close());

@@ -38,6 +38,7 @@ import resource
 import shutil
 import signal
 import socket
+import ssl as _sslmod
 import struct
 import subprocess
 import sys
@@ -55,7 +56,7 @@ __all__ = [
     "read_head", "Sub", "PollClient", "LongPollClient", "SSEClient",
     "WSClient", "make_client", "TRANSPORTS", "ws_frame", "payload",
     "MuxClient", "rss_kb", "composite", "EPOCH_RE", "parse_cursor", "msg_cursor",
-    "cursor_id", "cursor_epoch", "epochs_problem",
+    "cursor_id", "cursor_epoch", "epochs_problem", "Endpoint", "insecure_tls",
 ]
 
 HERE = Path(__file__).resolve().parent
@@ -599,9 +600,39 @@ def _port(gw):
     return gw if isinstance(gw, int) else gw.port
 
 
+def _ssl(gw):
+    """The client TLS context to reach gw with (an Endpoint's), else None."""
+    return getattr(gw, "ssl", None)
+
+
+class Endpoint:
+    """Something in front of a gateway (a TLS-terminating proxy on
+    127.0.0.1:port): every client and helper here takes it where it takes
+    a Gateway, and speaks TLS with ssl (an SSLContext) when given."""
+
+    def __init__(self, port, ssl=None):
+        self.port = port
+        self.ssl = ssl
+
+
+def insecure_tls():
+    """A client TLS context that accepts any certificate: for tests only,
+    against the self-signed certificate of a proxy on loopback."""
+    ctx = _sslmod.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = _sslmod.CERT_NONE
+    return ctx
+
+
+def _http_connection(gw, timeout):
+    if _ssl(gw) is not None:
+        return http.client.HTTPSConnection("127.0.0.1", _port(gw), timeout=timeout, context=_ssl(gw))
+    return http.client.HTTPConnection("127.0.0.1", _port(gw), timeout=timeout)
+
+
 def request(gw, method, path, body=None, headers=None, timeout=5.0):
     """One request on a fresh connection: (status, headers-lowercased, body bytes)."""
-    conn = http.client.HTTPConnection("127.0.0.1", _port(gw), timeout=timeout)
+    conn = _http_connection(gw, timeout)
     try:
         conn.request(method, path, body=body, headers=headers or {})
         r = conn.getresponse()
@@ -723,7 +754,7 @@ class Publisher:
     def __init__(self, gw, timeout=5.0):
         self.port = _port(gw)
         self.timeout = timeout
-        self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        self.conn = _http_connection(gw, timeout)
         self.sent = 0
         self.epochs = {}    # channel -> the epoch of the last 201 reply
 
@@ -796,10 +827,11 @@ async def wait_until(pred, timeout, interval=0.02, what="condition"):
         await asyncio.sleep(interval)
 
 
-async def open_stream(port, timeout=5.0, rcvbuf=None):
-    """asyncio (reader, writer) to 127.0.0.1:port; rcvbuf shrinks SO_RCVBUF."""
+async def open_stream(port, timeout=5.0, rcvbuf=None, ssl=None):
+    """asyncio (reader, writer) to 127.0.0.1:port; rcvbuf shrinks SO_RCVBUF;
+    ssl (an SSLContext) speaks TLS."""
     if rcvbuf is None:
-        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout)
+        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port, ssl=ssl), timeout)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setblocking(False)
@@ -809,7 +841,10 @@ async def open_stream(port, timeout=5.0, rcvbuf=None):
     except BaseException:
         sock.close()
         raise
-    return await asyncio.open_connection(sock=sock)
+    if ssl is None:
+        return await asyncio.open_connection(sock=sock)
+    return await asyncio.wait_for(asyncio.open_connection(sock=sock, ssl=ssl, server_hostname="127.0.0.1"),
+                                  timeout)
 
 
 class Head:
@@ -952,13 +987,14 @@ class AsyncHTTP:
 
     def __init__(self, gw, timeout=10.0):
         self.port = _port(gw)
+        self.ssl = _ssl(gw)
         self.timeout = timeout
         self.reader = self.writer = None
         self.connects = 0
         _State.clients.append(self)
 
     async def _connect(self):
-        self.reader, self.writer = await open_stream(self.port, self.timeout)
+        self.reader, self.writer = await open_stream(self.port, self.timeout, ssl=self.ssl)
         self.connects += 1
 
     async def request(self, method, path, headers=None, body=None, timeout=None):
@@ -1011,7 +1047,7 @@ async def raw_exchange(gw, chunks, read_timeout=3.0, stop_after_head=True, rcvbu
     connection and read until EOF or read_timeout.  Returns
     (received bytes, how) with how in {'eof', 'reset', 'timeout', 'head'};
     'head' means a complete response head arrived (and stop_after_head)."""
-    reader, writer = await open_stream(_port(gw), 5.0, rcvbuf)
+    reader, writer = await open_stream(_port(gw), 5.0, rcvbuf, _ssl(gw))
     if isinstance(chunks, (bytes, bytearray)):
         chunks = [chunks]
     got = bytearray()
@@ -1080,6 +1116,7 @@ class Sub:
 
     def __init__(self, gw, ch, since=None, client=None):
         self.port = _port(gw)
+        self.ssl = _ssl(gw)
         self.ch = ch
         self.channels = ch.split(",")
         self.since = None if since is None else str(since)
@@ -1329,7 +1366,7 @@ class PollClient(Sub):
         super().abort()
 
     async def _run(self):
-        self.http = AsyncHTTP(self.port, self.req_timeout)
+        self.http = AsyncHTTP(Endpoint(self.port, self.ssl), self.req_timeout)
         first = True
         while True:
             self.requests += 1
@@ -1484,7 +1521,7 @@ class SSEClient(Sub):
         self._gate.set()
 
     async def _run(self):
-        reader, writer = await open_stream(self.port, 5.0, self.rcvbuf)
+        reader, writer = await open_stream(self.port, 5.0, self.rcvbuf, self.ssl)
         self._writer = writer
         hdrs = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
         if self.last_event_id is not None:
@@ -1690,7 +1727,7 @@ class WSClient(Sub):
 
     async def connect(self, timeout=5.0):
         """Handshake only. Returns the response head; raises unless 101."""
-        reader, writer = await open_stream(self.port, timeout, self.rcvbuf)
+        reader, writer = await open_stream(self.port, timeout, self.rcvbuf, self.ssl)
         self._reader, self._writer = reader, writer
         key = base64.b64encode(os.urandom(16)).decode()
         hdrs = {"Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Key": key,

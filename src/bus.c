@@ -296,6 +296,13 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 	bus->tomb_newest = ch;
 	bus->ntombs++;
 	bus->nchannels--;
+}
+
+/* Forget the oldest tombs past the limit. Not from channel_reclaim: the
+ * tick walks the hash chains, and the tomb freed could be the next one
+ * it visits. */
+static void trim_tombs(struct bus *bus)
+{
 	while (bus->ntombs > bus->cfg.max_channels) {
 		struct channel *old = bus->tomb_oldest;
 
@@ -960,6 +967,7 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 				channel_reclaim(bus, ch);
 		}
 	}
+	trim_tombs(bus);
 	for (struct subscriber *s = bus->subs; s; s = s->next) {
 		if (s->deadline_ms == 0 || s->deadline_ms > now_ms ||
 		    s->timer_due)
@@ -975,6 +983,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 	     struct bus_channel_info *out)
 {
 	struct channel *ch;
+	int rc;
 
 	memset(out, 0, sizeof *out);
 	pthread_mutex_lock(&bus->lock);
@@ -991,10 +1000,11 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		out->subscribers[TRANSPORT_LONGPOLL] = 0;
 		add_pollers(ch, out->subscribers);
 	}
+	rc = ch && !ch->tomb ? 0 : -1;
 	pthread_mutex_unlock(&bus->lock);
 	if (ch == NULL)
 		out->oldest_id = 1;
-	return ch && !ch->tomb ? 0 : -1;
+	return rc;
 }
 
 void bus_stats(struct bus *bus, struct bus_stats *out)

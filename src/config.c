@@ -544,6 +544,16 @@ int config_update(struct config *cur, const struct config *next)
 {
 	int changed = 0;
 
+	/* check() saw the file's --history-memory, which applies only after
+	 * a restart: the live --max-message must stay below the running one */
+	if (next->max_message >= cur->history_memory) {
+		log_error("reload refused, keeping the old options: "
+			  "--max-message %lu must stay below the running "
+			  "--history-memory %lu (that one needs a restart)",
+			  next->max_message, cur->history_memory);
+		return -1;
+	}
+
 	for (size_t i = 0; i < NOPTIONS; i++) {
 		const struct option_def *o = &options[i];
 		char *to = (char *)cur + o->offset, a[32], b[32], flag[64];

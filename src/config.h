@@ -76,7 +76,8 @@ int config_parse_text(struct config *cfg, const char *path,
  * without side effects; 0, or -1 with the reason on err. */
 int config_reload(struct config *next, int argc, char **argv, FILE *err);
 /* Take next's live options into cur, logging each change and each other
- * option that differs (it needs a restart); the number changed. */
+ * option that differs (it needs a restart); the number changed, or -1
+ * (logged, nothing taken) when next does not fit the running options. */
 int config_update(struct config *cur, const struct config *next);
 /* The --help text. */
 void config_usage(FILE *out);

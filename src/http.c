@@ -34,7 +34,11 @@
 #define POKE_TRIES 64
 /* MHD's own limit sits above --max-connections, which the router keeps:
  * room for the router's pokes and for closed connections MHD has not
- * yet cleaned up, so MHD never drops a connection the router counted */
+ * yet cleaned up, so MHD never drops a connection the router counted.
+ * MHD splits its limit between its worker threads and checks a worker's
+ * share only (the router's sockets are not spread evenly), and a socket
+ * it drops there never reaches NOTIFY_STARTED, so its slot would leak:
+ * each share is the whole limit. */
 #define MHD_SPARE_CONNECTIONS 64
 
 static char counted; /* socket_context of connections the router counted */
@@ -459,7 +463,8 @@ struct MHD_Daemon *http_start(struct server *srv)
 		MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
 		MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)(cfg->max_connections + MHD_SPARE_CONNECTIONS),
+		(unsigned)((cfg->max_connections + MHD_SPARE_CONNECTIONS) *
+			   (cfg->http_threads > 1 ? cfg->http_threads : 1)),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY,

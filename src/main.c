@@ -41,10 +41,15 @@ static void reload(struct server *srv, struct config *cfg, int argc,
 		goto out;
 	}
 	fclose(err);
-	if (config_update(cfg, &next) > 0)
-		server_reconfigure(srv);
-	else
+	switch (config_update(cfg, &next)) {
+	case -1:
+		break; /* refused, and logged */
+	case 0:
 		log_info("reloaded: no live option changed");
+		break;
+	default:
+		server_reconfigure(srv);
+	}
 out:
 	free(why);
 	config_free(&next);

@@ -120,8 +120,10 @@ static void refuse(struct router *r, struct pending *p, const char *status,
 			  len, body);
 
 	unlink_pending(r, p);
-	while (recv(p->fd, r->head, sizeof r->head, MSG_DONTWAIT) > 0)
-		;
+	/* bounded: a client that keeps sending cannot hold this thread */
+	for (int i = 0; i < 4; i++)
+		if (recv(p->fd, r->head, sizeof r->head, MSG_DONTWAIT) <= 0)
+			break;
 	(void)send(p->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	shutdown(p->fd, SHUT_WR);
 	close(p->fd);

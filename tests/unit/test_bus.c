@@ -932,6 +932,44 @@ START_TEST(test_epoch_other_is_gap)
 }
 END_TEST
 
+START_TEST(test_tombs_trimmed_mid_walk)
+{
+	/* the tick reclaims channels while it walks the hash chains; the
+	 * tomb it forgets to stay within the limit may be the very next one
+	 * on the chain. K channels "a" (young) and K "b" (old) fill the
+	 * buckets in that order; the b go first, then K "d" fill the tombs
+	 * to the limit, and reclaiming each "a" then forgets a "b" that may
+	 * follow it on its chain (a use after free before, seen by ASan) */
+	enum { K = 300 };
+	char name[16];
+
+	open_bus(100, 1000, 1 << 24, 2 * K, 1 << 24);
+	for (int i = 0; i < K; i++) {
+		snprintf(name, sizeof name, "a%d", i);
+		publish_at(name, "m", 10000);
+		snprintf(name, sizeof name, "b%d", i);
+		publish_at(name, "m", 0);
+	}
+	bus_tick(bus, 5000); /* the b become the oldest tombs */
+	for (int i = 0; i < K; i++) {
+		snprintf(name, sizeof name, "d%d", i);
+		publish_at(name, "m", 0);
+	}
+	bus_tick(bus, 5000); /* 2K tombs: the limit */
+	bus_tick(bus, 20000); /* the a go, and the b with them */
+	for (int i = 0; i < K; i++) {
+		struct bus_channel_info info;
+
+		snprintf(name, sizeof name, "a%d", i);
+		ck_assert_int_eq(bus_info(bus, name, strlen(name), &info), -1);
+		ck_assert_uint_eq(info.last_id, 1); /* a's tomb is there */
+		snprintf(name, sizeof name, "b%d", i);
+		ck_assert_int_eq(bus_info(bus, name, strlen(name), &info), -1);
+		ck_assert_uint_eq(info.last_id, 0); /* b's is forgotten */
+	}
+}
+END_TEST
+
 START_TEST(test_epoch_after_reclaim)
 {
 	/* the loss the epoch exists for: 3 messages, the channel ages out
@@ -1925,6 +1963,7 @@ static Suite *bus_suite(void)
 	CASE("housekeeping");
 	tcase_add_test(tc, test_idle_channel_reclaimed);
 	tcase_add_test(tc, test_tombs_bounded);
+	tcase_add_test(tc, test_tombs_trimmed_mid_walk);
 	tcase_add_test(tc, test_max_channels);
 	tcase_add_test(tc, test_deadline);
 	tcase_add_test(tc, test_deadline_with_messages);

@@ -252,6 +252,29 @@ START_TEST(test_reload_update)
 }
 END_TEST
 
+START_TEST(test_update_fits_running)
+{
+	/* a file valid on its own but not with what runs: a larger history
+	 * budget waits for a restart, so a live max_message at or above the
+	 * running budget is refused whole */
+	struct config cur, next;
+
+	config_defaults(&cur);
+	cur.history_memory = 65536;
+	next = cur;
+	next.history_memory = 1 << 20;
+	next.max_message = 100000;
+	next.heartbeat = cur.heartbeat + 1;
+	log_set_level(LOG_ERROR); /* quiet: the refusal logs */
+	ck_assert_int_eq(config_update(&cur, &next), -1);
+	ck_assert_uint_eq(cur.max_message, 65536);
+	ck_assert_uint_eq(cur.heartbeat, next.heartbeat - 1);
+	next.max_message = 65535;
+	ck_assert_int_eq(config_update(&cur, &next), 2);
+	ck_assert_uint_eq(cur.max_message, 65535);
+}
+END_TEST
+
 START_TEST(test_json_escape)
 {
 	char out[64];
@@ -279,6 +302,7 @@ static Suite *config_file_suite(void)
 	tcase_add_test(tc, test_numbers);
 	tcase_add_test(tc, test_flags_win);
 	tcase_add_test(tc, test_reload_update);
+	tcase_add_test(tc, test_update_fits_running);
 	tcase_add_test(tc, test_json_escape);
 	suite_add_tcase(s, tc);
 	return s;

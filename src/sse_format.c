@@ -19,7 +19,7 @@ size_t sse_format_welcome(char *buf, size_t cap, const char *cursor,
 
 size_t sse_format_item(char *buf, size_t cap, const char *cursor,
 		       const char *channel, size_t channel_len,
-		       const struct bus_item *it)
+		       const struct bus_item *it, bool named)
 {
 	char epoch[EPOCH_TEXT_MAX];
 
@@ -36,6 +36,8 @@ size_t sse_format_item(char *buf, size_t cap, const char *cursor,
 			      (unsigned long long)it->gap_last,
 			      (unsigned long long)it->cursor, epoch);
 	}
+	if (!named)
+		return fmt_at(buf, cap, 0, "id: %s\ndata: ", cursor);
 	return fmt_at(buf, cap, 0, "id: %s\nevent: %s\ndata: ", cursor,
 		      it->msg->event);
 }

@@ -7,6 +7,7 @@
 #include "cursor.h"
 #include "validate.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct bus_item;
@@ -23,9 +24,12 @@ size_t sse_format_welcome(char *buf, size_t cap, const char *cursor,
 			  const char *client, unsigned long heartbeat);
 /* The block of a pulled item, cursor being the client's cursor after it:
  * an id-only block for a skip, the gap event for a gap, and for a message
- * the block up to its data, which is the envelope and then "\n\n". */
+ * the block up to its data, which is the envelope and then "\n\n". A
+ * message is an event of its own name if named, else an unnamed one
+ * (EventSource's "message"), because EventSource has no wildcard: a
+ * client that must see every name asks for them unnamed. */
 size_t sse_format_item(char *buf, size_t cap, const char *cursor,
 		       const char *channel, size_t channel_len,
-		       const struct bus_item *it);
+		       const struct bus_item *it, bool named);
 
 #endif

@@ -39,6 +39,7 @@ struct sse {
 	struct message *writing; /* reference held while its data is copied */
 	struct segments out;
 	bool started;
+	bool named; /* messages as events of their own name (?sse_events) */
 	char scratch[SSE_FORMAT_MAX];
 };
 
@@ -98,7 +99,8 @@ static void stage_item(struct sse *st, struct bus_item *it)
 	http_sub_advance(&st->hs, it, 1);
 	http_sub_cursor(&st->hs, cursor);
 	n = sse_format_item(st->scratch, sizeof st->scratch, cursor,
-			    chs->name[it->tap], chs->len[it->tap], it);
+			    chs->name[it->tap], chs->len[it->tap], it,
+			    st->named);
 	stage(&st->out, st->scratch, n);
 	if (m == NULL)
 		return;
@@ -157,21 +159,40 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	}
 }
 
+/* ?sse_events=0 sends every message unnamed; 1 (the default) under its
+ * event name. -1 if malformed. */
+static int read_sse_events(struct http_request *req)
+{
+	const char *s = http_arg(req, "sse_events");
+
+	if (s == NULL || strcmp(s, "1") == 0 || strcmp(s, "true") == 0)
+		return 1;
+	if (strcmp(s, "0") == 0 || strcmp(s, "false") == 0)
+		return 0;
+	return -1;
+}
+
 static int sse_serve(struct http_request *req)
 {
 	uint64_t hb = config_live(req->srv->cfg, heartbeat) * 1000;
 	struct MHD_Response *resp;
 	struct sse *st;
+	int named;
 	int r;
 
 	if (req->tstate)
 		return MHD_YES;
+	named = read_sse_events(req);
+	if (named < 0)
+		return http_reply_error(req->conn, 400, "bad_sse_events",
+					"sse_events is 0 or 1");
 	/* given back in sse_finish, which runs only if tstate is set */
 	if (!capacity_take_stream(req->srv->cap))
 		return http_reply_over_capacity(
 			req->conn, "the gateway holds as many streams as it "
 				   "takes (--max-streams); retry");
 	st = xcalloc(1, sizeof *st);
+	st->named = named;
 	req->tstate = st;
 	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb, req->presence);
 	if (r != -1)

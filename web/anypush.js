@@ -17,6 +17,9 @@
  *       clientId     this client's id, [A-Za-z0-9_-]{1,64}; default: made
  *                    up here (22 random characters)
  *       ackTimeout   ms to wait for a publish acknowledgement (10000)
+ *       upgradeDelay ms on a fallback transport before the better ones are
+ *                    tried again (30000; doubles while they still fail,
+ *                    up to 16 times; back to it once on the best one)
  *       openTimeout, pollInterval, longpollTimeout, requestTimeout,
  *       reconnectDelay, reconnectDelayMax, heartbeat, env: see DEFAULTS
  *
@@ -57,6 +60,9 @@
  *     msg is the envelope {type, channel, event, data, ts, from, epoch,
  *     id}: msg.epoch + ':' + msg.id is the channel's cursor after it. A
  *     message published under the event name 'gap' reaches only '*'.
+ *     Any valid name works, 'constructor' or '__proto__' too, for events
+ *     and channels. A handler that throws does not stop delivery: the
+ *     error is rethrown from a setTimeout.
  *     Messages are delivered once: one of the channel's epoch with an id
  *     not past its cursor is a duplicate (c.stats.duplicates); one without
  *     a valid id or epoch is ignored (c.stats.bad).
@@ -83,7 +89,9 @@
  *
  *   Events of the client, c.on(name, fn):
  *     'open'         {transport, reconnect, cursor}: connected (again)
- *     'close'        {transport, code, reason}: the connection was lost
+ *     'close'        {transport, code, reason, closeCode, closeReason}: the
+ *                    connection was lost; closeCode / closeReason: the
+ *                    WebSocket close frame's (also on 'error')
  *     'reconnecting' {attempt, delay, transport}
  *     'transport'    (name, previous): the transport changed (fallback)
  *     'message'      (msg): every message of every channel
@@ -105,6 +113,13 @@
  * that order, skips what the browser lacks, and moves down the list at run
  * time when one does not work here (a WebSocket that never opens, a stream
  * that delivers nothing within `openTimeout`, `404 transport_disabled`).
+ * A WebSocket the gateway closes with 1013 (over capacity), 1012 or 1001
+ * is retried, not left. On a fallback it tries the better transports
+ * again after `upgradeDelay` (socket.io's upgrade), so a brief refusal
+ * does not demote for ever. On SSE it asks for messages as unnamed events
+ * (`?sse_events=0`): EventSource has no wildcard, and '*' / 'message'
+ * handlers must get every name. A server event named 'error' reaches
+ * EventSource's onerror; it has data, so it is read as an event.
  *
  * It keeps a cursor per channel and resumes with it after every reconnect
  * and every transport switch, drops duplicates, and reports `gap` when the
@@ -142,6 +157,8 @@
     ackTimeout: 10000,      // ms for a publish acknowledgement
     reconnectDelay: 500,    // ms, first backoff ceiling
     reconnectDelayMax: 15000,
+    upgradeDelay: 30000,    // ms on a fallback before trying the better
+                            // transports again (doubles while they fail)
     heartbeat: 15,          // s; until a welcome says otherwise
     clientId: null,         // null: made here, sent as ?client=
     presence: false,        // true: ?presence=1, join/leave on the channels
@@ -276,8 +293,13 @@
     return false;
   }
 
+  /* A map whose keys cannot collide with Object.prototype's: event and
+     channel names are the publisher's choice, and 'constructor',
+     'toString' or '__proto__' are valid ones. */
+  function newMap() { return Object.create(null); }
+
   /* A tiny event emitter. */
-  function Emitter() { this._handlers = {}; }
+  function Emitter() { this._handlers = newMap(); }
   Emitter.prototype.on = function (name, fn) {
     (this._handlers[name] = this._handlers[name] || []).push(fn);
     return this;
@@ -446,7 +468,7 @@
     this.id = this.options.clientId || makeId();
     this.transport = null;
     this.readyState = 'connecting';
-    this.channels = {};
+    this.channels = newMap();
     this.channelList = [];
     this.heartbeat = this.options.heartbeat;
     /* bad: frames that claimed to be a message or a gap without the shape
@@ -464,7 +486,8 @@
     }
     this.skipped = [];      // transports the browser lacks
     this.failed = {};       // transport -> why it was left
-    this._events = {message: true, welcome: true, gap: true};
+    this._events = newMap();
+    this._events.message = this._events.welcome = this._events.gap = true;
     this._gen = 0;          // connection generation, to drop stale callbacks
     this._conn = null;
     this._timer = null;     // reconnect / poll timer
@@ -474,6 +497,8 @@
     this._closed = false;
     this._worked = {};      // transport -> it delivered a welcome / reply here
     this._strikes = {};     // transport -> failed opens since it last worked
+    this._upTimer = null;   // the next try of the transports left
+    this._upDelay = this.options.upgradeDelay;
   }
   inherit(Client, Emitter);
 
@@ -721,7 +746,37 @@
     if (info && info.heartbeat) { this.heartbeat = info.heartbeat; }
     if (info && info.client) { this.id = info.client; }
     this._setState('open');
+    this._planUpgrade(ctx.transport);
     this.emit('open', {transport: ctx.transport, reconnect: !!wasReconnect, cursor: this.cursor()});
+  };
+
+  /* Open on t, a fallback: a transport above it was left (a refusal while
+     the gateway was full, a proxy in the way) may work now. Try the best
+     again after upgradeDelay, twice as long after each try that ended
+     here again; on the best one, start over. The cursor makes the switch
+     lose nothing. */
+  Client.prototype._planUpgrade = function (t) {
+    var self = this, i, better = false;
+    if (this._upTimer) { clearTimeout(this._upTimer); this._upTimer = null; }
+    for (i = 0; i < this.order.length && this.order[i] !== t; i++) {
+      if (this.failed[this.order[i]] && supported(this.order[i], this.options.env)) { better = true; }
+    }
+    if (!better) {
+      this._upDelay = this.options.upgradeDelay;
+      return;
+    }
+    this._upTimer = setTimeout(function () {
+      var k;
+      self._upTimer = null;
+      if (self._closed || self.readyState !== 'open' || self.transport !== t) { return; }
+      self._upDelay = Math.min(self._upDelay * 2, self.options.upgradeDelay * 16);
+      for (k = 0; k < self.order.length && self.order[k] !== t; k++) { delete self.failed[self.order[k]]; }
+      self._drop();
+      self._ti = 0;
+      self._attempt = 0;
+      self._setState('reconnecting');
+      self._connect();
+    }, this._upDelay);
   };
 
   /* One message envelope from any transport. Without a valid id and epoch
@@ -805,12 +860,20 @@
     this._drop();
     if (err) { err.transport = t; }
     if (this.readyState === 'open') {
-      this.emit('close', {transport: t, code: err && err.code, reason: err && err.message});
+      this.emit('close', {transport: t, code: err && err.code, reason: err && err.message,
+                          closeCode: err && err.closeCode, closeReason: err && err.closeReason});
     }
     if (err && err.code !== 'silence' && err.code !== 'closed') { this.emit('error', err); }
 
     if (err && (err.code === 'transport_disabled' || err.code === 'upgrade_required' || err.code === 'bad_transport')) {
       this._demote(t, err.code);
+      return;
+    }
+    /* The gateway closed the WebSocket itself, saying "later" (1013 over
+       capacity, 1012 restarting, 1001 going away): the transport works
+       here, the gateway is busy. */
+    if (err && (err.closeCode === 1013 || err.closeCode === 1012 || err.closeCode === 1001)) {
+      this._retry();
       return;
     }
     if (opened || t === 'poll' || t === 'longpoll') {
@@ -1040,7 +1103,8 @@
     };
     ws.onerror = function () { /* onclose follows */ };
     ws.onclose = function (e) {
-      fail({code: opened ? 'closed' : 'ws_failed', message: 'WebSocket closed (' + e.code + (e.reason ? ' ' + e.reason : '') + ')', wsCode: e.code});
+      fail({code: opened ? 'closed' : 'ws_failed', message: 'WebSocket closed (' + e.code + (e.reason ? ' ' + e.reason : '') + ')',
+            wsCode: e.code, closeCode: e.code, closeReason: e.reason || ''});
     };
     return {
       close: function () {
@@ -1092,19 +1156,29 @@
     }
     client.stats.requests++;
     try {
-      es = new G.EventSource(client.url + client._path() + client._query('sse'));
+      /* EventSource dispatches a named event only to listeners of that
+         name and has no wildcard: ask for messages unnamed (they come as
+         'message', the envelope names them), so that '*' and 'message'
+         handlers get all of them and the cursor moves on each. A gateway
+         without sse_events names them: the listeners per name below
+         still get the names the app listens to. */
+      es = new G.EventSource(client.url + client._path() + client._query('sse') + '&sse_events=0');
     } catch (e) {
       setTimeout(function () { fail({code: 'sse_failed', message: String(e && e.message || e)}); }, 0);
       return {close: function () {}};
     }
+    /* 'error' is onerror's, below */
     for (k in client._events) {
-      if (hasOwn(client._events, k)) { es.addEventListener(k, handler, false); }
+      if (k !== 'error') { es.addEventListener(k, handler, false); }
     }
     es.addEventListener('ping', handler, false);
     dog = watchdog(client.options.openTimeout, function () {
       fail({code: 'open_timeout', message: 'no welcome within ' + client.options.openTimeout + ' ms'});
     });
-    es.onerror = function () {
+    es.onerror = function (e) {
+      /* A server event named 'error' (another server, an older gateway)
+         comes here too: it has data, a transport error has none. */
+      if (e && typeof e.data === 'string') { handler(e); return; }
       /* The browser would reconnect by itself with Last-Event-ID after a
          fixed 2 s; we reconnect ourselves, with backoff and our cursor. */
       if (!ctx.live()) { return; }
@@ -1115,7 +1189,7 @@
         if (dog) { dog.stop(); }
         if (es) { try { es.close(); } catch (e) { /* ignore */ } es = null; }
       },
-      listen: function (name) { if (es) { es.addEventListener(name, handler, false); } }
+      listen: function (name) { if (es && name !== 'error') { es.addEventListener(name, handler, false); } }
     };
   };
 
@@ -1159,7 +1233,14 @@
             client._opened(ctx, id ? {client: id} : null);
             if (!ctx.live()) { return; }
           }
-          more = client._reply(ctx, j);
+          /* nothing thrown while delivering may end the loop: the next
+             request resumes at the cursor, so nothing is lost either */
+          try {
+            more = client._reply(ctx, j);
+          } catch (e) {
+            more = false;
+            if (typeof setTimeout === 'function') { setTimeout(function () { throw e; }, 0); }
+          }
           if (stopped || !ctx.live()) { return; }
           if (more || t === 'longpoll') {
             timer = setTimeout(ask, 0);

@@ -375,7 +375,7 @@ static void sse_item(struct fsub *fs, const struct bus_item *it)
 	cursor_text(fs, cursor);
 	buf = malloc(SSE_FORMAT_MAX);
 	n = sse_format_item(buf, SSE_FORMAT_MAX, cursor, name, strlen(name),
-			    it);
+			    it, true);
 	/* the block as staged: the text, then the envelope and "\n\n" */
 	len = n + (it->msg ? it->msg->json_len + 2 : 0);
 	block = malloc(len + 1);

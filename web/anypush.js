@@ -75,7 +75,12 @@
  *     ack(err, id, epoch): id is the message's id in the channel (they
  *     increase within the epoch);
  *     err {code, message[, status]}: 'timeout' after ackTimeout, 'network',
- *     or the gateway's error code ('too_large', 'bad_channel', ...).
+ *     'queue_full' (1000 publishes already wait), or the gateway's error
+ *     code ('too_large', 'bad_channel', ...). After 'timeout' the message
+ *     may still be stored: it is not sent again.
+ *     A client sends one publish at a time, the next once the previous one
+ *     is answered, so its publishes are stored in call order (on every
+ *     channel); the ack timeout counts from the sending.
  *
  *   ch.unsubscribe();  c.close();
  *   c.cursor()   the composite cursor, every channel's ch.cursor joined
@@ -132,6 +137,8 @@
   var CURSOR_RE = /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/;
   var CLIENT_RE = /^[A-Za-z0-9_-]{1,64}$/;
   var MAX_CHANNELS = 32;
+  /* publishes waiting behind the one in flight, per client */
+  var MAX_QUEUED = 1000;
 
   var DEFAULTS = {
     transports: null,       // null: ORDER
@@ -344,7 +351,9 @@
       }
       xhr.onreadystatechange = function () {
         if (xhr.readyState !== 4) { return; }
-        if (xhr.status === 0) {
+        /* IE reports a lost connection as a WinINet code (12029, 12030,
+           12031, 12152, ...), not as 0 */
+        if (xhr.status === 0 || (xhr.status >= 12000 && xhr.status < 13000)) {
           finish({code: 'network', message: 'network error'}, 0, '');
         } else {
           finish(null, xhr.status, xhr.responseText);
@@ -353,8 +362,10 @@
       if (opts.timeout) {
         timer = setTimeout(function () {
           timer = null;
-          try { xhr.abort(); } catch (e) { /* ignore */ }
+          /* finish first: abort() fires readystatechange (status 0) at
+             once, which would report the timeout as 'network' */
           finish({code: 'timeout', message: 'no answer within ' + opts.timeout + ' ms'}, 0, '');
+          try { xhr.abort(); } catch (e) { /* ignore */ }
         }, opts.timeout);
       }
       xhr.send(opts.body === undefined ? null : opts.body);
@@ -474,6 +485,8 @@
     this._closed = false;
     this._worked = {};      // transport -> it delivered a welcome / reply here
     this._strikes = {};     // transport -> failed opens since it last worked
+    this._pubq = [];        // publishes waiting for their turn
+    this._pubBusy = false;  // one is in flight
   }
   inherit(Client, Emitter);
 
@@ -891,17 +904,44 @@
     } else {
       type = 'application/json'; body = JSON.stringify(data === undefined ? null : data);
     }
-    request(this, 'POST', url, {
+    if (this._pubq.length >= MAX_QUEUED) {
+      if (ack) {
+        setTimeout(function () {
+          ack({code: 'queue_full', message: MAX_QUEUED + ' publishes already wait for their turn'});
+        }, 0);
+      }
+      return self;
+    }
+    this._pubq.push({url: url, opts: {
       headers: {'Content-Type': type, 'X-Client-Id': this.id},
       body: body,
       timeout: opts.timeout || this.options.ackTimeout
-    }, function (err, status, text) {
+    }, done: function (err, status, text) {
       var j = err ? null : parseJSON(text), ok = !err && status === 201 && j && j.id !== undefined;
       if (ok && exclude) { self._ownSent(channel, j.id, j.epoch); }
       if (!ack) { return; }
       if (err) { ack(err); } else if (ok) { ack(null, j.id, j.epoch); } else { ack(errorOf(status, text)); }
-    });
+    }});
+    this._publishNext();
     return self;
+  };
+
+  /* One publish in flight at a time: two concurrent requests may be
+     stored in either order (the gateway serves them on several threads),
+     so the next one leaves only once the previous one is answered, and
+     call order is stored order. After a timeout the next one goes on: the
+     timed-out one may still be stored, later, and is not sent again. */
+  Client.prototype._publishNext = function () {
+    var self = this, job;
+    if (this._pubBusy || !this._pubq.length) { return; }
+    job = this._pubq.shift();
+    this._pubBusy = true;
+    request(this, 'POST', job.url, job.opts, function (err, status, text) {
+      self._pubBusy = false;
+      /* the next one first, so that a throwing ack stalls nothing */
+      self._publishNext();
+      job.done(err, status, text);
+    });
   };
 
   /* Publish to everyone on the channel but this client: the gateway leaves

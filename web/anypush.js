@@ -43,9 +43,16 @@
  *     since: either form, /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/, else throws.
  *     Several channels on one connection: subscribe() calls made in the
  *     same tick share one connection (`/channels/a,b` with the composite
- *     cursor "k3x9a2bq:17,p0ab12cd:4"). A subscribe() later on reconnects
- *     with every channel's cursor, losing nothing. At most 32 channels
- *     per client.
+ *     cursor "k3x9a2bq:17,p0ab12cd:4"). A subscribe() or unsubscribe()
+ *     later replaces the connection by one with the new channel list and
+ *     every channel's cursor, losing nothing; the app sees no 'close' or
+ *     'open' for it and readyState stays 'open' (if the new connection
+ *     fails, that is a 'close' as usual). On poll and longpoll the
+ *     gateway knows the client by its id, so presence announces only the
+ *     channels added or left; on sse and ws the new connection joins
+ *     every channel again and the old one leaves them, in either order.
+ *     At most 32 channels per client. subscribe() on a closed client
+ *     throws: c.connect() first.
  *     ch.cursor  'EPOCH:ID' ('ID' while the epoch is unknown); null before
  *                the gateway said where the channel is. Read-only, as
  *                are ch.epoch (string or null) and ch.id (decimal string
@@ -56,7 +63,8 @@
  *   ch.on('join', function (who, msg) { ... });    // presence: {client, transport}
  *   ch.on('leave', function (who, msg) { ... });
  *   ch.on('gap', function (info) { ... });         // messages were lost
- *   ch.once(name, fn), ch.off(name[, fn])          // as usual
+ *   ch.once(name, fn), ch.off(name[, fn])          // as usual (off(name,
+ *                                                  // fn) removes once(name, fn) too)
  *     msg is the envelope {type, channel, event, data, ts, from, epoch,
  *     id}: msg.epoch + ':' + msg.id is the channel's cursor after it. A
  *     message published under the event name 'gap' reaches only '*'.
@@ -74,24 +82,37 @@
  *   c.broadcast(channel, event, data, [opts], [ack])
  *     Everyone on the channel but this client (every connection whose
  *     client id is c.id, whatever its transport) gets it. Its ack lets the
- *     channel's cursor step over it, so that a resume does not report a
- *     gap for own messages that have left the history.
+ *     channel's cursor step over it, so that a resume (or a request that
+ *     was on its way before the ack) does not report a gap for own
+ *     messages that have left the history.
  *     data: any JSON value; an ArrayBuffer (binary); a string with
  *     {text: true} (sent as text/plain). opts.timeout: ms for the ack.
  *     ack(err, id, epoch): id is the message's id in the channel (they
  *     increase within the epoch);
  *     err {code, message[, status]}: 'timeout' after ackTimeout, 'network',
- *     or the gateway's error code ('too_large', 'bad_channel', ...).
+ *     'queue_full' (1000 publishes already wait), or the gateway's error
+ *     code ('too_large', 'bad_channel', ...). After 'timeout' the message
+ *     may still be stored: it is not sent again.
+ *     A client sends one publish at a time, the next once the previous one
+ *     is answered, so its publishes are stored in call order (on every
+ *     channel); the ack timeout counts from the sending.
  *
- *   ch.unsubscribe();  c.close();
+ *   ch.unsubscribe();
+ *   c.close()    stops every request (the connection, a /healthz probe,
+ *                /info lookups; a publish in flight still gets its ack)
+ *                and keeps the channels and their cursors;
+ *   c.connect()  opens a closed client again with them.
  *   c.cursor()   the composite cursor, every channel's ch.cursor joined
  *                with ',' in subscription order ('' for an unknown one)
  *
  *   Events of the client, c.on(name, fn):
- *     'open'         {transport, reconnect, cursor}: connected (again)
+ *     'open'         {transport, reconnect, cursor}: connected; reconnect
+ *                    is true when a 'close' (lost) came since the last open
  *     'close'        {transport, code, reason, closeCode, closeReason}: the
- *                    connection was lost; closeCode / closeReason: the
- *                    WebSocket close frame's (also on 'error')
+ *                    connection was lost, closed by c.close() (code
+ *                    'client'), or the last channel was unsubscribed (code
+ *                    'idle'); closeCode / closeReason: the WebSocket close
+ *                    frame's (also on 'error')
  *     'reconnecting' {attempt, delay, transport}
  *     'transport'    (name, previous): the transport changed (fallback)
  *     'message'      (msg): every message of every channel
@@ -147,6 +168,8 @@
   var CURSOR_RE = /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/;
   var CLIENT_RE = /^[A-Za-z0-9_-]{1,64}$/;
   var MAX_CHANNELS = 32;
+  /* publishes waiting behind the one in flight, per client */
+  var MAX_QUEUED = 1000;
 
   var DEFAULTS = {
     transports: null,       // null: ORDER
@@ -308,13 +331,16 @@
     var list = this._handlers[name], i;
     if (!list) { return this; }
     if (!fn) { delete this._handlers[name]; return this; }
-    i = indexOf(list, fn);
-    if (i >= 0) { list.splice(i, 1); }
+    /* a once() handler is a wrapper that knows the function it wraps */
+    for (i = 0; i < list.length; i++) {
+      if (list[i] === fn || list[i].listener === fn) { list.splice(i, 1); break; }
+    }
     return this;
   };
   Emitter.prototype.once = function (name, fn) {
     var self = this;
     function once() { self.off(name, once); fn.apply(this, arguments); }
+    once.listener = fn;
     return this.on(name, once);
   };
   Emitter.prototype.emit = function (name) {
@@ -366,7 +392,9 @@
       }
       xhr.onreadystatechange = function () {
         if (xhr.readyState !== 4) { return; }
-        if (xhr.status === 0) {
+        /* IE reports a lost connection as a WinINet code (12029, 12030,
+           12031, 12152, ...), not as 0 */
+        if (xhr.status === 0 || (xhr.status >= 12000 && xhr.status < 13000)) {
           finish({code: 'network', message: 'network error'}, 0, '');
         } else {
           finish(null, xhr.status, xhr.responseText);
@@ -375,8 +403,10 @@
       if (opts.timeout) {
         timer = setTimeout(function () {
           timer = null;
-          try { xhr.abort(); } catch (e) { /* ignore */ }
+          /* finish first: abort() fires readystatechange (status 0) at
+             once, which would report the timeout as 'network' */
           finish({code: 'timeout', message: 'no answer within ' + opts.timeout + ' ms'}, 0, '');
+          try { xhr.abort(); } catch (e) { /* ignore */ }
         }, opts.timeout);
       }
       xhr.send(opts.body === undefined ? null : opts.body);
@@ -499,6 +529,12 @@
     this._strikes = {};     // transport -> failed opens since it last worked
     this._upTimer = null;   // the next try of the transports left
     this._upDelay = this.options.upgradeDelay;
+    this._pubq = [];        // publishes waiting for their turn
+    this._aux = null;       // a /healthz probe or /info tail request
+    this._lost = false;     // a 'close' was emitted: the next open is a reconnect
+    this._resub = false;    // an open connection is being replaced by one
+                            // with the new channel list
+    this._pubBusy = false;  // one is in flight
   }
   inherit(Client, Emitter);
 
@@ -521,6 +557,9 @@
       throw new Error('anypush: since must be a cursor (EPOCH:ID or ID), got ' + opts.since);
     }
     if (hasOwn(this.channels, name)) { return this.channels[name]; }
+    if (this._closed) {
+      throw new Error('anypush: the client is closed; c.connect() opens it again');
+    }
     if (this.channelList.length >= MAX_CHANNELS) {
       throw new Error('anypush: at most ' + MAX_CHANNELS + ' channels per client');
     }
@@ -548,6 +587,9 @@
     this._pendingConnect = setTimeout(function () {
       self._pendingConnect = null;
       if (self._closed) { return; }
+      /* the channel set changed under an open connection: the new one
+         replaces it without a close or an open for the app */
+      if (self.readyState === 'open') { self._resub = true; }
       self._drop();
       self._attempt = 0;
       if (self._timer) { clearTimeout(self._timer); self._timer = null; }
@@ -632,6 +674,7 @@
   /* Stop the current connection without telling anyone. */
   Client.prototype._drop = function () {
     this._gen++;
+    if (this._aux) { this._aux.abort(); this._aux = null; }
     if (this._conn) {
       var c = this._conn;
       this._conn = null;
@@ -643,6 +686,10 @@
     var self = this, avail, t, missing = [], i, gen;
     if (this._closed) { return; }
     if (!this.channelList.length) {
+      this._resub = false;
+      if (this.readyState === 'open') {
+        this.emit('close', {transport: this.transport, code: 'idle', reason: 'no channel left'});
+      }
       this._setState('idle');
       return;
     }
@@ -656,7 +703,7 @@
     if (this._ti >= avail.length) { this._ti = avail.length - 1; }
     t = avail[this._ti];
     this._setTransport(t);
-    if (this.readyState !== 'reconnecting') { this._setState('connecting'); }
+    if (!this._resub && this.readyState !== 'reconnecting') { this._setState('connecting'); }
 
     /* A composite cursor needs an id for every channel. When some channels
        have one and others do not (a channel added to a running
@@ -668,8 +715,10 @@
       gen = ++this._gen;
       this._tails(missing, function (err) {
         if (gen !== self._gen) { return; }
+        self._aux = null;
         if (err) {
           /* the gateway is away, not this transport: try again later */
+          self._lostConn(t, err);
           self.emit('error', err);
           self._retry();
           return;
@@ -687,7 +736,7 @@
       var name;
       if (i >= names.length) { cb(null); return; }
       name = names[i++];
-      request(self, 'GET', self.url + '/channels/' + name + '/info', {timeout: self.options.requestTimeout},
+      self._aux = request(self, 'GET', self.url + '/channels/' + name + '/info', {timeout: self.options.requestTimeout},
         function (err, status, text) {
           var j;
           if (err) { cb(err); return; }
@@ -738,16 +787,19 @@
   /* The connection is up (a welcome, or a first poll reply). */
   Client.prototype._opened = function (ctx, info) {
     if (!ctx.live()) { return; }
-    var wasReconnect = this.readyState === 'reconnecting' || this._everOpened;
+    /* a reconnect: the app was told of a 'close' since the last open */
+    var wasReconnect = this._lost, resub = this._resub;
     this._attempt = 0;
     this._worked[ctx.transport] = true;
     this._strikes[ctx.transport] = 0;
-    this._everOpened = true;
+    this._lost = false;
+    this._resub = false;
     if (info && info.heartbeat) { this.heartbeat = info.heartbeat; }
     if (info && info.client) { this.id = info.client; }
     this._setState('open');
     this._planUpgrade(ctx.transport);
-    this.emit('open', {transport: ctx.transport, reconnect: !!wasReconnect, cursor: this.cursor()});
+    if (resub) { return; }
+    this.emit('open', {transport: ctx.transport, reconnect: wasReconnect, cursor: this.cursor()});
   };
 
   /* Open on t, a fallback: a transport above it was left (a refusal while
@@ -830,12 +882,36 @@
     }
     if (!hasOwn(this.channels, g.channel)) { return; }
     ch = this.channels[g.channel];
+    if (this._ownGap(ch, g)) { return; }
     this._setPos(ch, g.epoch, normId(g.cursor));
     this._skipOwn(ch);
     this.stats.gaps++;
     info = {channel: g.channel, last_seen: g.last_seen, cursor: g.cursor, epoch: g.epoch, transport: ctx.transport};
     ch.emit('gap', info);
     this.emit('gap', info);
+  };
+
+  /* A gap that lost nothing of ours to see: a request sent before this
+     client's own broadcasts were acknowledged comes back with a gap over
+     them once they have left the history. Within the channel's epoch,
+     when the gap starts before our cursor and every id up to its cursor
+     is at or before ours, or one of our own broadcasts, step over them
+     quietly. A gap from our very cursor back to an older id (a cursor
+     the gateway never issued) is a real one. */
+  Client.prototype._ownGap = function (ch, g) {
+    var to = normId(g.cursor), from = normId(g.last_seen), n, own = [], i;
+    if (g.epoch !== ch.epoch || ch.id === null || cmpId(to, from) < 0) { return false; }
+    if (cmpId(from, ch.id) < 0 && cmpId(to, ch.id) <= 0) { return true; }
+    if (ch._ownEpoch !== ch.epoch) { return false; }
+    /* at most _nown (256) steps: each one must be an own id */
+    for (n = incId(ch.id); cmpId(n, to) <= 0; n = incId(n)) {
+      if (!hasOwn(ch._own, n)) { return false; }
+      own.push(n);
+    }
+    for (i = 0; i < own.length; i++) { delete ch._own[own[i]]; ch._nown--; }
+    this._setPos(ch, ch.epoch, to);
+    this._skipOwn(ch);
+    return true;
   };
 
   /* A WebSocket cursor frame: the gateway left out this client's own
@@ -859,10 +935,7 @@
     if (this._closed) { return; }
     this._drop();
     if (err) { err.transport = t; }
-    if (this.readyState === 'open') {
-      this.emit('close', {transport: t, code: err && err.code, reason: err && err.message,
-                          closeCode: err && err.closeCode, closeReason: err && err.closeReason});
-    }
+    this._lostConn(t, err);
     if (err && err.code !== 'silence' && err.code !== 'closed') { this.emit('error', err); }
 
     if (err && (err.code === 'transport_disabled' || err.code === 'upgrade_required' || err.code === 'bad_transport')) {
@@ -887,8 +960,9 @@
        the gateway something plain to tell them apart. */
     this._setState('reconnecting');
     var gen = ++this._gen;
-    request(this, 'GET', this.url + '/healthz', {timeout: this.options.requestTimeout}, function (perr, status) {
+    this._aux = request(this, 'GET', this.url + '/healthz', {timeout: this.options.requestTimeout}, function (perr, status) {
       if (gen !== self._gen || self._closed) { return; }
+      self._aux = null;
       if (perr || status === 0 || status >= 500) {
         self._retry();
         return;
@@ -902,6 +976,15 @@
         self._demote(t, err && err.code || 'failed');
       }
     });
+  };
+
+  /* The connection the app knows as open is gone: tell it, once. */
+  Client.prototype._lostConn = function (t, err) {
+    this._resub = false;
+    if (this.readyState !== 'open') { return; }
+    this._lost = true;
+    this.emit('close', {transport: t, code: err && err.code, reason: err && err.message,
+                        closeCode: err && err.closeCode, closeReason: err && err.closeReason});
   };
 
   Client.prototype._demote = function (t, why) {
@@ -954,17 +1037,44 @@
     } else {
       type = 'application/json'; body = JSON.stringify(data === undefined ? null : data);
     }
-    request(this, 'POST', url, {
+    if (this._pubq.length >= MAX_QUEUED) {
+      if (ack) {
+        setTimeout(function () {
+          ack({code: 'queue_full', message: MAX_QUEUED + ' publishes already wait for their turn'});
+        }, 0);
+      }
+      return self;
+    }
+    this._pubq.push({url: url, opts: {
       headers: {'Content-Type': type, 'X-Client-Id': this.id},
       body: body,
       timeout: opts.timeout || this.options.ackTimeout
-    }, function (err, status, text) {
+    }, done: function (err, status, text) {
       var j = err ? null : parseJSON(text), ok = !err && status === 201 && j && j.id !== undefined;
       if (ok && exclude) { self._ownSent(channel, j.id, j.epoch); }
       if (!ack) { return; }
       if (err) { ack(err); } else if (ok) { ack(null, j.id, j.epoch); } else { ack(errorOf(status, text)); }
-    });
+    }});
+    this._publishNext();
     return self;
+  };
+
+  /* One publish in flight at a time: two concurrent requests may be
+     stored in either order (the gateway serves them on several threads),
+     so the next one leaves only once the previous one is answered, and
+     call order is stored order. After a timeout the next one goes on: the
+     timed-out one may still be stored, later, and is not sent again. */
+  Client.prototype._publishNext = function () {
+    var self = this, job;
+    if (this._pubBusy || !this._pubq.length) { return; }
+    job = this._pubq.shift();
+    this._pubBusy = true;
+    request(this, 'POST', job.url, job.opts, function (err, status, text) {
+      self._pubBusy = false;
+      /* the next one first, so that a throwing ack stalls nothing */
+      self._publishNext();
+      job.done(err, status, text);
+    });
   };
 
   /* Publish to everyone on the channel but this client: the gateway leaves
@@ -1024,11 +1134,23 @@
     if (this._closed) { return; }
     var wasOpen = this.readyState === 'open';
     this._closed = true;
+    this._resub = false;
+    this._lost = false;
     this._drop();
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._pendingConnect) { clearTimeout(this._pendingConnect); this._pendingConnect = null; }
     this._setState('closed');
     if (wasOpen) { this.emit('close', {transport: this.transport, code: 'client', reason: 'closed by the client'}); }
+  };
+
+  /* Open a closed client again, with its channels and their cursors. */
+  Client.prototype.connect = function () {
+    if (!this._closed) { return this; }
+    this._closed = false;
+    this._attempt = 0;
+    this._setState(this.channelList.length ? 'connecting' : 'idle');
+    this._schedule('connect');
+    return this;
   };
 
   /* A watchdog: fn() after ms of silence; kick() restarts the count. */

@@ -86,29 +86,7 @@ static const char *const clients[CLIENTS] = {
 
 /* ---- the transports, reduced to their names and ids ---- */
 
-static int no_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void no_finish(struct http_request *req)
-{
-	(void)req;
-}
-
-#define FAKE(var, nm, tid)                                      \
-	const struct transport var = { .name = nm,              \
-				       .id = tid,               \
-				       .serve = no_serve,       \
-				       .finish = no_finish,     \
-				       .park = transport_no_op, \
-				       .wake = transport_no_op, \
-				       .cut = transport_no_op }
-FAKE(transport_poll, "poll", TRANSPORT_POLL);
-FAKE(transport_longpoll, "longpoll", TRANSPORT_LONGPOLL);
-FAKE(transport_sse, "sse", TRANSPORT_SSE);
-FAKE(transport_ws, "ws", TRANSPORT_WS);
+#include "fake_transports.h"
 
 static const struct transport *const by_kind[K_COUNT] = {
 	&transport_poll, &transport_longpoll, &transport_sse,

@@ -142,6 +142,12 @@
  * handlers must get every name. A server event named 'error' reaches
  * EventSource's onerror; it has data, so it is read as an event.
  *
+ * Old browsers: IE 8 and 9's XMLHttpRequest has no CORS, so with the
+ * gateway on another origin polling is not tried there: 'error' with code
+ * 'no_transport' says so at once (serve the page from the gateway's
+ * origin). Every GET carries a parameter of its own ('_='), so a browser
+ * that caches GETs never answers a poll from its cache.
+ *
  * It keeps a cursor per channel and resumes with it after every reconnect
  * and every transport switch, drops duplicates, and reports `gap` when the
  * gateway says messages were lost.
@@ -372,8 +378,17 @@
 
   /* One XHR. cb(err, status, body, xhr); err is set only for network
      errors and timeouts (status 0). */
+  /* Old IE answers a repeated GET from its cache, and a poll repeats its
+     URL while nothing is new: every GET carries a parameter of its own
+     (the gateway ignores parameters it does not know). */
+  var getSeq = 0;
+
   function request(client, method, url, opts, cb) {
     var G = client.options.env || global(), xhr = new G.XMLHttpRequest(), done = false, timer = null, k;
+    if (method === 'GET') {
+      getSeq++;
+      url += (url.indexOf('?') < 0 ? '?' : '&') + '_=' + now().toString(36) + getSeq.toString(36);
+    }
     function finish(err, status, text) {
       if (done) { return; }
       done = true;
@@ -535,16 +550,41 @@
     this._resub = false;    // an open connection is being replaced by one
                             // with the new channel list
     this._pubBusy = false;  // one is in flight
+    this._xhrCors = undefined; // this browser's XHR reaches this.url
+    this._noCors = false;   // polling was skipped for that
   }
   inherit(Client, Emitter);
 
   Client.prototype._available = function () {
-    var out = [], i;
+    var out = [], i, t;
     this.skipped = [];
     for (i = 0; i < this.order.length; i++) {
-      if (!supported(this.order[i], this.options.env)) { this.skipped.push(this.order[i]); } else if (!this.failed[this.order[i]]) { out.push(this.order[i]); }
+      t = this.order[i];
+      if (!supported(t, this.options.env) || ((t === 'poll' || t === 'longpoll') && !this._xhrReaches())) {
+        this.skipped.push(t);
+      } else if (!this.failed[t]) {
+        out.push(t);
+      }
     }
     return out;
+  };
+
+  /* IE 8 and 9's XMLHttpRequest has no CORS (no withCredentials): it can
+     only reach this page's own origin. Polling another origin there would
+     fail for ever, so it is not tried, and 'no_transport' says why. */
+  Client.prototype._xhrReaches = function () {
+    var G = this.options.env || global(), page, xhr, m;
+    if (this._xhrCors !== undefined) { return this._xhrCors; }
+    page = typeof location !== 'undefined' && location.protocol && location.host ?
+      (location.protocol + '//' + location.host).toLowerCase() : null;
+    m = /^[a-z][a-z0-9+.-]*:\/\/[^\/?#]+/i.exec(this.url);
+    if (page === null || !m || m[0].toLowerCase() === page) {
+      this._xhrCors = true;
+    } else {
+      try { xhr = new G.XMLHttpRequest(); this._xhrCors = 'withCredentials' in xhr; } catch (e) { this._xhrCors = false; }
+    }
+    if (!this._xhrCors) { this._noCors = true; }
+    return this._xhrCors;
   };
 
   Client.prototype.subscribe = function (name, opts) {
@@ -697,7 +737,8 @@
     if (!avail.length) {
       this._setState('closed');
       this.emit('error', {code: 'no_transport', message: 'no usable transport (skipped: ' +
-        this.skipped.join(',') + '; failed: ' + this._failedList() + ')'});
+        this.skipped.join(',') + '; failed: ' + this._failedList() + ')' + (this._noCors ?
+        '; this browser cannot poll another origin (no CORS): serve the page from ' + this.url : '')});
       return;
     }
     if (this._ti >= avail.length) { this._ti = avail.length - 1; }

@@ -19,7 +19,9 @@ const fast = { openTimeout: 3000, reconnectDelay: 50, reconnectDelayMax: 100, po
 async function installFakes(page) {
   await page.evaluate(() => {
     window.XS = [];
-    window.FakeXHR = function () { this.readyState = 0; this.status = 0; this.responseText = ''; this.hdr = {}; };
+    // a modern XHR: withCredentials says it does CORS (the client does
+    // not poll another origin with one that lacks it, as IE 9's)
+    window.FakeXHR = function () { this.readyState = 0; this.status = 0; this.responseText = ''; this.hdr = {}; this.withCredentials = false; };
     window.FakeXHR.prototype.open = function (m, url) { this.method = m; this.url = url; this.readyState = 1; };
     window.FakeXHR.prototype.setRequestHeader = function () {};
     window.FakeXHR.prototype.getResponseHeader = function (k) { return this.hdr[k] || null; };

@@ -86,7 +86,7 @@ const N = 300;
     const codes = await page.evaluate(() => new Promise((resolve) => {
       const statuses = [12029, 12030, 12152];
       let k = 0;
-      function FakeXHR() { this.readyState = 0; this.status = 0; this.responseText = ''; }
+      function FakeXHR() { this.readyState = 0; this.status = 0; this.responseText = ''; this.withCredentials = false; }
       FakeXHR.prototype.open = function () { this.readyState = 1; };
       FakeXHR.prototype.setRequestHeader = function () {};
       FakeXHR.prototype.abort = function () {};

@@ -192,13 +192,25 @@ static bool ws_target_ok(const char *t, size_t len)
 	return v == NULL || client_id_valid(v, vlen);
 }
 
+/* 1 to 19 decimal digits: a Content-Length no parser can read two ways
+ * ("+5", "5, 5" and "-5" can be; 19 digits cannot overflow 64 bits). */
+static bool digits(const char *s, size_t len)
+{
+	if (len == 0 || len > 19)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
 /* Header lines two parsers could read differently, which is how a
  * request is smuggled past a proxy: a folded line, a name with blanks
  * before its colon (libmicrohttpd then keeps the header but ignores it
- * for framing), a line without a colon, two Content-Length or two
- * Transfer-Encoding headers, both at once, or a Transfer-Encoding other
- * than plain chunked (libmicrohttpd would read such a body until the
- * connection closes). hdr[0..len) are the header lines after the
+ * for framing), a line without a colon, a Content-Length that is not
+ * digits, two Content-Length or two Transfer-Encoding headers, both at
+ * once, or a Transfer-Encoding other than plain chunked (libmicrohttpd
+ * would read such a body until the connection closes). hdr[0..len) are the header lines after the
  * request line, up to and including the blank line. */
 static bool framing_ok(const char *hdr, size_t len)
 {
@@ -232,8 +244,11 @@ static bool framing_ok(const char *hdr, size_t len)
 		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
 			vlen--;
 		if (colon - line == 14 &&
-		    strncasecmp(line, "Content-Length", 14) == 0)
+		    strncasecmp(line, "Content-Length", 14) == 0) {
 			lengths++;
+			if (!digits(v, vlen))
+				return false;
+		}
 		if (colon - line == 17 &&
 		    strncasecmp(line, "Transfer-Encoding", 17) == 0) {
 			encodings++;

@@ -108,6 +108,8 @@ SMUGGLE = {
     "TE blank before colon": b"Transfer-Encoding : chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
     "CL blank before colon": b"Content-Length : 5\r\n\r\nhello",
     "folded TE": b"X-A: b\r\n Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello",
+    "CL -5": b"Content-Length: -5\r\n\r\nhello",
+    "CL list": b"Content-Length: 5, 5\r\n\r\nhello",
 }
 
 
@@ -149,7 +151,7 @@ async def smuggling_cases(gw):
 
 
 async def test_smuggling():
-    "request smuggling: CL+TE, TE+TE, CL+CL, a TE list, TE gzip, blanks before a colon, a folded TE: JSON 400 bad_request, nothing stored"
+    "request smuggling: CL+TE, TE+TE, CL+CL, a TE list, TE gzip, blanks before a colon, a folded TE, CL not digits: JSON 400 bad_request, nothing stored"
     gw = gw0()
     fails = []
     for what, case in await smuggling_cases(gw):

@@ -99,6 +99,9 @@ START_TEST(test_http_requests)
 	ck_verdict(classify_str("POST /channels/x HTTP/1.1\n"
 				"content-length:2\n\n{}"),
 		   HEAD_HTTP);
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
+				"Content-Length: 0000000000000000002 \r\n\r\n{}"),
+		   HEAD_HTTP);
 	/* names that merely contain the framing ones */
 	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
 				"Content-Length: 2\r\nX-Content-Length: 3\r\n"
@@ -406,6 +409,13 @@ static const struct bad_head bad_heads[] = {
 	   "a folded header line"),
 	BH("GET / HTTP/1.1\r\nNoColonHere\r\n\r\n", "a line without a colon"),
 	BH("GET / HTTP/1.1\r\n: v\r\n\r\n", "an empty header name"),
+	BH("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "a negative length"),
+	BH("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", "a signed length"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", "a length list"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n", "two numbers"),
+	BH("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", "an empty length"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 12345678901234567890\r\n\r\n",
+	   "a 20-digit length"),
 };
 
 START_TEST(test_bad)

@@ -281,27 +281,36 @@ static void take_body(struct http_request *req, const char *data, size_t len)
 
 /* MHD 0.9.75 takes the first of two Content-Length headers; a proxy in
  * front may take the other. That disagreement is how requests are
- * smuggled, so refuse it, and Content-Length with Transfer-Encoding. */
+ * smuggled, so refuse it, and Content-Length with Transfer-Encoding.
+ * MHD also keeps a name with blanks before its colon ("Content-Length :")
+ * but ignores it for framing, and reads a body of any Transfer-Encoding
+ * but chunked until the connection closes. The router refuses all this
+ * in a connection's first head; later requests on a keep-alive
+ * connection are only seen here. */
 static enum MHD_Result count_length(void *cls, enum MHD_ValueKind kind,
 				    const char *key, const char *value)
 {
 	unsigned *n = cls;
 
 	(void)kind;
-	(void)value;
-	if (strcasecmp(key, "Content-Length") == 0)
+	if (strcasecmp(key, "Content-Length") == 0) {
 		n[0]++;
-	else if (strcasecmp(key, "Transfer-Encoding") == 0)
+	} else if (strcasecmp(key, "Transfer-Encoding") == 0) {
 		n[1]++;
+		if (value == NULL || strcasecmp(value, "chunked") != 0)
+			n[2]++;
+	} else if (strpbrk(key, " \t")) {
+		n[2]++;
+	}
 	return MHD_YES;
 }
 
 static bool framing_ambiguous(struct MHD_Connection *conn)
 {
-	unsigned n[2] = { 0, 0 };
+	unsigned n[3] = { 0, 0, 0 };
 
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, count_length, n);
-	return n[0] > 1 || n[1] > 1 || (n[0] && n[1]);
+	return n[0] > 1 || n[1] > 1 || (n[0] && n[1]) || n[2];
 }
 
 /* Percent-decoding as MHD does it, except that %00 becomes 0x7F: a NUL
@@ -347,7 +356,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 			req->dispatched = true;
 			return (enum MHD_Result)http_reply_error(
 				conn, 400, "bad_request",
-				"conflicting Content-Length/Transfer-Encoding");
+				"conflicting or malformed "
+				"Content-Length/Transfer-Encoding headers");
 		}
 		return MHD_YES;
 	}

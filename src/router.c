@@ -213,7 +213,7 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 	case HEAD_BAD:
 		metrics_add(&metrics.head_rejected, 1);
 		refuse(r, p, "400 Bad Request", "bad_request",
-		       "not an HTTP/1.x request");
+		       "not a well-formed HTTP/1.x request");
 		return;
 	case HEAD_TOO_LARGE:
 		metrics_add(&metrics.head_rejected, 1);

@@ -192,6 +192,73 @@ static bool ws_target_ok(const char *t, size_t len)
 	return v == NULL || client_id_valid(v, vlen);
 }
 
+/* 1 to 19 decimal digits: a Content-Length no parser can read two ways
+ * ("+5", "5, 5" and "-5" can be; 19 digits cannot overflow 64 bits). */
+static bool digits(const char *s, size_t len)
+{
+	if (len == 0 || len > 19)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+	return true;
+}
+
+/* Header lines two parsers could read differently, which is how a
+ * request is smuggled past a proxy: a folded line, a name with blanks
+ * before its colon (libmicrohttpd then keeps the header but ignores it
+ * for framing), a line without a colon, a Content-Length that is not
+ * digits, two Content-Length or two Transfer-Encoding headers, both at
+ * once, or a Transfer-Encoding other than plain chunked (libmicrohttpd
+ * would read such a body until the connection closes). hdr[0..len) are the header lines after the
+ * request line, up to and including the blank line. */
+static bool framing_ok(const char *hdr, size_t len)
+{
+	const char *end = hdr + len;
+	unsigned lengths = 0, encodings = 0;
+
+	for (const char *line = hdr, *eol; line < end; line = eol + 1) {
+		const char *colon, *v;
+		size_t n, vlen;
+
+		eol = memchr(line, '\n', (size_t)(end - line));
+		if (eol == NULL)
+			eol = end;
+		n = (size_t)(eol - line);
+		if (n && line[n - 1] == '\r')
+			n--;
+		if (n == 0)
+			break; /* the blank line */
+		colon = memchr(line, ':', n);
+		if (line[0] == ' ' || line[0] == '\t' || colon == NULL ||
+		    colon == line ||
+		    memchr(line, ' ', (size_t)(colon - line)) ||
+		    memchr(line, '\t', (size_t)(colon - line)))
+			return false;
+		v = colon + 1;
+		vlen = n - (size_t)(v - line);
+		while (vlen && (*v == ' ' || *v == '\t')) {
+			v++;
+			vlen--;
+		}
+		while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+			vlen--;
+		if (colon - line == 14 &&
+		    strncasecmp(line, "Content-Length", 14) == 0) {
+			lengths++;
+			if (!digits(v, vlen))
+				return false;
+		}
+		if (colon - line == 17 &&
+		    strncasecmp(line, "Transfer-Encoding", 17) == 0) {
+			encodings++;
+			if (vlen != 7 || strncasecmp(v, "chunked", 7) != 0)
+				return false;
+		}
+	}
+	return lengths + encodings <= 1;
+}
+
 enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 				       bool ws_enabled)
 {
@@ -208,6 +275,8 @@ enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
 	if (sp2 == NULL || sp2 == sp1 + 1 || eol - sp2 < 9 ||
 	    memcmp(sp2 + 1, "HTTP/1.", 7) != 0)
+		return HEAD_BAD;
+	if (!framing_ok(eol + 1, (size_t)(end - eol - 1)))
 		return HEAD_BAD;
 	if (!ws_enabled || sp1 - buf != 3 || memcmp(buf, "GET", 3) != 0)
 		return HEAD_HTTP;

@@ -51,8 +51,8 @@ from pathlib import Path
 __all__ = [
     "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "todo", "run",
     "check", "expect_eq", "expect_error", "ids_problem", "summarize_ids",
-    "request", "get", "publish", "info", "metrics", "metric_sum", "Publisher",
-    "AsyncHTTP", "raw_exchange", "parse_status", "wait_until", "open_stream",
+    "request", "get", "publish", "info", "metrics", "metric_sum", "Publisher", "publish_until",
+    "AsyncHTTP", "raw_exchange", "parse_response", "parse_status", "wait_until", "open_stream",
     "read_head", "Sub", "PollClient", "LongPollClient", "SSEClient",
     "WSClient", "make_client", "TRANSPORTS", "ws_frame", "payload",
     "MuxClient", "rss_kb", "composite", "EPOCH_RE", "parse_cursor", "msg_cursor",
@@ -802,6 +802,24 @@ class Publisher:
         self.conn.close()
 
 
+async def publish_until(gw, ch, pred, size=16000, limit=24 << 20, batch=32):
+    """Publish text messages of `size` bytes to ch, `batch` at a time over
+    one keep-alive connection, until pred() holds (say, a reader that
+    stopped reading is now stuck behind full socket buffers, or was cut);
+    AssertionError once `limit` bytes did not do it. Returns the bytes
+    published.  Needs --max-message >= size."""
+    pub = Publisher(gw)
+    sent = 0
+    try:
+        while not pred():
+            check(sent < limit, f"published {sent} bytes to {ch} and the condition still does not hold")
+            await pub.apublish_many(ch, ["x" * size] * batch)
+            sent += size * batch
+    finally:
+        pub.close()
+    return sent
+
+
 def payload(i, size=0):
     """A recognisable JSON payload for message i (with non-ASCII text)."""
     p = {"n": i, "s": "héllo ☃ " + str(i)}
@@ -1034,6 +1052,28 @@ class AsyncHTTP:
         if self.writer is not None:
             self.writer.transport.abort()
         self.reader = self.writer = None
+
+
+def parse_response(data):
+    """The first HTTP response in data (bytes, e.g. from raw_exchange with
+    stop_after_head=False) as a Response: headers lowercased, a chunked
+    or Content-Length body decoded (what arrived of it)."""
+    head, sep, rest = data.partition(b"\r\n\r\n")
+    check(sep, f"no complete response head in {data[:200]!r}")
+    h = _parse_head(head + sep)
+    if "chunked" in h.headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while True:
+            line, _, rest = rest.partition(b"\r\n")
+            size = int(line.split(b";")[0] or b"0", 16)
+            if size == 0:
+                break
+            body += rest[:size]
+            rest = rest[size + 2:]
+        rest = bytes(body)
+    elif "content-length" in h.headers:
+        rest = rest[:int(h.headers["content-length"])]
+    return Response(h.status, h.headers, rest, h.version)
 
 
 def parse_status(data):

@@ -192,7 +192,9 @@ async def test_random_bytes():
         check(not bad_ws, "\n".join(bad_ws))
 
 
-async def ws_violation(frames, codes, what, gw_args=()):
+async def ws_violation(frames, codes, what, gw_args=(), may_drop=False):
+    """frames close the connection with one of codes; may_drop: or drop it
+    without a close frame (documented for some violations)."""
     with Gateway("--max-message", "1024", *gw_args) as gw:
         by = WSClient(gw, "wsv")
         await by.start()
@@ -207,7 +209,7 @@ async def ws_violation(frames, codes, what, gw_args=()):
             await c.wait_closed(4)
         except AssertionError as e:
             raise AssertionError(f"{what}: {e}")
-        check(c.close_code is None or c.close_code in codes,
+        check((c.close_code is None and may_drop) or c.close_code in codes,
               f"{what}: close code {c.close_code} ({c.close_reason!r}), want one of {sorted(codes)}")
         check(c.close_code is not None or c.eof, f"{what}: connection not closed ({c.end_reason})")
         expect_eq(info(gw, "wsv")["last_id"], 0, f"{what}: nothing published")
@@ -237,18 +239,19 @@ async def test_ws_reserved_control_and_rsv():
 async def test_ws_bad_control():
     "ws: fragmented ping and a 200-byte ping are protocol errors (1002)"
     await ws_violation([ws_frame(0x9, b"p", fin=False)], {1002}, "fragmented ping")
-    await ws_violation([ws_frame(0x9, b"p" * 200)], {1002}, "200-byte ping")
+    # libwebsockets drops the connection without a close frame here (documented)
+    await ws_violation([ws_frame(0x9, b"p" * 200)], {1002}, "200-byte ping", may_drop=True)
 
 
 async def test_ws_oversized():
     "ws: a frame or fragmented message over --max-message closes the connection (1009)"
-    await ws_violation([ws_frame(0x1, b'"' + b"a" * 4094 + b'"')], {1009, 1008}, "4 KiB text frame")
-    await ws_violation([ws_frame(0x2, b"\x00" * 1025)], {1009, 1008}, "1025-byte binary frame")
+    await ws_violation([ws_frame(0x1, b'"' + b"a" * 4094 + b'"')], {1009}, "4 KiB text frame")
+    await ws_violation([ws_frame(0x2, b"\x00" * 1025)], {1009}, "1025-byte binary frame")
     await ws_violation([ws_frame(0x1, b'"' + b"a" * 599, fin=False), ws_frame(0x0, b"b" * 600, fin=False),
-                        ws_frame(0x0, b"c" * 599 + b'"')], {1009, 1008}, "3 fragments of 600 bytes")
+                        ws_frame(0x0, b"c" * 599 + b'"')], {1009}, "3 fragments of 600 bytes")
     # a header announcing 2^40 bytes must not be waited for
     await ws_violation([b"\x81\xff" + struct.pack("!Q", 1 << 40) + b"\x00\x00\x00\x00" + b"x" * 100],
-                       {1009, 1008, 1002}, "2^40-byte length header")
+                       {1009}, "2^40-byte length header")
 
 
 async def test_ws_bad_utf8():

@@ -92,6 +92,21 @@ START_TEST(test_http_requests)
 	/* a tab and bytes >= 0x80 in a header value are not control bytes */
 	ck_verdict(classify_str("GET / HTTP/1.1\r\nX-A:\tv \xc3\xa9\r\n\r\n"),
 		   HEAD_HTTP);
+	/* one framing header, plain chunked in any case, blanks around it */
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
+				"Transfer-Encoding: \tChunked \r\n\r\n"),
+		   HEAD_HTTP);
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\n"
+				"content-length:2\n\n{}"),
+		   HEAD_HTTP);
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
+				"Content-Length: 0000000000000000002 \r\n\r\n{}"),
+		   HEAD_HTTP);
+	/* names that merely contain the framing ones */
+	ck_verdict(classify_str("POST /channels/x HTTP/1.1\r\n"
+				"Content-Length: 2\r\nX-Content-Length: 3\r\n"
+				"Transfer-Encodings: gzip\r\n\r\n{}"),
+		   HEAD_HTTP);
 }
 END_TEST
 
@@ -372,6 +387,35 @@ static const struct bad_head bad_heads[] = {
 	BH("\xff\xfe\xfd", "binary"),
 	BH("{\"op\":\"subscribe\"}", "JSON"),
 	BH("1 / HTTP/1.1\r\n\r\n", "digit method"),
+	/* framing two parsers could read differently (request smuggling) */
+	BH("POST / HTTP/1.1\r\nContent-Length: 5\r\n"
+	   "Transfer-Encoding: chunked\r\n\r\n",
+	   "Content-Length and Transfer-Encoding"),
+	BH("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+	   "Transfer-Encoding: identity\r\n\r\n",
+	   "two Transfer-Encoding headers"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n",
+	   "two Content-Length headers, even equal"),
+	BH("POST / HTTP/1.1\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+	   "a Transfer-Encoding list"),
+	BH("POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+	   "a Transfer-Encoding other than chunked"),
+	BH("POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n",
+	   "a blank before the colon"),
+	BH("POST / HTTP/1.1\nContent-Length\t: 5\n\n",
+	   "a tab before the colon"),
+	BH("POST / HTTP/1.1\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n"
+	   "Content-Length: 5\r\n\r\n",
+	   "a folded header line"),
+	BH("GET / HTTP/1.1\r\nNoColonHere\r\n\r\n", "a line without a colon"),
+	BH("GET / HTTP/1.1\r\n: v\r\n\r\n", "an empty header name"),
+	BH("POST / HTTP/1.1\r\nContent-Length: -5\r\n\r\n", "a negative length"),
+	BH("POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", "a signed length"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", "a length list"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 5 5\r\n\r\n", "two numbers"),
+	BH("POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", "an empty length"),
+	BH("POST / HTTP/1.1\r\nContent-Length: 12345678901234567890\r\n\r\n",
+	   "a 20-digit length"),
 };
 
 START_TEST(test_bad)

@@ -49,7 +49,7 @@ import urllib.parse
 from pathlib import Path
 
 __all__ = [
-    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "todo", "run",
+    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "todo", "run", "scenario",
     "check", "expect_eq", "expect_error", "ids_problem", "summarize_ids",
     "request", "get", "publish", "info", "metrics", "metric_sum", "Publisher",
     "AsyncHTTP", "raw_exchange", "parse_status", "wait_until", "open_stream",
@@ -318,6 +318,38 @@ def _watchdog(signum, frame):
     os._exit(1)
 
 
+def scenario(fn):
+    """Decorator for an async function whose result several test points
+    read: the first point that awaits it runs it, the others get the same
+    result (or fail with the same error), so that every point can also run
+    alone (ANYPUSH_TESTS, see run()) instead of reading what an earlier
+    point left behind."""
+    state = {}
+
+    async def once():
+        if "error" in state:
+            raise AssertionError(f"the scenario {fn.__name__} failed: {state['error']}")
+        if "result" not in state:
+            try:
+                state["result"] = await fn()
+            except BaseException as e:  # a timeout cancels it: not run twice
+                state["error"] = f"{type(e).__name__}: {e}"
+                raise
+        return state["result"]
+
+    once.__name__ = fn.__name__
+    return once
+
+
+def _selected(tests):
+    """The tests ANYPUSH_TESTS names (comma-separated parts of a test's
+    function name or TAP name); all when it is unset."""
+    want = [w.strip() for w in os.environ.get("ANYPUSH_TESTS", "").split(",") if w.strip()]
+    if not want:
+        return tests
+    return [t for t in tests if any(w in t.__name__ or w in _test_name(t) for w in want)]
+
+
 def run(tests, *, budget=55.0, timeout=25.0):
     """Run each test function as one TAP test point, all in one event loop.
 
@@ -325,12 +357,14 @@ def run(tests, *, budget=55.0, timeout=25.0):
     unless it raises.  `Skip` gives a SKIP.  Each test gets at most `timeout`
     seconds and the whole script at most `budget`; a SIGALRM watchdog a few
     seconds later ends a script that is stuck in blocking code.  On failure
-    the tail of every gateway log of that test is printed.  A gateway of the
+    the tail of every gateway log of that test is printed.  ANYPUSH_TESTS=a,b
+    runs only the tests whose name contains a or b.  A gateway of the
     test that died on its own, or whose log has a sanitizer report (ASan,
     LSan, UBSan, TSan), fails the test, even one marked @todo.
     """
     t_start = time.monotonic()
     _State.budget_end = t_start + budget
+    tests = _selected(tests)
     plan(len(tests))
     signal.signal(signal.SIGALRM, _watchdog)
     signal.alarm(int(budget) + 3)

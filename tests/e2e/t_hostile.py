@@ -189,7 +189,7 @@ async def test_slowloris():
                  for why in [refusal_problem(*res, 408, "head_timeout", ROUTER)] if why]
         check(not wrong, f"{len(wrong)} partial heads not answered 408 head_timeout:\n" + "\n".join(wrong[:5]))
         await bystanders_fine(gw, "victim", sse, ws, 30)
-        check(elapsed < 8, f"slowloris phase took {elapsed:.1f} s")
+        check(elapsed < 12, f"slowloris phase took {elapsed:.1f} s")
 
 
 # The drip below would last DRIP_BYTES * 0.25 s; a gateway that restarts the

@@ -21,6 +21,9 @@ const WEB = path.resolve(process.env.ANYPUSH_WEB || path.join(HERE, '..', '..', 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(process.env.ANYPUSH_ARTIFACTS || path.join(ROOT, 'test-artifacts'));
 
+// what a sanitizer writes when it finds something (ASan, LSan, UBSan, TSan)
+const SANITIZER_RE = /ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|WARNING: ThreadSanitizer|SUMMARY: (Address|Leak|UndefinedBehavior|Thread)Sanitizer/;
+
 const cleanups = [];
 function onCleanup(fn) { cleanups.push(fn); }
 async function cleanup() {
@@ -51,11 +54,19 @@ async function waitFor(fn, ms, what) {
   }
 }
 
+// What went wrong with the gateways of this file when they ended: one
+// line each (see Gateway.reap).
+const gatewayProblems = [];
+let gatewaysStarted = 0;
+
 // TAP: plan(n); await test(name, fn); done(). The whole file is bounded by
-// limitMs: past it, "Bail out!" and exit 1.
+// limitMs: past it, "Bail out!" and exit 1. done() adds one point of its
+// own after the n: every gateway the file started ended with exit status 0
+// after SIGTERM and wrote no sanitizer report to its stderr, so an ASan
+// report at shutdown fails the file.
 function tap(n, limitMs) {
   let i = 0, failed = 0;
-  console.log('1..' + n);
+  console.log('1..' + (n + 1));
   const killer = setTimeout(async () => {
     console.log('Bail out! time limit of ' + limitMs + ' ms reached');
     await Promise.race([cleanup(), sleep(3000)]);
@@ -84,6 +95,15 @@ function tap(n, limitMs) {
     clearTimeout(killer);
     await Promise.race([cleanup(), sleep(10000)]);
     while (i < n) { i++; console.log('not ok ' + i + ' - (not run)'); failed++; }
+    i++;
+    const name = 'the ' + gatewaysStarted + ' gateway process(es) exited 0 after SIGTERM, no sanitizer report';
+    if (gatewayProblems.length) {
+      failed++;
+      console.log('not ok ' + i + ' - ' + name);
+      gatewayProblems.forEach((p) => p.split('\n').forEach((l) => console.log('# ' + l)));
+    } else {
+      console.log('ok ' + i + ' - ' + name);
+    }
     process.exit(failed ? 1 : 0);
   }
   return { test, skip, done };
@@ -116,9 +136,16 @@ class Gateway {
       '--web-root', WEB, '--log-level', 'warn'].concat(own, this.extra);
     const proc = spawn(BIN, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     this.proc = proc;
+    gatewaysStarted++;
+    const from = this.log.length;
     proc.stderr.on('data', (d) => { this.log += d; });
     let exited = null;
     proc.on('exit', (code, sig) => { exited = code === null ? sig : code; });
+    // 'close' comes after the last of stderr
+    proc.closed = new Promise((r) => proc.once('close', (code, sig) => {
+      this.reap(proc, code, sig, this.log.slice(from));
+      r();
+    }));
     const txt = await waitFor(() => {
       if (exited !== null) throw new Error('gateway exited (' + exited + '): ' + this.log);
       try {
@@ -126,17 +153,41 @@ class Gateway {
         return /^[0-9]+$/.test(s) ? s : null;
       } catch (e) { return null; }
     }, 15000, 'the gateway port file');
+    proc.started = true;
     this.port = Number(txt);
     return this;
   }
+  // A gateway process ended (code, or sig if killed) having written log to
+  // stderr: note whatever is wrong for tap's last point.
+  reap(proc, code, sig, log) {
+    const who = 'gateway pid ' + proc.pid + ' (' + BIN + ')';
+    if (!proc.started && !proc.asked) {
+      // start() failed and threw: the test that called it says so
+    } else if (!proc.asked) {
+      gatewayProblems.push(who + ' ended without being stopped: ' + (sig || 'exit status ' + code));
+    } else if (proc.killed9) {
+      gatewayProblems.push(who + ' did not exit within 5 s of SIGTERM (killed)');
+    } else if (code !== 0) {
+      gatewayProblems.push(who + ' after SIGTERM: ' + (sig || 'exit status ' + code) + ', want 0');
+    }
+    const m = SANITIZER_RE.exec(log);
+    if (m) {
+      const at = log.lastIndexOf('\n', m.index) + 1;
+      gatewayProblems.push(who + ': sanitizer report on stderr:\n' + log.slice(at).split('\n').slice(0, 12).join('\n'));
+    }
+  }
   async stop() {
     const proc = this.proc;
-    if (!proc || proc.exitCode !== null || proc.signalCode !== null) { this.proc = null; return; }
     this.proc = null;
-    const gone = new Promise((r) => proc.once('exit', r));
+    if (!proc) return;
+    if (proc.exitCode !== null || proc.signalCode !== null) { await proc.closed; return; }
+    proc.asked = true;
     proc.kill('SIGTERM');
-    const t = setTimeout(() => { try { proc.kill('SIGKILL'); } catch (e) { /* gone */ } }, 5000);
-    await gone;
+    const t = setTimeout(() => {
+      proc.killed9 = true;
+      try { proc.kill('SIGKILL'); } catch (e) { /* gone */ }
+    }, 5000);
+    await proc.closed;
     clearTimeout(t);
   }
   async restart() {

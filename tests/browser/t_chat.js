@@ -338,7 +338,14 @@ const PEOPLE = [
     await L.waitFor(async () => (await L.rec(page, 'sse')).msgs.length === 4 &&
       (await L.rec(page, 'poll')).msgs.length === 4, 10000, 'each to get the other\'s broadcasts');
     const cur = await page.evaluate(() => [window.R.sse.c.cursor(), window.R.poll.c.cursor()]);
-    await L.sleep(3500);            // everything has left the history now
+    // everything leaves the history (--history-age 2): waited for, not slept for
+    await L.waitFor(async () => {
+      for (const ch of ['quiet', 'other']) {
+        const r = await L.httpReq('GET', gw3.base + '/channels/' + ch + '/info');
+        if (JSON.parse(r.body).retained !== 0) return false;
+      }
+      return true;
+    }, 10000, 'the messages of quiet and other to age out of history');
     proxy.cut();                    // the sse client reconnects with its cursor
     await L.sleep(1500);
     await L.waitFor(async () => (await L.rec(page, 'sse')).readyState === 'open', 10000, 'sse open again');

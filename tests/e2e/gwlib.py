@@ -49,7 +49,7 @@ import urllib.parse
 from pathlib import Path
 
 __all__ = [
-    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "todo", "run",
+    "HERE", "REPO", "Gateway", "Skip", "plan", "ok", "diag", "skip", "todo", "run", "scenario",
     "check", "expect_eq", "expect_error", "ids_problem", "summarize_ids",
     "request", "get", "publish", "info", "metrics", "metric_sum", "Publisher", "publish_until",
     "AsyncHTTP", "raw_exchange", "parse_response", "parse_status", "wait_until", "open_stream",
@@ -318,6 +318,38 @@ def _watchdog(signum, frame):
     os._exit(1)
 
 
+def scenario(fn):
+    """Decorator for an async function whose result several test points
+    read: the first point that awaits it runs it, the others get the same
+    result (or fail with the same error), so that every point can also run
+    alone (ANYPUSH_TESTS, see run()) instead of reading what an earlier
+    point left behind."""
+    state = {}
+
+    async def once():
+        if "error" in state:
+            raise AssertionError(f"the scenario {fn.__name__} failed: {state['error']}")
+        if "result" not in state:
+            try:
+                state["result"] = await fn()
+            except BaseException as e:  # a timeout cancels it: not run twice
+                state["error"] = f"{type(e).__name__}: {e}"
+                raise
+        return state["result"]
+
+    once.__name__ = fn.__name__
+    return once
+
+
+def _selected(tests):
+    """The tests ANYPUSH_TESTS names (comma-separated parts of a test's
+    function name or TAP name); all when it is unset."""
+    want = [w.strip() for w in os.environ.get("ANYPUSH_TESTS", "").split(",") if w.strip()]
+    if not want:
+        return tests
+    return [t for t in tests if any(w in t.__name__ or w in _test_name(t) for w in want)]
+
+
 def run(tests, *, budget=55.0, timeout=25.0):
     """Run each test function as one TAP test point, all in one event loop.
 
@@ -325,10 +357,14 @@ def run(tests, *, budget=55.0, timeout=25.0):
     unless it raises.  `Skip` gives a SKIP.  Each test gets at most `timeout`
     seconds and the whole script at most `budget`; a SIGALRM watchdog a few
     seconds later ends a script that is stuck in blocking code.  On failure
-    the tail of every gateway log of that test is printed.
+    the tail of every gateway log of that test is printed.  ANYPUSH_TESTS=a,b
+    runs only the tests whose name contains a or b.  A gateway of the
+    test that died on its own, or whose log has a sanitizer report (ASan,
+    LSan, UBSan, TSan), fails the test, even one marked @todo.
     """
     t_start = time.monotonic()
     _State.budget_end = t_start + budget
+    tests = _selected(tests)
     plan(len(tests))
     signal.signal(signal.SIGALRM, _watchdog)
     signal.alarm(int(budget) + 3)
@@ -381,8 +417,18 @@ def run(tests, *, budget=55.0, timeout=25.0):
                 if gw.crashed():
                     err = (err or "") + f"\ngateway {gw.pid} died during the test ({gw.exit_text()})"
             _kill_gateways(first_gw)
+            # and so is a sanitizer report in its log, however it ended (a
+            # report need not end the process, and a killed one says nothing
+            # through its exit status)
+            sanitized = False
+            for gw in _State.gateways[first_gw:]:
+                rep = gw.sanitizer_report()
+                if rep:
+                    sanitized = True
+                    err = (err or "") + f"\ngateway {gw.pid}: sanitizer report in {gw.log_path}:\n{rep}"
             dt = time.monotonic() - t0
-            todo_reason = getattr(fn, "tap_todo", None)
+            # a known failure is no excuse for a memory error: not a TODO then
+            todo_reason = None if sanitized else getattr(fn, "tap_todo", None)
             if skipped is not None:
                 _State.n += 1
                 _out(f"ok {_State.n} - {_clean_name(name)} # SKIP {skipped}")
@@ -422,7 +468,7 @@ class Gateway:
 
     Started at construction; use as a context manager so that it is stopped.
     stop() sends SIGTERM, waits up to 10 s, then SIGKILLs, and by default
-    asserts exit status 0 after SIGTERM.
+    asserts exit status 0 after SIGTERM and no sanitizer report in the log.
     """
 
     _seq = 0
@@ -552,13 +598,29 @@ class Gateway:
                 raise AssertionError(f"gateway did not exit within {timeout:.0f} s of SIGTERM (killed)")
             if rc != 0:
                 raise AssertionError(f"gateway after SIGTERM: {self.exit_text()}, want exit status 0")
+            rep = self.sanitizer_report()
+            if rep:
+                raise AssertionError(f"gateway exited 0 but its log has a sanitizer report:\n{rep}")
         return rc
 
-    def restart(self, same_port=True):
-        """Stop (asserting a clean exit) and start again, on the same port by default."""
+    def restart(self, same_port=True, tries=5):
+        """Stop (asserting a clean exit) and start again, on the same port by
+        default.  A loaded machine may not have released the port yet when
+        the new process binds it: a start that fails is tried again, up to
+        `tries` times within about 10 s."""
         port = self.port
         self.stop()
-        return self.start(port=port if same_port else 0)
+        if not same_port:
+            return self.start(port=0)
+        deadline = time.monotonic() + 10.0
+        for attempt in range(1, tries + 1):
+            try:
+                return self.start(port=port)
+            except RuntimeError:
+                if attempt == tries or time.monotonic() > deadline:
+                    raise
+                diag(f"restart on port {port}: attempt {attempt} failed, trying again")
+                time.sleep(0.2 * attempt)
 
     def _kill_quietly(self):
         if self.proc is not None and self.proc.poll() is None:
@@ -570,6 +632,25 @@ class Gateway:
                 pass
         if self.proc is not None:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+    # what a sanitizer writes when it finds something (ASan, LSan, UBSan,
+    # TSan); a build without sanitizers never prints these
+    SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|"
+                              r"WARNING: ThreadSanitizer|SUMMARY: (Address|Leak|UndefinedBehavior|Thread)Sanitizer")
+
+    def sanitizer_report(self, lines=12):
+        """The first lines of a sanitizer report in this gateway's log
+        (from its first sanitizer line on), or None if there is none."""
+        try:
+            with open(self.log_path, "rb") as f:
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return None
+        m = self.SANITIZER_RE.search(text)
+        if not m:
+            return None
+        start = text.rfind("\n", 0, m.start()) + 1
+        return "\n".join(text[start:].splitlines()[:lines])
 
     def log_tail(self, lines=30):
         try:

@@ -3,15 +3,17 @@
 every transport gets exactly ids 1..1000, in order, with the same payloads."""
 
 from gwlib import (Gateway, LongPollClient, PollClient, Publisher, SSEClient, WSClient, check,
-                   epochs_problem, expect_eq, ids_problem, info, payload, run)
+                   epochs_problem, expect_eq, ids_problem, info, payload, run, scenario)
 
 N = 1000
 CH = "fan:out-4"
-R = {}   # results of the scenario, checked by the later test points
+R = {}   # results of the scenario, checked by the test points
 
 
-async def test_scenario():
-    "publish 1000 messages with poll, longpoll, sse and ws clients listening"
+@scenario
+async def fanout():
+    """Publish 1000 messages with poll, longpoll, sse and ws clients
+    listening; run by whichever point comes first, so each can run alone."""
     with Gateway() as gw:
         clients = {
             "poll": PollClient(gw, CH, interval=0.05),
@@ -40,11 +42,17 @@ async def test_scenario():
         R["clients"] = clients
         for c in clients.values():
             c.abort()
-        expect_eq(acks, list(range(1, N + 1)), "acknowledged ids")
+    return R
 
 
-def check_transport(kind):
-    check("clients" in R, "the scenario did not run to the end")
+async def test_scenario():
+    "publish 1000 messages with poll, longpoll, sse and ws clients listening"
+    await fanout()
+    expect_eq(R["acks"], list(range(1, N + 1)), "acknowledged ids")
+
+
+async def check_transport(kind):
+    await fanout()
     c = R["clients"][kind]
     ids = c.ids()
     prob = ids_problem(ids, list(range(1, N + 1)))
@@ -61,29 +69,29 @@ def check_transport(kind):
 
 async def test_poll():
     "poll (50 ms interval) got ids 1..1000 in order, same payloads"
-    check_transport("poll")
+    await check_transport("poll")
     c = R["clients"]["poll"]
     check(c.requests < N, f"poll needed {c.requests} requests for {N} messages: no batching?")
 
 
 async def test_longpoll():
     "longpoll got ids 1..1000 in order, same payloads"
-    check_transport("longpoll")
+    await check_transport("longpoll")
 
 
 async def test_sse():
     "sse got ids 1..1000 in order, same payloads"
-    check_transport("sse")
+    await check_transport("sse")
 
 
 async def test_ws():
     "ws got ids 1..1000 in order, same payloads"
-    check_transport("ws")
+    await check_transport("ws")
 
 
 async def test_same_objects():
     "poll, longpoll and ws carry the identical message object (ts, channel, ...)"
-    check("clients" in R, "the scenario did not run to the end")
+    await fanout()
     cs = R["clients"]
     for i in range(min(len(cs["poll"].messages), len(cs["longpoll"].messages), len(cs["ws"].messages))):
         a, b, c = cs["poll"].messages[i], cs["longpoll"].messages[i], cs["ws"].messages[i]

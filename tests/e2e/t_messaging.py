@@ -10,7 +10,7 @@ import random
 
 from gwlib import (Gateway, MuxClient, Publisher, SSEClient, TRANSPORTS, WSClient, check,
                    composite, epochs_problem, expect_eq, get, info, make_client, parse_cursor, publish,
-                   request, run)
+                   request, run, wait_until)
 
 CHANS = ["mc:a", "mc:b", "mc:c"]
 LIST = ",".join(CHANS)
@@ -267,9 +267,11 @@ async def test_excluded_moves_cursor():
         epoch = body["epoch"]
         for kind, c in alice.items():
             await c.wait_for(lambda: c.cursor == f"{epoch}:3", 5, f"{kind}: cursor moved past its own 3 broadcasts")
-        # the three leave history; resuming from where each connection is
-        # must not report a gap
-        await asyncio.sleep(3.0)
+        # the three leave history (--history-age 2: waited for, not slept
+        # for); resuming from where each connection is must not report a gap
+        await wait_until(lambda: info(gw, ch)["retained"] == 0, 10,
+                         what=f"the 3 messages of {ch} to age out of history")
+        expect_eq((info(gw, ch)["oldest_id"], info(gw, ch)["last_id"]), (4, 3), "history after aging")
         for kind, c in alice.items():
             cur = c.cursor
             c.abort()

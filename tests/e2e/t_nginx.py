@@ -61,7 +61,7 @@ async def test_every_transport():
 
 
 async def test_sse_unbuffered():
-    "SSE through nginx: a message published arrives within 1 s, long before the next heartbeat"
+    "SSE through nginx: a message published arrives within 3 s, long before the next heartbeat (15 s)"
     with Gateway("--heartbeat", "15") as gw, NginxFront(gw.port) as front:
         sse = SSEClient(front.endpoint, "live")
         await sse.start()
@@ -71,7 +71,9 @@ async def test_sse_unbuffered():
             expect_eq(st, 201, "publish")
             await sse.wait_count(i, 5)
             took = time.monotonic() - t0
-            check(took < 1.0, f"message {i} took {took:.2f} s through nginx: buffered?")
+            # a buffering nginx holds it until the 15 s heartbeat; 3 s is
+            # room for a loaded machine
+            check(took < 3.0, f"message {i} took {took:.2f} s through nginx: buffered?")
         expect_eq(sse.ids(), [1, 2, 3], "ids")
         expect_eq(sse.comments, [], "heartbeats before the messages")
 
@@ -152,7 +154,7 @@ async def test_longpoll_held():
         r = await asyncio.wait_for(held, 5)
         took = time.monotonic() - t0
         expect_eq([(m["id"], m["data"]) for m in r.json()["messages"]], [(1, {"x": 1})], "the held long poll")
-        check(took < 1.0, f"the held long poll was answered {took:.2f} s after the publish")
+        check(took < 3.0, f"the held long poll was answered {took:.2f} s after the publish (its timeout: 20 s)")
         http.close()
 
 

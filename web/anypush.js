@@ -16,7 +16,8 @@
  *                    'join' / 'leave' messages {client, transport}
  *       clientId     this client's id, [A-Za-z0-9_-]{1,64}; default: made
  *                    up here (22 random characters)
- *       ackTimeout   ms to wait for a publish acknowledgement (10000)
+ *       ackTimeout   ms a publish may take, its retries included, from
+ *                    its first sending to its ack (10000)
  *       upgradeDelay ms on a fallback transport before the better ones are
  *                    tried again (30000; doubles while they still fail,
  *                    up to 16 times; back to it once on the best one)
@@ -41,28 +42,46 @@
  *     channel, with a new epoch: a cursor of an old epoch gets 'gap', then
  *     everything the channel keeps. A plain 'ID' means the current epoch.
  *     since: either form, /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/, else throws.
- *     Several channels on one connection: subscribe() calls made in the
+ *     Several channels on one connection. On ws it is the multiplexed
+ *     /ws: one socket, each channel a subscribe operation with its cursor
+ *     as since, so a subscribe() or unsubscribe() later is one operation
+ *     on the open socket. On the others, subscribe() calls made in the
  *     same tick share one connection (`/channels/a,b` with the composite
- *     cursor "k3x9a2bq:17,p0ab12cd:4"). A subscribe() or unsubscribe()
- *     later replaces the connection by one with the new channel list and
- *     every channel's cursor, losing nothing; the app sees no 'close' or
- *     'open' for it and readyState stays 'open' (if the new connection
- *     fails, that is a 'close' as usual). On poll and longpoll the
- *     gateway knows the client by its id, so presence announces only the
- *     channels added or left; on sse and ws the new connection joins
- *     every channel again and the old one leaves them, in either order.
+ *     cursor "k3x9a2bq:17,p0ab12cd:4"), and a subscribe() or
+ *     unsubscribe() later replaces the connection by one with the new
+ *     channel list and every channel's cursor. Either way nothing is
+ *     lost; the app sees no 'close' or 'open' for it and readyState stays
+ *     'open' (if a new connection fails, that is a 'close' as usual). On
+ *     ws, poll and longpoll presence announces only the channels added
+ *     or left; on sse the new connection joins every channel again and
+ *     the old one leaves them, in either order.
  *     At most 32 channels per client. subscribe() on a closed client
  *     throws: c.connect() first.
  *     ch.cursor  'EPOCH:ID' ('ID' while the epoch is unknown); null before
  *                the gateway said where the channel is. Read-only, as
  *                are ch.epoch (string or null) and ch.id (decimal string
  *                or null), its two parts.
+ *     ch.state   'subscribing' (until the gateway has the subscription,
+ *                and again while the connection is away), 'subscribed',
+ *                'unsubscribed' (unsubscribe(), c.close(), or refused);
+ *                each change is an event of the channel, below.
  *
  *   ch.on('score', function (data, msg) { ... });  // one event name
  *   ch.on('*', function (msg) { ... });            // every message
  *   ch.on('join', function (who, msg) { ... });    // presence: {client, transport}
  *   ch.on('leave', function (who, msg) { ... });
  *   ch.on('gap', function (info) { ... });         // messages were lost
+ *   ch.on('subscribing' | 'subscribed' | 'unsubscribed', function (info) { ... });
+ *     info of 'subscribed': {recovered, cursor, transport}; recovered is
+ *     true when it resumed from the channel's cursor (a reconnect, or a
+ *     since), false when it started at the tail. What could not be
+ *     recovered (history too short, a new epoch) is a 'gap' right after
+ *     it, before any message of the channel: the gateway says so only
+ *     after its acknowledgement. info of 'subscribing' after a lost
+ *     connection and of 'unsubscribed': {code, reason, closeCode,
+ *     closeReason, status} as in 'close' ('unsubscribe' for
+ *     unsubscribe(), 'client' for c.close(), the gateway's error code for
+ *     a refused /ws subscribe).
  *   ch.once(name, fn), ch.off(name[, fn])          // as usual (off(name,
  *                                                  // fn) removes once(name, fn) too)
  *     msg is the envelope {type, channel, event, data, ts, from, epoch,
@@ -86,16 +105,36 @@
  *     was on its way before the ack) does not report a gap for own
  *     messages that have left the history.
  *     data: any JSON value; an ArrayBuffer (binary); a string with
- *     {text: true} (sent as text/plain). opts.timeout: ms for the ack.
- *     ack(err, id, epoch): id is the message's id in the channel (they
- *     increase within the epoch);
- *     err {code, message[, status]}: 'timeout' after ackTimeout, 'network',
- *     'queue_full' (1000 publishes already wait), or the gateway's error
- *     code ('too_large', 'bad_channel', ...). After 'timeout' the message
- *     may still be stored: it is not sent again.
- *     A client sends one publish at a time, the next once the previous one
- *     is answered, so its publishes are stored in call order (on every
- *     channel); the ack timeout counts from the sending.
+ *     {text: true} (sent as text/plain). opts.timeout: ms for the ack
+ *     (default ackTimeout).
+ *     ack(err, id, epoch, info): id is the message's id in the channel
+ *     (they increase within the epoch); info {replayed, key, tries}:
+ *     replayed is true when the gateway answered a retry with the
+ *     message it had already stored under the key.
+ *     err {code, message[, status]}: 'timeout' when opts.timeout passed
+ *     without an ack, 'network' (or the gateway's 5xx code) when the last
+ *     try could not reach it, 'queue_full' (1000 publishes wait
+ *     already), or the gateway's error code ('too_large', 'bad_channel',
+ *     ...). After 'timeout' or 'network' the message may still be stored,
+ *     once.
+ *     Where they go: over the /ws socket while the client is on ws
+ *     (several in flight, answered in order), and buffered while that
+ *     socket is away (reconnecting); over HTTP otherwise (another
+ *     transport, no channel, or a closed client), one at a time, the next
+ *     once the previous one is answered. Either way a client's publishes
+ *     are stored in call order (on every channel).
+ *     Retries: every publish has an idempotency key (22 random
+ *     characters), sent as the Idempotency-Key header or the "key" field
+ *     on every try. One that is not answered (the socket was lost, no ack
+ *     within a third of ackTimeout, a network error, a 5xx) is sent again
+ *     with the same key, in order, until acked or until opts.timeout has
+ *     passed since its first sending; a gateway that honours keys stores
+ *     it once (a gateway that does not may store a retry twice). A
+ *     publish buffered while the socket is away has not been sent: its
+ *     time starts when it is. A /ws socket closed with 1009 (a frame over
+ *     the gateway's --max-message) sends its unanswered publishes over
+ *     HTTP, where the one too big gets 'too_large', and publishes as big
+ *     go over HTTP from then on.
  *
  *   ch.unsubscribe();
  *   c.close()    stops every request (the connection, a /healthz probe,
@@ -108,12 +147,15 @@
  *   Events of the client, c.on(name, fn):
  *     'open'         {transport, reconnect, cursor}: connected; reconnect
  *                    is true when a 'close' (lost) came since the last open
- *     'close'        {transport, code, reason, closeCode, closeReason}: the
- *                    connection was lost, closed by c.close() (code
- *                    'client'), or the last channel was unsubscribed (code
- *                    'idle'); closeCode / closeReason: the WebSocket close
- *                    frame's (also on 'error')
- *     'reconnecting' {attempt, delay, transport}
+ *     'close'        {transport, code, reason, closeCode, closeReason,
+ *                    status}: the connection was lost (code: why, the
+ *                    gateway's JSON error code for an HTTP error, with its
+ *                    status; 'offline' when the browser went offline),
+ *                    closed by c.close() (code 'client'), or the last
+ *                    channel was unsubscribed (code 'idle'); closeCode /
+ *                    closeReason: the WebSocket close frame's (also on
+ *                    'error'), 1001 'restarting' for a gateway restart
+ *     'reconnecting' {attempt, delay, transport[, offline]}
  *     'transport'    (name, previous): the transport changed (fallback)
  *     'message'      (msg): every message of every channel
  *     'gap'          {channel, last_seen, cursor, epoch, transport}: the
@@ -121,7 +163,8 @@
  *                    are gone: history was too short to resume, or the
  *                    channel is a new incarnation (epoch). Those after
  *                    epoch:cursor follow. Reload your state.
- *     'error'        {code, message, transport}
+ *     'error'        {code, message, transport[, channel]}: channel for a
+ *                    /ws subscribe the gateway refused
  *
  *   var c = anypush.connect('http://localhost:8080', {presence: true});
  *   var ch = c.subscribe('chat:lobby');
@@ -135,7 +178,8 @@
  * time when one does not work here (a WebSocket that never opens, a stream
  * that delivers nothing within `openTimeout`, `404 transport_disabled`).
  * A WebSocket the gateway closes with 1013 (over capacity), 1012 or 1001
- * is retried, not left. On a fallback it tries the better transports
+ * is retried, not left. 'ws' is the multiplexed /ws (the per-channel
+ * WebSocket URL is not used: /ws is there whenever ws is). On a fallback it tries the better transports
  * again after `upgradeDelay` (socket.io's upgrade), so a brief refusal
  * does not demote for ever. On SSE it asks for messages as unnamed events
  * (`?sse_events=0`): EventSource has no wildcard, and '*' / 'message'
@@ -151,6 +195,13 @@
  * It keeps a cursor per channel and resumes with it after every reconnect
  * and every transport switch, drops duplicates, and reports `gap` when the
  * gateway says messages were lost.
+ *
+ * Network: where the browser has them, window 'online' reconnects at once
+ * (no backoff left to wait), 'offline' drops the connection ('close' with
+ * code 'offline', readyState 'reconnecting') and waits for 'online'
+ * without spending reconnect attempts (one try per reconnectDelayMax
+ * meanwhile), and a page that becomes visible ('visibilitychange') while
+ * a reconnect waits out its backoff tries at once.
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) {

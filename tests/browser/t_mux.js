@@ -18,11 +18,13 @@
 // 7. 'offline' drops the link without spending attempts, 'online'
 //    reconnects at once (Playwright's setOffline); a page that becomes
 //    visible retries at once
+// 8. a page on another origin publishes over HTTP with its key: the
+//    gateway's CORS preflight allows Idempotency-Key
 const assert = require('assert');
 const http = require('http');
 const L = require('./lib');
 
-const t = L.tap(7, 85000);
+const t = L.tap(8, 85000);
 const fast = { openTimeout: 3000, reconnectDelay: 50, reconnectDelayMax: 200, requestTimeout: 3000 };
 
 // counts WebSocket constructions and XHR POSTs in the page
@@ -392,6 +394,23 @@ function exact(got, want, what) {
     await L.waitFor(async () => (await L.rec(page, 'vis')).readyState === 'open', 5000, 'visible to reconnect');
     console.log('# visible: back in ' + (Date.now() - t1) + ' ms');
     await page.evaluate(() => { window.R.net.c.close(); window.R.vis.c.close(); });
+  });
+
+  await t.test('a page on another origin publishes over HTTP: the preflight allows Idempotency-Key, the ack comes', async () => {
+    // the proxy's port is another origin than the page's
+    const proxy = await new L.Proxy(gw.base).listen();
+    const pre = await L.httpReq('OPTIONS', proxy.base + '/channels/xo', undefined,
+      { Origin: gw.base, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Headers': 'content-type,idempotency-key,x-client-id' });
+    console.log('# preflight ' + pre.status + ' allow-headers: ' + pre.headers['access-control-allow-headers']);
+    const ack = await within(10000, page.evaluate((b) => new Promise((resolve) => {
+      const c = anypush.connect(b, { ackTimeout: 3000 });
+      c.publish('xo', 'note', 'hi', (err, id) => resolve(err ? 'err:' + err.code : id));
+    }), proxy.base), 'the cross-origin ack');
+    assert.strictEqual(ack, 1, 'acknowledged with the id');
+    assert(/idempotency-key/i.test(pre.headers['access-control-allow-headers'] || ''), 'Idempotency-Key allowed');
+    assert(/idempotent-replayed/i.test((await L.httpReq('GET', gw.base + '/healthz')).headers['access-control-expose-headers'] || ''),
+      'Idempotent-Replayed exposed');
+    exact((await stored(gw.base, 'xo')).map((m) => m.data), ['hi'], 'stored');
   });
 
   await t.done();

@@ -15,7 +15,7 @@ void http_reply_common_headers(struct MHD_Response *resp)
 {
 	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
 	MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-				"X-Client-Id");
+				"X-Client-Id, Idempotent-Replayed");
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
 }
 

@@ -11,6 +11,9 @@ declare namespace anypush {
 
   type ReadyState = 'connecting' | 'open' | 'reconnecting' | 'idle' | 'closed';
 
+  /** A channel's subscription: ch.state, and the channel event of each change. */
+  type SubscriptionState = 'subscribing' | 'subscribed' | 'unsubscribed';
+
   /** 'EPOCH:ID' ('k3x9a2bq:17'), or a plain 'ID' of the current epoch. */
   type Cursor = string;
 
@@ -29,7 +32,7 @@ declare namespace anypush {
     longpollTimeout?: number;
     /** ms for a poll request or a probe (15000). */
     requestTimeout?: number;
-    /** ms to wait for a publish acknowledgement (10000). */
+    /** ms a publish may take, retries included, from its first sending to its ack (10000). */
     ackTimeout?: number;
     /** ms, first reconnect backoff ceiling (500). */
     reconnectDelay?: number;
@@ -99,7 +102,30 @@ declare namespace anypush {
     status?: number;
   }
 
-  type Ack = (err: ClientError | null, id?: number | string, epoch?: string) => void;
+  interface AckInfo {
+    /** The gateway answered a retry with the message it had stored under the key. */
+    replayed: boolean;
+    /** The publish's idempotency key (22 characters), the same on every try. */
+    key: string;
+    /** How many times it was sent. */
+    tries: number;
+  }
+
+  type Ack = (err: ClientError | null, id?: number | string, epoch?: string, info?: AckInfo) => void;
+
+  /** What a channel's 'subscribing', 'subscribed' and 'unsubscribed' events carry. */
+  interface SubscriptionInfo {
+    /** 'subscribed': it resumed from the channel's cursor (a 'gap' follows if some was lost). */
+    recovered?: boolean;
+    cursor?: Cursor | null;
+    transport?: TransportName | null;
+    /** Why: as in CloseEvent; 'unsubscribe', 'client', or the gateway's error code of a refused subscribe. */
+    code?: string;
+    reason?: string;
+    closeCode?: number;
+    closeReason?: string;
+    status?: number;
+  }
 
   interface OpenEvent {
     transport: TransportName;
@@ -116,12 +142,16 @@ declare namespace anypush {
     /** The WebSocket close frame's code and reason, when there was one. */
     closeCode?: number;
     closeReason?: string;
+    /** The HTTP status of an error reply (code is its JSON error code). */
+    status?: number;
   }
 
   interface ReconnectingEvent {
     attempt: number;
     delay: number;
     transport: TransportName | null;
+    /** The browser is offline: 'online' reconnects at once. */
+    offline?: boolean;
   }
 
   interface ErrorEvent {
@@ -130,6 +160,8 @@ declare namespace anypush {
     transport?: TransportName | null;
     closeCode?: number;
     closeReason?: string;
+    /** The channel of a /ws subscribe the gateway refused. */
+    channel?: string;
   }
 
   interface Stats {
@@ -151,13 +183,16 @@ declare namespace anypush {
     readonly epoch: string | null;
     readonly id: string | null;
     readonly subscribed: boolean;
+    readonly state: SubscriptionState;
 
     on(event: 'join' | 'leave', fn: (who: Presence, msg: Envelope<Presence>) => void): this;
     on(event: 'gap', fn: (info: GapInfo) => void): this;
+    on(event: SubscriptionState, fn: (info: SubscriptionInfo) => void): this;
     on(event: '*', fn: (msg: Envelope) => void): this;
     on<T = any>(event: string, fn: (data: T, msg: Envelope<T>) => void): this;
     once(event: 'join' | 'leave', fn: (who: Presence, msg: Envelope<Presence>) => void): this;
     once(event: 'gap', fn: (info: GapInfo) => void): this;
+    once(event: SubscriptionState, fn: (info: SubscriptionInfo) => void): this;
     once(event: '*', fn: (msg: Envelope) => void): this;
     once<T = any>(event: string, fn: (data: T, msg: Envelope<T>) => void): this;
     off(event: string, fn?: (...args: any[]) => void): this;

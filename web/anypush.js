@@ -16,7 +16,8 @@
  *                    'join' / 'leave' messages {client, transport}
  *       clientId     this client's id, [A-Za-z0-9_-]{1,64}; default: made
  *                    up here (22 random characters)
- *       ackTimeout   ms to wait for a publish acknowledgement (10000)
+ *       ackTimeout   ms a publish may take, its retries included, from
+ *                    its first sending to its ack (10000)
  *       upgradeDelay ms on a fallback transport before the better ones are
  *                    tried again (30000; doubles while they still fail,
  *                    up to 16 times; back to it once on the best one)
@@ -41,28 +42,46 @@
  *     channel, with a new epoch: a cursor of an old epoch gets 'gap', then
  *     everything the channel keeps. A plain 'ID' means the current epoch.
  *     since: either form, /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/, else throws.
- *     Several channels on one connection: subscribe() calls made in the
+ *     Several channels on one connection. On ws it is the multiplexed
+ *     /ws: one socket, each channel a subscribe operation with its cursor
+ *     as since, so a subscribe() or unsubscribe() later is one operation
+ *     on the open socket. On the others, subscribe() calls made in the
  *     same tick share one connection (`/channels/a,b` with the composite
- *     cursor "k3x9a2bq:17,p0ab12cd:4"). A subscribe() or unsubscribe()
- *     later replaces the connection by one with the new channel list and
- *     every channel's cursor, losing nothing; the app sees no 'close' or
- *     'open' for it and readyState stays 'open' (if the new connection
- *     fails, that is a 'close' as usual). On poll and longpoll the
- *     gateway knows the client by its id, so presence announces only the
- *     channels added or left; on sse and ws the new connection joins
- *     every channel again and the old one leaves them, in either order.
+ *     cursor "k3x9a2bq:17,p0ab12cd:4"), and a subscribe() or
+ *     unsubscribe() later replaces the connection by one with the new
+ *     channel list and every channel's cursor. Either way nothing is
+ *     lost; the app sees no 'close' or 'open' for it and readyState stays
+ *     'open' (if a new connection fails, that is a 'close' as usual). On
+ *     ws, poll and longpoll presence announces only the channels added
+ *     or left; on sse the new connection joins every channel again and
+ *     the old one leaves them, in either order.
  *     At most 32 channels per client. subscribe() on a closed client
  *     throws: c.connect() first.
  *     ch.cursor  'EPOCH:ID' ('ID' while the epoch is unknown); null before
  *                the gateway said where the channel is. Read-only, as
  *                are ch.epoch (string or null) and ch.id (decimal string
  *                or null), its two parts.
+ *     ch.state   'subscribing' (until the gateway has the subscription,
+ *                and again while the connection is away), 'subscribed',
+ *                'unsubscribed' (unsubscribe(), c.close(), or refused);
+ *                each change is an event of the channel, below.
  *
  *   ch.on('score', function (data, msg) { ... });  // one event name
  *   ch.on('*', function (msg) { ... });            // every message
  *   ch.on('join', function (who, msg) { ... });    // presence: {client, transport}
  *   ch.on('leave', function (who, msg) { ... });
  *   ch.on('gap', function (info) { ... });         // messages were lost
+ *   ch.on('subscribing' | 'subscribed' | 'unsubscribed', function (info) { ... });
+ *     info of 'subscribed': {recovered, cursor, transport}; recovered is
+ *     true when it resumed from the channel's cursor (a reconnect, or a
+ *     since), false when it started at the tail. What could not be
+ *     recovered (history too short, a new epoch) is a 'gap' right after
+ *     it, before any message of the channel: the gateway says so only
+ *     after its acknowledgement. info of 'subscribing' after a lost
+ *     connection and of 'unsubscribed': {code, reason, closeCode,
+ *     closeReason, status} as in 'close' ('unsubscribe' for
+ *     unsubscribe(), 'client' for c.close(), the gateway's error code for
+ *     a refused /ws subscribe).
  *   ch.once(name, fn), ch.off(name[, fn])          // as usual (off(name,
  *                                                  // fn) removes once(name, fn) too)
  *     msg is the envelope {type, channel, event, data, ts, from, epoch,
@@ -86,16 +105,36 @@
  *     was on its way before the ack) does not report a gap for own
  *     messages that have left the history.
  *     data: any JSON value; an ArrayBuffer (binary); a string with
- *     {text: true} (sent as text/plain). opts.timeout: ms for the ack.
- *     ack(err, id, epoch): id is the message's id in the channel (they
- *     increase within the epoch);
- *     err {code, message[, status]}: 'timeout' after ackTimeout, 'network',
- *     'queue_full' (1000 publishes already wait), or the gateway's error
- *     code ('too_large', 'bad_channel', ...). After 'timeout' the message
- *     may still be stored: it is not sent again.
- *     A client sends one publish at a time, the next once the previous one
- *     is answered, so its publishes are stored in call order (on every
- *     channel); the ack timeout counts from the sending.
+ *     {text: true} (sent as text/plain). opts.timeout: ms for the ack
+ *     (default ackTimeout).
+ *     ack(err, id, epoch, info): id is the message's id in the channel
+ *     (they increase within the epoch); info {replayed, key, tries}:
+ *     replayed is true when the gateway answered a retry with the
+ *     message it had already stored under the key.
+ *     err {code, message[, status]}: 'timeout' when opts.timeout passed
+ *     without an ack, 'network' (or the gateway's 5xx code) when the last
+ *     try could not reach it, 'queue_full' (1000 publishes wait
+ *     already), or the gateway's error code ('too_large', 'bad_channel',
+ *     ...). After 'timeout' or 'network' the message may still be stored,
+ *     once.
+ *     Where they go: over the /ws socket while the client is on ws
+ *     (several in flight, answered in order), and buffered while that
+ *     socket is away (reconnecting); over HTTP otherwise (another
+ *     transport, no channel, or a closed client), one at a time, the next
+ *     once the previous one is answered. Either way a client's publishes
+ *     are stored in call order (on every channel).
+ *     Retries: every publish has an idempotency key (22 random
+ *     characters), sent as the Idempotency-Key header or the "key" field
+ *     on every try. One that is not answered (the socket was lost, no ack
+ *     within a third of ackTimeout, a network error, a 5xx) is sent again
+ *     with the same key, in order, until acked or until opts.timeout has
+ *     passed since its first sending; a gateway that honours keys stores
+ *     it once (a gateway that does not may store a retry twice). A
+ *     publish buffered while the socket is away has not been sent: its
+ *     time starts when it is. A /ws socket closed with 1009 (a frame over
+ *     the gateway's --max-message) sends its unanswered publishes over
+ *     HTTP, where the one too big gets 'too_large', and publishes as big
+ *     go over HTTP from then on.
  *
  *   ch.unsubscribe();
  *   c.close()    stops every request (the connection, a /healthz probe,
@@ -108,12 +147,15 @@
  *   Events of the client, c.on(name, fn):
  *     'open'         {transport, reconnect, cursor}: connected; reconnect
  *                    is true when a 'close' (lost) came since the last open
- *     'close'        {transport, code, reason, closeCode, closeReason}: the
- *                    connection was lost, closed by c.close() (code
- *                    'client'), or the last channel was unsubscribed (code
- *                    'idle'); closeCode / closeReason: the WebSocket close
- *                    frame's (also on 'error')
- *     'reconnecting' {attempt, delay, transport}
+ *     'close'        {transport, code, reason, closeCode, closeReason,
+ *                    status}: the connection was lost (code: why, the
+ *                    gateway's JSON error code for an HTTP error, with its
+ *                    status; 'offline' when the browser went offline),
+ *                    closed by c.close() (code 'client'), or the last
+ *                    channel was unsubscribed (code 'idle'); closeCode /
+ *                    closeReason: the WebSocket close frame's (also on
+ *                    'error'), 1001 'restarting' for a gateway restart
+ *     'reconnecting' {attempt, delay, transport[, offline]}
  *     'transport'    (name, previous): the transport changed (fallback)
  *     'message'      (msg): every message of every channel
  *     'gap'          {channel, last_seen, cursor, epoch, transport}: the
@@ -121,7 +163,8 @@
  *                    are gone: history was too short to resume, or the
  *                    channel is a new incarnation (epoch). Those after
  *                    epoch:cursor follow. Reload your state.
- *     'error'        {code, message, transport}
+ *     'error'        {code, message, transport[, channel]}: channel for a
+ *                    /ws subscribe the gateway refused
  *
  *   var c = anypush.connect('http://localhost:8080', {presence: true});
  *   var ch = c.subscribe('chat:lobby');
@@ -135,7 +178,8 @@
  * time when one does not work here (a WebSocket that never opens, a stream
  * that delivers nothing within `openTimeout`, `404 transport_disabled`).
  * A WebSocket the gateway closes with 1013 (over capacity), 1012 or 1001
- * is retried, not left. On a fallback it tries the better transports
+ * is retried, not left. 'ws' is the multiplexed /ws (the per-channel
+ * WebSocket URL is not used: /ws is there whenever ws is). On a fallback it tries the better transports
  * again after `upgradeDelay` (socket.io's upgrade), so a brief refusal
  * does not demote for ever. On SSE it asks for messages as unnamed events
  * (`?sse_events=0`): EventSource has no wildcard, and '*' / 'message'
@@ -151,6 +195,13 @@
  * It keeps a cursor per channel and resumes with it after every reconnect
  * and every transport switch, drops duplicates, and reports `gap` when the
  * gateway says messages were lost.
+ *
+ * Network: where the browser has them, window 'online' reconnects at once
+ * (no backoff left to wait), 'offline' drops the connection ('close' with
+ * code 'offline', readyState 'reconnecting') and waits for 'online'
+ * without spending reconnect attempts (one try per reconnectDelayMax
+ * meanwhile), and a page that becomes visible ('visibilitychange') while
+ * a reconnect waits out its backoff tries at once.
  */
 (function (root, factory) {
   if (typeof define === 'function' && define.amd) {
@@ -174,8 +225,10 @@
   var CURSOR_RE = /^([0-9a-z]{1,13}:)?[0-9]{1,20}$/;
   var CLIENT_RE = /^[A-Za-z0-9_-]{1,64}$/;
   var MAX_CHANNELS = 32;
-  /* publishes waiting behind the one in flight, per client */
+  /* publishes not answered yet, per client */
   var MAX_QUEUED = 1000;
+  /* publishes in flight on the /ws socket at once */
+  var PUB_WINDOW = 32;
 
   var DEFAULTS = {
     transports: null,       // null: ORDER
@@ -466,6 +519,10 @@
     this.id = p ? p.id : null;
     this.cursor = p ? formatCursor(p.epoch, p.id) : null;
     this.subscribed = true;
+    /* 'subscribing' until the gateway has the subscription, 'subscribed',
+       'subscribing' again while the connection is away, 'unsubscribed'
+       after unsubscribe(), close() or a refusal (Client._chState) */
+    this.state = 'subscribing';
     /* ids of this client's own broadcasts on the channel, past the cursor,
        all of epoch _ownEpoch: the gateway never sends them here, so the
        cursor steps over them */
@@ -549,7 +606,13 @@
     this._lost = false;     // a 'close' was emitted: the next open is a reconnect
     this._resub = false;    // an open connection is being replaced by one
                             // with the new channel list
-    this._pubBusy = false;  // one is in flight
+    this._mux = null;       // the /ws connection, from its welcome on
+    this._mux1009 = false;  // it was closed for a frame too big
+    this._wsBig = Infinity; // publish frames this long go over HTTP
+    this._pumping = false;
+    this._offline = false;  // the browser said 'offline', not 'online' yet
+    this._net = null;       // the window / document listeners
+    this._listenNetwork(true);
     this._xhrCors = undefined; // this browser's XHR reaches this.url
     this._noCors = false;   // polling was skipped for that
   }
@@ -606,17 +669,31 @@
     ch = new Channel(this, name, opts.since);
     this.channels[name] = ch;
     this.channelList.push(name);
-    this._schedule('subscribe');
+    /* on /ws a channel is one operation on the socket */
+    if (this._conn && this._conn.mux) {
+      this._conn.sub(ch);
+    } else {
+      this._schedule('subscribe');
+    }
     return ch;
   };
 
-  Client.prototype._unsubscribe = function (ch) {
+  /* info: why, for the 'unsubscribed' event ({code: 'unsubscribe'} when
+     the app asked, else the gateway's refusal). */
+  Client.prototype._unsubscribe = function (ch, info) {
     var i = indexOf(this.channelList, ch.name);
-    if (i < 0) { return; }
+    if (i < 0 || this.channels[ch.name] !== ch) { return; }
     this.channelList.splice(i, 1);
     delete this.channels[ch.name];
     ch.subscribed = false;
-    this._schedule('unsubscribe');
+    if (this._conn && this._conn.mux) {
+      this._conn.unsub(ch.name);
+      /* the last one: the socket goes (a 'close' with code 'idle') */
+      if (!this.channelList.length) { this._schedule('unsubscribe'); }
+    } else {
+      this._schedule('unsubscribe');
+    }
+    this._chState(ch, 'unsubscribed', info || {code: 'unsubscribe', reason: 'unsubscribe() was called'});
   };
 
   /* (Re)connect soon with the current channel list: several subscribe()
@@ -627,6 +704,8 @@
     this._pendingConnect = setTimeout(function () {
       self._pendingConnect = null;
       if (self._closed) { return; }
+      /* /ws took the change as operations on the open socket */
+      if (self._conn && self._conn.mux && self.channelList.length) { return; }
       /* the channel set changed under an open connection: the new one
          replaces it without a close or an open for the app */
       if (self.readyState === 'open') { self._resub = true; }
@@ -700,14 +779,17 @@
     }
   };
 
+  /* Publishes may go another way in another state (_pubPath). */
   Client.prototype._setState = function (s) {
     this.readyState = s;
+    this._pump();
   };
 
   Client.prototype._setTransport = function (t) {
     var prev = this.transport;
     if (prev === t) { return; }
     this.transport = t;
+    this._pump();
     this.emit('transport', t, prev);
   };
 
@@ -715,11 +797,50 @@
   Client.prototype._drop = function () {
     this._gen++;
     if (this._aux) { this._aux.abort(); this._aux = null; }
+    if (this._mux) {
+      this._mux = null;
+      this._pubLost(this._mux1009);
+    }
+    this._mux1009 = false;
     if (this._conn) {
       var c = this._conn;
       this._conn = null;
       c.close();
     }
+    this._pump();
+  };
+
+  /* A channel's state: 'subscribing', 'subscribed' or 'unsubscribed'; the
+     channel emits the new one with info. */
+  Client.prototype._chState = function (ch, state, info) {
+    if (ch.state === state) { return; }
+    ch.state = state;
+    ch.emit(state, info || {});
+  };
+
+  /* The welcome of a ws or sse connection: who we are, how often it pings. */
+  Client.prototype._welcomed = function (info) {
+    if (info && info.heartbeat) { this.heartbeat = info.heartbeat; }
+    if (info && typeof info.client === 'string' && CLIENT_RE.test(info.client)) { this.id = info.client; }
+  };
+
+  /* The gateway refused a /ws subscribe. Busy (shutting down, too many
+     channels): again after a while, as a reconnect would. Anything else
+     will not change: the channel is left, with the gateway's code. */
+  Client.prototype._subRefused = function (ch, f) {
+    var self = this, conn, err = {code: typeof f.code === 'string' ? f.code : 'error', message: f.message || f.code,
+                            channel: ch.name, transport: 'ws'};
+    if (this.channels[ch.name] !== ch) { return; }
+    this.emit('error', err);
+    if (err.code === 'shutting_down' || err.code === 'over_capacity') {
+      ch._retries = (ch._retries || 0) + 1;
+      conn = this._conn;
+      setTimeout(function () {
+        if (self.channels[ch.name] === ch && self._conn === conn && conn) { conn.sub(ch); }
+      }, Math.min(this.options.reconnectDelayMax, this.options.reconnectDelay * Math.pow(2, ch._retries)));
+      return;
+    }
+    this._unsubscribe(ch, err);
   };
 
   Client.prototype._connect = function () {
@@ -752,7 +873,7 @@
     for (i = 0; i < this.channelList.length; i++) {
       if (this.channels[this.channelList[i]].id === null) { missing.push(this.channelList[i]); }
     }
-    if (missing.length && missing.length < this.channelList.length) {
+    if (t !== 'ws' && missing.length && missing.length < this.channelList.length) {
       gen = ++this._gen;
       this._tails(missing, function (err) {
         if (gen !== self._gen) { return; }
@@ -815,13 +936,17 @@
   };
 
   Client.prototype._open = function (t) {
-    var gen = ++this._gen, self = this;
+    var gen = ++this._gen, self = this, i;
     var ctx = {
       gen: gen,
       transport: t,
       names: this.channelList.slice(),  // the URL's order, for its cursors
+      resume: [],                       // channels opened with a cursor
       live: function () { return gen === self._gen && !self._closed; }
     };
+    for (i = 0; i < ctx.names.length; i++) {
+      if (this.channels[ctx.names[i]].cursor !== null) { ctx.resume.push(ctx.names[i]); }
+    }
     this._conn = TRANSPORTS[t](this, ctx);
   };
 
@@ -829,16 +954,26 @@
   Client.prototype._opened = function (ctx, info) {
     if (!ctx.live()) { return; }
     /* a reconnect: the app was told of a 'close' since the last open */
-    var wasReconnect = this._lost, resub = this._resub;
+    var wasReconnect = this._lost, resub = this._resub, i, ch;
     this._attempt = 0;
     this._worked[ctx.transport] = true;
     this._strikes[ctx.transport] = 0;
     this._lost = false;
     this._resub = false;
-    if (info && info.heartbeat) { this.heartbeat = info.heartbeat; }
-    if (info && info.client) { this.id = info.client; }
+    this._welcomed(info);
     this._setState('open');
     this._planUpgrade(ctx.transport);
+    /* on /ws each channel says so with its ack; here the connection is
+       every channel's */
+    if (ctx.transport !== 'ws') {
+      for (i = 0; i < ctx.names.length; i++) {
+        ch = hasOwn(this.channels, ctx.names[i]) ? this.channels[ctx.names[i]] : null;
+        if (ch) {
+          this._chState(ch, 'subscribed', {recovered: indexOf(ctx.resume, ch.name) >= 0, cursor: ch.cursor,
+                                           transport: ctx.transport});
+        }
+      }
+    }
     if (resub) { return; }
     this.emit('open', {transport: ctx.transport, reconnect: wasReconnect, cursor: this.cursor()});
   };
@@ -1021,11 +1156,17 @@
 
   /* The connection the app knows as open is gone: tell it, once. */
   Client.prototype._lostConn = function (t, err) {
+    var i, ch, info = {code: err && err.code, reason: err && err.message, closeCode: err && err.closeCode,
+                       closeReason: err && err.closeReason, status: err && err.status, transport: t};
     this._resub = false;
+    for (i = 0; i < this.channelList.length; i++) {
+      ch = this.channels[this.channelList[i]];
+      if (ch.state === 'subscribed') { this._chState(ch, 'subscribing', info); }
+    }
     if (this.readyState !== 'open') { return; }
     this._lost = true;
-    this.emit('close', {transport: t, code: err && err.code, reason: err && err.message,
-                        closeCode: err && err.closeCode, closeReason: err && err.closeReason});
+    this.emit('close', {transport: t, code: info.code, reason: info.reason, closeCode: info.closeCode,
+                        closeReason: info.closeReason, status: info.status});
   };
 
   Client.prototype._demote = function (t, why) {
@@ -1046,12 +1187,18 @@
   Client.prototype._retry = function () {
     var self = this, ceil, delay;
     if (this._closed) { return; }
-    ceil = Math.min(this.options.reconnectDelayMax, this.options.reconnectDelay * Math.pow(2, this._attempt));
-    delay = Math.floor(Math.random() * ceil); /* full jitter */
-    this._attempt++;
     this.stats.reconnects++;
     this._setState('reconnecting');
-    this.emit('reconnecting', {attempt: this._attempt, delay: delay, transport: this.transport});
+    if (this._offline && offline()) {
+      /* no network: 'online' will call; spend no attempt meanwhile */
+      delay = this.options.reconnectDelayMax;
+      this.emit('reconnecting', {attempt: this._attempt, delay: delay, transport: this.transport, offline: true});
+    } else {
+      ceil = Math.min(this.options.reconnectDelayMax, this.options.reconnectDelay * Math.pow(2, this._attempt));
+      delay = Math.floor(Math.random() * ceil); /* full jitter */
+      this._attempt++;
+      this.emit('reconnecting', {attempt: this._attempt, delay: delay, transport: this.transport});
+    }
     if (this._timer) { clearTimeout(this._timer); }
     this._timer = setTimeout(function () {
       self._timer = null;
@@ -1059,25 +1206,34 @@
     }, delay);
   };
 
-  /* Publish over HTTP. ack(err, id, epoch) once the gateway has the
-     message. */
+  /* Publish. ack(err, id, epoch, info) once the gateway has the message.
+     Over the /ws socket while the client is on ws, over HTTP otherwise;
+     see _pump for the order and the retries. */
   Client.prototype.publish = function (channel, event, data, opts, ack) {
-    var url, body, type, exclude, self = this;
+    var job, self = this;
     if (typeof opts === 'function') { ack = opts; opts = null; }
     opts = opts || {};
     if (event === null || event === undefined) { event = 'message'; }
     if (!CHANNEL_RE.test(channel)) { throw new Error('anypush: bad channel name ' + channel); }
     if (!EVENT_RE.test(event)) { throw new Error('anypush: bad event name ' + event); }
-    url = this.url + '/channels/' + channel + '?event=' + event;
-    exclude = !!(opts.excludeSender || opts.exclude_sender);
-    if (exclude) { url += '&exclude_sender=1'; }
+    job = {channel: channel, event: event, exclude: !!(opts.excludeSender || opts.exclude_sender),
+           binary: false, value: data, type: 'application/json', body: null, ack: ack || null,
+           /* the same key on every try: the gateway stores it once */
+           key: makeId(), timeout: opts.timeout || this.options.ackTimeout,
+           deadline: null, dl: null, wait: null, busy: false, http: false, req: null,
+           tries: 0, lastErr: null, done: false};
     if (typeof ArrayBuffer !== 'undefined' && data instanceof ArrayBuffer) {
-      type = 'application/octet-stream'; body = data;
+      job.binary = true;
+      job.type = 'application/octet-stream';
+      job.body = data;
     } else if (opts.text && typeof data === 'string') {
-      type = 'text/plain; charset=utf-8'; body = data;
+      job.type = 'text/plain; charset=utf-8';
+      job.body = data;
     } else {
-      type = 'application/json'; body = JSON.stringify(data === undefined ? null : data);
+      job.value = data === undefined ? null : data;
+      job.body = JSON.stringify(job.value);
     }
+    job.size = utf8len(job.body);
     if (this._pubq.length >= MAX_QUEUED) {
       if (ack) {
         setTimeout(function () {
@@ -1086,36 +1242,179 @@
       }
       return self;
     }
-    this._pubq.push({url: url, opts: {
-      headers: {'Content-Type': type, 'X-Client-Id': this.id},
-      body: body,
-      timeout: opts.timeout || this.options.ackTimeout
-    }, done: function (err, status, text) {
-      var j = err ? null : parseJSON(text), ok = !err && status === 201 && j && j.id !== undefined;
-      if (ok && exclude) { self._ownSent(channel, j.id, j.epoch); }
-      if (!ack) { return; }
-      if (err) { ack(err); } else if (ok) { ack(null, j.id, j.epoch); } else { ack(errorOf(status, text)); }
-    }});
-    this._publishNext();
+    this._pubq.push(job);
+    this._pump();
     return self;
   };
 
-  /* One publish in flight at a time: two concurrent requests may be
-     stored in either order (the gateway serves them on several threads),
-     so the next one leaves only once the previous one is answered, and
-     call order is stored order. After a timeout the next one goes on: the
-     timed-out one may still be stored, later, and is not sent again. */
-  Client.prototype._publishNext = function () {
-    var self = this, job;
-    if (this._pubBusy || !this._pubq.length) { return; }
-    job = this._pubq.shift();
-    this._pubBusy = true;
-    request(this, 'POST', job.url, job.opts, function (err, status, text) {
-      self._pubBusy = false;
-      /* the next one first, so that a throwing ack stalls nothing */
-      self._publishNext();
-      job.done(err, status, text);
+  /* How long one try of a publish waits for its answer: a third of
+     ackTimeout, at least a second. */
+  function attemptMs(client) {
+    return Math.max(1000, Math.floor(client.options.ackTimeout / 3));
+  }
+
+  /* Where publishes go now: 'ws' (the /ws socket is up), 'wait' (on ws,
+     between sockets: they are buffered) or 'http'. */
+  Client.prototype._pubPath = function () {
+    var t = this.transport, i;
+    if (this._mux) { return 'ws'; }
+    if (this._closed || this.readyState === 'idle' || this.readyState === 'closed' || !this.channelList.length) {
+      return 'http';
+    }
+    /* before the first connection: the one it will try first */
+    for (i = 0; t === null && i < this.order.length; i++) {
+      if (supported(this.order[i], this.options.env) && !this.failed[this.order[i]]) { t = this.order[i]; }
+    }
+    return t === 'ws' ? 'wait' : 'http';
+  };
+
+  /* Send what can go, in call order. The queue holds every publish not
+     answered yet, oldest first. On the socket several are in flight (the
+     gateway answers operations in order and stores a connection's
+     publishes in that order, up to PUB_WINDOW); over HTTP one at a time,
+     since two requests may be stored in either order (the gateway serves
+     them on several threads), and a publish going over HTTP waits until
+     those before it are answered. A publish not answered (a lost socket, a
+     network error, no answer within attemptMs, a 5xx) is sent again with
+     the same idempotency key until its ackTimeout, counted from its first
+     sending, has passed; a gateway that honours keys (Idempotency-Key,
+     "key") stores it once. */
+  Client.prototype._pump = function () {
+    var q = this._pubq, path, i, job, inflight = 0;
+    if (this._pumping) { return; }
+    this._pumping = true;
+    try {
+      path = this._pubPath();
+      for (i = 0; i < q.length; i++) {
+        job = q[i];
+        if (job.busy) {
+          if (job.http) { break; }
+          inflight++;
+          continue;
+        }
+        /* a retry waits its delay, and the ones after it wait for it */
+        if (job.wait || (path === 'wait' && !job.viaHttp)) { break; }
+        if (path === 'http' || job.viaHttp || job.size >= this._wsBig) {
+          if (!inflight) { this._pubSend(job, null); }
+          break;
+        }
+        if (inflight >= PUB_WINDOW) { break; }
+        this._pubSend(job, this._mux);
+        inflight++;
+      }
+    } finally {
+      this._pumping = false;
+    }
+  };
+
+  Client.prototype._pubSend = function (job, mux) {
+    var self = this;
+    job.busy = true;
+    job.tries++;
+    if (job.deadline === null) {
+      job.deadline = now() + job.timeout;
+      job.dl = setTimeout(function () {
+        job.dl = null;
+        var e = !job.busy && job.lastErr ? job.lastErr :
+          {code: 'timeout', message: 'no answer within ' + job.timeout + ' ms (' + job.tries + ' tries)'};
+        self._pubDone(job, e);
+      }, job.timeout);
+    }
+    if (mux) {
+      job.http = false;
+      mux.publish(job);
+      return;
+    }
+    job.http = true;
+    this._pubHttp(job);
+  };
+
+  Client.prototype._pubHttp = function (job) {
+    var self = this, url, left = job.deadline - now();
+    url = this.url + '/channels/' + job.channel + '?event=' + job.event + (job.exclude ? '&exclude_sender=1' : '');
+    job.req = request(this, 'POST', url, {
+      headers: {'Content-Type': job.type, 'X-Client-Id': this.id, 'Idempotency-Key': job.key},
+      body: job.body,
+      timeout: Math.max(1, Math.min(left, attemptMs(this)))
+    }, function (err, status, text, xhr) {
+      var j = err ? null : parseJSON(text), replayed = false;
+      job.req = null;
+      job.busy = false;
+      job.http = false;
+      if (job.done) { return; }
+      if (!err && status === 201 && j && j.id !== undefined) {
+        try { replayed = xhr.getResponseHeader('Idempotent-Replayed') === 'true'; } catch (e) { /* ignore */ }
+        self._pubDone(job, null, j.id, j.epoch, replayed);
+      } else if (err || status >= 500) {
+        /* maybe stored, maybe not: again, with the same key */
+        job.lastErr = err || errorOf(status, text);
+        self._pubLater(job, err && err.code === 'timeout' ? 0 : Math.min(2000, 250 * Math.pow(2, job.tries - 1)));
+      } else {
+        self._pubDone(job, errorOf(status, text));
+      }
     });
+  };
+
+  /* The answer to a publish on the socket: an ack, or an error frame. */
+  Client.prototype._pubAnswer = function (job, f) {
+    job.busy = false;
+    if (job.done) { return; }
+    if (f.type === 'ack') {
+      this._pubDone(job, null, f.id, f.epoch, f.replayed === true);
+    } else if (f.code === 'shutting_down' || f.code === 'over_capacity') {
+      /* not stored: again soon (the socket is closed meanwhile) */
+      job.lastErr = {code: f.code, message: f.message || f.code};
+      this._pubLater(job, 500);
+    } else {
+      this._pubDone(job, {code: typeof f.code === 'string' ? f.code : 'error', message: f.message || f.code});
+    }
+  };
+
+  Client.prototype._pubLater = function (job, ms) {
+    var self = this;
+    if (job.wait) { clearTimeout(job.wait); }
+    job.wait = setTimeout(function () { job.wait = null; self._pump(); }, ms);
+    this._pump();
+  };
+
+  /* The socket publishes were sent on is gone: their answers will not
+     come. They go again, first in the queue as they were. tooBig: the
+     gateway closed it for a frame over its --max-message (1009), one of
+     theirs: they go over HTTP, where such a publish gets its own error
+     (too_large) and the others are stored, and publishes as big as the
+     smallest of them go over HTTP from now on. */
+  Client.prototype._pubLost = function (tooBig) {
+    var i, job;
+    for (i = 0; i < this._pubq.length; i++) {
+      job = this._pubq[i];
+      if (job.busy && !job.http) {
+        job.busy = false;
+        job.lastErr = {code: 'network', message: 'the connection was lost before the ack'};
+        if (tooBig) {
+          job.viaHttp = true;
+          if (job.size < this._wsBig) { this._wsBig = job.size; }
+        }
+      }
+    }
+  };
+
+  Client.prototype._pubDone = function (job, err, id, epoch, replayed) {
+    var i = indexOf(this._pubq, job);
+    if (job.done) { return; }
+    job.done = true;
+    if (job.dl) { clearTimeout(job.dl); job.dl = null; }
+    if (job.wait) { clearTimeout(job.wait); job.wait = null; }
+    if (job.req) { job.req.abort(); job.req = null; }
+    if (i >= 0) { this._pubq.splice(i, 1); }
+    if (!err && job.exclude) { this._ownSent(job.channel, id, epoch); }
+    /* the next ones first, so that a throwing ack stalls nothing */
+    this._pump();
+    if (!job.ack) { return; }
+    if (err) {
+      job.ack(err);
+    } else {
+      job.ack(null, id, epoch, {replayed: !!replayed, key: job.key, tries: job.tries});
+    }
   };
 
   /* Publish to everyone on the channel but this client: the gateway leaves
@@ -1172,26 +1471,101 @@
   };
 
   Client.prototype.close = function () {
+    var i;
     if (this._closed) { return; }
     var wasOpen = this.readyState === 'open';
     this._closed = true;
     this._resub = false;
     this._lost = false;
     this._drop();
+    this._listenNetwork(false);
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._pendingConnect) { clearTimeout(this._pendingConnect); this._pendingConnect = null; }
     this._setState('closed');
     if (wasOpen) { this.emit('close', {transport: this.transport, code: 'client', reason: 'closed by the client'}); }
+    for (i = 0; i < this.channelList.length; i++) {
+      this._chState(this.channels[this.channelList[i]], 'unsubscribed', {code: 'client', reason: 'closed by the client'});
+    }
   };
 
   /* Open a closed client again, with its channels and their cursors. */
   Client.prototype.connect = function () {
+    var i;
     if (!this._closed) { return this; }
     this._closed = false;
     this._attempt = 0;
+    this._listenNetwork(true);
     this._setState(this.channelList.length ? 'connecting' : 'idle');
+    for (i = 0; i < this.channelList.length; i++) {
+      this._chState(this.channels[this.channelList[i]], 'subscribing', {code: 'connect', reason: 'connect() was called'});
+    }
     this._schedule('connect');
     return this;
+  };
+
+  /* The browser's network and page events, where it has them: 'online'
+     reconnects at once (no backoff left to wait), 'offline' drops the
+     connection, which cannot work, and waits for 'online' without
+     spending attempts (one try per reconnectDelayMax meanwhile, in case
+     the browser was wrong), and a page that becomes visible again
+     retries now instead of at the end of its backoff. */
+  Client.prototype._listenNetwork = function (on) {
+    var self = this, w = typeof window !== 'undefined' ? window : null,
+        d = typeof document !== 'undefined' ? document : null;
+    if (on && !this._net && w && typeof w.addEventListener === 'function') {
+      this._net = {
+        online: function () { self._network('online'); },
+        offline: function () { self._network('offline'); },
+        visible: function () { if (!d.hidden) { self._network('visible'); } }
+      };
+      w.addEventListener('online', this._net.online, false);
+      w.addEventListener('offline', this._net.offline, false);
+      if (d && typeof d.addEventListener === 'function' && d.hidden !== undefined) {
+        d.addEventListener('visibilitychange', this._net.visible, false);
+      }
+    } else if (!on && this._net) {
+      w.removeEventListener('online', this._net.online, false);
+      w.removeEventListener('offline', this._net.offline, false);
+      if (d && typeof d.removeEventListener === 'function') {
+        d.removeEventListener('visibilitychange', this._net.visible, false);
+      }
+      this._net = null;
+    }
+  };
+
+  /* navigator.onLine, where the browser has it */
+  function offline() {
+    return typeof navigator !== 'undefined' && navigator.onLine === false;
+  }
+
+  Client.prototype._network = function (what) {
+    var self = this, delay;
+    if (this._closed || !this.channelList.length || this.readyState === 'closed' || this.readyState === 'idle') {
+      this._offline = what === 'offline';
+      return;
+    }
+    if (what === 'offline') {
+      this._offline = true;
+      this._drop();
+      this._lostConn(this.transport, {code: 'offline', message: 'the browser is offline'});
+      if (this._timer) { clearTimeout(this._timer); }
+      delay = this.options.reconnectDelayMax;
+      this._setState('reconnecting');
+      this.emit('reconnecting', {attempt: this._attempt, delay: delay, transport: this.transport, offline: true});
+      this._timer = setTimeout(function () { self._timer = null; self._connect(); }, delay);
+      return;
+    }
+    if (what === 'online') {
+      this._offline = false;
+      this._attempt = 0;
+    }
+    /* back online, or visible again: a reconnect waiting for its time
+       goes now */
+    if (this.readyState === 'reconnecting' && this._timer) {
+      clearTimeout(this._timer);
+      this._timer = null;
+      this._connect();
+    }
   };
 
   /* A watchdog: fn() after ms of silence; kick() restarts the count. */
@@ -1217,21 +1591,112 @@
 
   var TRANSPORTS = {};
 
+  /* The multiplexed WebSocket, /ws: one socket for every channel. After
+     the welcome, each channel is a subscribe operation with its cursor as
+     `since`; a channel added or left later is one operation more, so the
+     set changes without a new connection. The gateway answers every
+     operation in order (ack or error, same ref). A channel's messages are
+     taken only once its subscribe is acknowledged on this socket: frames
+     of it before that are from a subscription already left. No hello:
+     binary messages come as base64 envelopes, as on every transport (the
+     client hands `data` on as the gateway sends it). The per-channel URL
+     (/channels/a,b?transport=ws) is not used: /ws is on every gateway this
+     client speaks to, and turned off only with ws itself. */
   TRANSPORTS.ws = function (client, ctx) {
-    var G = client.options.env || global(), ws, opened = false, dog, base;
-    base = client.url.replace(/^http/, 'ws');
-    function fail(err) {
+    var G = client.options.env || global(), ws, opened = false, welcomed = false, dog, ackDog = null;
+    var refs = {}, nextRef = 1, subs = newMap(), waiting = 0, pubs = 0, hello = null, conn;
+    function stopDogs() {
       if (dog) { dog.stop(); }
+      if (ackDog) { ackDog.stop(); ackDog = null; }
+    }
+    function shut(code) {
+      stopDogs();
       if (ws) {
         ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-        try { ws.close(); } catch (e) { /* ignore */ }
+        try { ws.close(code); } catch (e) { /* ignore */ }
         ws = null;
       }
-      client._fail('ws', err, opened, ctx);
+    }
+    function fail(err) {
+      shut();
+      client._fail('ws', err, welcomed, ctx);
+    }
+    function send(frame, bin) {
+      var text = JSON.stringify(frame);
+      try {
+        ws.send(text);
+        if (bin !== undefined) { ws.send(bin); }
+      } catch (e) {
+        setTimeout(function () { if (ws && ctx.live()) { fail({code: 'closed', message: String(e && e.message || e)}); } }, 0);
+        return;
+      }
+      client.stats.bytes += utf8len(text);
+    }
+    function op(frame, what, bin) {
+      var ref = nextRef++;
+      frame.ref = ref;
+      refs[ref] = what;
+      send(frame, bin);
+      return ref;
+    }
+    function subscribe(ch, initial) {
+      var f = {op: 'subscribe', channel: ch.name};
+      if (ch.cursor !== null) { f.since = ch.cursor; }
+      if (client.options.presence) { f.presence = true; }
+      subs[ch.name] = {ch: ch, acked: false};
+      if (initial) { waiting++; }
+      op(f, {kind: 'sub', ch: ch, initial: initial, resume: ch.cursor !== null});
+    }
+    /* Publishes wait for their acks: no ack for ackTimeout / 3 (1 s at
+       least) while one is due, and the link is taken for dead. The
+       publishes are sent again, with their keys, on the next socket. */
+    function ackWait() {
+      if (!pubs) {
+        if (ackDog) { ackDog.stop(); ackDog = null; }
+        return;
+      }
+      if (ackDog) { ackDog.kick(); return; }
+      ackDog = watchdog(attemptMs(client), function () {
+        ackDog = null;
+        fail({code: 'ack_timeout', message: 'no publish ack within ' + attemptMs(client) + ' ms'});
+      });
+    }
+    function openNow() {
+      if (opened || waiting) { return; }
+      opened = true;
+      client._opened(ctx, hello);
+    }
+    function answer(f) {
+      var w = validId(f.ref) && hasOwn(refs, f.ref) ? refs[f.ref] : null, s, p;
+      if (!w) { return; }
+      delete refs[f.ref];
+      if (w.kind === 'pub') {
+        pubs--;
+        ackWait();
+        client._pubAnswer(w.job, f);
+        return;
+      }
+      if (w.kind !== 'sub') { return; }
+      if (w.initial) { waiting--; }
+      s = hasOwn(subs, w.ch.name) && subs[w.ch.name].ch === w.ch ? subs[w.ch.name] : null;
+      if (s && f.type === 'ack') {
+        s.acked = true;
+        p = typeof f.cursor === 'string' ? parseCursor(f.cursor) : null;
+        if (p && client.channels[w.ch.name] === w.ch) { client._at(w.ch, p.epoch, p.id); }
+        client._chState(w.ch, 'subscribed', {recovered: w.resume, cursor: w.ch.cursor, transport: 'ws'});
+      } else if (s) {
+        delete subs[w.ch.name];
+        client._subRefused(w.ch, f);
+      }
+      if (ctx.live()) { openNow(); }
+    }
+    /* a frame of a channel this socket has an acknowledged subscription to */
+    function mine(f) {
+      return typeof f.channel === 'string' && hasOwn(subs, f.channel) && subs[f.channel].acked;
     }
     client.stats.requests++;
     try {
-      ws = new G.WebSocket(base + client._path() + client._query('ws'), 'anypush.v1');
+      ws = new G.WebSocket(client.url.replace(/^http/, 'ws') + '/ws?client=' + client.id, 'anypush.v1');
     } catch (e) {
       setTimeout(function () { fail({code: 'ws_failed', message: String(e && e.message || e)}); }, 0);
       return {close: function () {}};
@@ -1240,45 +1705,72 @@
       fail({code: 'open_timeout', message: 'no welcome within ' + client.options.openTimeout + ' ms'});
     });
     ws.onmessage = function (e) {
-      var f;
+      var f, i;
       if (!ctx.live()) { return; }
       client.stats.bytes += utf8len(e.data);
+      if (typeof e.data !== 'string') { return; }
       f = parseJSON(e.data);
-      if (!f) { return; }
+      if (!f || typeof f !== 'object') { return; }
       if (f.type === 'welcome') {
-        opened = true;
-        client._cursorText(ctx, f.cursor);
-        client._opened(ctx, f);
+        if (welcomed) { return; }
+        welcomed = true;
+        hello = f;
+        client._welcomed(f);
         dog.stop();
         dog = watchdog(silenceMs(client), function () {
           fail({code: 'silence', message: 'no frame for two heartbeats'});
         });
+        for (i = 0; i < client.channelList.length; i++) { subscribe(client.channels[client.channelList[i]], true); }
+        client._mux = conn;
+        openNow();
+        /* after the subscribes: the client's own publishes reach it */
+        client._pump();
         return;
       }
-      if (dog && opened) { dog.kick(); }
-      if (f.type === 'message') {
-        client._message(ctx, f);
+      if (dog && welcomed) { dog.kick(); }
+      if (f.type === 'ack' || f.type === 'error') {
+        answer(f);
+      } else if (f.type === 'message') {
+        if (mine(f)) { client._message(ctx, f); }
       } else if (f.type === 'gap') {
-        client._gap(ctx, f);
+        if (mine(f)) { client._gap(ctx, f); }
       } else if (f.type === 'cursor') {
-        client._cursorFrame(ctx, f);
+        if (mine(f)) { client._cursorFrame(ctx, f); }
       }
     };
     ws.onerror = function () { /* onclose follows */ };
     ws.onclose = function (e) {
-      fail({code: opened ? 'closed' : 'ws_failed', message: 'WebSocket closed (' + e.code + (e.reason ? ' ' + e.reason : '') + ')',
+      if (e.code === 1009) { client._mux1009 = true; }
+      fail({code: welcomed ? 'closed' : 'ws_failed', message: 'WebSocket closed (' + e.code + (e.reason ? ' ' + e.reason : '') + ')',
             wsCode: e.code, closeCode: e.code, closeReason: e.reason || ''});
     };
-    return {
-      close: function () {
-        if (dog) { dog.stop(); }
-        if (ws) {
-          ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
-          try { ws.close(1000); } catch (e) { /* ignore */ }
-          ws = null;
+    conn = {
+      mux: true,
+      close: function () { shut(1000); },
+      /* a channel added while connected; before the welcome, the welcome
+         subscribes every channel of the list */
+      sub: function (ch) {
+        if (welcomed && ws && !hasOwn(subs, ch.name)) { subscribe(ch, false); }
+      },
+      unsub: function (name) {
+        if (!welcomed || !ws || !hasOwn(subs, name)) { return; }
+        delete subs[name];
+        op({op: 'unsubscribe', channel: name}, {kind: 'unsub'});
+      },
+      publish: function (job) {
+        var f = {op: 'publish', channel: job.channel, event: job.event, key: job.key};
+        if (job.exclude) { f.exclude_sender = true; }
+        if (job.binary) {
+          f.binary = true;
+        } else {
+          f.data = job.value;
         }
+        pubs++;
+        op(f, {kind: 'pub', job: job}, job.binary ? job.value : undefined);
+        ackWait();
       }
     };
+    return conn;
   };
 
   TRANSPORTS.sse = function (client, ctx) {

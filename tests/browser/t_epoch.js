@@ -126,7 +126,7 @@ async function installFakes(page) {
       (this.ls[type] || []).forEach((fn) => fn({ type: type, data: JSON.stringify(data), lastEventId: id || '' }));
     };
     window.FakeWS = function (url) { this.url = url; window.FakeWS.last = this; };
-    window.FakeWS.prototype.send = function () {};
+    window.FakeWS.prototype.send = function (text) { (this.sent = this.sent || []).push(JSON.parse(text)); };
     window.FakeWS.prototype.close = function () { this.closed = true; };
     window.FakeWS.prototype.fire = function (frame) { this.onmessage({ data: JSON.stringify(frame) }); };
     window.tick = () => new Promise((r) => setTimeout(r, 20));
@@ -346,8 +346,11 @@ async function installFakes(page) {
       await window.tick();
       const ws = window.FakeWS.last;
       const msg = (ev, epoch, id) => ({ type: 'message', channel: 'w', event: ev, data: 1, ts: 1, epoch: epoch, id: id });
-      const url = ws.url;
-      ws.fire({ type: 'welcome', client: 'me', heartbeat: 15, cursor: 'abc:1' });
+      // /ws: the welcome, then the subscribe it brought, acknowledged
+      ws.fire({ type: 'welcome', client: 'me', heartbeat: 15 });
+      const sub = ws.sent[0];
+      ws.fire({ type: 'ack', ref: sub.ref, cursor: 'abc:1' });
+      const url = ws.url + ' ' + JSON.stringify(sub);
       ws.fire(msg('score', null, 2));
       ws.fire({ type: 'gap', channel: 'w', cursor: 0, epoch: 'n3w' });
       ws.fire({ type: 'cursor', channel: 'w', cursor: 9, epoch: 5 });
@@ -378,7 +381,8 @@ async function installFakes(page) {
       r.c.close();
       return { url: url, bad: bad, end: end, own: own, all: r.all, named: r.named, gaps: r.gaps, chGaps: r.chGaps, verdict: verdict };
     });
-    assert(/[?&]since=abc:1(&|$)/.test(out.url), 'subscribes with the since given: ' + out.url);
+    assert(/\/ws\?client=[A-Za-z0-9_-]+ \{"op":"subscribe","channel":"w","since":"abc:1","ref":1\}$/.test(out.url),
+      'subscribes on /ws with the since given: ' + out.url);
     assert.deepStrictEqual(out.bad, { cursor: 'abc:1', bad: 3 }, 'malformed frames are counted and ignored');
     assert.deepStrictEqual(out.end, { cursor: 'n3w:3', bad: 3, dup: 1, client: 'n3w:3', epoch: 'n3w', id: '3' });
     assert.deepStrictEqual(out.own, ['n3w:3', 'n3w:5', 'nu2:7'], 'own broadcasts skipped within their epoch');

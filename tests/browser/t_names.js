@@ -188,7 +188,7 @@ async function pub(base, channel, event, data) {
     const r = await page.evaluate(async (b) => {
       function FakeWS(url) { this.url = url; FakeWS.all.push(this); }
       FakeWS.all = [];
-      FakeWS.prototype.send = function () {};
+      FakeWS.prototype.send = function (text) { (this.sent = this.sent || []).push(JSON.parse(text)); };
       FakeWS.prototype.close = function () { this.closed = true; };
       const tick = (ms) => new Promise((res) => setTimeout(res, ms || 30));
       const c = anypush.connect(b, { env: { WebSocket: FakeWS, XMLHttpRequest: XMLHttpRequest, EventSource: EventSource },
@@ -205,7 +205,9 @@ async function pub(base, channel, event, data) {
       const second = FakeWS.all.length;
       if (second > 1) {
         const ws = FakeWS.all[FakeWS.all.length - 1];
-        ws.onmessage({ data: JSON.stringify({ type: 'welcome', client: 'x', heartbeat: 15, cursor: 'ep1:0' }) });
+        ws.onmessage({ data: JSON.stringify({ type: 'welcome', client: 'x', heartbeat: 15 }) });
+        // /ws: the subscribe the welcome brought, acknowledged
+        ws.sent.forEach((f) => ws.onmessage({ data: JSON.stringify({ type: 'ack', ref: f.ref, cursor: 'ep1:0' }) }));
         ws.onclose({ code: 1013, reason: 'unavailable' });
         await tick(100);
       }

@@ -92,9 +92,10 @@ const N = 300;
       FakeXHR.prototype.abort = function () {};
       FakeXHR.prototype.send = function () {
         const x = this;
-        setTimeout(function () { x.readyState = 4; x.status = statuses[k++]; x.onreadystatechange(); }, 5);
+        setTimeout(function () { x.readyState = 4; x.status = statuses[k++ % statuses.length]; x.onreadystatechange(); }, 5);
       };
-      const c = anypush.connect('http://127.0.0.1:1', { env: { XMLHttpRequest: FakeXHR } });
+      // a network error is tried again until ackTimeout: then it is the error
+      const c = anypush.connect('http://127.0.0.1:1', { env: { XMLHttpRequest: FakeXHR }, ackTimeout: 300 });
       const out = [];
       statuses.forEach(function () {
         c.publish('x', 'note', 1, function (err) { out.push(err && err.code); if (out.length === statuses.length) resolve(out); });

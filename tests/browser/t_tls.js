@@ -103,7 +103,8 @@ function range(a, b) { const o = []; for (let i = a; i <= b; i++) o.push(i); ret
     // polls on HTTP/2
     await page.evaluate(() => { Object.keys(window.R).forEach(function (k) { window.R[k].c.close(); }); });
     const log = () => fs.readFileSync(path.join(front.dir, 'access.log'), 'utf8');
-    await L.waitFor(() => /"GET \/channels\/tls\?[^"]*transport=ws[^"]* HTTP\/1\.1" 101 /.test(log()), 5000,
+    // (the client's ws is the multiplexed /ws)
+    await L.waitFor(() => /"GET \/ws\?client=[^"]* HTTP\/1\.1" 101 /.test(log()), 5000,
       'a wss handshake on HTTP/1.1 in nginx\'s access log');
     assert(/"GET \/channels\/tls\?[^"]*transport=poll[^"]* HTTP\/2\.0" 200 /.test(log()), 'polls on HTTP/2 in:\n' + log().slice(-2000));
   });

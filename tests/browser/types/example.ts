@@ -22,19 +22,27 @@ ch.on('*', (msg) => { const e: string = msg.event; void e; });
 ch.on('join', (who) => { const t: anypush.TransportName = who.transport; void t; });
 ch.on('gap', (info) => { const at: string | number = info.cursor; void at; });
 ch.once('leave', (who, msg) => { void who.client; void msg.channel; });
+ch.on('subscribed', (info) => { const r: boolean | undefined = info.recovered; void r; });
+ch.on('subscribing', (info) => { void info.closeCode; void info.code; });
+ch.once('unsubscribed', (info) => { void info.reason; });
+const sub: anypush.SubscriptionState = ch.state;
+void sub;
 ch.off('chat');
 
 ch.broadcast('chat', { nick: 'ann', text: 'hi' }, (err, id, epoch) => {
   if (err) { const code: string = err.code; void code; return; }
   void id; void epoch;
 });
+ch.publish('chat', { nick: 'ann', text: 'again' }, (err, id, epoch, info) => {
+  if (!err && info) { const again: boolean = info.replayed; void again; void info.key; void info.tries; }
+});
 c.publish('news', null, 'plain text', { text: true, timeout: 2000 });
 c.publish('news', 'bin', new ArrayBuffer(4), null, (err) => { void err; });
 
 c.on('open', (e) => { const r: boolean = e.reconnect; void r; void e.cursor; });
-c.on('close', (e) => { void e.closeCode; void e.code; });
+c.on('close', (e) => { void e.closeCode; void e.code; void e.status; });
 c.on('transport', (name, previous) => { void name; void previous; });
-c.on('reconnecting', (e) => { void (e.attempt + e.delay); });
+c.on('reconnecting', (e) => { void (e.attempt + e.delay); void e.offline; });
 c.on('message', (msg) => { void msg.data; });
 c.on('error', (e) => { void e.message; });
 

@@ -47,7 +47,7 @@
 #define HISTORY_AGE_MS 5
 #define LAG_LIMIT 4000 /* bytes behind before a slow cut */
 #define PERIOD_MS 10   /* heartbeat: a parked subscriber always wakes */
-#define WAKE_BOUND_MS 2000
+#define WAKE_BOUND_MS 5000
 #define MAXI 5 /* items per pull, small so pulls stop at it */
 
 /* ---- what the threads found ---- */

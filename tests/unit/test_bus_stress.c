@@ -14,8 +14,11 @@
  * starting value once the bus is freed.
  *
  * The fake transport's park and wake run under the bus lock, like MHD's
- * suspend and resume: wake posts the subscriber thread's semaphore. A
- * lost wake-up shows as a thread that waits WAKE_BOUND_MS for nothing.
+ * suspend and resume: wake posts the subscriber thread's semaphore. The
+ * heartbeat (PERIOD_MS) wakes every parked subscriber soon, so a wake a
+ * publish forgot is hidden here (as in the gateway, where it costs a
+ * heartbeat's delay); a park that gets no wake at all, from a publish, a
+ * kill or the tick, shows as a thread waiting WAKE_BOUND_MS for nothing.
  * Threads record the first failure; the test thread asserts it, since
  * Check's asserts may not run on other threads. The run lasts RUN_MS
  * (ANYPUSH_STRESS_MS overrides it), whatever the build's speed. */

@@ -529,18 +529,18 @@ START_TEST(test_bus_stress)
 		cuts += s->cuts;
 		sem_destroy(&s->woken);
 	}
-	fprintf(stderr,
-		"# seed %u, %ld ms: %ld published, %ld delivered, %ld gaps, "
-		"%ld skips, %ld timers, %ld attaches, %ld parks, %ld wakes, "
-		"%ld kills, %ld ended dead, %ld ended slow (%ld cut), "
-		"%ld single replies\n",
-		seed0, ms, atomic_load(&count.published),
-		atomic_load(&count.delivered), atomic_load(&count.gaps),
-		atomic_load(&count.skips), atomic_load(&count.timers),
-		atomic_load(&count.attaches), parks, wakes,
-		atomic_load(&count.kills), atomic_load(&count.ends_dead),
-		atomic_load(&count.ends_slow), cuts,
-		atomic_load(&count.replies));
+	printf("# seed %u, %ld ms: %ld published, %ld delivered, %ld gaps, "
+	       "%ld skips, %ld timers, %ld attaches, %ld parks, %ld wakes, "
+	       "%ld kills, %ld ended dead, %ld ended slow (%ld cut), "
+	       "%ld single replies\n",
+	       seed0, ms, atomic_load(&count.published),
+	       atomic_load(&count.delivered), atomic_load(&count.gaps),
+	       atomic_load(&count.skips), atomic_load(&count.timers),
+	       atomic_load(&count.attaches), parks, wakes,
+	       atomic_load(&count.kills), atomic_load(&count.ends_dead),
+	       atomic_load(&count.ends_slow), cuts,
+	       atomic_load(&count.replies));
+	fflush(stdout); /* a TAP comment, into the test's log */
 	ck_assert_msg(!atomic_load(&failed), "seed %u: %s", seed0,
 		      first_failure);
 	/* the run did what it is for, or it proves nothing */

@@ -1,7 +1,8 @@
 /* The bus under concurrent load, for ThreadSanitizer and as a plain test:
  * publisher threads, subscriber threads that loop attach (at the tail, at
- * kept cursors, at plain ids) / pull-and-park / detach and kill each
- * other, and a bus_tick thread, on a history so small (count, bytes and
+ * kept cursors, at plain ids; in one call, or with no channel and then
+ * tap by tap as /ws does) / pull-and-park, adding and dropping taps /
+ * detach, and kill each other, and a bus_tick thread, on a history so small (count, bytes and
  * age) that eviction and gaps happen all the time.
  *
  * Every subscriber checks its own stream, per channel: each item follows
@@ -79,7 +80,7 @@ static void stress_fail(const char *fmt, ...)
 
 static struct {
 	atomic_long published, delivered, gaps, skips, timers, attaches,
-		ends_dead, ends_slow, kills, replies;
+		ends_dead, ends_slow, kills, replies, retaps;
 } count;
 
 /* ---- the fake transport ---- */
@@ -246,29 +247,100 @@ static bool data_is(const struct message *m, const char *text)
 	       memcmp(d + 1, text, n) == 0 && d[n + 1] == '"';
 }
 
-/* Attach to a random set of channels: at the tail, or at what it knows
- * (its kept cursors, and plain id 0 for channels it never read). */
+/* The cursor a subscriber resumes channel c from: the one it kept, or
+ * plain id 0 for a channel it never read. */
+static struct cursor since_of(const struct client *cl, unsigned c)
+{
+	const struct known *k = &cl->ch[c];
+
+	return k->seen ? (struct cursor){ k->epoch, k->cursor } :
+			 (struct cursor){ 0, 0 };
+}
+
+/* Check and keep where the bus says tap c starts. */
+static void learn_start(struct client *cl, unsigned c, bool at_tail,
+			struct cursor since, struct cursor start)
+{
+	struct known *k = &cl->ch[c];
+
+	/* epochs never change here: no channel's tomb is ever trimmed
+	 * (NCH < max_channels) */
+	if (k->seen && start.epoch != k->epoch)
+		stress_fail("sub%d: %s epoch changed", cl->index, names[c]);
+	if (!at_tail && start.id != since.id)
+		stress_fail("sub%d: %s starts at %llu, asked %llu", cl->index,
+			    names[c], (unsigned long long)start.id,
+			    (unsigned long long)since.id);
+	k->seen = true;
+	k->epoch = start.epoch;
+	k->cursor = start.id;
+}
+
+/* Add channel c as the last tap, as the /ws subscribe op does. A tap
+ * that starts behind the others may bring older messages: publish order
+ * holds again from here. */
+static bool client_tap_add(struct client *cl, unsigned c)
+{
+	bool at_tail = rnd(&cl->seed, 4) == 0;
+	struct cursor since = since_of(cl, c), start;
+	enum bus_error err;
+
+	err = bus_tap_add(bus, &cl->s.sub, names[c], strlen(names[c]),
+			  at_tail ? NULL : &since, false, &start);
+	if (err != BUS_OK) {
+		stress_fail("sub%d: tap on %s refused (%d)", cl->index,
+			    names[c], err);
+		return false;
+	}
+	cl->tap_ch[cl->ntaps++] = c;
+	cl->last_seq = 0;
+	learn_start(cl, c, at_tail, since, start);
+	return true;
+}
+
+/* Add a channel it does not read, or drop one of several (the /ws
+ * subscribe and unsubscribe ops). */
+static void client_retap(struct client *cl)
+{
+	size_t i = rnd(&cl->seed, (unsigned)cl->ntaps);
+	unsigned c = rnd(&cl->seed, NCH);
+
+	if (cl->ntaps > 1 && rnd(&cl->seed, 2)) {
+		bus_tap_remove(bus, &cl->s.sub, i);
+		memmove(&cl->tap_ch[i], &cl->tap_ch[i + 1],
+			(cl->ntaps - i - 1) * sizeof *cl->tap_ch);
+		cl->ntaps--;
+		atomic_fetch_add(&count.retaps, 1);
+		return;
+	}
+	for (size_t k = 0; k < cl->ntaps; k++)
+		if (cl->tap_ch[k] == c)
+			return;
+	if (client_tap_add(cl, c))
+		atomic_fetch_add(&count.retaps, 1);
+}
+
+/* Attach to a random set of channels, in one call or (as /ws does) with
+ * none and then one tap at a time: at the tail, or where it left off. */
 static bool client_attach(struct client *cl)
 {
 	struct channel_list list = { 0 };
 	struct cursor since[NCH], start[NCH];
 	bool at_tail = rnd(&cl->seed, 4) == 0;
+	bool one_by_one = rnd(&cl->seed, 4) == 0;
 	unsigned first = rnd(&cl->seed, NCH), n = 1 + rnd(&cl->seed, NCH);
 	enum bus_error err;
 
-	for (unsigned i = 0; i < n; i++) {
+	for (unsigned i = 0; i < n && !one_by_one; i++) {
 		unsigned c = (first + i) % NCH;
 
 		cl->tap_ch[i] = c;
 		list.name[i] = names[c];
 		list.len[i] = strlen(names[c]);
-		since[i] = cl->ch[c].seen ?
-				   (struct cursor){ cl->ch[c].epoch,
-						    cl->ch[c].cursor } :
-				   (struct cursor){ 0, 0 };
+		since[i] = since_of(cl, c);
 	}
-	list.count = n;
-	cl->ntaps = n;
+	list.count = one_by_one ? 0 : n;
+	cl->ntaps = list.count;
 	cl->last_seq = 0;
 	/* a new connection: its transport fills a zeroed subscriber */
 	memset(&cl->s.sub, 0, sizeof cl->s.sub);
@@ -280,23 +352,13 @@ static bool client_attach(struct client *cl)
 		stress_fail("sub%d: attach refused (%d)", cl->index, err);
 		return false;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		struct known *k = &cl->ch[cl->tap_ch[i]];
-
-		/* epochs never change here: no channel's tomb is ever
-		 * trimmed (NCH < max_channels) */
-		if (k->seen && start[i].epoch != k->epoch)
-			stress_fail("sub%d: %s epoch changed", cl->index,
-				    names[cl->tap_ch[i]]);
-		if (!at_tail && start[i].id != since[i].id)
-			stress_fail("sub%d: %s starts at %llu, asked %llu",
-				    cl->index, names[cl->tap_ch[i]],
-				    (unsigned long long)start[i].id,
-				    (unsigned long long)since[i].id);
-		k->seen = true;
-		k->epoch = start[i].epoch;
-		k->cursor = start[i].id;
-	}
+	for (unsigned i = 0; i < list.count; i++)
+		learn_start(cl, cl->tap_ch[i], at_tail, since[i], start[i]);
+	for (unsigned i = 0; i < n && one_by_one; i++)
+		if (!client_tap_add(cl, (first + i) % NCH)) {
+			bus_detach(bus, &cl->s.sub);
+			return false;
+		}
 	atomic_fetch_add(&count.attaches, 1);
 	bus_set_deadline(bus, &cl->s.sub, bus_now_ms() + PERIOD_MS);
 	atomic_store(&live_ids[cl->index], cl->s.sub.id);
@@ -452,6 +514,8 @@ static void *subscriber(void *arg)
 				break;
 			if (rnd(&cl->seed, 16) == 0)
 				kill_another(cl);
+			if (rnd(&cl->seed, 8) == 0)
+				client_retap(cl);
 		}
 		atomic_store(&live_ids[cl->index], 0);
 		bus_detach(bus, &cl->s.sub);
@@ -532,21 +596,22 @@ START_TEST(test_bus_stress)
 	printf("# seed %u, %ld ms: %ld published, %ld delivered, %ld gaps, "
 	       "%ld skips, %ld timers, %ld attaches, %ld parks, %ld wakes, "
 	       "%ld kills, %ld ended dead, %ld ended slow (%ld cut), "
-	       "%ld single replies\n",
+	       "%ld single replies, %ld taps added or removed\n",
 	       seed0, ms, atomic_load(&count.published),
 	       atomic_load(&count.delivered), atomic_load(&count.gaps),
 	       atomic_load(&count.skips), atomic_load(&count.timers),
 	       atomic_load(&count.attaches), parks, wakes,
 	       atomic_load(&count.kills), atomic_load(&count.ends_dead),
-	       atomic_load(&count.ends_slow), cuts,
-	       atomic_load(&count.replies));
+	       atomic_load(&count.ends_slow), cuts, atomic_load(&count.replies),
+	       atomic_load(&count.retaps));
 	fflush(stdout); /* a TAP comment, into the test's log */
 	ck_assert_msg(!atomic_load(&failed), "seed %u: %s", seed0,
 		      first_failure);
 	/* the run did what it is for, or it proves nothing */
 	ck_assert_msg(count.delivered > 0 && count.gaps > 0 &&
 			      count.skips > 0 && count.timers > 0 &&
-			      count.ends_dead > 0 && parks > 0,
+			      count.ends_dead > 0 && count.retaps > 0 &&
+			      parks > 0,
 		      "the run missed a case it is for (see the counts)");
 
 	bus_stats(bus, &st);

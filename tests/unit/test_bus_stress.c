@@ -2,8 +2,9 @@
  * publisher threads, subscriber threads that loop attach (at the tail, at
  * kept cursors, at plain ids; in one call, or with no channel and then
  * tap by tap as /ws does) / pull-and-park, adding and dropping taps /
- * detach, and kill each other, and a bus_tick thread, on a history so small (count, bytes and
- * age) that eviction and gaps happen all the time.
+ * detach, and kill each other, and a bus_tick thread, on a history so
+ * small (count, bytes and age) that eviction and gaps happen all the
+ * time.
  *
  * Every subscriber checks its own stream, per channel: each item follows
  * on from its cursor (a message or skip item is cursor + 1), or is a gap

@@ -335,13 +335,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 {
 	struct http_request *req = *con_cls;
 
-	(void)version;
 	if (req == NULL) {
 		req = xcalloc(1, sizeof *req);
 		req->opened_ms = bus_now_ms();
 		req->srv = cls;
 		req->conn = conn;
 		req->is_post = strcmp(method, "POST") == 0;
+		req->http_1_0 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
 		*con_cls = req;
 		if (framing_ambiguous(conn)) {
 			req->dispatched = true;

@@ -20,6 +20,7 @@ struct http_request {
 	struct server *srv;
 	struct MHD_Connection *conn;
 	bool is_post;
+	bool http_1_0; /* HTTP/1.0: a body of unknown length is not chunked */
 	bool dispatched;
 	/* POST body, bounded by --max-message */
 	char *body;

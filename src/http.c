@@ -96,6 +96,8 @@ static int read_cursor(struct http_request *req)
 		s = http_arg(req, "since");
 	if (s == NULL)
 		return 0;
+	/* only as many as there are channels: a held request keeps it */
+	req->since = xcalloc(req->channels.count, sizeof *req->since);
 	if (cursor_parse(s, strlen(s), req->channels.count, req->since) < 0)
 		return -1;
 	req->has_since = true;
@@ -406,6 +408,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		req->transport->finish(req);
 	free(req->body);
 	free(req->path);
+	free(req->since);
 	free(req);
 	*con_cls = NULL;
 }

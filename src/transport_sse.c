@@ -180,9 +180,11 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		if (got.count == 0 && got.timer) {
 			stage(&st->out, PING, sizeof PING - 1);
 		} else if (got.count == 0) {
-			/* everything was copied out: MHD calls again when it
-			 * has sent n, or after the wake if parked (n == 0) */
-			go_idle(st);
+			/* 0 only when parked (suspended): idle until the wake.
+			 * With n copied, MHD calls again once it is sent; the
+			 * buffer is kept for that call, which often has more */
+			if (n == 0)
+				go_idle(st);
 			return (ssize_t)n;
 		}
 	}

@@ -42,8 +42,8 @@ struct segments {
 };
 
 /* What only a stream with something to write needs: allocated when the
- * reader has work and freed when it has none, so an idle stream does not
- * hold 3.5 KiB it is not using (bench/idle_mem.py). */
+ * reader is called and freed when it parks the stream, so an idle stream
+ * does not hold 3.5 KiB it is not using (bench/idle_mem.py). */
 struct sse_busy {
 	struct bus_item items[SSE_BATCH]; /* pulled, not yet written */
 	char scratch[SSE_FORMAT_MAX];
@@ -143,7 +143,7 @@ static bool stage_next(struct sse *st)
 	return false;
 }
 
-/* Nothing staged and every pulled item written: the busy part goes. */
+/* Parked, so nothing is staged and every pulled item is written. */
 static void go_idle(struct sse *st)
 {
 	free(st->busy);

@@ -65,6 +65,7 @@ typedef struct sub {
 /* ---- options ---- */
 static struct {
   int srv, tr, subs, channels, count, size, pub_conns, idle;
+  double hold; /* --idle: seconds to keep the connections open after the result */
   double rate, max_time, drain, interval_ms, drop_every_ms, drop_frac;
   int port, pids[8], npids, open_conc, lp_timeout, warmup;
   const char *label, *prefix;
@@ -1087,6 +1088,8 @@ static void usage(void) {
        "  --interval MS       short-poll interval after each reply [1000]\n"
        "  --lp-timeout S      long-poll hold asked of anypush [25]\n"
        "  --idle              open the subscribers, measure RSS per connection, no publishing\n"
+       "  --hold S            with --idle: keep them open S seconds after printing the result,\n"
+       "                      so another tool can inspect the server meanwhile [0]\n"
        "  --drop-every MS     drop --drop-frac of the subscribers every MS ms while publishing,\n"
        "                      they reconnect at once with their cursor [off]\n"
        "  --drop-frac F       fraction dropped each time, 1 = all (a storm) [0.1]\n"
@@ -1114,7 +1117,7 @@ int main(int argc, char **argv) {
       {"drop-every", 1, 0, 'd'}, {"drop-frac", 1, 0, 'f'}, {"drain", 1, 0, 'D'},
       {"max-time", 1, 0, 'T'},  {"label", 1, 0, 'L'},      {"open-conc", 1, 0, 'o'},
       {"prefix", 1, 0, 'x'},    {"lp-timeout", 1, 0, 'l'}, {"help", 0, 0, 'h'},
-      {"warmup", 1, 0, 'W'},
+      {"warmup", 1, 0, 'W'},    {"hold", 1, 0, 'H'},
       {0, 0, 0, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -1149,6 +1152,7 @@ int main(int argc, char **argv) {
     case 'x': O.prefix = optarg; break;
     case 'l': O.lp_timeout = atoi(optarg); break;
     case 'W': O.warmup = atoi(optarg); break;
+    case 'H': O.hold = atof(optarg); break;
     case 'h': usage(); return 0;
     default: usage(); return 2;
     }
@@ -1249,6 +1253,8 @@ int main(int argc, char **argv) {
             "(first answer p50 %.2f ms, max %.0f ms)\n",
             srv_names[O.srv], tr_names[O.tr], O.subs, per, s0.rss_kb, s1.rss_kb, open_s,
             lg_hist_pct(&HO, 50) / 1e3, (double)HO.max / 1e3);
+    fflush(stdout);
+    if (O.hold > 0) run_for(O.hold);
     return 0;
   }
 

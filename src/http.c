@@ -96,6 +96,8 @@ static int read_cursor(struct http_request *req)
 		s = http_arg(req, "since");
 	if (s == NULL)
 		return 0;
+	/* only as many as there are channels: a held request keeps it */
+	req->since = xcalloc(req->channels.count, sizeof *req->since);
 	if (cursor_parse(s, strlen(s), req->channels.count, req->since) < 0)
 		return -1;
 	req->has_since = true;
@@ -345,13 +347,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 {
 	struct http_request *req = *con_cls;
 
-	(void)version;
 	if (req == NULL) {
 		req = xcalloc(1, sizeof *req);
 		req->opened_ms = bus_now_ms();
 		req->srv = cls;
 		req->conn = conn;
 		req->is_post = strcmp(method, "POST") == 0;
+		req->http_1_0 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
 		*con_cls = req;
 		if (framing_ambiguous(conn)) {
 			req->dispatched = true;
@@ -417,6 +419,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		req->transport->finish(req);
 	free(req->body);
 	free(req->path);
+	free(req->since);
 	free(req);
 	*con_cls = NULL;
 }

@@ -20,6 +20,7 @@ struct http_request {
 	struct server *srv;
 	struct MHD_Connection *conn;
 	bool is_post;
+	bool http_1_0; /* HTTP/1.0: a body of unknown length is not chunked */
 	bool dispatched;
 	/* POST body, bounded by --max-message */
 	char *body;
@@ -31,7 +32,7 @@ struct http_request {
 	char *path;   /* copy of the channel list text */
 	struct channel_list channels;
 	bool has_since;
-	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct cursor *since; /* has_since: one per channel; freed here */
 	char client[CLIENT_ID_MAX + 1];
 	bool client_given; /* it came with ?client=, not made here */
 	bool presence;     /* ?presence=1: publish join/leave for this client */

@@ -11,8 +11,10 @@
 #include "http_reply.h"
 #include "server.h"
 #include "watcher.h"
+#include "xalloc.h"
 
 #include <microhttpd.h>
+#include <stdlib.h>
 #include <sys/socket.h>
 
 int http_sub_open(struct http_sub *hs, struct http_request *req,
@@ -31,8 +33,11 @@ int http_sub_open(struct http_sub *hs, struct http_request *req,
 	ci = MHD_get_connection_info(req->conn,
 				     MHD_CONNECTION_INFO_CONNECTION_FD);
 	hs->fd = ci ? ci->connect_fd : -1;
+	hs->cursor = xcalloc(req->channels.count, sizeof *hs->cursor);
 	err = bus_attach(req->srv->bus, &hs->sub, &req->channels,
 			 req->has_since ? req->since : NULL, hs->cursor);
+	if (err != BUS_OK)
+		http_sub_close(hs);
 	if (err == BUS_SHUTTING_DOWN)
 		return http_reply_error(req->conn, 503, "shutting_down",
 					"the gateway is restarting; retry");
@@ -51,6 +56,8 @@ void http_sub_close(struct http_sub *hs)
 	if (hs->attached)
 		bus_detach(hs->req->srv->bus, &hs->sub);
 	hs->attached = false;
+	free(hs->cursor);
+	hs->cursor = NULL;
 }
 
 void http_sub_advance(struct http_sub *hs, const struct bus_item *items,

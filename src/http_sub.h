@@ -12,8 +12,9 @@ struct http_request;
 struct http_sub {
 	struct subscriber sub;
 	struct http_request *req;
-	struct cursor cursor[CHANNELS_PER_SUBSCRIPTION_MAX]; /* as the client
-								 * has it */
+	/* as the client has it, one per channel of the request: sized to
+	 * them, since a held subscriber keeps it (bench/idle_mem.py) */
+	struct cursor *cursor;
 	int fd; /* the connection's socket, for the watcher and cut */
 	bool attached;
 	bool watched;
@@ -24,7 +25,7 @@ struct http_sub {
  * deadline_ms, period_ms and announce as in struct subscriber. */
 int http_sub_open(struct http_sub *hs, struct http_request *req,
 		  uint64_t deadline_ms, uint64_t period_ms, bool announce);
-/* Leave the bus and the watcher. Safe to call twice. */
+/* Leave the bus and the watcher, free the cursor. Safe to call twice. */
 void http_sub_close(struct http_sub *hs);
 /* Apply pulled items to the client's cursor. */
 void http_sub_advance(struct http_sub *hs, const struct bus_item *items,

@@ -23,6 +23,15 @@
 #define SSE_BATCH 16
 #define SSE_BATCH_BYTES (64u << 10)
 #define PING ": ping\nevent: ping\ndata: {}\n\n"
+/* MHD allocates the response with a buffer of this size. Over HTTP/1.1
+ * (chunked) libmicrohttpd 0.9.75 never uses it: the reader writes into
+ * the connection's own write buffer (try_ready_chunked_body), so a large
+ * one only costs memory on every held stream (4 KiB each, measured with
+ * bench/idle_mem.py). HTTP/1.0 gets an unchunked body read through this
+ * buffer, one block per call, so it keeps a buffer worth a send. Neither
+ * size caps a message: the reader continues it in the next call. */
+#define SSE_BLOCK_CHUNKED 64
+#define SSE_BLOCK_HTTP10 4096
 
 /* Up to three pieces of text waiting to be copied out. */
 struct segments {
@@ -32,15 +41,22 @@ struct segments {
 	size_t off;
 };
 
+/* What only a stream with something to write needs: allocated when the
+ * reader is called and freed when it parks the stream, so an idle stream
+ * does not hold 3.5 KiB it is not using (bench/idle_mem.py). */
+struct sse_busy {
+	struct bus_item items[SSE_BATCH]; /* pulled, not yet written */
+	char scratch[SSE_FORMAT_MAX];
+};
+
 struct sse {
 	struct http_sub hs;
-	struct bus_item items[SSE_BATCH]; /* pulled, not yet written */
-	size_t nitems, next;
+	struct sse_busy *busy;   /* NULL while idle */
+	size_t nitems, next;     /* of busy->items */
 	struct message *writing; /* reference held while its data is copied */
 	struct segments out;
 	bool started;
 	bool named; /* messages as events of their own name (?sse_events) */
-	char scratch[SSE_FORMAT_MAX];
 };
 
 static void stage(struct segments *s, const char *p, size_t len)
@@ -83,10 +99,10 @@ static void stage_welcome(struct sse *st)
 	size_t n;
 
 	http_sub_cursor(&st->hs, cursor);
-	n = sse_format_welcome(st->scratch, sizeof st->scratch, cursor,
-			       st->hs.sub.client,
+	n = sse_format_welcome(st->busy->scratch, sizeof st->busy->scratch,
+			       cursor, st->hs.sub.client,
 			       config_live(st->hs.req->srv->cfg, heartbeat));
-	stage(&st->out, st->scratch, n);
+	stage(&st->out, st->busy->scratch, n);
 }
 
 static void stage_item(struct sse *st, struct bus_item *it)
@@ -98,10 +114,10 @@ static void stage_item(struct sse *st, struct bus_item *it)
 
 	http_sub_advance(&st->hs, it, 1);
 	http_sub_cursor(&st->hs, cursor);
-	n = sse_format_item(st->scratch, sizeof st->scratch, cursor,
+	n = sse_format_item(st->busy->scratch, sizeof st->busy->scratch, cursor,
 			    chs->name[it->tap], chs->len[it->tap], it,
 			    st->named);
-	stage(&st->out, st->scratch, n);
+	stage(&st->out, st->busy->scratch, n);
 	if (m == NULL)
 		return;
 	stage(&st->out, message_json(m), m->json_len);
@@ -121,10 +137,17 @@ static bool stage_next(struct sse *st)
 		return true;
 	}
 	if (st->next < st->nitems) {
-		stage_item(st, &st->items[st->next++]);
+		stage_item(st, &st->busy->items[st->next++]);
 		return true;
 	}
 	return false;
+}
+
+/* Parked, so nothing is staged and every pulled item is written. */
+static void go_idle(struct sse *st)
+{
+	free(st->busy);
+	st->busy = NULL;
 }
 
 static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -134,13 +157,15 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 	size_t n = 0;
 
 	(void)pos;
+	if (st->busy == NULL)
+		st->busy = xmalloc(sizeof *st->busy);
 	for (;;) {
 		n += drain(&st->out, buf + n, max - n);
 		if (staged(&st->out) || n == max)
 			return (ssize_t)n;
 		if (stage_next(st))
 			continue;
-		bus_pull(st->hs.req->srv->bus, &st->hs.sub, st->items,
+		bus_pull(st->hs.req->srv->bus, &st->hs.sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
 		st->nitems = got.count;
 		st->next = 0;
@@ -152,10 +177,16 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		/* the comment keeps proxies from timing out; the event is for
 		 * EventSource, which never shows comments to scripts, so a
 		 * client can tell an idle stream from a dead one */
-		if (got.count == 0 && got.timer)
+		if (got.count == 0 && got.timer) {
 			stage(&st->out, PING, sizeof PING - 1);
-		else if (got.count == 0)
-			return (ssize_t)n; /* 0 only when parked (suspended) */
+		} else if (got.count == 0) {
+			/* 0 only when parked (suspended): idle until the wake.
+			 * With n copied, MHD calls again once it is sent; the
+			 * buffer is kept for that call, which often has more */
+			if (n == 0)
+				go_idle(st);
+			return (ssize_t)n;
+		}
 	}
 }
 
@@ -197,8 +228,10 @@ static int sse_serve(struct http_request *req)
 	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb, req->presence);
 	if (r != -1)
 		return r;
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096,
-						 sse_read, st, NULL);
+	resp = MHD_create_response_from_callback(
+		MHD_SIZE_UNKNOWN,
+		req->http_1_0 ? SSE_BLOCK_HTTP10 : SSE_BLOCK_CHUNKED, sse_read,
+		st, NULL);
 	/* st stays in req->tstate: sse_finish frees it when MHD closes */
 	if (resp == NULL)
 		return MHD_NO;
@@ -216,8 +249,11 @@ static void sse_finish(struct http_request *req)
 	if (st == NULL)
 		return;
 	http_sub_close(&st->hs);
-	bus_items_release(st->items + st->next, st->nitems - st->next);
+	if (st->busy)
+		bus_items_release(st->busy->items + st->next,
+				  st->nitems - st->next);
 	message_unref(st->writing);
+	free(st->busy);
 	free(st);
 	req->tstate = NULL;
 	capacity_give_stream(req->srv->cap);

@@ -81,6 +81,7 @@ struct ws_session {
 	unsigned char *rx;
 	size_t rx_len;
 	bool rx_binary;
+	bool refused; /* a frame was refused: close on the next writable */
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages, not control frames */
@@ -675,10 +676,27 @@ static void message_complete(struct ws_session *s)
 	s->rx_len = 0;
 }
 
+/* Close with the reason already set, from the writable callback: a -1
+ * from RECEIVE while libwebsockets still holds more of the read (a frame
+ * comes in rx_buffer_size pieces) often dropped the connection before the
+ * close frame went out. Nothing more is read meanwhile, and a peer that
+ * never lets us write is dropped after the same 5 s lws gives a close
+ * frame. */
+static int refuse(struct ws_session *s)
+{
+	s->refused = true;
+	lws_rx_flow_control(s->wsi, 0);
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+	lws_callback_on_writable(s->wsi);
+	return 0;
+}
+
 static int on_receive(struct ws_session *s, const void *in, size_t len)
 {
 	size_t max = config_live(srv_of(s)->cfg, max_message);
 
+	if (s->refused)
+		return 0;
 	if (lws_is_first_fragment(s->wsi)) {
 		s->rx_len = 0;
 		s->rx_binary = lws_frame_is_binary(s->wsi);
@@ -687,14 +705,14 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 				 (unsigned char *)"publish on one channel", 22);
 		s->why = "publish on a multi-channel socket";
-		return -1;
+		return refuse(s);
 	}
 	/* the frame header announces the rest: refuse early, not at the end */
 	if (s->rx_len + len + lws_remaining_packet_payload(s->wsi) > max) {
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 (unsigned char *)"too big", 7);
 		s->why = "frame over --max-message";
-		return -1;
+		return refuse(s);
 	}
 	s->rx = xrealloc(s->rx, s->rx_len + len + 1);
 	memcpy(s->rx + s->rx_len, in, len);
@@ -750,7 +768,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return s->attached ? on_writable(s) : -1;
+		return s->attached && !s->refused ? on_writable(s) : -1;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(s, in, len);
 	case LWS_CALLBACK_CLOSED:
@@ -769,7 +787,7 @@ const struct lws_protocols *transport_ws_protocols(void)
 		{ .name = "anypush.v1",
 		  .callback = ws_callback,
 		  .per_session_data_size = sizeof(struct ws_session),
-		  .rx_buffer_size = 4096 },
+		  .rx_buffer_size = 1024 },
 		{ NULL, NULL, 0, 0, 0, NULL, 0 },
 	};
 	return protocols;

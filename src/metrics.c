@@ -95,6 +95,10 @@ char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 		&metrics.over_capacity);
 	counter(&t, "http_errors_total", "JSON error replies sent.",
 		&metrics.http_errors);
+	counter(&t, "idempotent_replays_total",
+		"Publishes with a known idempotency key, answered with the "
+		"first one's id and not stored.",
+		&metrics.idempotent_replays);
 	per_transport(&t, "delivered_total", "Messages delivered.", "counter",
 		      metrics.delivered, bus);
 	per_transport(&t, "subscriptions_total", "Subscriptions opened.",
@@ -111,12 +115,15 @@ char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 	    "anypush_messages_alive %ld\n"
 	    "# TYPE anypush_pollers gauge\n"
 	    "anypush_pollers %zu\n"
+	    "# TYPE anypush_idempotency_keys gauge\n"
+	    "anypush_idempotency_keys %zu\n"
 	    "# TYPE anypush_connections gauge\n"
 	    "anypush_connections %zu\n"
 	    "# TYPE anypush_streams gauge\n"
 	    "anypush_streams %zu\n",
 	    st.channels, st.retained, st.retained_bytes, message_alive(),
-	    st.pollers, capacity_connections(cap), capacity_streams(cap));
+	    st.pollers, st.idem_keys, capacity_connections(cap),
+	    capacity_streams(cap));
 	*len = t.len;
 	return t.buf;
 }

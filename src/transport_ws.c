@@ -524,6 +524,10 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 			    "the gateway is restarting");
 	else if (err == BUS_TOO_MANY_CHANNELS)
 		reply_error(s, op, "over_capacity", "too many channels");
+	else if (err == BUS_IDEM_CONFLICT)
+		reply_error(s, op, "idempotency_conflict",
+			    "this key was used for another message on this "
+			    "channel");
 	return err != 0;
 }
 
@@ -572,18 +576,21 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			const struct payload *data)
 {
-	char extra[48 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	char extra[64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	bool replayed;
 	struct cursor at;
 
 	if (refused(s, op,
-		    publish_message(srv_of(s), op->channel, strlen(op->channel),
-				    op->event[0] ? op->event : NULL,
-				    s->sub.client, op->exclude_sender, data,
-				    &at)))
+		    publish_message_keyed(
+			    srv_of(s), op->channel, strlen(op->channel),
+			    op->event[0] ? op->event : NULL, s->sub.client,
+			    op->exclude_sender, data,
+			    op->key[0] ? op->key : NULL, &at, &replayed)))
 		return;
 	cursor_epoch_text(at.epoch, epoch);
-	fmt_at(extra, sizeof extra, 0, ",\"id\":%llu,\"epoch\":\"%s\"",
-	       (unsigned long long)at.id, epoch);
+	fmt_at(extra, sizeof extra, 0, ",\"id\":%llu,\"epoch\":\"%s\"%s",
+	       (unsigned long long)at.id, epoch,
+	       replayed ? ",\"replayed\":true" : "");
 	reply_ack(s, op, extra);
 }
 

@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "capacity.h"
 #include "clientid.h"
+#include "cost.h"
 #include "fmt.h"
 #include "http_reply.h"
 #include "log.h"
@@ -125,6 +126,7 @@ static int subscribe(struct http_request *req, const char *list)
 
 	if (t == NULL)
 		return r;
+	cost_request(t->id);
 	req->path = xstrdup(list);
 	if (channel_list_parse(req->path, strlen(req->path), &req->channels) <
 	    0)
@@ -329,29 +331,19 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 	return (size_t)(out - s);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-				  const char *url, const char *method,
-				  const char *version, const char *upload_data,
-				  size_t *upload_size, void **con_cls)
+/* The socket under conn, -1 if MHD does not say. */
+static int connection_fd(struct MHD_Connection *conn)
 {
-	struct http_request *req = *con_cls;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 
-	(void)version;
-	if (req == NULL) {
-		req = xcalloc(1, sizeof *req);
-		req->opened_ms = bus_now_ms();
-		req->srv = cls;
-		req->conn = conn;
-		req->is_post = strcmp(method, "POST") == 0;
-		*con_cls = req;
-		if (framing_ambiguous(conn)) {
-			req->dispatched = true;
-			return (enum MHD_Result)http_reply_error(
-				conn, 400, "bad_request",
-				"conflicting Content-Length/Transfer-Encoding");
-		}
-		return MHD_YES;
-	}
+	return ci ? ci->connect_fd : -1;
+}
+
+static enum MHD_Result handle(struct http_request *req, const char *url,
+			      const char *method, const char *upload_data,
+			      size_t *upload_size)
+{
 	if (req->transport)
 		return (enum MHD_Result)req->transport->serve(req);
 	if (*upload_size) {
@@ -364,6 +356,41 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	req->dispatched = true;
 	return (enum MHD_Result)dispatch(req, url, method);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_size, void **con_cls)
+{
+	struct http_request *req = *con_cls;
+	uint64_t cpu;
+	enum MHD_Result r;
+
+	(void)version;
+	if (req == NULL) {
+		req = xcalloc(1, sizeof *req);
+		req->opened_ms = bus_now_ms();
+		req->srv = cls;
+		req->conn = conn;
+		/* what earlier requests on this connection wrote is theirs */
+		req->fd = connection_fd(conn);
+		req->bytes_base = cost_written(req->fd);
+		req->is_post = strcmp(method, "POST") == 0;
+		*con_cls = req;
+		if (framing_ambiguous(conn)) {
+			req->dispatched = true;
+			return (enum MHD_Result)http_reply_error(
+				conn, 400, "bad_request",
+				"conflicting Content-Length/Transfer-Encoding");
+		}
+		return MHD_YES;
+	}
+	cpu = cost_cpu_now();
+	r = handle(req, url, method, upload_data, upload_size);
+	if (req->transport)
+		cost_cpu(req->transport->id, cpu);
+	return r;
 }
 
 static const char *end_reason(enum MHD_RequestTerminationCode why)
@@ -403,8 +430,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			  req->sent, end_reason(why));
 	else
 		log_debug("request done (plain), reason %d", (int)why);
-	if (req->transport)
+	if (req->transport) {
+		uint64_t cpu = cost_cpu_now();
+
 		req->transport->finish(req);
+		cost_cpu(req->transport->id, cpu);
+		/* the reply has been handed to the socket by now */
+		cost_bytes(req->transport->id, req->fd, &req->bytes_base);
+	}
 	free(req->body);
 	free(req->path);
 	free(req);

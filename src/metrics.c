@@ -57,6 +57,17 @@ static void per_transport(struct text *t, const char *name, const char *help,
 	}
 }
 
+static void cpu_seconds(struct text *t)
+{
+	put(t, "# HELP anypush_cpu_seconds_total Thread CPU time spent in the "
+	       "transport's own callbacks.\n"
+	       "# TYPE anypush_cpu_seconds_total counter\n");
+	for (int i = 0; i < TRANSPORT_COUNT; i++)
+		put(t, "anypush_cpu_seconds_total{transport=\"%s\"} %.6f\n",
+		    transport_by_id(i)->name,
+		    (double)atomic_load(&metrics.cpu_ns[i]) / 1e9);
+}
+
 char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 {
 	struct text t = { xmalloc(4096), 0, 4096 };
@@ -105,6 +116,15 @@ char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 		      "counter", metrics.subscriptions, bus);
 	per_transport(&t, "subscribers", "Subscribers attached now.", "gauge",
 		      NULL, bus);
+	per_transport(&t, "requests_total",
+		      "HTTP requests that chose the transport, WebSocket "
+		      "connections opened.",
+		      "counter", metrics.requests, bus);
+	per_transport(&t, "sent_bytes_total",
+		      "Bytes written to the transport's sockets, headers "
+		      "included.",
+		      "counter", metrics.sent_bytes, bus);
+	cpu_seconds(&t);
 	put(&t,
 	    "# TYPE anypush_channels gauge\nanypush_channels %zu\n"
 	    "# TYPE anypush_retained_messages gauge\n"

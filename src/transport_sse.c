@@ -6,6 +6,7 @@
  * nothing to send it suspends the connection and returns 0, which MHD
  * allows only together with a suspend (without it, MHD spins). */
 #include "capacity.h"
+#include "cost.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
@@ -127,13 +128,11 @@ static bool stage_next(struct sse *st)
 	return false;
 }
 
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+static ssize_t fill(struct sse *st, char *buf, size_t max)
 {
-	struct sse *st = cls;
 	struct bus_pull got;
 	size_t n = 0;
 
-	(void)pos;
 	for (;;) {
 		n += drain(&st->out, buf + n, max - n);
 		if (staged(&st->out) || n == max)
@@ -157,6 +156,22 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 		else if (got.count == 0)
 			return (ssize_t)n; /* 0 only when parked (suspended) */
 	}
+}
+
+/* MHD asks for more when it has written what the last call gave it, so
+ * the bytes written since are this stream's. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *st = cls;
+	struct http_request *req = st->hs.req;
+	uint64_t cpu = cost_cpu_now();
+	ssize_t r;
+
+	(void)pos;
+	cost_bytes(TRANSPORT_SSE, req->fd, &req->bytes_base);
+	r = fill(st, buf, max);
+	cost_cpu(TRANSPORT_SSE, cpu);
+	return r;
 }
 
 /* ?sse_events=0 sends every message unnamed; 1 (the default) under its

@@ -13,6 +13,7 @@
  * if the socket took only part of it. */
 #include "bus.h"
 #include "clientid.h"
+#include "cost.h"
 #include "cursor.h"
 #include "fmt.h"
 #include "frame_format.h"
@@ -81,6 +82,7 @@ struct ws_session {
 	unsigned char *rx;
 	size_t rx_len;
 	bool rx_binary;
+	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages, not control frames */
@@ -276,10 +278,8 @@ static int write_ctl(struct ws_session *s)
 
 /* ---- service thread: writing ---- */
 
-void transport_ws_service(struct ws_ready_link *link)
+static void service(struct ws_session *s)
 {
-	struct ws_session *s = from_link(link);
-
 	if (s->cut) {
 		log_debug("ws subscriber %llu cut (slow consumer)",
 			  (unsigned long long)s->sub.id);
@@ -291,6 +291,14 @@ void transport_ws_service(struct ws_ready_link *link)
 		return;
 	}
 	lws_callback_on_writable(s->wsi);
+}
+
+void transport_ws_service(struct ws_ready_link *link)
+{
+	uint64_t cpu = cost_cpu_now();
+
+	service(from_link(link));
+	cost_cpu(TRANSPORT_WS, cpu);
 }
 
 static int write_text(struct ws_session *s, unsigned char *buf, int len)
@@ -489,6 +497,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->ws = ws;
 	s->wsi = wsi;
 	s->opened_ms = bus_now_ms();
+	cost_request(TRANSPORT_WS);
 	if (parse_request(s, since, &has_since) < 0) {
 		log_debug("ws request refused after routing");
 		return -1;
@@ -714,6 +723,10 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 
 static void on_closed(struct ws_session *s)
 {
+	/* the last frames, and the close frame */
+	if (s->wsi)
+		cost_bytes(TRANSPORT_WS, lws_get_socket_fd(s->wsi),
+			   &s->bytes_base);
 	/* names, never the request line: a query may carry a secret */
 	if (s->opened_ms)
 		log_debug("closed ws %s%s after %.3f s, %lu messages sent: %s",
@@ -748,21 +761,51 @@ static void on_closed(struct ws_session *s)
 	s->rx = NULL;
 }
 
-static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
-		       void *user, void *in, size_t len)
+static int session_callback(struct ws_session *s, struct lws *wsi,
+			    enum lws_callback_reasons reason, void *in,
+			    size_t len)
 {
-	struct ws_session *s = user;
+	int r;
 
 	switch (reason) {
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return s->attached ? on_writable(s) : -1;
+		if (!s->attached)
+			return -1;
+		r = on_writable(s);
+		cost_bytes(TRANSPORT_WS, lws_get_socket_fd(wsi),
+			   &s->bytes_base);
+		return r;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(s, in, len);
 	case LWS_CALLBACK_CLOSED:
 		on_closed(s);
 		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* The session's callbacks are the WebSocket transport's CPU cost; the
+ * 101 handshake lws wrote before ESTABLISHED is counted with the first
+ * frames (bytes_base starts at 0). */
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	struct ws_session *s = user;
+	uint64_t cpu;
+	int r;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_CLOSED:
+		cpu = cost_cpu_now();
+		r = session_callback(s, wsi, reason, in, len);
+		cost_cpu(TRANSPORT_WS, cpu);
+		return r;
 	case LWS_CALLBACK_HTTP:
 		return -1; /* the router sends only upgrades here */
 	default:

@@ -118,6 +118,15 @@ static int read_client(struct http_request *req)
 	return 0;
 }
 
+/* The socket under conn, -1 if MHD does not say. */
+static int connection_fd(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return ci ? ci->connect_fd : -1;
+}
+
 static int subscribe(struct http_request *req, const char *list)
 {
 	const struct transport *t = NULL;
@@ -127,6 +136,10 @@ static int subscribe(struct http_request *req, const char *list)
 	if (t == NULL)
 		return r;
 	cost_request(t->id);
+	/* what earlier requests on this connection wrote is theirs: MHD
+	 * handed all of it to the socket before reading this one */
+	req->fd = connection_fd(req->conn);
+	req->bytes_base = cost_written(req->fd);
 	req->path = xstrdup(list);
 	if (channel_list_parse(req->path, strlen(req->path), &req->channels) <
 	    0)
@@ -331,15 +344,6 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 	return (size_t)(out - s);
 }
 
-/* The socket under conn, -1 if MHD does not say. */
-static int connection_fd(struct MHD_Connection *conn)
-{
-	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-
-	return ci ? ci->connect_fd : -1;
-}
-
 static enum MHD_Result handle(struct http_request *req, const char *url,
 			      const char *method, const char *upload_data,
 			      size_t *upload_size)
@@ -373,9 +377,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		req->opened_ms = bus_now_ms();
 		req->srv = cls;
 		req->conn = conn;
-		/* what earlier requests on this connection wrote is theirs */
-		req->fd = connection_fd(conn);
-		req->bytes_base = cost_written(req->fd);
+		req->fd = -1; /* set once a transport is picked */
 		req->is_post = strcmp(method, "POST") == 0;
 		*con_cls = req;
 		if (framing_ambiguous(conn)) {
@@ -386,6 +388,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		}
 		return MHD_YES;
 	}
+	if (req->is_post) /* publishes are no transport's: no clock */
+		return handle(req, url, method, upload_data, upload_size);
 	cpu = cost_cpu_now();
 	r = handle(req, url, method, upload_data, upload_size);
 	if (req->transport)

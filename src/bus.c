@@ -14,6 +14,7 @@
 #include "bus.h"
 
 #include "fmt.h"
+#include "idem.h"
 #include "log.h"
 #include "message.h"
 #include "metrics.h"
@@ -42,6 +43,7 @@ struct channel {
 	size_t pollers_by[TRANSPORT_COUNT]; /* in bus.pollers, by transport */
 	bool tomb; /* reclaimed: only its name, epoch and last id remain */
 	struct channel *tprev, *tnext; /* the tombs, oldest first */
+	struct idem_entry *idem; /* its keys in bus.idem; kept by a tomb */
 	size_t name_len;
 	char name[];
 };
@@ -68,6 +70,7 @@ struct bus {
 	struct subscriber *subs; /* all attached */
 	size_t nsubs, subs_by[TRANSPORT_COUNT];
 	struct pollers *pollers; /* poll/longpoll clients seen lately */
+	struct idem *idem;       /* idempotency keys stored lately */
 	struct subscriber **ids; /* by id, chained through id_next */
 	size_t nids;
 	uint64_t next_id;
@@ -308,6 +311,8 @@ static void trim_tombs(struct bus *bus)
 
 		tomb_unlink(bus, old);
 		*channel_slot(bus, old->name, old->name_len) = old->hnext;
+		/* a new channel may get this address: its keys go too */
+		idem_forget_owner(bus->idem, &old->idem);
 		free(old);
 	}
 }
@@ -354,6 +359,7 @@ void bus_set_limits(struct bus *bus, const struct bus_config *config)
 	bus->cfg.history_age_ms = config->history_age_ms;
 	bus->cfg.lag_limit = config->lag_limit;
 	bus->cfg.presence_window_ms = config->presence_window_ms;
+	bus->cfg.idem_window_ms = config->idem_window_ms;
 	pthread_mutex_unlock(&bus->lock);
 }
 
@@ -372,6 +378,7 @@ struct bus *bus_new(const struct bus_config *config)
 	bus->ids = xcalloc(bus->nids, sizeof *bus->ids);
 	bus->pollers = pollers_new(bus->cfg.max_pollers, &bus->hash_key,
 				   &poller_ops);
+	bus->idem = idem_new(bus->cfg.max_idem_keys, &bus->hash_key);
 	return bus;
 }
 
@@ -391,6 +398,7 @@ void bus_free(struct bus *bus)
 	free(bus->buckets);
 	free(bus->ids);
 	pollers_free(bus->pollers);
+	idem_free(bus->idem);
 	pthread_mutex_destroy(&bus->lock);
 	free(bus);
 }
@@ -465,13 +473,70 @@ static enum bus_error usable_channel(struct bus *bus, const char *name,
 	return *out ? BUS_OK : BUS_TOO_MANY_CHANNELS;
 }
 
-enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
-			   struct message *m, struct cursor *at)
+/* What a retry must repeat to be the same message: the data as stored
+ * (so the content type counts where it changes the data), the event,
+ * binary and exclude_sender. Not the time stamp or the sender's id. Keyed
+ * with the bus's secret, so nobody can make two bodies collide on
+ * purpose. Outside the lock: the body may be long. */
+static uint64_t message_hash(const struct bus *bus, const struct message *m)
 {
+	unsigned char k[8 + 2 + EVENT_NAME_MAX];
+	uint64_t h = siphash13(&bus->hash_key, message_json(m) + m->data_off,
+			       m->data_len);
+	size_t n = strlen(m->event);
+
+	memcpy(k, &h, 8);
+	k[8] = m->binary;
+	k[9] = m->exclude_sender;
+	memcpy(k + 10, m->event, n);
+	return siphash13(&bus->hash_key, k, 10 + n);
+}
+
+/* Under the lock: the key's entry on the channel of that name (live or a
+ * tomb: keys outlive a reclaim) if it is within the window. */
+static const struct idem_entry *idem_lookup(struct bus *bus,
+					    const char *channel, size_t len,
+					    const char *key, size_t key_len,
+					    uint64_t now)
+{
+	struct channel *ch = *channel_slot(bus, channel, len);
+	uint64_t window = bus->cfg.idem_window_ms;
+
+	if (ch == NULL)
+		return NULL;
+	return idem_find(bus->idem, ch, key, key_len,
+			 now > window ? now - window : 0);
+}
+
+enum bus_error bus_publish_keyed(struct bus *bus, const char *channel,
+				 size_t len, struct message *m,
+				 const char *key, size_t key_len,
+				 struct cursor *at, bool *replayed)
+{
+	uint64_t hash = key ? message_hash(bus, m) : 0, now = bus_now_ms();
+	const struct idem_entry *e = NULL;
 	struct channel *ch;
 	enum bus_error err;
 
+	*replayed = false;
 	pthread_mutex_lock(&bus->lock);
+	if (bus->cfg.idem_window_ms == 0)
+		key = NULL; /* validated by the caller, but not remembered */
+	if (key && !bus->shutting_down)
+		e = idem_lookup(bus, channel, len, key, key_len, now);
+	if (e && e->hash != hash) {
+		err = BUS_IDEM_CONFLICT;
+		goto out;
+	}
+	if (e) {
+		/* answered from the entry: a tomb is not brought back */
+		at->epoch = e->epoch;
+		at->id = e->id;
+		*replayed = true;
+		err = BUS_OK;
+		metrics_add(&metrics.idempotent_replays, 1);
+		goto out;
+	}
 	err = usable_channel(bus, channel, len, &ch);
 	if (err != BUS_OK)
 		goto out;
@@ -479,12 +544,23 @@ enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
 	at->epoch = ch->epoch;
 	at->id = m->id;
 	m = NULL;
+	if (key)
+		idem_add(bus->idem, ch, &ch->idem, key, key_len, hash,
+			 at->epoch, at->id, now);
 	notify_taps(bus, ch);
 	metrics_add(&metrics.published, 1);
 out:
 	pthread_mutex_unlock(&bus->lock);
 	message_unref(m);
 	return err;
+}
+
+enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
+			   struct message *m, struct cursor *at)
+{
+	bool replayed;
+
+	return bus_publish_keyed(bus, channel, len, m, NULL, 0, at, &replayed);
 }
 
 /* ---- subscribe ---- */
@@ -954,6 +1030,8 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 
 	pthread_mutex_lock(&bus->lock);
 	expire_pollers(bus, now_ms, &leaves);
+	if (now_ms > bus->cfg.idem_window_ms)
+		idem_expire(bus->idem, now_ms - bus->cfg.idem_window_ms);
 	for (size_t i = 0; i < bus->nbuckets; i++) {
 		struct channel *ch = bus->buckets[i], *next;
 
@@ -1016,6 +1094,7 @@ void bus_stats(struct bus *bus, struct bus_stats *out)
 	out->subscribers = bus->nsubs;
 	out->pollers = pollers_count(bus->pollers);
 	out->poller_visits = pollers_visited(bus->pollers);
+	out->idem_keys = idem_count(bus->idem);
 	pthread_mutex_unlock(&bus->lock);
 }
 

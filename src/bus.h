@@ -25,6 +25,8 @@ struct bus_config {
 	size_t lag_limit;            /* bytes a subscriber may fall behind */
 	uint64_t presence_window_ms; /* a poller is present this long */
 	size_t max_pollers; /* (channel, client) pollers remembered, at most */
+	uint64_t idem_window_ms; /* idempotency keys kept this long; 0: none */
+	size_t max_idem_keys;    /* (channel, key) pairs remembered, at most */
 };
 
 /* Why the bus wants a subscriber closed. */
@@ -93,19 +95,22 @@ struct bus_stats {
 	size_t channels, retained, retained_bytes, subscribers;
 	size_t pollers;         /* (channel, client) pollers remembered */
 	uint64_t poller_visits; /* pollers expiry has looked at, ever */
+	size_t idem_keys;       /* idempotency keys remembered */
 };
 
 enum bus_error {
 	BUS_OK = 0,
 	BUS_SHUTTING_DOWN = -1,     /* 503 */
 	BUS_TOO_MANY_CHANNELS = -2, /* 503 */
+	BUS_IDEM_CONFLICT = -3,     /* 422: the key stored another message */
 };
 
 /* Life cycle */
 struct bus *bus_new(const struct bus_config *config);
 void bus_free(struct bus *bus);
 /* Take the limits that may change while running (SIGHUP): history_age_ms,
- * lag_limit and presence_window_ms; the others are ignored. Each is read
+ * lag_limit, presence_window_ms and idem_window_ms; the others are
+ * ignored. Each is read
  * under the bus lock when it is enforced, so the next publish, wake or
  * tick uses the new value. */
 void bus_set_limits(struct bus *bus, const struct bus_config *config);
@@ -118,6 +123,16 @@ void bus_shutdown(struct bus *bus);
  * message stands: the channel's epoch and the message's id. */
 enum bus_error bus_publish(struct bus *bus, const char *channel, size_t len,
 			   struct message *m, struct cursor *at);
+/* bus_publish with an idempotency key (valid: idem_key_valid; NULL: none).
+ * If the channel stored a message under that key within the window, m is
+ * dropped and nothing is delivered: *at is where the first one stood and
+ * *replayed is set, or, when m differs from it (event, data, binary,
+ * exclude_sender), BUS_IDEM_CONFLICT. Check and store are one step under
+ * the lock, so concurrent publishes with one key store one message. */
+enum bus_error bus_publish_keyed(struct bus *bus, const char *channel,
+				 size_t len, struct message *m,
+				 const char *key, size_t key_len,
+				 struct cursor *at, bool *replayed);
 
 /* Subscribing */
 /* Join the listed channels at the given cursors (NULL: the tail), filling

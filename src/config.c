@@ -78,6 +78,12 @@ static const struct option_def options[] = {
 	    "seconds a poller counts as present after its last poll"),
 	NUM(max_pollers, "100000", 1, 100000000,
 	    "pollers kept for presence (one per channel and client id)"),
+	LIVE_NUM(idempotency_window, "300", 0, 86400,
+		 "seconds a publish's Idempotency-Key is remembered (0: keys "
+		 "are still checked but not remembered)"),
+	NUM(idempotency_keys, "100000", 1, 100000000,
+	    "idempotency keys remembered over all channels (the oldest go "
+	    "first)"),
 	LIVE_NUM(heartbeat, "15", 1, 3600, "seconds of silence before a ping"),
 	NUM(longpoll_timeout, "25", 1, 120, "default long-poll hold, seconds"),
 	NUM(ws_ping, "30", 1, 3600, "seconds between WebSocket pings"),

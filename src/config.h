@@ -33,6 +33,8 @@ struct config {
 	unsigned long outq_limit;         /* bytes */
 	unsigned long presence_window;    /* seconds */
 	unsigned long max_pollers;        /* (channel, client id) pairs */
+	unsigned long idempotency_window; /* seconds; 0: keys not kept */
+	unsigned long idempotency_keys;   /* (channel, key) pairs */
 	unsigned long heartbeat;          /* seconds */
 	unsigned long longpoll_timeout;   /* default hold, seconds */
 	unsigned long ws_ping, ws_hangup; /* seconds */

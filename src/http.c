@@ -7,6 +7,7 @@
 #include "bus.h"
 #include "capacity.h"
 #include "clientid.h"
+#include "cost.h"
 #include "fmt.h"
 #include "http_reply.h"
 #include "log.h"
@@ -119,6 +120,15 @@ static int read_client(struct http_request *req)
 	return 0;
 }
 
+/* The socket under conn, -1 if MHD does not say. */
+static int connection_fd(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+	return ci ? ci->connect_fd : -1;
+}
+
 static int subscribe(struct http_request *req, const char *list)
 {
 	const struct transport *t = NULL;
@@ -127,6 +137,11 @@ static int subscribe(struct http_request *req, const char *list)
 
 	if (t == NULL)
 		return r;
+	cost_request(t->id);
+	/* what earlier requests on this connection wrote is theirs: MHD
+	 * handed all of it to the socket before reading this one */
+	req->fd = connection_fd(req->conn);
+	req->bytes_base = cost_written(req->fd);
 	req->path = xstrdup(list);
 	if (channel_list_parse(req->path, strlen(req->path), &req->channels) <
 	    0)
@@ -340,30 +355,10 @@ static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 	return (size_t)(out - s);
 }
 
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
-				  const char *url, const char *method,
-				  const char *version, const char *upload_data,
-				  size_t *upload_size, void **con_cls)
+static enum MHD_Result handle(struct http_request *req, const char *url,
+			      const char *method, const char *upload_data,
+			      size_t *upload_size)
 {
-	struct http_request *req = *con_cls;
-
-	if (req == NULL) {
-		req = xcalloc(1, sizeof *req);
-		req->opened_ms = bus_now_ms();
-		req->srv = cls;
-		req->conn = conn;
-		req->is_post = strcmp(method, "POST") == 0;
-		req->http_1_0 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
-		*con_cls = req;
-		if (framing_ambiguous(conn)) {
-			req->dispatched = true;
-			return (enum MHD_Result)http_reply_error(
-				conn, 400, "bad_request",
-				"conflicting or malformed "
-				"Content-Length/Transfer-Encoding headers");
-		}
-		return MHD_YES;
-	}
 	if (req->transport)
 		return (enum MHD_Result)req->transport->serve(req);
 	if (*upload_size) {
@@ -376,6 +371,42 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	req->dispatched = true;
 	return (enum MHD_Result)dispatch(req, url, method);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_size, void **con_cls)
+{
+	struct http_request *req = *con_cls;
+	uint64_t cpu;
+	enum MHD_Result r;
+
+	if (req == NULL) {
+		req = xcalloc(1, sizeof *req);
+		req->opened_ms = bus_now_ms();
+		req->srv = cls;
+		req->conn = conn;
+		req->fd = -1; /* set once a transport is picked */
+		req->is_post = strcmp(method, "POST") == 0;
+		req->http_1_0 = strcmp(version, MHD_HTTP_VERSION_1_0) == 0;
+		*con_cls = req;
+		if (framing_ambiguous(conn)) {
+			req->dispatched = true;
+			return (enum MHD_Result)http_reply_error(
+				conn, 400, "bad_request",
+				"conflicting or malformed "
+				"Content-Length/Transfer-Encoding headers");
+		}
+		return MHD_YES;
+	}
+	if (req->is_post) /* publishes are no transport's: no clock */
+		return handle(req, url, method, upload_data, upload_size);
+	cpu = cost_cpu_now();
+	r = handle(req, url, method, upload_data, upload_size);
+	if (req->transport)
+		cost_cpu(req->transport->id, cpu);
+	return r;
 }
 
 static const char *end_reason(enum MHD_RequestTerminationCode why)
@@ -415,8 +446,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			  req->sent, end_reason(why));
 	else
 		log_debug("request done (plain), reason %d", (int)why);
-	if (req->transport)
+	if (req->transport) {
+		uint64_t cpu = cost_cpu_now();
+
 		req->transport->finish(req);
+		cost_cpu(req->transport->id, cpu);
+		/* the reply has been handed to the socket by now */
+		cost_bytes(req->transport->id, req->fd, &req->bytes_base);
+	}
 	free(req->body);
 	free(req->path);
 	free(req->since);

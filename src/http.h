@@ -36,6 +36,9 @@ struct http_request {
 	char client[CLIENT_ID_MAX + 1];
 	bool client_given; /* it came with ?client=, not made here */
 	bool presence;     /* ?presence=1: publish join/leave for this client */
+	/* what the transport's bytes are counted from (cost_bytes) */
+	int fd;
+	uint64_t bytes_base;
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages handed to MHD */

@@ -6,6 +6,7 @@
 #include "metrics.h"
 
 #include <microhttpd.h>
+#include <stdbool.h>
 #include <stdio.h>
 
 /* seconds; the capacity comes back as soon as any stream ends */
@@ -30,8 +31,8 @@ int http_reply_queue(struct MHD_Connection *conn, unsigned status,
 	return r;
 }
 
-int http_reply_json(struct MHD_Connection *conn, unsigned status,
-		    const char *json, size_t len)
+static int reply_json(struct MHD_Connection *conn, unsigned status,
+		      const char *json, size_t len, bool replayed)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		len, (void *)json, MHD_RESPMEM_MUST_COPY);
@@ -40,7 +41,21 @@ int http_reply_json(struct MHD_Connection *conn, unsigned status,
 	if (resp == NULL)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", "application/json");
+	if (replayed)
+		MHD_add_response_header(resp, "Idempotent-Replayed", "true");
 	return http_reply_queue(conn, status, resp);
+}
+
+int http_reply_json(struct MHD_Connection *conn, unsigned status,
+		    const char *json, size_t len)
+{
+	return reply_json(conn, status, json, len, false);
+}
+
+int http_reply_json_replayed(struct MHD_Connection *conn, unsigned status,
+			     const char *json, size_t len)
+{
+	return reply_json(conn, status, json, len, true);
 }
 
 int http_reply_error(struct MHD_Connection *conn, unsigned status,

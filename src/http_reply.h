@@ -20,6 +20,10 @@ int http_reply_over_capacity(struct MHD_Connection *conn, const char *message);
  * connection, when MHD cannot make the response. */
 int http_reply_json(struct MHD_Connection *conn, unsigned status,
 		    const char *json, size_t len);
+/* http_reply_json for a publish answered from its idempotency key, with
+ * Idempotent-Replayed: true. */
+int http_reply_json_replayed(struct MHD_Connection *conn, unsigned status,
+			     const char *json, size_t len);
 /* Queue resp with the common headers, then drop our reference. */
 int http_reply_queue(struct MHD_Connection *conn, unsigned status,
 		     struct MHD_Response *resp);

@@ -57,6 +57,17 @@ static void per_transport(struct text *t, const char *name, const char *help,
 	}
 }
 
+static void cpu_seconds(struct text *t)
+{
+	put(t, "# HELP anypush_cpu_seconds_total Thread CPU time spent in the "
+	       "transport's own callbacks.\n"
+	       "# TYPE anypush_cpu_seconds_total counter\n");
+	for (int i = 0; i < TRANSPORT_COUNT; i++)
+		put(t, "anypush_cpu_seconds_total{transport=\"%s\"} %.6f\n",
+		    transport_by_id(i)->name,
+		    (double)atomic_load(&metrics.cpu_ns[i]) / 1e9);
+}
+
 char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 {
 	struct text t = { xmalloc(4096), 0, 4096 };
@@ -95,12 +106,25 @@ char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 		&metrics.over_capacity);
 	counter(&t, "http_errors_total", "JSON error replies sent.",
 		&metrics.http_errors);
+	counter(&t, "idempotent_replays_total",
+		"Publishes with a known idempotency key, answered with the "
+		"first one's id and not stored.",
+		&metrics.idempotent_replays);
 	per_transport(&t, "delivered_total", "Messages delivered.", "counter",
 		      metrics.delivered, bus);
 	per_transport(&t, "subscriptions_total", "Subscriptions opened.",
 		      "counter", metrics.subscriptions, bus);
 	per_transport(&t, "subscribers", "Subscribers attached now.", "gauge",
 		      NULL, bus);
+	per_transport(&t, "requests_total",
+		      "HTTP requests that chose the transport, WebSocket "
+		      "connections opened.",
+		      "counter", metrics.requests, bus);
+	per_transport(&t, "sent_bytes_total",
+		      "Bytes written to the transport's sockets, headers "
+		      "included.",
+		      "counter", metrics.sent_bytes, bus);
+	cpu_seconds(&t);
 	put(&t,
 	    "# TYPE anypush_channels gauge\nanypush_channels %zu\n"
 	    "# TYPE anypush_retained_messages gauge\n"
@@ -111,12 +135,15 @@ char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 	    "anypush_messages_alive %ld\n"
 	    "# TYPE anypush_pollers gauge\n"
 	    "anypush_pollers %zu\n"
+	    "# TYPE anypush_idempotency_keys gauge\n"
+	    "anypush_idempotency_keys %zu\n"
 	    "# TYPE anypush_connections gauge\n"
 	    "anypush_connections %zu\n"
 	    "# TYPE anypush_streams gauge\n"
 	    "anypush_streams %zu\n",
 	    st.channels, st.retained, st.retained_bytes, message_alive(),
-	    st.pollers, capacity_connections(cap), capacity_streams(cap));
+	    st.pollers, st.idem_keys, capacity_connections(cap),
+	    capacity_streams(cap));
 	*len = t.len;
 	return t.buf;
 }

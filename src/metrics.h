@@ -19,6 +19,10 @@ struct metrics {
 	atomic_ullong dead_peers;     /* suspended peers seen gone */
 	atomic_ullong delivered[TRANSPORT_COUNT];
 	atomic_ullong subscriptions[TRANSPORT_COUNT];
+	/* what each transport costs (cost.c) */
+	atomic_ullong requests[TRANSPORT_COUNT];   /* requests, connections */
+	atomic_ullong sent_bytes[TRANSPORT_COUNT]; /* written to sockets */
+	atomic_ullong cpu_ns[TRANSPORT_COUNT];     /* thread CPU in its code */
 	atomic_ullong accepted; /* TCP connections accepted */
 	atomic_ullong routed_http, routed_ws;
 	atomic_ullong head_timeouts;   /* closed before a full request head */
@@ -27,6 +31,7 @@ struct metrics {
 	atomic_ullong head_peeked_bytes; /* copied out of sockets by peeks */
 	atomic_ullong over_capacity;     /* refused for --max-connections/-streams */
 	atomic_ullong http_errors;     /* JSON error replies */
+	atomic_ullong idempotent_replays; /* keyed publishes answered again */
 };
 
 extern struct metrics metrics;

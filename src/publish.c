@@ -7,6 +7,7 @@
 #include "fmt.h"
 #include "http.h"
 #include "http_reply.h"
+#include "idem.h"
 #include "message.h"
 #include "payload.h"
 #include "server.h"
@@ -17,9 +18,10 @@
 #include <string.h>
 #include <strings.h>
 
-int publish_message(struct server *srv, const char *channel, size_t len,
-		    const char *event, const char *from, bool exclude_sender,
-		    const struct payload *data, struct cursor *at)
+int publish_message_keyed(struct server *srv, const char *channel,
+			  size_t len, const char *event, const char *from,
+			  bool exclude_sender, const struct payload *data,
+			  const char *key, struct cursor *at, bool *replayed)
 {
 	char name[CHANNEL_NAME_MAX + 1];
 	struct message_spec spec = {
@@ -33,7 +35,19 @@ int publish_message(struct server *srv, const char *channel, size_t len,
 
 	snprintf(name, sizeof name, "%.*s", (int)len, channel);
 	m = message_new(&spec, bus_wall_ms(), bus_now_ms());
-	return bus_publish(srv->bus, channel, len, m, at);
+	return bus_publish_keyed(srv->bus, channel, len, m, key,
+				 key ? strlen(key) : 0, at, replayed);
+}
+
+int publish_message(struct server *srv, const char *channel, size_t len,
+		    const char *event, const char *from, bool exclude_sender,
+		    const struct payload *data, struct cursor *at)
+{
+	bool replayed;
+
+	return publish_message_keyed(srv, channel, len, event, from,
+				     exclude_sender, data, NULL, at,
+				     &replayed);
 }
 
 static bool type_is(const char *type, const char *want)
@@ -75,7 +89,7 @@ static bool flag_set(const char *v)
 }
 
 static int check_request(struct http_request *req, const char *channel,
-			 const char *event, const char *from)
+			 const char *event, const char *from, const char *key)
 {
 	if (!channel_name_valid(channel, strlen(channel)))
 		return http_reply_error(req->conn, 400, "bad_channel",
@@ -93,6 +107,10 @@ static int check_request(struct http_request *req, const char *channel,
 		return http_reply_error(
 			req->conn, 400, "bad_client",
 			"X-Client-Id must match [A-Za-z0-9_-]{1,64}");
+	if (key && !idem_key_valid(key, strlen(key)))
+		return http_reply_error(
+			req->conn, 400, "bad_idempotency_key",
+			"Idempotency-Key must match [A-Za-z0-9_.:-]{1,64}");
 	if (req->too_large)
 		return http_reply_error(req->conn, 413, "too_large",
 					"the message is over the size limit");
@@ -103,10 +121,12 @@ int publish_serve(struct http_request *req, const char *channel)
 {
 	const char *event = http_arg(req, "event");
 	const char *from = http_header(req, "X-Client-Id");
+	const char *key = http_header(req, "Idempotency-Key");
 	struct payload data = { 0 };
 	struct cursor at = { 0, 0 };
 	char body[CHANNEL_NAME_MAX + 64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
-	int r = check_request(req, channel, event, from);
+	int r = check_request(req, channel, event, from, key);
+	bool replayed = false;
 	size_t n;
 
 	if (r != -1)
@@ -114,9 +134,10 @@ int publish_serve(struct http_request *req, const char *channel)
 	r = read_payload(req, &data);
 	if (data.json == NULL)
 		return r;
-	r = publish_message(req->srv, channel, strlen(channel), event, from,
-			    flag_set(http_arg(req, "exclude_sender")), &data,
-			    &at);
+	r = publish_message_keyed(req->srv, channel, strlen(channel), event,
+				  from,
+				  flag_set(http_arg(req, "exclude_sender")),
+				  &data, key, &at, &replayed);
 	payload_free(&data);
 	if (r == BUS_SHUTTING_DOWN)
 		return http_reply_error(req->conn, 503, "shutting_down",
@@ -124,9 +145,15 @@ int publish_serve(struct http_request *req, const char *channel)
 	if (r == BUS_TOO_MANY_CHANNELS)
 		return http_reply_error(req->conn, 503, "over_capacity",
 					"too many channels");
+	if (r == BUS_IDEM_CONFLICT)
+		return http_reply_error(req->conn, 422, "idempotency_conflict",
+					"this Idempotency-Key was used for "
+					"another message on this channel");
 	cursor_epoch_text(at.epoch, epoch);
 	n = fmt_at(body, sizeof body, 0,
 		   "{\"channel\":\"%s\",\"id\":%llu,\"epoch\":\"%s\"}", channel,
 		   (unsigned long long)at.id, epoch);
+	if (replayed)
+		return http_reply_json_replayed(req->conn, 201, body, n);
 	return http_reply_json(req->conn, 201, body, n);
 }

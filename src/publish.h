@@ -20,5 +20,12 @@ int publish_serve(struct http_request *req, const char *channel);
 int publish_message(struct server *srv, const char *channel, size_t len,
 		    const char *event, const char *from, bool exclude_sender,
 		    const struct payload *data, struct cursor *at);
+/* publish_message with an idempotency key (NULL: none; else checked with
+ * idem_key_valid): see bus_publish_keyed for *replayed and
+ * BUS_IDEM_CONFLICT. */
+int publish_message_keyed(struct server *srv, const char *channel,
+			  size_t len, const char *event, const char *from,
+			  bool exclude_sender, const struct payload *data,
+			  const char *key, struct cursor *at, bool *replayed);
 
 #endif

@@ -72,6 +72,8 @@ static struct bus_config bus_config_of(const struct config *cfg)
 		.lag_limit = cfg->outq_limit,
 		.presence_window_ms = (uint64_t)cfg->presence_window * 1000,
 		.max_pollers = cfg->max_pollers,
+		.idem_window_ms = (uint64_t)cfg->idempotency_window * 1000,
+		.max_idem_keys = cfg->idempotency_keys,
 	};
 }
 

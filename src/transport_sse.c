@@ -6,6 +6,7 @@
  * nothing to send it suspends the connection and returns 0, which MHD
  * allows only together with a suspend (without it, MHD spins). */
 #include "capacity.h"
+#include "cost.h"
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
@@ -150,13 +151,11 @@ static void go_idle(struct sse *st)
 	st->busy = NULL;
 }
 
-static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+static ssize_t fill(struct sse *st, char *buf, size_t max)
 {
-	struct sse *st = cls;
 	struct bus_pull got;
 	size_t n = 0;
 
-	(void)pos;
 	if (st->busy == NULL)
 		st->busy = xmalloc(sizeof *st->busy);
 	for (;;) {
@@ -188,6 +187,22 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 			return (ssize_t)n;
 		}
 	}
+}
+
+/* MHD asks for more when it has written what the last call gave it, so
+ * the bytes written since are this stream's. */
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *st = cls;
+	struct http_request *req = st->hs.req;
+	uint64_t cpu = cost_cpu_now();
+	ssize_t r;
+
+	(void)pos;
+	cost_bytes(TRANSPORT_SSE, req->fd, &req->bytes_base);
+	r = fill(st, buf, max);
+	cost_cpu(TRANSPORT_SSE, cpu);
+	return r;
 }
 
 /* ?sse_events=0 sends every message unnamed; 1 (the default) under its

@@ -13,6 +13,7 @@
  * if the socket took only part of it. */
 #include "bus.h"
 #include "clientid.h"
+#include "cost.h"
 #include "cursor.h"
 #include "fmt.h"
 #include "frame_format.h"
@@ -82,6 +83,7 @@ struct ws_session {
 	size_t rx_len;
 	bool rx_binary;
 	bool refused; /* a frame was refused: close on the next writable */
+	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages, not control frames */
@@ -277,10 +279,8 @@ static int write_ctl(struct ws_session *s)
 
 /* ---- service thread: writing ---- */
 
-void transport_ws_service(struct ws_ready_link *link)
+static void service(struct ws_session *s)
 {
-	struct ws_session *s = from_link(link);
-
 	if (s->cut) {
 		log_debug("ws subscriber %llu cut (slow consumer)",
 			  (unsigned long long)s->sub.id);
@@ -292,6 +292,14 @@ void transport_ws_service(struct ws_ready_link *link)
 		return;
 	}
 	lws_callback_on_writable(s->wsi);
+}
+
+void transport_ws_service(struct ws_ready_link *link)
+{
+	uint64_t cpu = cost_cpu_now();
+
+	service(from_link(link));
+	cost_cpu(TRANSPORT_WS, cpu);
 }
 
 static int write_text(struct ws_session *s, unsigned char *buf, int len)
@@ -490,6 +498,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->ws = ws;
 	s->wsi = wsi;
 	s->opened_ms = bus_now_ms();
+	cost_request(TRANSPORT_WS);
 	if (parse_request(s, since, &has_since) < 0) {
 		log_debug("ws request refused after routing");
 		return -1;
@@ -525,6 +534,10 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 			    "the gateway is restarting");
 	else if (err == BUS_TOO_MANY_CHANNELS)
 		reply_error(s, op, "over_capacity", "too many channels");
+	else if (err == BUS_IDEM_CONFLICT)
+		reply_error(s, op, "idempotency_conflict",
+			    "this key was used for another message on this "
+			    "channel");
 	return err != 0;
 }
 
@@ -573,18 +586,21 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			const struct payload *data)
 {
-	char extra[48 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	char extra[64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	bool replayed;
 	struct cursor at;
 
 	if (refused(s, op,
-		    publish_message(srv_of(s), op->channel, strlen(op->channel),
-				    op->event[0] ? op->event : NULL,
-				    s->sub.client, op->exclude_sender, data,
-				    &at)))
+		    publish_message_keyed(
+			    srv_of(s), op->channel, strlen(op->channel),
+			    op->event[0] ? op->event : NULL, s->sub.client,
+			    op->exclude_sender, data,
+			    op->key[0] ? op->key : NULL, &at, &replayed)))
 		return;
 	cursor_epoch_text(at.epoch, epoch);
-	fmt_at(extra, sizeof extra, 0, ",\"id\":%llu,\"epoch\":\"%s\"",
-	       (unsigned long long)at.id, epoch);
+	fmt_at(extra, sizeof extra, 0, ",\"id\":%llu,\"epoch\":\"%s\"%s",
+	       (unsigned long long)at.id, epoch,
+	       replayed ? ",\"replayed\":true" : "");
 	reply_ack(s, op, extra);
 }
 
@@ -725,6 +741,10 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 
 static void on_closed(struct ws_session *s)
 {
+	/* the last frames, and the close frame */
+	if (s->wsi)
+		cost_bytes(TRANSPORT_WS, lws_get_socket_fd(s->wsi),
+			   &s->bytes_base);
 	/* names, never the request line: a query may carry a secret */
 	if (s->opened_ms)
 		log_debug("closed ws %s%s after %.3f s, %lu messages sent: %s",
@@ -759,21 +779,51 @@ static void on_closed(struct ws_session *s)
 	s->rx = NULL;
 }
 
-static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
-		       void *user, void *in, size_t len)
+static int session_callback(struct ws_session *s, struct lws *wsi,
+			    enum lws_callback_reasons reason, void *in,
+			    size_t len)
 {
-	struct ws_session *s = user;
+	int r;
 
 	switch (reason) {
 	case LWS_CALLBACK_ESTABLISHED:
 		return on_established(s, wsi);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
-		return s->attached && !s->refused ? on_writable(s) : -1;
+		if (!s->attached || s->refused)
+			return -1;
+		r = on_writable(s);
+		cost_bytes(TRANSPORT_WS, lws_get_socket_fd(wsi),
+			   &s->bytes_base);
+		return r;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(s, in, len);
 	case LWS_CALLBACK_CLOSED:
 		on_closed(s);
 		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* The session's callbacks are the WebSocket transport's CPU cost; the
+ * 101 handshake lws wrote before ESTABLISHED is counted with the first
+ * frames (bytes_base starts at 0). */
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
+		       void *user, void *in, size_t len)
+{
+	struct ws_session *s = user;
+	uint64_t cpu;
+	int r;
+
+	switch (reason) {
+	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_CLOSED:
+		cpu = cost_cpu_now();
+		r = session_callback(s, wsi, reason, in, len);
+		cost_cpu(TRANSPORT_WS, cpu);
+		return r;
 	case LWS_CALLBACK_HTTP:
 		return -1; /* the router sends only upgrades here */
 	default:

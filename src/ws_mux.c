@@ -128,6 +128,27 @@ static bool flag(cJSON *doc, const char *name)
 	return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, name));
 }
 
+/* The key is read from the compact text, not from cJSON: cJSON ends its
+ * strings at a "\u0000", so "ab\u0000cd" would pass as the key "ab".
+ * A valid key needs no escape, so its raw text is the key. */
+static int read_key(cJSON *doc, const char *text, size_t len,
+		    struct mux_op *op, struct mux_error *err)
+{
+	const char *raw;
+	size_t n;
+
+	if (cJSON_GetObjectItemCaseSensitive(doc, "key") == NULL)
+		return 0;
+	raw = member_span(text, len, "key", &n);
+	if (raw == NULL || n < 2 || raw[0] != '"' || raw[n - 1] != '"' ||
+	    !idem_key_valid(raw + 1, n - 2))
+		return fail(err, "bad_idempotency_key",
+			    "key must match [A-Za-z0-9_.:-]{1,64}");
+	memcpy(op->key, raw + 1, n - 2);
+	op->key[n - 2] = '\0';
+	return 0;
+}
+
 static int read_publish(cJSON *doc, const char *text, size_t len,
 			struct mux_op *op, struct mux_error *err)
 {
@@ -145,6 +166,8 @@ static int read_publish(cJSON *doc, const char *text, size_t len,
 			    " are the gateway's own");
 	if (ev)
 		snprintf(op->event, sizeof op->event, "%s", ev->valuestring);
+	if (read_key(doc, text, len, op, err) < 0)
+		return -1;
 	op->exclude_sender = flag(doc, "exclude_sender");
 	op->binary = flag(doc, "binary");
 	if (op->binary)

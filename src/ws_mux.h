@@ -4,6 +4,7 @@
 #define ANYPUSH_WS_MUX_H
 
 #include "cursor.h"
+#include "idem.h"
 #include "payload.h"
 #include "validate.h"
 
@@ -23,6 +24,7 @@ struct mux_op {
 	bool presence; /* subscribe: publish join/leave for this client */
 	char event[EVENT_NAME_MAX + 1]; /* "" = message */
 	bool exclude_sender;
+	char key[IDEM_KEY_MAX + 1]; /* publish: idempotency key; "" = none */
 	bool binary;         /* publish: the data is the next binary frame */
 	bool binary_frames;  /* hello: send binary messages as binary frames */
 	struct payload data; /* publish without binary: owned by the op */

@@ -1,14 +1,18 @@
 'use strict';
 // The demo page (web/index.html at /): the four panels count the same
-// messages, the old-browser toggle shows the fallback; screenshots go to
-// test-artifacts/ (demo-1280.png, demo-phone.png).
+// messages; each panel's "drop the connection" resumes with nothing lost;
+// the gateway's cost per technique (from /metrics) and the latency chart
+// are drawn; two tabs of one browser both keep every message (six HTTP
+// connections per host for both); the old-browser toggle shows the
+// fallback; screenshots go to test-artifacts/ (demo-1280.png,
+// demo-phone.png).
 const assert = require('assert');
 const fs = require('fs');
 const path = require('path');
 const L = require('./lib');
 
 const T = ['ws', 'sse', 'longpoll', 'poll'];
-const t = L.tap(4, 85000);
+const t = L.tap(7, 85000);
 
 (async () => {
   let gw, browser, page, context;
@@ -77,7 +81,154 @@ const t = L.tap(4, 85000);
     assert.strictEqual(s.auto.received, sent, 'auto client');
     // let the sparklines and numbers settle, then the screenshot
     await L.sleep(600);
-    await page.screenshot({ path: path.join(L.ARTIFACTS, 'demo-1280.png') });
+  });
+
+  // settled: every message acknowledged and counted by every panel, and
+  // nothing lost, doubled, reordered or gapped
+  async function settled(pg, what) {
+    const sent = await L.waitFor(async () => {
+      const s = await pg.textContent('#sent');
+      return /^[0-9]+ published$/.test(s) ? Number(s.split(' ')[0]) : 0;
+    }, 10000, what + ': all publishes acknowledged');
+    return sent;
+  }
+  async function allCount(pg, want, what) {
+    await L.waitFor(async () => {
+      const s = await pg.evaluate(() => window.demo.snapshot());
+      return T.every((tr) => s[tr].received === want && s[tr].state === 'open');
+    }, 15000, what + ': every panel open and counting ' + want);
+    const s = await pg.evaluate(() => window.demo.snapshot());
+    for (const tr of T) {
+      assert.strictEqual(s[tr].lost + s[tr].dup + s[tr].order + s[tr].gaps, 0,
+        what + ': ' + tr + ' lost/dup/order/gap ' + JSON.stringify(s[tr]));
+    }
+    return s;
+  }
+
+  await t.test('drop the connection: each panel closes and reconnects, resumes from its cursor, nothing lost', async () => {
+    await page.click('#reset');
+    await page.click('#rates button[data-rate="20"]');
+    await L.waitFor(async () => parseInt(await page.textContent('#sent'), 10) >= 5, 5000, 'publishing');
+    for (const tr of T) await page.click('.panel[data-transport=' + tr + '] [data-k=drop]');
+    const atDrop = parseInt(await page.textContent('#sent'), 10);
+    const during = await page.evaluate(() => window.demo.snapshot());
+    for (const tr of T) {
+      assert.strictEqual(during[tr].dropping, true, tr + ' dropping');
+      assert.strictEqual(during[tr].state, 'closed', tr + ' closed while dropped');
+    }
+    await L.waitFor(async () => {
+      const s = await page.evaluate(() => window.demo.snapshot());
+      return T.every((tr) => !s[tr].dropping && s[tr].state === 'open');
+    }, 10000, 'every panel back');
+    const atBack = parseInt(await page.textContent('#sent'), 10);
+    assert(atBack - atDrop >= 10, 'messages were published while the panels were away: ' + (atBack - atDrop));
+    await L.sleep(500);
+    await page.click('#rates button[data-rate="0"]');
+    const sent = await settled(page, 'drop');
+    const s = await allCount(page, sent, 'drop');
+    for (const tr of T) assert.strictEqual(s[tr].drops, 1, tr + ' drops');
+    assert.strictEqual(await page.textContent('.panel[data-transport=ws] [data-k=errors]'), '0 · 0 · 0 · 0');
+  });
+
+  await t.test('gateway cost per technique from /metrics, and the latency chart', async () => {
+    const g = await L.waitFor(async () => {
+      const x = await page.evaluate(() => window.demo.gateway());
+      return T.every((tr) => x[tr] && x[tr].requests > 0 && x[tr].bytes > 0 && x[tr].cpuUs > 0) && x;
+    }, 8000, 'the gateway cost of the four transports');
+    // a held stream serves many messages per request; short polling many
+    // requests per message at this rate; long polling about one per batch
+    assert(g.ws.requests < 1 && g.sse.requests < 1, 'ws and sse: less than a request per message ' + JSON.stringify(g));
+    for (const tr of T) {
+      assert(g[tr].bytes >= 50, tr + ' bytes per message ' + g[tr].bytes);
+      const shown = await page.textContent('.panel[data-transport=' + tr + '] [data-k=gwbytes]');
+      assert(/^[0-9]+ B$/.test(shown), tr + ' shows gateway bytes: ' + shown);
+    }
+    const lat = await L.waitFor(async () => {
+      const x = await page.evaluate(() => window.demo.latency());
+      return T.every((tr) => x[tr].some((v) => v !== null)) && x;
+    }, 5000, 'a latency point for every technique');
+    for (const tr of T) assert(lat[tr].every((v) => v === null || v >= 0), tr + ' latencies');
+    const inked = await page.evaluate(() => {
+      const c = document.getElementById('lat');
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < d.length; i += 4) if (d[i]) n++;
+      return n;
+    });
+    assert(inked > 100, 'the chart has lines: ' + inked + ' pixels');
+    await page.click('#rates button[data-rate="20"]');
+    await L.sleep(2500);
+    await page.click('#rates button[data-rate="0"]');
+    await settled(page, 'screenshot');
+    await L.sleep(1500); // a poll (every second) catches up
+    await page.screenshot({ path: path.join(L.ARTIFACTS, 'demo-1280.png'), fullPage: true });
+  });
+
+  // Counts the HTTP connections a page uses at once: XMLHttpRequests from
+  // send() to their end, EventSources from creation to close. (WebSockets
+  // have a pool of their own in Chromium.)
+  function countConnections() {
+    var X = window.XMLHttpRequest, ES = window.EventSource, c = { live: 0, max: 0 };
+    function up() { c.live++; if (c.live > c.max) c.max = c.live; }
+    window.__connections = c;
+    window.XMLHttpRequest = function () {
+      var x = new X(), busy = false, send = x.send, abort = x.abort;
+      function down() { if (busy) { busy = false; c.live--; } }
+      x.addEventListener('readystatechange', function () { if (x.readyState === 4) down(); });
+      x.send = function () { busy = true; up(); return send.apply(x, arguments); };
+      x.abort = function () { var r = abort.apply(x, arguments); down(); return r; };
+      return x;
+    };
+    window.EventSource = function (url, opts) {
+      var e = new ES(url, opts), open = true, close = e.close;
+      up();
+      function down() { if (open) { open = false; c.live--; } }
+      e.close = function () { down(); return close.apply(e, arguments); };
+      e.addEventListener('error', function () { if (e.readyState === 2) down(); });
+      return e;
+    };
+  }
+
+  await t.test('two tabs side by side: both count every message of both, each tab uses 3 of the 6 connections', async () => {
+    await context.addInitScript(countConnections);
+    await page.reload();
+    const page2 = await context.newPage();
+    page2.on('pageerror', (e) => console.log('# page 2 error: ' + e.message));
+    await page2.goto(gw.base + '/?channel=demo-test');
+    for (const pg of [page, page2]) {
+      await L.waitFor(async () => {
+        const s = await pg.evaluate(() => window.demo.snapshot());
+        return T.every((tr) => s[tr].state === 'open') && s.auto.state === 'open';
+      }, 15000, 'both tabs open');
+    }
+    await page.click('#reset');
+    await page2.click('#reset');
+    await page.click('#rates button[data-rate="20"]');
+    await page2.click('#rates button[data-rate="5"]');
+    for (const text of ['from tab 2', 'and again']) {
+      await page2.fill('#text', text);
+      await page2.press('#text', 'Enter');
+    }
+    await L.sleep(3000);
+    await page.click('#rates button[data-rate="0"]');
+    await page2.click('#rates button[data-rate="0"]');
+    const total = await settled(page, 'tab 1') + await settled(page2, 'tab 2');
+    assert(total >= 40, 'published ' + total);
+    await allCount(page, total, 'tab 1');
+    await allCount(page2, total, 'tab 2');
+    // Chromium keeps six HTTP/1.1 connections per host for all its tabs:
+    // SSE and long polling hold one each, everything else takes turns
+    for (const [pg, name] of [[page, 'tab 1'], [page2, 'tab 2']]) {
+      const c = await pg.evaluate(() => window.__connections);
+      assert(c && c.max <= 3, name + ' used ' + JSON.stringify(c) + ' HTTP connections at once, more than 3');
+    }
+    // the gateway cost shows in the second tab too (its /metrics reads get
+    // through); since its reset, ws and sse opened no connection: 0 requests
+    await L.waitFor(async () => {
+      const x = await page2.evaluate(() => window.demo.gateway());
+      return T.every((tr) => x[tr] && x[tr].bytes > 0 && x[tr].requests >= 0);
+    }, 8000, 'the gateway cost in tab 2');
+    await page2.close();
   });
 
   await t.test('old-browser toggle: the auto client skips ws and sse and ends on long polling', async () => {

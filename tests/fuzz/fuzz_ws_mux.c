@@ -1,6 +1,9 @@
 /* libFuzzer target: client frames of the multiplexed WebSocket. An
- * accepted publish carries data that is itself valid JSON. */
+ * accepted publish carries data that is itself valid JSON, and an
+ * idempotency key, if any, that is well-formed. */
 #include "ws_mux.h"
+
+#include "idem.h"
 
 #include <cJSON.h>
 #include <stdint.h>
@@ -17,6 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	memcpy(buf, data, size);
 	if (ws_mux_parse(buf, size, &op, &err) == 0) {
+		if (op.key[0] && !idem_key_valid(op.key, strlen(op.key)))
+			abort();
 		if (op.kind == MUX_PUBLISH && !op.binary) {
 			cJSON *d = cJSON_ParseWithLength(op.data.json,
 							 op.data.len);

@@ -21,9 +21,9 @@ mkdir -p "$out"
 trap 'rm -rf "$out"' EXIT INT TERM
 cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -I$top/src $(pkg-config --cflags libcjson)"
 libs="$(pkg-config --libs libcjson)"
-src="$top/src/log.c $top/src/fmt.c $top/src/validate.c $top/src/cursor.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c"
+src="$top/src/log.c $top/src/fmt.c $top/src/validate.c $top/src/cursor.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c $top/src/idem.c $top/src/siphash.c"
 request_src=""
-for f in bus message pollers siphash capacity metrics transport sse_format frame_format poll_format; do
+for f in bus message pollers capacity metrics transport sse_format frame_format poll_format; do
 	request_src="$request_src $top/src/$f.c"
 done
 n=1

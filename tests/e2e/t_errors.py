@@ -264,6 +264,27 @@ async def row_too_large():
     expect_eq(st, 201, "exactly --max-message")
 
 
+async def row_bad_idempotency_key():
+    gw = gw0()
+    for key in ("k" * 65, "a b", "caf\u00e9", "a/b", "tab\tkey"):
+        http_error(request(gw, "POST", "/channels/idk", body=b"1",
+                           headers={"Content-Type": "application/json",
+                                    "Idempotency-Key": key.encode("utf-8").decode("latin-1")}),
+                   400, "bad_idempotency_key", f"Idempotency-Key {key!r}")
+    st, _, _ = request(gw, "POST", "/channels/idk", body=b"1",
+                       headers={"Content-Type": "application/json", "Idempotency-Key": "k" * 64})
+    expect_eq(st, 201, "a 64-character key")
+
+
+async def row_idempotency_conflict():
+    gw = gw0()
+    hdr = {"Content-Type": "application/json", "Idempotency-Key": "conflict-1"}
+    st, _, _ = request(gw, "POST", "/channels/idc", body=b'{"a":1}', headers=hdr)
+    expect_eq(st, 201, "the first publish with the key")
+    http_error(request(gw, "POST", "/channels/idc", body=b'{"a":2}', headers=hdr),
+               422, "idempotency_conflict", "the same key with another body")
+
+
 async def row_method_not_allowed():
     gw = gw0()
     http_error(request(gw, "DELETE", "/channels/a"), 405, "method_not_allowed", "DELETE /channels/a")
@@ -363,7 +384,8 @@ ERROR_ROWS = {
     "bad_utf8": row_bad_utf8, "bad_event": row_bad_event, "too_large": row_too_large,
     "method_not_allowed": row_method_not_allowed, "not_found": row_not_found,
     "upgrade_required": row_upgrade_required, "shutting_down": row_shutting_down,
-    "over_capacity": row_over_capacity,
+    "over_capacity": row_over_capacity, "bad_idempotency_key": row_bad_idempotency_key,
+    "idempotency_conflict": row_idempotency_conflict,
 }
 
 

@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #define LOG_PREFIX "ws"
+/* seconds between the kicks that let lws run its due timers (on_tick) */
+#define TICK_S 0.2
 
 /* The opaque user data of every wsi the router counted: the router took
  * a connection and a stream slot for it (see router.c), given back once,
@@ -40,6 +42,7 @@ struct ws_loop {
 	struct ws *ws;
 	struct ev_loop *loop;
 	ev_async stop_watcher;
+	ev_timer tick;
 	struct lws_context *ctx; /* NULL once destroyed */
 	struct lws_vhost *vh;
 	pthread_t thread;
@@ -78,8 +81,11 @@ struct ws_loop *ws_loop_of(struct lws *wsi)
 
 size_t ws_loads(struct ws *ws, size_t *loads, size_t max)
 {
-	size_t n = ws->n < max ? ws->n : max;
+	size_t n;
 
+	if (ws == NULL)
+		return 0;
+	n = ws->n < max ? ws->n : max;
 	for (size_t i = 0; i < n; i++)
 		loads[i] = atomic_load(&ws->loops[i].load);
 	return n;
@@ -266,6 +272,24 @@ static void on_syserr(const char *msg)
 	ev_break(running->loop, EVBREAK_ALL);
 }
 
+/* lws 4.1.6's libev glue keeps one ev_timer for all of lws's timers
+ * (ping/pong validity, lws_set_timeout, the handshake timeout) and
+ * re-arms it with ev_timer_start, which does nothing while the watcher
+ * is already running (so we read its source): a timer due sooner than the one armed (a 1 s ping
+ * after a 5 s handshake timeout) waits for the later one, and in our
+ * tests pings never went out at all. lws also runs every due timer from
+ * its idle callback, which follows any io event; so a cancel every
+ * TICK_S, one eventfd write per loop whatever the number of
+ * connections, makes its timers late by TICK_S at most. */
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ws_loop *l = w->data;
+
+	(void)loop;
+	(void)revents;
+	lws_cancel_service(l->ctx);
+}
+
 /* Loop thread, from ws_stop's ev_async: the one place the context is
  * destroyed while its loop runs (lws closes every wsi, and on_closed
  * detaches each session). libev's destroy is synchronous. */
@@ -274,6 +298,7 @@ static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
 	struct ws_loop *l = w->data;
 
 	(void)revents;
+	ev_timer_stop(loop, &l->tick);
 	lws_context_destroy(l->ctx);
 	l->ctx = NULL;
 	ev_async_stop(loop, w);
@@ -317,6 +342,8 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 	ev_async_init(&l->stop_watcher, on_stop);
 	l->stop_watcher.data = l;
 	ev_async_start(l->loop, &l->stop_watcher);
+	ev_timer_init(&l->tick, on_tick, TICK_S, TICK_S);
+	l->tick.data = l;
 	protocols[0] = transport_ws_protocols()[0];
 	protocols[0].callback = on_event;
 	foreign[0] = l->loop;
@@ -341,6 +368,8 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 			  i);
 		return -1;
 	}
+	/* the context exists: on_tick may cancel it */
+	ev_timer_start(l->loop, &l->tick);
 	return 0;
 }
 

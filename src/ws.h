@@ -14,6 +14,9 @@ struct server;
 struct ws;
 struct ws_loop;
 
+/* --threads at most */
+#define WS_LOOPS_MAX 64
+
 /* A session's place on its loop's ready list; guarded by the list's
  * lock. */
 struct ws_ready_link {
@@ -37,6 +40,9 @@ void ws_adopt(struct ws *ws, int fd);
 /* Ask a session's loop thread to look at it (it has news or must end).
  * Any thread, including under the bus lock. */
 void ws_ready(struct ws_loop *loop, struct ws_ready_link *link);
+/* Connections each loop holds now (adopted, not yet destroyed), for
+ * /metrics: loads[i] for i < the returned count (0 when ws is NULL). */
+size_t ws_loads(struct ws *ws, size_t *loads, size_t max);
 
 /* On a loop thread */
 /* Take a closing session off the ready list. */
@@ -45,9 +51,6 @@ void ws_unready(struct ws_loop *loop, struct ws_ready_link *link);
 struct ws_loop *ws_loop_of(struct lws *wsi);
 /* The server a loop serves. */
 struct server *ws_server(struct ws_loop *loop);
-/* Connections each loop holds now (adopted, not yet destroyed), for
- * /metrics and the tests: loads[i] for i < the returned count. */
-size_t ws_loads(struct ws *ws, size_t *loads, size_t max);
 
 /* Provided by transport_ws.c. */
 const struct lws_protocols *transport_ws_protocols(void);

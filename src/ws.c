@@ -330,9 +330,6 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 	struct lws_context_creation_info info;
 	void *foreign[1];
 
-	l->ws = ws;
-	pthread_mutex_init(&l->lock, NULL);
-	l->ready.next = l->ready.prev = &l->ready;
 	l->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV |
 			      EVFLAG_NOSIGMASK);
 	if (l->loop == NULL) {
@@ -405,6 +402,15 @@ struct ws *ws_start(struct server *srv, size_t n)
 	 * start and stop at NOTICE */
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
 	ev_set_syserr_cb(on_syserr);
+	/* every loop gets its lock first, so that ws_stop may clean up
+	 * after a failure at any loop */
+	for (size_t i = 0; i < n; i++) {
+		struct ws_loop *l = &ws->loops[i];
+
+		l->ws = ws;
+		pthread_mutex_init(&l->lock, NULL);
+		l->ready.next = l->ready.prev = &l->ready;
+	}
 	/* one after the other: each create resets process-wide state */
 	for (size_t i = 0; i < n; i++)
 		if (loop_init(ws, &ws->loops[i], i) < 0)

@@ -20,6 +20,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 
 #define LOG_PREFIX "config"
@@ -95,7 +96,12 @@ static const struct option_def options[] = {
 	    "connections waiting for their request head, at most"),
 	NUM(http_timeout, "60", 1, 3600,
 	    "seconds an HTTP connection may stay idle or stalled"),
-	NUM(http_threads, "1", 1, 64, "libmicrohttpd threads"),
+	NUM(threads, "0", 0, 64, /* WS_LOOPS_MAX */
+	    "event loops: WebSocket loops, each with its own libwebsockets "
+	    "context, and libmicrohttpd threads unless --http-threads says "
+	    "(0: one per online CPU)"),
+	NUM(http_threads, "0", 0, 64,
+	    "libmicrohttpd threads (0: as many as --threads)"),
 	NUM(http_memory, "16384", 4096, 1048576,
 	    "bytes per HTTP connection (request head, reply buffer): less "
 	    "memory per SSE stream, smaller heads accepted"),
@@ -598,4 +604,21 @@ unsigned long config_max_streams(const struct config *cfg)
 	/* leave short requests 1/16 of the connections */
 	return cfg->max_connections -
 	       (cfg->max_connections >= 32 ? cfg->max_connections / 16 : 1);
+}
+
+unsigned long config_threads(const struct config *cfg)
+{
+	long cpus;
+
+	if (cfg->threads)
+		return cfg->threads;
+	cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cpus < 1)
+		return 1;
+	return cpus > 64 ? 64 : (unsigned long)cpus;
+}
+
+unsigned long config_http_threads(const struct config *cfg)
+{
+	return cfg->http_threads ? cfg->http_threads : config_threads(cfg);
 }

@@ -41,7 +41,8 @@ struct config {
 	unsigned long head_timeout;       /* seconds */
 	unsigned long max_pending;
 	unsigned long http_timeout; /* seconds */
-	unsigned long http_threads;
+	unsigned long threads;      /* 0: config_threads */
+	unsigned long http_threads; /* 0: config_http_threads */
 	unsigned long http_memory; /* bytes of MHD pool per connection */
 	unsigned long max_connections; /* HTTP and WebSocket */
 	unsigned long max_streams;     /* held ones; 0: config_max_streams */
@@ -97,5 +98,9 @@ struct config_option_info {
 bool config_option_at(size_t i, struct config_option_info *out);
 /* --max-streams, or its default when 0: 15/16 of --max-connections. */
 unsigned long config_max_streams(const struct config *cfg);
+/* --threads, or its default when 0: the online CPUs (at most 64). */
+unsigned long config_threads(const struct config *cfg);
+/* --http-threads, or its default when 0: config_threads. */
+unsigned long config_http_threads(const struct config *cfg);
 
 #endif

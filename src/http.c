@@ -16,6 +16,7 @@
 #include "server.h"
 #include "static_files.h"
 #include "transport.h"
+#include "ws.h"
 #include "xalloc.h"
 
 #include <ctype.h>
@@ -240,8 +241,10 @@ static int channels(struct http_request *req, const char *method,
 
 static int metrics_page(struct http_request *req)
 {
-	size_t len;
-	char *text = metrics_render(req->srv->bus, req->srv->cap, &len);
+	size_t len, loads[WS_LOOPS_MAX];
+	size_t nloops = ws_loads(req->srv->ws, loads, WS_LOOPS_MAX);
+	char *text = metrics_render(req->srv->bus, req->srv->cap, loads,
+				    nloops, &len);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		len, text, MHD_RESPMEM_MUST_FREE);
 
@@ -495,18 +498,19 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 struct MHD_Daemon *http_start(struct server *srv)
 {
 	const struct config *cfg = srv->cfg;
+	unsigned long threads = config_http_threads(cfg);
 	unsigned flags = MHD_USE_NO_LISTEN_SOCKET |
 			 MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	struct MHD_OptionItem pool[] = {
-		{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)cfg->http_threads,
+		{ MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads,
 		  NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
 	struct MHD_Daemon *d;
 
 	/* a pool of 1 is refused with a warning: leave it out */
-	if (cfg->http_threads < 2)
+	if (threads < 2)
 		pool[0].option = MHD_OPTION_END;
 	d = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, srv,
@@ -515,7 +519,7 @@ struct MHD_Daemon *http_start(struct server *srv)
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->http_timeout,
 		MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)((cfg->max_connections + MHD_SPARE_CONNECTIONS) *
-			   (cfg->http_threads > 1 ? cfg->http_threads : 1)),
+			   (threads > 1 ? threads : 1)),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)cfg->http_memory,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
 		MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_ARRAY,

@@ -68,7 +68,8 @@ static void cpu_seconds(struct text *t)
 		    (double)atomic_load(&metrics.cpu_ns[i]) / 1e9);
 }
 
-char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
+char *metrics_render(struct bus *bus, const struct capacity *cap,
+		     const size_t *loop_loads, size_t nloops, size_t *len)
 {
 	struct text t = { xmalloc(4096), 0, 4096 };
 	struct bus_stats st;
@@ -144,6 +145,12 @@ char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len)
 	    st.channels, st.retained, st.retained_bytes, message_alive(),
 	    st.pollers, st.idem_keys, capacity_connections(cap),
 	    capacity_streams(cap));
+	put(&t, "# HELP anypush_ws_loop_connections WebSocket connections "
+		"each loop (--threads) holds now.\n"
+		"# TYPE anypush_ws_loop_connections gauge\n");
+	for (size_t i = 0; i < nloops; i++)
+		put(&t, "anypush_ws_loop_connections{loop=\"%zu\"} %zu\n", i,
+		    loop_loads[i]);
 	*len = t.len;
 	return t.buf;
 }

@@ -41,7 +41,9 @@ static inline void metrics_add(atomic_ullong *counter, uint64_t n)
 	atomic_fetch_add_explicit(counter, n, memory_order_relaxed);
 }
 
-/* The Prometheus text exposition; the caller free()s it. */
-char *metrics_render(struct bus *bus, const struct capacity *cap, size_t *len);
+/* The Prometheus text exposition; the caller free()s it. loop_loads[i]
+ * is the connections WebSocket loop i holds (ws_loads). */
+char *metrics_render(struct bus *bus, const struct capacity *cap,
+		     const size_t *loop_loads, size_t nloops, size_t *len);
 
 #endif

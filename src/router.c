@@ -399,7 +399,7 @@ static void *router_main(void *arg)
 		expire(r, now);
 		if (now >= r->next_poke) {
 			http_poke(r->srv->mhd,
-				  (unsigned)r->srv->cfg->http_threads);
+				  (unsigned)config_http_threads(r->srv->cfg));
 			r->next_poke = now + POKE_MS;
 		}
 	}

@@ -104,7 +104,7 @@ int server_start(struct server *srv, const struct config *cfg)
 	if (srv->watcher)
 		srv->mhd = http_start(srv);
 	if (srv->mhd)
-		srv->ws = ws_start(srv);
+		srv->ws = ws_start(srv, config_threads(cfg));
 	if (srv->ws)
 		srv->router = router_start(srv);
 	if (srv->router == NULL) {

@@ -1,7 +1,7 @@
 /* WebSocket subscribers on libwebsockets, in two modes: one connection per
  * channel list (/channels/a,b?transport=ws) and the multiplexed /ws, where
  * the client subscribes, unsubscribes and publishes with acknowledgements.
- * Everything here runs on the lws service thread except the wake and cut
+ * Everything here runs on the session's lws loop thread except the wake and cut
  * ops, which run under the bus lock on any thread and only queue the
  * session for that thread.
  *
@@ -60,13 +60,13 @@ struct ctl {
 struct ws_session {
 	struct subscriber sub;
 	struct ws_ready_link link;
-	struct ws *ws;
+	struct ws_loop *loop;
 	struct lws *wsi;
 	bool mux;
 	bool attached, welcomed;
 	bool binary_frames; /* hello asked for raw binary frames */
 	bool raw_next;      /* inflight's raw bytes go out next */
-	bool cut; /* set under the bus lock, read on the service thread */
+	bool cut; /* set under the bus lock, read on the loop thread */
 	/* the subscription, parallel to sub.taps: item.tap indexes both */
 	size_t nch, cap;
 	char **names;
@@ -98,7 +98,7 @@ static struct ws_session *from_link(struct ws_ready_link *link)
 
 static struct server *srv_of(struct ws_session *s)
 {
-	return ws_server(s->ws);
+	return ws_server(s->loop);
 }
 
 /* ---- transport ops (any thread, under the bus lock) ---- */
@@ -107,7 +107,7 @@ static void ws_wake(struct subscriber *sub)
 {
 	struct ws_session *s = (struct ws_session *)sub;
 
-	ws_ready(s->ws, &s->link);
+	ws_ready(s->loop, &s->link);
 }
 
 static void ws_cut(struct subscriber *sub)
@@ -115,7 +115,7 @@ static void ws_cut(struct subscriber *sub)
 	struct ws_session *s = (struct ws_session *)sub;
 
 	s->cut = true;
-	ws_ready(s->ws, &s->link);
+	ws_ready(s->loop, &s->link);
 }
 
 /* ?transport=ws that reached libmicrohttpd: it carried no upgrade. */
@@ -277,7 +277,7 @@ static int write_ctl(struct ws_session *s)
 	return r;
 }
 
-/* ---- service thread: writing ---- */
+/* ---- loop thread: writing ---- */
 
 static void service(struct ws_session *s)
 {
@@ -443,7 +443,7 @@ static int on_writable(struct ws_session *s)
 	return r;
 }
 
-/* ---- service thread: opening ---- */
+/* ---- loop thread: opening ---- */
 
 /* /channels/LIST?since=&client= as lws decoded it, or /ws?client=. */
 static int parse_request(struct ws_session *s, struct cursor *since,
@@ -489,13 +489,13 @@ out:
 
 static int on_established(struct ws_session *s, struct lws *wsi)
 {
-	struct ws *ws = lws_context_user(lws_get_context(wsi));
+	struct ws_loop *loop = ws_loop_of(wsi);
 	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
-	uint64_t hb = config_live(ws_server(ws)->cfg, heartbeat) * 1000;
+	uint64_t hb = config_live(ws_server(loop)->cfg, heartbeat) * 1000;
 	struct channel_list chs = { .count = 0 };
 	bool has_since = false;
 
-	s->ws = ws;
+	s->loop = loop;
 	s->wsi = wsi;
 	s->opened_ms = bus_now_ms();
 	cost_request(TRANSPORT_WS);
@@ -525,7 +525,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	return 0;
 }
 
-/* ---- service thread: the multiplexed /ws operations ---- */
+/* ---- loop thread: the multiplexed /ws operations ---- */
 
 static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 {
@@ -660,7 +660,7 @@ static void mux_binary(struct ws_session *s)
 	ws_mux_op_free(&s->pending);
 }
 
-/* ---- service thread: receiving ---- */
+/* ---- loop thread: receiving ---- */
 
 /* A single-channel connection publishes what the client sends. */
 static void publish_rx(struct ws_session *s)
@@ -755,8 +755,8 @@ static void on_closed(struct ws_session *s)
 	if (s->attached)
 		bus_detach(srv_of(s)->bus, &s->sub);
 	s->attached = false;
-	if (s->ws)
-		ws_unready(s->ws, &s->link);
+	if (s->loop)
+		ws_unready(s->loop, &s->link);
 	bus_items_release(s->items + s->next, s->nitems - s->next);
 	s->nitems = s->next = 0;
 	message_unref(s->inflight);

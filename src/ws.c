@@ -1,9 +1,17 @@
-/* The lws service thread. Wake-ups from other threads arrive as
- * lws_cancel_service(), which lws turns into one EVENT_WAIT_CANCELLED;
- * wakes coalesce, so that callback drains everything: sockets to adopt
- * and sessions on the ready list. A cancel is sent only when a list goes
- * from empty to non-empty, so a publish to 1,000 WebSocket subscribers
- * costs one eventfd write, not 1,000. */
+/* The lws loops. Each loop is a libev loop on epoll, run by its own
+ * thread, with its own lws context as a guest on it (a "foreign" loop).
+ * lws 4.1.6 alone serves with poll(2), which walks every connection on
+ * every wake; on epoll a wake costs the sockets that are ready, not the
+ * sockets that are open.
+ *
+ * Wake-ups from other threads arrive as lws_cancel_service(), which lws
+ * turns into one EVENT_WAIT_CANCELLED on that context's thread; wakes
+ * coalesce, so that callback drains everything: sockets to adopt and
+ * sessions on the ready list. A cancel is sent only when a list goes from
+ * empty to non-empty, so a publish to 1,000 WebSocket subscribers costs
+ * one eventfd write per loop, not 1,000. lws calls we make run inside
+ * that callback, where lws re-arms its timers afterwards; stopping is an
+ * ev_async of our own, after which nothing else runs on the loop. */
 #include "ws.h"
 
 #include "capacity.h"
@@ -11,70 +19,133 @@
 #include "server.h"
 #include "xalloc.h"
 
+#include <errno.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "ws"
+/* seconds between the kicks that let lws run its due timers (on_tick) */
+#define TICK_S 0.2
 
 /* The opaque user data of every wsi the router counted: the router took
  * a connection and a stream slot for it (see router.c), given back once,
  * when lws destroys the wsi or fails to adopt the socket. */
 static char counted;
 
-struct ws {
-	struct server *srv;
-	struct lws_context *ctx;
+struct ws_loop {
+	struct ws *ws;
+	struct ev_loop *loop;
+	ev_async stop_watcher;
+	ev_timer tick;
+	struct lws_context *ctx; /* NULL once destroyed */
 	struct lws_vhost *vh;
 	pthread_t thread;
-	atomic_bool stop;
-	lws_retry_bo_t retry;
-	pthread_mutex_t lock; /* guards the two lists below */
+	bool started;
+	bool failed; /* libev gave up (loop thread only) */
+	/* connections adopted and not yet destroyed: the router's measure
+	 * of which loop is least loaded */
+	atomic_size_t load;
+	pthread_mutex_t lock; /* guards stop and the two lists below */
+	bool stop;
 	int *adopt;
 	size_t nadopt, adopt_cap;
 	struct ws_ready_link ready; /* circular list head */
 };
 
-struct server *ws_server(struct ws *ws)
+struct ws {
+	struct server *srv;
+	lws_retry_bo_t retry;
+	size_t n;
+	struct ws_loop *loops;
+	atomic_size_t turn; /* where the search for the least loaded starts */
+};
+
+/* The loop this thread runs, for the libev error callback. */
+static _Thread_local struct ws_loop *running;
+
+struct server *ws_server(struct ws_loop *loop)
 {
-	return ws->srv;
+	return loop->ws->srv;
+}
+
+struct ws_loop *ws_loop_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+size_t ws_loads(struct ws *ws, size_t *loads, size_t max)
+{
+	size_t n;
+
+	if (ws == NULL)
+		return 0;
+	n = ws->n < max ? ws->n : max;
+	for (size_t i = 0; i < n; i++)
+		loads[i] = atomic_load(&ws->loops[i].load);
+	return n;
+}
+
+/* The loop with the fewest connections; ties go round, so that a burst
+ * of connections adopted before any is counted still spreads. */
+static struct ws_loop *least_loaded(struct ws *ws)
+{
+	size_t start = atomic_fetch_add(&ws->turn, 1) % ws->n;
+	struct ws_loop *best = &ws->loops[start];
+	size_t least = atomic_load(&best->load);
+
+	for (size_t k = 1; k < ws->n; k++) {
+		struct ws_loop *l = &ws->loops[(start + k) % ws->n];
+		size_t load = atomic_load(&l->load);
+
+		if (load < least) {
+			best = l;
+			least = load;
+		}
+	}
+	return best;
 }
 
 void ws_adopt(struct ws *ws, int fd)
 {
+	struct ws_loop *l = least_loaded(ws);
 	bool first;
 
-	pthread_mutex_lock(&ws->lock);
-	if (ws->nadopt == ws->adopt_cap) {
-		ws->adopt_cap = ws->adopt_cap ? ws->adopt_cap * 2 : 64;
-		ws->adopt = xrealloc(ws->adopt,
-				     ws->adopt_cap * sizeof *ws->adopt);
+	atomic_fetch_add(&l->load, 1);
+	pthread_mutex_lock(&l->lock);
+	if (l->nadopt == l->adopt_cap) {
+		l->adopt_cap = l->adopt_cap ? l->adopt_cap * 2 : 64;
+		l->adopt = xrealloc(l->adopt, l->adopt_cap * sizeof *l->adopt);
 	}
-	first = ws->nadopt == 0;
-	ws->adopt[ws->nadopt++] = fd;
-	pthread_mutex_unlock(&ws->lock);
-	if (first)
-		lws_cancel_service(ws->ctx);
+	first = l->nadopt == 0;
+	l->adopt[l->nadopt++] = fd;
+	if (first && !l->stop)
+		lws_cancel_service(l->ctx);
+	pthread_mutex_unlock(&l->lock);
 }
 
-void ws_ready(struct ws *ws, struct ws_ready_link *link)
+/* The cancel is sent under the lock, so that once ws_stop has set stop
+ * no other thread can still be writing to a context being destroyed. */
+void ws_ready(struct ws_loop *l, struct ws_ready_link *link)
 {
-	bool first = false;
-
-	pthread_mutex_lock(&ws->lock);
+	pthread_mutex_lock(&l->lock);
 	if (!link->queued) {
-		first = ws->ready.next == &ws->ready;
+		bool first = l->ready.next == &l->ready;
+
 		link->queued = true;
-		link->prev = ws->ready.prev;
-		link->next = &ws->ready;
-		ws->ready.prev->next = link;
-		ws->ready.prev = link;
+		link->prev = l->ready.prev;
+		link->next = &l->ready;
+		l->ready.prev->next = link;
+		l->ready.prev = link;
+		if (first && !l->stop)
+			lws_cancel_service(l->ctx);
 	}
-	pthread_mutex_unlock(&ws->lock);
-	if (first && !atomic_load(&ws->stop))
-		lws_cancel_service(ws->ctx);
+	pthread_mutex_unlock(&l->lock);
 }
 
 static void unlink_ready(struct ws_ready_link *link)
@@ -84,31 +155,32 @@ static void unlink_ready(struct ws_ready_link *link)
 	link->queued = false;
 }
 
-void ws_unready(struct ws *ws, struct ws_ready_link *link)
+void ws_unready(struct ws_loop *l, struct ws_ready_link *link)
 {
-	pthread_mutex_lock(&ws->lock);
+	pthread_mutex_lock(&l->lock);
 	if (link->queued)
 		unlink_ready(link);
-	pthread_mutex_unlock(&ws->lock);
+	pthread_mutex_unlock(&l->lock);
 }
 
-static void give_back(struct ws *ws)
+static void give_back(struct ws_loop *l)
 {
-	capacity_give_stream(ws->srv->cap);
-	capacity_give_connection(ws->srv->cap);
+	atomic_fetch_sub(&l->load, 1);
+	capacity_give_stream(ws_server(l)->cap);
+	capacity_give_connection(ws_server(l)->cap);
 }
 
-static void adopt_pending(struct ws *ws)
+static void adopt_pending(struct ws_loop *l)
 {
 	int *fds;
 	size_t n;
 
-	pthread_mutex_lock(&ws->lock);
-	fds = ws->adopt;
-	n = ws->nadopt;
-	ws->adopt = NULL;
-	ws->nadopt = ws->adopt_cap = 0;
-	pthread_mutex_unlock(&ws->lock);
+	pthread_mutex_lock(&l->lock);
+	fds = l->adopt;
+	n = l->nadopt;
+	l->adopt = NULL;
+	l->nadopt = l->adopt_cap = 0;
+	pthread_mutex_unlock(&l->lock);
 	for (size_t i = 0; i < n; i++) {
 		lws_sock_file_fd_type fd = { .sockfd = fds[i] };
 
@@ -116,31 +188,31 @@ static void adopt_pending(struct ws *ws)
 
 		/* on failure lws closes the fd itself */
 		wsi = lws_adopt_descriptor_vhost(
-			ws->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd, NULL,
+			l->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd, NULL,
 			NULL);
 		if (wsi) {
 			lws_set_opaque_user_data(wsi, &counted);
 		} else {
 			log_warn("lws could not adopt a connection");
-			give_back(ws);
+			give_back(l);
 		}
 	}
 	free(fds);
 }
 
-/* Service thread: handle every session that asked, one at a time, taking
+/* Loop thread: handle every session that asked, one at a time, taking
  * each off the list under the lock (servicing may queue it again). */
-static void serve_ready(struct ws *ws)
+static void serve_ready(struct ws_loop *l)
 {
 	for (;;) {
 		struct ws_ready_link *link = NULL;
 
-		pthread_mutex_lock(&ws->lock);
-		if (ws->ready.next != &ws->ready) {
-			link = ws->ready.next;
+		pthread_mutex_lock(&l->lock);
+		if (l->ready.next != &l->ready) {
+			link = l->ready.next;
 			unlink_ready(link);
 		}
-		pthread_mutex_unlock(&ws->lock);
+		pthread_mutex_unlock(&l->lock);
 		if (link == NULL)
 			return;
 		transport_ws_service(link);
@@ -154,18 +226,18 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 	const struct lws_protocols *p = transport_ws_protocols();
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
-		struct ws *ws = lws_context_user(lws_get_context(wsi));
+		struct ws_loop *l = ws_loop_of(wsi);
 
-		adopt_pending(ws);
-		serve_ready(ws);
-		return 0; /* never -1 here: it breaks context destroy */
+		adopt_pending(l);
+		serve_ready(l);
+		return 0; /* never -1 here: it closes the cancel pipe */
 	}
 	/* the last callback of every wsi, whether or not it got to be a
 	 * WebSocket (lws 4.1.6 core-net/close.c) */
 	if (reason == LWS_CALLBACK_WSI_DESTROY &&
 	    lws_get_opaque_user_data(wsi) == &counted) {
 		lws_set_opaque_user_data(wsi, NULL);
-		give_back(lws_context_user(lws_get_context(wsi)));
+		give_back(ws_loop_of(wsi));
 	}
 	return p[0].callback(wsi, reason, user, in, len);
 }
@@ -182,78 +254,205 @@ static void lws_log(int level, const char *line)
 		log_debug("libwebsockets: %s", buf);
 }
 
+/* libev cannot go on (epoll_wait or epoll_ctl failed). Its default is
+ * abort(); instead the loop ends and its thread reports the failure.
+ * ev_break alone did not end ev_run here (libev 4.33 with lws's watchers
+ * on the loop), so ws_main also runs the loop one round at a time and
+ * checks failed between rounds. */
+static void on_syserr(const char *msg)
+{
+	int err = errno;
+
+	if (running == NULL) {
+		fprintf(stderr, "anypush: %s: %s\n", msg, strerror(err));
+		abort();
+	}
+	log_error("%s: %s", msg, strerror(err));
+	running->failed = true;
+	ev_break(running->loop, EVBREAK_ALL);
+}
+
+/* lws 4.1.6's libev glue keeps one ev_timer for all of lws's timers
+ * (ping/pong validity, lws_set_timeout, the handshake timeout) and
+ * re-arms it with ev_timer_start, which does nothing while the watcher
+ * is already running (so we read its source): a timer due sooner than the one armed (a 1 s ping
+ * after a 5 s handshake timeout) waits for the later one, and in our
+ * tests pings never went out at all. lws also runs every due timer from
+ * its idle callback, which follows any io event; so a cancel every
+ * TICK_S, one eventfd write per loop whatever the number of
+ * connections, makes its timers late by TICK_S at most. */
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ws_loop *l = w->data;
+
+	(void)loop;
+	(void)revents;
+	lws_cancel_service(l->ctx);
+}
+
+/* Loop thread, from ws_stop's ev_async: the one place the context is
+ * destroyed while its loop runs (lws closes every wsi, and on_closed
+ * detaches each session). libev's destroy is synchronous. */
+static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct ws_loop *l = w->data;
+
+	(void)revents;
+	ev_timer_stop(loop, &l->tick);
+	lws_context_destroy(l->ctx);
+	l->ctx = NULL;
+	ev_async_stop(loop, w);
+	ev_break(loop, EVBREAK_ALL);
+}
+
 static void *ws_main(void *arg)
 {
-	struct ws *ws = arg;
-	int r = 0;
+	struct ws_loop *l = arg;
 
-	while (!atomic_load(&ws->stop) && r >= 0)
-		r = lws_service(ws->ctx, 0);
-	/* Nothing else serves WebSockets: ending this thread quietly would
-	 * freeze every WebSocket client while the gateway looks healthy.
-	 * Stop the gateway instead, so that clients reconnect elsewhere
-	 * and a supervisor restarts it. */
-	if (r < 0 && !atomic_load(&ws->stop)) {
-		log_error("lws_service failed (%d): stopping the gateway", r);
-		server_fail(ws->srv);
+	running = l;
+	/* on_stop clears ctx; a round is one epoll_wait and what it found */
+	while (l->ctx && !l->failed)
+		ev_run(l->loop, EVRUN_ONCE);
+	/* Nothing else serves this loop's WebSockets: ending its thread
+	 * quietly would freeze them while the gateway looks healthy. Stop
+	 * the gateway instead, so that clients reconnect elsewhere and a
+	 * supervisor restarts it. */
+	if (l->failed) {
+		log_error("a WebSocket loop failed: stopping the gateway");
+		server_fail(ws_server(l));
 	}
 	return NULL;
 }
 
-struct ws *ws_start(struct server *srv)
+static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 {
 	static struct lws_protocols protocols[2];
 	struct lws_context_creation_info info;
+	void *foreign[1];
+
+	l->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV |
+			      EVFLAG_NOSIGMASK);
+	if (l->loop == NULL) {
+		log_error("loop %zu: cannot create an epoll loop", i);
+		return -1;
+	}
+	ev_async_init(&l->stop_watcher, on_stop);
+	l->stop_watcher.data = l;
+	ev_async_start(l->loop, &l->stop_watcher);
+	ev_timer_init(&l->tick, on_tick, TICK_S, TICK_S);
+	l->tick.data = l;
+	protocols[0] = transport_ws_protocols()[0];
+	protocols[0].callback = on_event;
+	foreign[0] = l->loop;
+	memset(&info, 0, sizeof info);
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.protocols = protocols;
+	/* never fd_limit_per_thread: lws's fd lookups turn into scans */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_LIBEV;
+	info.foreign_loops = foreign;
+	info.retry_and_idle_policy = &ws->retry;
+	info.user = l;
+	info.max_http_header_data = 8192;
+	info.timeout_secs = (unsigned)ws->srv->cfg->head_timeout;
+	info.vhost_name = "default";
+	l->ctx = lws_create_context(&info);
+	if (l->ctx)
+		l->vh = lws_get_vhost_by_name(l->ctx, "default");
+	if (l->ctx == NULL || l->vh == NULL) {
+		log_error("loop %zu: cannot create a libwebsockets context "
+			  "(is the libwebsockets-evlib-ev package installed?)",
+			  i);
+		return -1;
+	}
+	/* the context exists: on_tick may cancel it */
+	ev_timer_start(l->loop, &l->tick);
+	return 0;
+}
+
+/* Only what loop_init made; the thread is not running. */
+static void loop_free(struct ws_loop *l)
+{
+	if (l->ctx)
+		lws_context_destroy(l->ctx);
+	l->ctx = NULL;
+	for (size_t i = 0; i < l->nadopt; i++)
+		close(l->adopt[i]);
+	free(l->adopt);
+	if (l->loop)
+		ev_loop_destroy(l->loop);
+	pthread_mutex_destroy(&l->lock);
+}
+
+struct ws *ws_start(struct server *srv, size_t n)
+{
 	struct ws *ws = xcalloc(1, sizeof *ws);
 	static const uint32_t backoff[] = { 1000 };
 
-	pthread_mutex_init(&ws->lock, NULL);
-	ws->ready.next = ws->ready.prev = &ws->ready;
 	ws->srv = srv;
+	ws->n = n;
+	ws->loops = xcalloc(n, sizeof *ws->loops);
 	ws->retry = (lws_retry_bo_t){
 		.retry_ms_table = backoff,
 		.retry_ms_table_count = 1,
 		.secs_since_valid_ping = (uint16_t)srv->cfg->ws_ping,
 		.secs_since_valid_hangup = (uint16_t)srv->cfg->ws_hangup,
 	};
-	protocols[0] = transport_ws_protocols()[0];
-	protocols[0].callback = on_event;
+	/* before any context: the libev plugin of 4.1.6 logs every io
+	 * start and stop at NOTICE */
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
-	memset(&info, 0, sizeof info);
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.retry_and_idle_policy = &ws->retry;
-	info.user = ws;
-	info.max_http_header_data = 8192;
-	info.timeout_secs = (unsigned)srv->cfg->head_timeout;
-	info.vhost_name = "default";
-	ws->ctx = lws_create_context(&info);
-	if (ws->ctx)
-		ws->vh = lws_get_vhost_by_name(ws->ctx, "default");
-	if (ws->ctx == NULL || ws->vh == NULL ||
-	    pthread_create(&ws->thread, NULL, ws_main, ws) != 0) {
-		log_error("cannot start libwebsockets");
-		if (ws->ctx)
-			lws_context_destroy(ws->ctx);
-		free(ws);
-		return NULL;
+	ev_set_syserr_cb(on_syserr);
+	/* every loop gets its lock first, so that ws_stop may clean up
+	 * after a failure at any loop */
+	for (size_t i = 0; i < n; i++) {
+		struct ws_loop *l = &ws->loops[i];
+
+		l->ws = ws;
+		pthread_mutex_init(&l->lock, NULL);
+		l->ready.next = l->ready.prev = &l->ready;
 	}
+	/* one after the other: each create resets process-wide state */
+	for (size_t i = 0; i < n; i++)
+		if (loop_init(ws, &ws->loops[i], i) < 0)
+			goto fail;
+	for (size_t i = 0; i < n; i++) {
+		struct ws_loop *l = &ws->loops[i];
+		char name[16];
+
+		if (pthread_create(&l->thread, NULL, ws_main, l) != 0) {
+			log_error("cannot start WebSocket loop %zu", i);
+			goto fail;
+		}
+		l->started = true;
+		/* the kernel keeps 15 characters; --threads is below 1000 */
+		snprintf(name, sizeof name, "ws-%u", (unsigned)(i % 1000));
+		pthread_setname_np(l->thread, name);
+	}
+	log_info("WebSocket loops: %zu", n);
 	return ws;
+fail:
+	ws_stop(ws);
+	return NULL;
 }
 
 void ws_stop(struct ws *ws)
 {
 	if (ws == NULL)
 		return;
-	atomic_store(&ws->stop, true);
-	lws_cancel_service(ws->ctx);
-	pthread_join(ws->thread, NULL);
-	/* the service thread is gone, so this thread may own the context */
-	lws_context_destroy(ws->ctx);
-	for (size_t i = 0; i < ws->nadopt; i++)
-		close(ws->adopt[i]);
-	free(ws->adopt);
-	pthread_mutex_destroy(&ws->lock);
+	for (size_t i = 0; i < ws->n; i++) {
+		struct ws_loop *l = &ws->loops[i];
+
+		pthread_mutex_lock(&l->lock);
+		l->stop = true;
+		pthread_mutex_unlock(&l->lock);
+		if (l->started) {
+			ev_async_send(l->loop, &l->stop_watcher);
+			pthread_join(l->thread, NULL);
+		}
+		/* a loop that failed ended without destroying its context;
+		 * its thread is gone, so this thread may own it */
+		loop_free(l);
+	}
+	free(ws->loops);
 	free(ws);
 }

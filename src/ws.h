@@ -1,38 +1,60 @@
-/* ws.h: the libwebsockets context and its one service thread. Only
- * lws_cancel_service() may be called on lws from other threads, so every
- * request from outside goes through a queue and a cancel. */
+/* ws.h: the libwebsockets contexts, each on an epoll loop (libev) that
+ * its own thread runs. Only lws_cancel_service() may be called on lws
+ * from other threads, so every request from outside goes through a queue
+ * and a cancel. */
 #ifndef ANYPUSH_WS_H
 #define ANYPUSH_WS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
+struct lws;
 struct lws_protocols;
 struct server;
 struct ws;
+struct ws_loop;
 
-/* A session's place on the ready list; guarded by the list's lock. */
+/* --threads at most */
+#define WS_LOOPS_MAX 64
+
+/* A session's place on its loop's ready list; guarded by the list's
+ * lock. */
 struct ws_ready_link {
 	struct ws_ready_link *prev, *next;
 	bool queued;
 };
 
-struct ws *ws_start(struct server *srv);
-/* Stop the service thread and destroy the context (closes what is left). */
+/* Life cycle */
+/* Create n contexts one after the other (lws wants that), then start a
+ * loop thread for each; NULL on failure. */
+struct ws *ws_start(struct server *srv, size_t n);
+/* Stop every loop thread; each destroys its context, which closes what
+ * is left. */
 void ws_stop(struct ws *ws);
-/* Give lws an accepted socket whose peeked head is a WebSocket upgrade.
- * Any thread; lws owns the fd from here. */
+
+/* From other threads */
+/* Give lws an accepted socket whose peeked head is a WebSocket upgrade;
+ * the loop holding the fewest connections gets it. Any thread; lws owns
+ * the fd from here. */
 void ws_adopt(struct ws *ws, int fd);
-/* Ask the service thread to look at this session (it has news or must
- * end). Any thread, including under the bus lock. */
-void ws_ready(struct ws *ws, struct ws_ready_link *link);
-/* Take a closing session off the ready list (service thread). */
-void ws_unready(struct ws *ws, struct ws_ready_link *link);
-/* The server this context serves. */
-struct server *ws_server(struct ws *ws);
+/* Ask a session's loop thread to look at it (it has news or must end).
+ * Any thread, including under the bus lock. */
+void ws_ready(struct ws_loop *loop, struct ws_ready_link *link);
+/* Connections each loop holds now (adopted, not yet destroyed), for
+ * /metrics: loads[i] for i < the returned count (0 when ws is NULL). */
+size_t ws_loads(struct ws *ws, size_t *loads, size_t max);
+
+/* On a loop thread */
+/* Take a closing session off the ready list. */
+void ws_unready(struct ws_loop *loop, struct ws_ready_link *link);
+/* The loop serving this wsi. */
+struct ws_loop *ws_loop_of(struct lws *wsi);
+/* The server a loop serves. */
+struct server *ws_server(struct ws_loop *loop);
 
 /* Provided by transport_ws.c. */
 const struct lws_protocols *transport_ws_protocols(void);
-/* Service thread: a session taken off the ready list. */
+/* Loop thread: a session taken off the ready list. */
 void transport_ws_service(struct ws_ready_link *link);
 
 #endif

@@ -469,12 +469,21 @@ class Gateway:
     Started at construction; use as a context manager so that it is stopped.
     stop() sends SIGTERM, waits up to 10 s, then SIGKILLs, and by default
     asserts exit status 0 after SIGTERM and no sanitizer report in the log.
+
+    threads=N passes --threads N (the event loops); without it, and without
+    --threads among the arguments, ANYPUSH_TEST_THREADS (if set) does, so
+    that any test script can be run on several loops:
+    ANYPUSH_TEST_THREADS=3 python3 tests/e2e/t_mux.py
     """
 
     _seq = 0
 
-    def __init__(self, *extra_args, check_exit=True, name=None):
+    def __init__(self, *extra_args, check_exit=True, name=None, threads=None):
         self.extra = [str(a) for a in extra_args]
+        if threads is None and "--threads" not in self.extra:
+            threads = os.environ.get("ANYPUSH_TEST_THREADS") or None
+        if threads is not None:
+            self.extra += ["--threads", str(threads)]
         self.check_exit = check_exit
         self.name = name
         self.proc = None

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What one config_parse call printed. */
 struct run {
@@ -108,7 +109,8 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(cfg.head_timeout, 5);
 	ck_assert_uint_eq(cfg.max_pending, 1024);
 	ck_assert_uint_eq(cfg.http_timeout, 60);
-	ck_assert_uint_eq(cfg.http_threads, 1);
+	ck_assert_uint_eq(cfg.threads, 0);
+	ck_assert_uint_eq(cfg.http_threads, 0);
 	ck_assert_uint_eq(cfg.max_connections, 16000);
 	ck_assert_str_eq(cfg.log_level, "info");
 }
@@ -173,6 +175,7 @@ START_TEST(test_every_option_is_accepted)
 		{ "--head-timeout", "1" },
 		{ "--max-pending", "1" },
 		{ "--http-timeout", "1" },
+		{ "--threads", "64" },
 		{ "--http-threads", "64" },
 		{ "--max-connections", "2" },
 		{ "--max-streams", "1" },
@@ -193,7 +196,8 @@ START_TEST(test_ranges)
 	} ranges[] = {
 		{ "port", 0, 65535 },           { "history-size", 1, 1000000 },
 		{ "history-age", 1, 604800 },   { "heartbeat", 1, 3600 },
-		{ "longpoll-timeout", 1, 120 }, { "http-threads", 1, 64 },
+		{ "longpoll-timeout", 1, 120 }, { "http-threads", 0, 64 },
+		{ "threads", 0, 64 },
 	};
 
 	for (size_t i = 0; i < NELEM(ranges); i++) {
@@ -301,6 +305,29 @@ START_TEST(test_cross_checks)
 }
 END_TEST
 
+/* --threads 0 is one loop per online CPU; --http-threads 0 follows
+ * --threads, and either may be set alone. */
+START_TEST(test_threads)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	unsigned long want = cpus < 1 ? 1 : cpus > 64 ? 64 : (unsigned long)cpus;
+
+	config_defaults(&cfg);
+	ck_assert_uint_eq(config_threads(&cfg), want);
+	ck_assert_uint_eq(config_http_threads(&cfg), want);
+	expect_run(ARGS("--threads=3"));
+	ck_assert_uint_eq(config_threads(&cfg), 3);
+	ck_assert_uint_eq(config_http_threads(&cfg), 3);
+	expect_run(ARGS("--threads=3", "--http-threads=1"));
+	ck_assert_uint_eq(config_threads(&cfg), 3);
+	ck_assert_uint_eq(config_http_threads(&cfg), 1);
+	expect_run(ARGS("--http-threads=5"));
+	ck_assert_uint_eq(config_threads(&cfg), want);
+	ck_assert_uint_eq(config_http_threads(&cfg), 5);
+	reset_transports();
+}
+END_TEST
+
 START_TEST(test_transports_option)
 {
 	expect_run(ARGS("--transports=poll,sse"));
@@ -337,6 +364,7 @@ static const char *const option_names[] = {
 	"--head-timeout",
 	"--max-pending",
 	"--http-timeout",
+	"--threads",
 	"--http-threads",
 	"--max-connections",
 	"--max-streams",
@@ -427,6 +455,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_error_names_option_as_typed);
 	tcase_add_test(tc, test_unknown_and_missing);
 	tcase_add_test(tc, test_cross_checks);
+	tcase_add_test(tc, test_threads);
 	tcase_add_test(tc, test_transports_option);
 	suite_add_tcase(s, tc);
 

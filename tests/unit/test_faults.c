@@ -1,9 +1,10 @@
 /* Failures that cannot be provoked from outside, injected into a whole
  * gateway running in this process: libmicrohttpd failing to create a
- * response (out of memory), lws_service failing, and a kernel without
- * openat2. The linker redirects the library calls to the __wrap_
+ * response (out of memory), a WebSocket loop failing, and a kernel
+ * without openat2. The linker redirects the library calls to the __wrap_
  * functions below (-Wl,--wrap=NAME in Makefile.am), which fail on demand
- * and otherwise call the real ones. Requests go over loopback TCP to the
+ * and otherwise call the real ones; epoll_wait, called from inside libev,
+ * is replaced by defining it here. Requests go over loopback TCP to the
  * gateway's own port, exactly as from a client. */
 #include "unit.h"
 
@@ -21,6 +22,7 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/epoll.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +38,7 @@
 /* ---- the injected failures ---- */
 
 static atomic_bool fail_responses; /* every MHD_create_response_* */
-static atomic_bool fail_service;   /* lws_service */
+static atomic_bool fail_loop;      /* epoll_wait on a WebSocket loop */
 static atomic_bool no_openat2;     /* SYS_openat2 is ENOSYS */
 static atomic_int openat2_calls;
 
@@ -53,7 +56,6 @@ struct MHD_Response *__real_MHD_create_response_from_fd(size_t size, int fd);
 struct MHD_Response *__real_MHD_create_response_from_callback(
 	uint64_t size, size_t block_size, MHD_ContentReaderCallback crc,
 	void *crc_cls, MHD_ContentReaderFreeCallback crfc);
-int __real_lws_service(struct lws_context *context, int timeout_ms);
 long __real_syscall(long number, ...);
 
 struct MHD_Response *
@@ -70,7 +72,6 @@ struct MHD_Response *__wrap_MHD_create_response_from_fd(size_t size, int fd);
 struct MHD_Response *__wrap_MHD_create_response_from_callback(
 	uint64_t size, size_t block_size, MHD_ContentReaderCallback crc,
 	void *crc_cls, MHD_ContentReaderFreeCallback crfc);
-int __wrap_lws_service(struct lws_context *context, int timeout_ms);
 long __wrap_syscall(long number, ...);
 
 struct MHD_Response *
@@ -119,11 +120,20 @@ struct MHD_Response *__wrap_MHD_create_response_from_callback(
 							crc_cls, crfc);
 }
 
-int __wrap_lws_service(struct lws_context *context, int timeout_ms)
+/* The executable's definition wins over libc's for libev too. Only the
+ * WebSocket loop threads (named ws-N by ws.c) fail; epoll_pwait with no
+ * mask is the same call and is not replaced. */
+int epoll_wait(int epfd, struct epoll_event *events, int max, int timeout)
 {
-	if (atomic_load(&fail_service))
+	char name[16] = "";
+
+	if (atomic_load(&fail_loop) &&
+	    pthread_getname_np(pthread_self(), name, sizeof name) == 0 &&
+	    strncmp(name, "ws-", 3) == 0) {
+		errno = EBADF;
 		return -1;
-	return __real_lws_service(context, timeout_ms);
+	}
+	return epoll_pwait(epfd, events, max, timeout, NULL);
 }
 
 /* syscall() takes up to six arguments; passing all six on is what glibc's
@@ -225,7 +235,7 @@ static void setup(void)
 	sigaddset(&term, SIGTERM);
 	pthread_sigmask(SIG_BLOCK, &term, NULL);
 	atomic_store(&fail_responses, false);
-	atomic_store(&fail_service, false);
+	atomic_store(&fail_loop, false);
 	atomic_store(&no_openat2, false);
 	log_set_level(LOG_ERROR);
 	make_tree();
@@ -449,11 +459,12 @@ START_TEST(test_metrics_no_leak)
 }
 END_TEST
 
-/* ---- lws_service fails ---- */
+/* ---- a WebSocket loop fails ---- */
 
-/* The service thread cannot go on: the gateway stops itself (main gets
- * SIGTERM and exits 1) instead of leaving every WebSocket frozen. */
-START_TEST(test_lws_service_failure_stops)
+/* A loop thread cannot go on (epoll_wait fails, so libev gives up): the
+ * gateway stops itself (main gets SIGTERM and exits 1) instead of
+ * leaving that loop's WebSockets frozen. */
+START_TEST(test_ws_loop_failure_stops)
 {
 	static const char upgrade[] =
 		"GET /channels/f:ws HTTP/1.1\r\nHost: 127.0.0.1\r\n"
@@ -467,16 +478,16 @@ START_TEST(test_lws_service_failure_stops)
 	sigemptyset(&term);
 	sigaddset(&term, SIGTERM);
 	ck_assert(!server_failed(&srv));
-	atomic_store(&fail_service, true);
-	/* a WebSocket to adopt wakes the service thread */
+	atomic_store(&fail_loop, true);
+	/* a WebSocket to adopt wakes the loop thread */
 	fd = connect_gw();
 	ck_assert_int_eq(write(fd, upgrade, sizeof upgrade - 1),
 			 (ssize_t)(sizeof upgrade - 1));
 	sig = sigtimedwait(&term, NULL, &wait);
-	atomic_store(&fail_service, false);
+	atomic_store(&fail_loop, false);
 	ck_assert_int_eq(sig, SIGTERM);
 	ck_assert(server_failed(&srv));
-	/* and the orderly stop still works without the service thread */
+	/* and the orderly stop still works without the loop thread */
 	server_stop(&srv);
 	running = false;
 	close(fd);
@@ -534,8 +545,8 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, test_static_no_fd_leak);
 	CASE("metrics_no_leak");
 	tcase_add_test(tc, test_metrics_no_leak);
-	CASE("lws_service_failure_stops");
-	tcase_add_test(tc, test_lws_service_failure_stops);
+	CASE("ws_loop_failure_stops");
+	tcase_add_test(tc, test_ws_loop_failure_stops);
 	CASE("static_without_openat2");
 	tcase_add_test(tc, test_static_without_openat2);
 #undef CASE

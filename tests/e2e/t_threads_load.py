@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Every transport at once on a threaded gateway (--http-threads 2): many
+"""Every transport at once on a threaded gateway (--http-threads 2, --threads 3): many
 subscribers, publishers on HTTP and on /ws, and subscribers that drop
 their connection and resume from their cursor while messages flow.
 
@@ -117,12 +117,12 @@ def check_stream(what, messages, channels, want, payloads, epochs):
 
 
 async def test_every_transport_under_load():
-    "--http-threads 2: 37 subscribers on every transport, 5 publishers, 6 resuming clients, SIGHUPs: all ids, in order, once"
+    "--http-threads 2 --threads 3: 37 subscribers on every transport, 5 publishers, 6 resuming clients, SIGHUPs: all ids, in order, once"
     fd, conf = tempfile.mkstemp(prefix="threads-load-", suffix=".conf", dir=log_dir())
     os.write(fd, CONFIGS[0].encode())
     os.close(fd)
     try:
-        with Gateway("--http-threads", 2, "--history-size", 10000, "--config", conf) as gw:
+        with Gateway("--http-threads", 2, "--threads", 3, "--history-size", 10000, "--config", conf) as gw:
             subs = []
             for ch in CHANNELS:
                 subs += [SSEClient(gw, ch, since="0") for _ in range(3)]

@@ -14,8 +14,10 @@
 struct bus_item;
 struct mux_op;
 
-/* Room for the welcome, with the cursor of a whole channel list. */
-#define FRAME_WELCOME_MAX (CURSOR_TEXT_MAX + 128)
+/* Room for the welcome, with the cursor of a whole channel list (the
+ * client's own epochs and ids are echoed: 13 and 20 characters each),
+ * the longest client id and any heartbeat an unsigned long holds. */
+#define FRAME_WELCOME_MAX (CURSOR_TEXT_MAX + CLIENT_ID_MAX + 128)
 /* Room for a gap or cursor frame. */
 #define FRAME_ITEM_MAX (CHANNEL_NAME_MAX + EPOCH_TEXT_MAX + 128)
 /* Room for a /ws ack or error. */

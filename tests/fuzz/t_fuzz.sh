@@ -12,17 +12,20 @@
 # request paths on a real bus through the transports' formatting.
 #
 # How long: FUZZ_SECONDS per target, 2 by default (make check, the plain
-# CI pass); scripts/test --sanitizers runs 12 s each, so CI spends its
+# CI pass); scripts/test --sanitizers runs 15 s each, so CI spends its
 # fuzzing time once, not the same seconds twice. By hand, longer:
 #   FUZZ_SECONDS=600 sh tests/fuzz/t_fuzz.sh
 #   FUZZ_TARGETS="encode framing" FUZZ_SECONDS=300 sh tests/fuzz/t_fuzz.sh
-# New inputs go to a temporary folder; to keep them, merge into the
-# corpus as tests/fuzz/README.md says.
+# New inputs go to a temporary folder; to keep them (minimised), grow
+# and merge:
+#   FUZZ_OUT=/tmp/f FUZZ_TARGETS=encode FUZZ_SECONDS=120 sh tests/fuzz/t_fuzz.sh
+#   /tmp/f/fuzz_encode -merge=1 tests/fuzz/corpus/encode /tmp/f/corpus_encode
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
 secs=${FUZZ_SECONDS:-2}
-out=${TMPDIR:-/tmp}/anypush-fuzz.$$
+# FUZZ_OUT=DIR keeps the binaries and the grown corpora there
+out=${FUZZ_OUT:-${TMPDIR:-/tmp}/anypush-fuzz.$$}
 all="router_head payload cursor ws_mux request config encode framing request_path static_path"
 targets=${FUZZ_TARGETS:-$all}
 echo "1..$(echo $targets | wc -w)"
@@ -32,7 +35,7 @@ if ! command -v clang >/dev/null 2>&1; then
 	exit 1
 fi
 mkdir -p "$out"
-trap 'rm -rf "$out"' EXIT INT TERM
+[ -n "${FUZZ_OUT:-}" ] || trap 'rm -rf "$out"' EXIT INT TERM
 cflags="-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -I$top/src $(pkg-config --cflags libcjson libwebsockets) -DPACKAGE_VERSION=\"fuzz\""
 libs="$(pkg-config --libs libcjson) -lpthread"
 # every source file once, as an object the targets link
@@ -40,10 +43,12 @@ base="log fmt validate cursor payload xalloc"
 objs_of() {
 	for f in $base "$@"; do printf ' %s' "$out/$f.o"; done
 }
+built=" "
 compile() {
 	for f in "$@"; do
-		[ -f "$out/$f.o" ] && continue
+		case $built in *" $f "*) continue ;; esac
 		clang $cflags -fsanitize=fuzzer-no-link -c -o "$out/$f.o" "$top/src/$f.c" || return 1
+		built="$built$f "
 	done
 }
 n=1

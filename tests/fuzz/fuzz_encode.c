@@ -52,8 +52,8 @@ static void check_envelope(const struct message *m, const char *s, size_t len,
 	wf_members(WHO, doc, keys, s, len);
 	wf_want_str(WHO, doc, "type", "message", s, len);
 	wf_want_str(WHO, doc, "channel", spec->channel, s, len);
-	wf_want_str(WHO, doc, "event", spec->event ? spec->event : "message",
-		    s, len);
+	wf_want_str(WHO, doc, "event", spec->event ? spec->event : "message", s,
+		    len);
 	if (spec->from && spec->from[0])
 		wf_want_str(WHO, doc, "from", spec->from, s, len);
 	wf_want_epoch(WHO, doc, m->epoch, s, len);
@@ -65,13 +65,13 @@ static void check_envelope(const struct message *m, const char *s, size_t len,
 		wf_fail(WHO, "ts", s, len);
 	if (meta) {
 		if (!cJSON_IsNull(d))
-			wf_fail(WHO, "a binary frame's data that is not null", s,
-				len);
+			wf_fail(WHO, "a binary frame's data that is not null",
+				s, len);
 		wf_want_str(WHO, doc, "binary", "frame", s, len);
 	} else {
 		cJSON *want = cJSON_ParseWithLength(data->json, data->len);
 
-		if (want == NULL || !cJSON_Compare(d, want, true))
+		if (want == NULL || !wf_same(d, want))
 			wf_fail(WHO, "data that is not the payload", s, len);
 		cJSON_Delete(want);
 		if (m->data_off + m->data_len > len ||
@@ -79,10 +79,9 @@ static void check_envelope(const struct message *m, const char *s, size_t len,
 		    memcmp(s + m->data_off, data->json, data->len) != 0)
 			wf_fail(WHO, "data not stored as sent", s, len);
 		if (data->binary &&
-		    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc,
-								   "binary")))
-			wf_fail(WHO, "binary data without binary:true", s,
-				len);
+		    !cJSON_IsTrue(
+			    cJSON_GetObjectItemCaseSensitive(doc, "binary")))
+			wf_fail(WHO, "binary data without binary:true", s, len);
 	}
 	/* the envelope's epoch and id are the cursor of this message */
 	cursor_epoch_text(m->epoch, e);
@@ -108,7 +107,7 @@ static void check_single(struct message *m)
 	    next == NULL)
 		wf_fail(WHO, "a single reply without its message", s, len);
 	env = cJSON_ParseWithLength(message_json(m), m->json_len);
-	if (!cJSON_Compare(cJSON_GetArrayItem(msgs, 0), env, true))
+	if (!wf_same(cJSON_GetArrayItem(msgs, 0), env))
 		wf_fail(WHO, "a single reply with another message", s, len);
 	cJSON_Delete(env);
 	wf_cursor_back(WHO, next, strlen(next), &at, 1, s, len);

@@ -38,11 +38,21 @@
 
 /* /ws error codes, as docs/messaging.md lists them */
 static const char *const mux_codes[] = {
-	"bad_frame",      "bad_ref",         "bad_op",
-	"bad_channel",    "bad_cursor",      "bad_event",
-	"missing_data",   "already_subscribed", "not_subscribed",
-	"too_many_channels", "unexpected_binary", "binary_replaced",
-	"shutting_down",  "over_capacity",   NULL,
+	"bad_frame",
+	"bad_ref",
+	"bad_op",
+	"bad_channel",
+	"bad_cursor",
+	"bad_event",
+	"missing_data",
+	"already_subscribed",
+	"not_subscribed",
+	"too_many_channels",
+	"unexpected_binary",
+	"binary_replaced",
+	"shutting_down",
+	"over_capacity",
+	NULL,
 };
 
 struct world {
@@ -112,8 +122,7 @@ static cJSON *sse_event(const struct world *w, const char *block, size_t len,
 				wf_fail(WHO, "an SSE id that is not the cursor",
 					block, len);
 		} else if (strcmp(field, "event") == 0) {
-			if (*event || data ||
-			    !event_name_valid(value, vlen))
+			if (*event || data || !event_name_valid(value, vlen))
 				wf_fail(WHO, "an SSE event name out of place",
 					block, len);
 			*event = value;
@@ -141,7 +150,8 @@ static void check_sse_welcome(const struct world *w)
 	static const char retry[] = "retry: 2000\n\n";
 	char buf[SSE_FORMAT_MAX];
 	size_t n = sse_format_welcome(buf, sizeof buf, w->cursor, w->client,
-				      w->heartbeat), elen;
+				      w->heartbeat),
+	       elen;
 	const char *event;
 	cJSON *doc;
 
@@ -213,8 +223,8 @@ static void check_sse_item(const struct world *w, const struct bus_item *it,
 		    (named ? event == NULL || elen != strlen(want) ||
 				     memcmp(event, want, elen) != 0 :
 			     event != NULL))
-			wf_fail(WHO, "an SSE message under another name",
-				block, len);
+			wf_fail(WHO, "an SSE message under another name", block,
+				len);
 		wf_want_u64(WHO, doc, "id", it->msg->id, block, len);
 	}
 	cJSON_Delete(doc);
@@ -246,8 +256,9 @@ static void check_ws_welcome(const struct world *w, bool mux)
 
 static void check_ws_item(const struct world *w, const struct bus_item *it)
 {
-	static const char *const gap_keys[] = { "type",   "channel", "last_seen",
-						"cursor", "epoch",   NULL };
+	static const char *const gap_keys[] = { "type",      "channel",
+						"last_seen", "cursor",
+						"epoch",     NULL };
 	static const char *const skip_keys[] = { "type", "channel", "cursor",
 						 "epoch", NULL };
 	char buf[FRAME_ITEM_MAX], name[CHANNEL_NAME_MAX + 1];
@@ -362,7 +373,7 @@ static void check_poll(const struct world *w, bool more)
 	static const char *const gap_keys[] = { "messages", "next", "gap",
 						"gaps", NULL };
 	static const char *const all_keys[] = { "messages", "next", "gap",
-						"gaps",	    "more", NULL };
+						"gaps",     "more", NULL };
 	size_t cap = poll_format_tail_cap(w->count), len, tlen, at, nmsg = 0,
 	       ngap = 0;
 	char *tail = malloc(cap), *body;
@@ -409,20 +420,19 @@ static void check_poll(const struct world *w, bool more)
 	wf_cursor_back(WHO, next, strlen(next), w->pos, w->nch, body, len);
 	if (more != cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "more")))
 		wf_fail(WHO, "a poll reply with the wrong more", body, len);
-	if (ngap && (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "gap")) ||
-		     !cJSON_IsArray(gaps) ||
-		     cJSON_GetArraySize(gaps) != (int)ngap))
+	if (ngap &&
+	    (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "gap")) ||
+	     !cJSON_IsArray(gaps) || cJSON_GetArraySize(gaps) != (int)ngap))
 		wf_fail(WHO, "a poll reply with other gaps", body, len);
 	for (size_t i = 0, k = 0, j = 0; i < w->count; i++) {
 		const struct bus_item *it = &w->items[i];
 		const cJSON *g;
 
 		if (it->msg) {
-			cJSON *env = cJSON_ParseWithLength(message_json(it->msg),
-							   it->msg->json_len);
+			cJSON *env = cJSON_ParseWithLength(
+				message_json(it->msg), it->msg->json_len);
 
-			if (!cJSON_Compare(cJSON_GetArrayItem(msgs, (int)j++),
-					   env, true))
+			if (!wf_same(cJSON_GetArrayItem(msgs, (int)j++), env))
 				wf_fail(WHO, "a poll reply out of order", body,
 					len);
 			cJSON_Delete(env);
@@ -472,8 +482,7 @@ static void make_name(struct input *in, bool raw, size_t k, char *buf,
 static void make_message(struct input *in, bool raw, struct world *w,
 			 struct bus_item *it)
 {
-	char event[EVENT_NAME_MAX + 2], from[CLIENT_ID_MAX + 2],
-		body[64];
+	char event[EVENT_NAME_MAX + 2], from[CLIENT_ID_MAX + 2], body[64];
 	size_t elen = in_name(in, raw, EVENT_NAME_MAX, event);
 	unsigned kind = in_byte(in), blen = in_byte(in) % sizeof body;
 	char name[CHANNEL_NAME_MAX + 1];
@@ -529,8 +538,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				"IJKLMNOPQRSTUVWXYZ_-");
 	w->heartbeat = flags & 2 ? (unsigned long)in_u64(&in) : in_byte(&in);
 	w->cursor_len = cursor_format(w->pos, w->nch, w->cursor);
-	wf_cursor_back(WHO, w->cursor, w->cursor_len, w->pos, w->nch,
-		       w->cursor, w->cursor_len);
+	wf_cursor_back(WHO, w->cursor, w->cursor_len, w->pos, w->nch, w->cursor,
+		       w->cursor_len);
 	check_sse_welcome(w);
 	check_ws_welcome(w, false);
 	check_ws_welcome(w, true);
@@ -544,7 +553,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		it->tap = (unsigned)(in_byte(&in) % w->nch);
 		p = &w->pos[it->tap];
-		it->epoch = kind & 8 ? in_u64(&in) | 1 : p->epoch ? p->epoch : 1;
+		it->epoch = kind & 8 ? in_u64(&in) | 1 :
+			    p->epoch ? p->epoch :
+				       1;
 		it->gap_last = p->id;
 		it->cursor = kind & 16 ? in_u64(&in) : p->id + 1;
 		it->skip = (kind & 3) == 1;

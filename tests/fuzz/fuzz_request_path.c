@@ -128,8 +128,9 @@ static bool oracle_number(const char *s, size_t len, unsigned b, size_t max,
 		return false;
 	for (size_t i = 0; i < len; i++) {
 		int d = s[i] >= '0' && s[i] <= '9' ? s[i] - '0' :
-			b == 36 && s[i] >= 'a' && s[i] <= 'z' ? s[i] - 'a' + 10 :
-								 -1;
+			b == 36 && s[i] >= 'a' && s[i] <= 'z' ?
+						     s[i] - 'a' + 10 :
+						     -1;
 
 		if (d < 0)
 			return false;
@@ -156,8 +157,9 @@ static bool oracle_cursors(const char *s, size_t count, struct cursor *out)
 			if (!oracle_number(p, (size_t)(colon - p), 36, 13,
 					   &out[n].epoch) ||
 			    out[n].epoch == 0 ||
-			    !oracle_number(colon + 1, l - (size_t)(colon - p) - 1,
-					   10, 20, &out[n].id))
+			    !oracle_number(colon + 1,
+					   l - (size_t)(colon - p) - 1, 10, 20,
+					   &out[n].id))
 				return false;
 		} else if (!oracle_number(p, l, 10, 20, &out[n].id)) {
 			return false;
@@ -235,10 +237,10 @@ static const char *arg(const struct query *q, const char *key)
 
 static const struct transport *oracle_transport(const struct http_route_sub *in)
 {
-	static const struct transport *const named[] = {
-		&transport_poll, &transport_longpoll, &transport_sse,
-		&transport_ws
-	};
+	static const struct transport *const named[] = { &transport_poll,
+							 &transport_longpoll,
+							 &transport_sse,
+							 &transport_ws };
 
 	if (in->transport) {
 		for (size_t i = 0; i < 4; i++)
@@ -349,14 +351,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (strcmp(err.code, want) != 0 ||
 		    err.status != status_of(err.code) ||
 		    req->transport != NULL || err.message == NULL)
-			wf_fail(WHO, "another error than the oracle's", err.code,
-				strlen(err.code));
+			wf_fail(WHO, "another error than the oracle's",
+				err.code, strlen(err.code));
 		goto out;
 	}
-	if (req->transport != want_t ||
-	    req->channels.count != (size_t)nch)
-		wf_fail(WHO, "another transport or channels", url,
-			strlen(url));
+	if (req->transport != want_t || req->channels.count != (size_t)nch)
+		wf_fail(WHO, "another transport or channels", url, strlen(url));
 	for (int k = 0; k < nch; k++) {
 		if (req->channels.len[k] != len[k] ||
 		    memcmp(req->channels.name[k], name[k], len[k]) != 0 ||
@@ -369,15 +369,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	     memcmp(req->since, since, (size_t)nch * sizeof since[0]) != 0))
 		wf_fail(WHO, "a cursor that is not the oracle's", url,
 			strlen(url));
-	if (sub.client ? strcmp(req->client, sub.client) != 0 ||
-				 !req->client_given :
-			 req->client_given ||
-				 !client_id_valid(req->client,
-						  strlen(req->client)))
+	if (sub.client ?
+		    strcmp(req->client, sub.client) != 0 || !req->client_given :
+		    req->client_given ||
+			    !client_id_valid(req->client, strlen(req->client)))
 		wf_fail(WHO, "another client", req->client,
 			strlen(req->client));
-	if (req->presence != (sub.presence && (strcmp(sub.presence, "1") == 0 ||
-					       strcmp(sub.presence, "true") == 0)))
+	if (req->presence !=
+	    (sub.presence && (strcmp(sub.presence, "1") == 0 ||
+			      strcmp(sub.presence, "true") == 0)))
 		wf_fail(WHO, "another presence", url, strlen(url));
 out:
 	free(req->path);

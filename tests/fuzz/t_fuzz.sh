@@ -19,7 +19,7 @@
 # New inputs go to a temporary folder; to keep them (minimised), grow
 # and merge:
 #   FUZZ_OUT=/tmp/f FUZZ_TARGETS=encode FUZZ_SECONDS=120 sh tests/fuzz/t_fuzz.sh
-#   /tmp/f/fuzz_encode -merge=1 tests/fuzz/corpus/encode /tmp/f/corpus_encode
+#   /tmp/f/fuzz_encode -merge=1 -use_counters=0 tests/fuzz/corpus/encode /tmp/f/corpus_encode
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)

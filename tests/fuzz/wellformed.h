@@ -44,8 +44,7 @@ static inline uint64_t in_u64(struct input *in)
  * as they are when raw, else mapped onto the characters names may have,
  * so that most inputs reach the formatting and the others test the
  * validators. The length. */
-static inline size_t in_name(struct input *in, bool raw, size_t max,
-			     char *buf)
+static inline size_t in_name(struct input *in, bool raw, size_t max, char *buf)
 {
 	static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
 				    "KLMNOPQRSTUVWXYZ0123456789_.:~-";
@@ -62,8 +61,8 @@ static inline size_t in_name(struct input *in, bool raw, size_t max,
 
 /* ---- checks ---- */
 
-static inline void wf_fail(const char *who, const char *what,
-			   const char *text, size_t len)
+static inline void wf_fail(const char *who, const char *what, const char *text,
+			   size_t len)
 {
 	fprintf(stderr, "%s: %s\n  in %zu bytes: %.*s\n", who, what, len,
 		(int)(len > 2000 ? 2000 : len), text);
@@ -120,8 +119,8 @@ static inline void wf_want_str(const char *who, const cJSON *doc,
  * tell 2^53 from 2^53+1; text of several objects may hold the key more
  * than once, so any occurrence will do). */
 static inline void wf_want_u64(const char *who, const cJSON *doc,
-			       const char *key, uint64_t want,
-			       const char *text, size_t len)
+			       const char *key, uint64_t want, const char *text,
+			       size_t len)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
 	char member[96];
@@ -161,6 +160,29 @@ static inline void wf_want_epoch(const char *who, const cJSON *doc,
 
 	cursor_epoch_text(epoch, e);
 	wf_want_str(who, doc, "epoch", e, text, len);
+}
+
+/* The same JSON value, members in the same order. cJSON_Compare says a
+ * number that overflows a double (1e999) differs from itself, since it
+ * compares inf - inf, a NaN, with a tolerance: numbers compare with ==
+ * here. */
+static inline bool wf_same(const cJSON *a, const cJSON *b)
+{
+	const cJSON *x, *y;
+
+	if (a == NULL || b == NULL || (a->type & 0xFF) != (b->type & 0xFF))
+		return false;
+	if (cJSON_IsNumber(a))
+		return a->valuedouble == b->valuedouble;
+	if (cJSON_IsString(a))
+		return strcmp(a->valuestring, b->valuestring) == 0;
+	if (!cJSON_IsArray(a) && !cJSON_IsObject(a))
+		return true;
+	for (x = a->child, y = b->child; x && y; x = x->next, y = y->next)
+		if ((cJSON_IsObject(a) && strcmp(x->string, y->string) != 0) ||
+		    !wf_same(x, y))
+			return false;
+	return x == NULL && y == NULL;
 }
 
 /* The object has exactly these members (a NULL-terminated list). */

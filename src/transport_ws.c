@@ -186,7 +186,7 @@ static void channel_drop(struct ws_session *s, size_t i)
 
 /* ---- control frames ---- */
 
-/* Queue an ack or error that write fills in; its length is write's. */
+/* Queue c, an ack or error whose text and length the caller wrote. */
 static void ctl_push(struct ws_session *s, struct ctl *c)
 {
 	c->next = NULL;

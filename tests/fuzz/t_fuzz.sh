@@ -12,7 +12,7 @@
 # request paths on a real bus through the transports' formatting.
 #
 # How long: FUZZ_SECONDS per target, 2 by default (make check, the plain
-# CI pass); scripts/test --sanitizers runs 15 s each, so CI spends its
+# CI pass); scripts/test --sanitizers runs 18 s each, so CI spends its
 # fuzzing time once, not the same seconds twice. By hand, longer:
 #   FUZZ_SECONDS=600 sh tests/fuzz/t_fuzz.sh
 #   FUZZ_TARGETS="encode framing" FUZZ_SECONDS=300 sh tests/fuzz/t_fuzz.sh

@@ -4,6 +4,7 @@
 
 #include "bus.h"
 #include "fmt.h"
+#include "ws_mux.h"
 
 size_t frame_format_welcome(char *buf, size_t cap, const char *client,
 			    unsigned long heartbeat, const char *cursor)
@@ -37,4 +38,54 @@ size_t frame_format_item(char *buf, size_t cap, const char *channel,
 		      "\"epoch\":\"%s\"}",
 		      channel, (unsigned long long)it->gap_last,
 		      (unsigned long long)it->cursor, epoch);
+}
+
+/* "ref":N or "ref":null, for acks and errors. */
+static size_t ref_text(char *buf, size_t cap, const struct mux_op *op)
+{
+	if (op->has_ref)
+		return fmt_at(buf, cap, 0, "%lld", op->ref);
+	return fmt_at(buf, cap, 0, "null");
+}
+
+size_t frame_format_ack(char *buf, size_t cap, const struct mux_op *op,
+			const struct cursor *start, const struct cursor *stored,
+			bool replayed)
+{
+	char ref[24], text[CURSOR_TEXT_MAX];
+	size_t n;
+
+	ref_text(ref, sizeof ref, op);
+	n = fmt_at(buf, cap, 0, "{\"type\":\"ack\",\"ref\":%s", ref);
+	if (start) {
+		cursor_format(start, 1, text);
+		n = fmt_at(buf, cap, n, ",\"cursor\":\"%s\"", text);
+	}
+	if (stored) {
+		cursor_epoch_text(stored->epoch, text);
+		n = fmt_at(buf, cap, n, ",\"id\":%llu,\"epoch\":\"%s\"%s",
+			   (unsigned long long)stored->id, text,
+			   replayed ? ",\"replayed\":true" : "");
+	}
+	return fmt_at(buf, cap, n, "}");
+}
+
+size_t frame_format_error(char *buf, size_t cap, const struct mux_op *op,
+			  const char *code, const char *message)
+{
+	char ref[24], text[160];
+	size_t n = 0;
+
+	/* our own words, but escaped all the same: the frame must parse */
+	for (const char *c = message; *c && n < sizeof text - 2; c++) {
+		if (*c == '"' || *c == '\\')
+			text[n++] = '\\';
+		text[n++] = *c;
+	}
+	text[n] = '\0';
+	ref_text(ref, sizeof ref, op);
+	return fmt_at(buf, cap, 0,
+		      "{\"type\":\"error\",\"ref\":%s,\"code\":\"%s\","
+		      "\"message\":\"%s\"}",
+		      ref, code, text);
 }

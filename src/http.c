@@ -6,10 +6,10 @@
 
 #include "bus.h"
 #include "capacity.h"
-#include "clientid.h"
 #include "cost.h"
 #include "fmt.h"
 #include "http_reply.h"
+#include "http_route.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
@@ -19,7 +19,6 @@
 #include "ws.h"
 #include "xalloc.h"
 
-#include <ctype.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -56,71 +55,6 @@ const char *http_header(struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
 }
 
-static bool header_has_token(const char *value, const char *token)
-{
-	return value && strcasestr(value, token) != NULL;
-}
-
-/* ?transport=, else Upgrade/Accept headers, as docs/protocol.md says. */
-static int pick_transport(struct http_request *req,
-			  const struct transport **out)
-{
-	const char *name = http_arg(req, "transport");
-
-	if (name) {
-		*out = transport_by_name(name, strlen(name));
-		if (*out == NULL)
-			return http_reply_error(req->conn, 400, "bad_transport",
-						"transport must be poll, "
-						"longpoll, sse or ws");
-	} else if (header_has_token(http_header(req, "Upgrade"), "websocket")) {
-		*out = &transport_ws;
-	} else if (header_has_token(http_header(req, "Accept"),
-				    "text/event-stream")) {
-		*out = &transport_sse;
-	} else {
-		*out = &transport_poll;
-	}
-	if (!transport_enabled(*out)) {
-		*out = NULL;
-		return http_reply_error(req->conn, 404, "transport_disabled",
-					"this transport is disabled here");
-	}
-	return MHD_YES;
-}
-
-/* Cursor from Last-Event-ID (wins) or ?since=; absent means the tail. */
-static int read_cursor(struct http_request *req)
-{
-	const char *s = http_header(req, "Last-Event-ID");
-
-	if (s == NULL || s[0] == '\0')
-		s = http_arg(req, "since");
-	if (s == NULL)
-		return 0;
-	/* only as many as there are channels: a held request keeps it */
-	req->since = xcalloc(req->channels.count, sizeof *req->since);
-	if (cursor_parse(s, strlen(s), req->channels.count, req->since) < 0)
-		return -1;
-	req->has_since = true;
-	return 0;
-}
-
-static int read_client(struct http_request *req)
-{
-	const char *id = http_arg(req, "client");
-
-	if (id == NULL) {
-		clientid_new(req->client);
-		return 0;
-	}
-	if (!client_id_valid(id, strlen(id)))
-		return -1;
-	snprintf(req->client, sizeof req->client, "%s", id);
-	req->client_given = true;
-	return 0;
-}
-
 /* The socket under conn, -1 if MHD does not say. */
 static int connection_fd(struct MHD_Connection *conn)
 {
@@ -132,37 +66,33 @@ static int connection_fd(struct MHD_Connection *conn)
 
 static int subscribe(struct http_request *req, const char *list)
 {
-	const struct transport *t = NULL;
-	int r = pick_transport(req, &t);
-	const char *s;
+	struct http_route_sub in = {
+		.list = list,
+		.transport = http_arg(req, "transport"),
+		.upgrade = http_header(req, "Upgrade"),
+		.accept = http_header(req, "Accept"),
+		.last_event_id = http_header(req, "Last-Event-ID"),
+		.since = http_arg(req, "since"),
+		.client = http_arg(req, "client"),
+		.presence = http_arg(req, "presence"),
+	};
+	struct http_route_error err = { 0 };
+	int r;
 
-	if (t == NULL)
-		return r;
-	cost_request(t->id);
-	/* what earlier requests on this connection wrote is theirs: MHD
-	 * handed all of it to the socket before reading this one */
-	req->fd = connection_fd(req->conn);
-	req->bytes_base = cost_written(req->fd);
-	req->path = xstrdup(list);
-	if (channel_list_parse(req->path, strlen(req->path), &req->channels) <
-	    0)
-		return http_reply_error(req->conn, 400, "bad_channel",
-					"channel names match "
-					"[A-Za-z0-9_.:~-]{1,200}, at most 32 "
-					"distinct ones per request");
-	if (read_cursor(req) < 0)
-		return http_reply_error(
-			req->conn, 400, "bad_cursor",
-			"since/Last-Event-ID must be one cursor per "
-			"channel, comma-separated, each ID or EPOCH:ID");
-	if (read_client(req) < 0)
-		return http_reply_error(req->conn, 400, "bad_client",
-					"client ids match [A-Za-z0-9_-]{1,64}");
-	s = http_arg(req, "presence");
-	req->presence = s && (strcmp(s, "1") == 0 || strcmp(s, "true") == 0);
-	req->transport = t;
-	metrics_add(&metrics.subscriptions[t->id], 1);
-	return t->serve(req);
+	r = http_route_subscribe(&in, req, &err);
+	if (err.transport) {
+		/* a refusal after the pick is a request of that transport */
+		cost_request(err.transport->id);
+		/* what earlier requests on this connection wrote is theirs:
+		 * MHD handed all of it to the socket before reading this one */
+		req->fd = connection_fd(req->conn);
+		req->bytes_base = cost_written(req->fd);
+	}
+	if (r < 0)
+		return http_reply_error(req->conn, err.status, err.code,
+					err.message);
+	metrics_add(&metrics.subscriptions[req->transport->id], 1);
+	return req->transport->serve(req);
 }
 
 static int info(struct http_request *req, const char *name, size_t len)
@@ -334,28 +264,12 @@ static bool framing_ambiguous(struct MHD_Connection *conn)
 	return n[0] > 1 || n[1] > 1 || (n[0] && n[1]) || n[2];
 }
 
-/* Percent-decoding as MHD does it, except that %00 becomes 0x7F: a NUL
- * would silently cut a channel name short, 0x7F makes it invalid. */
+/* Percent-decoding as MHD does it, except for %00: http_route.h. */
 static size_t unescape(void *cls, struct MHD_Connection *conn, char *s)
 {
-	char *out = s;
-
 	(void)cls;
 	(void)conn;
-	for (char *p = s; *p; p++) {
-		unsigned v;
-
-		if (p[0] == '%' && isxdigit((unsigned char)p[1]) &&
-		    isxdigit((unsigned char)p[2]) &&
-		    sscanf(p + 1, "%2x", &v) == 1) {
-			*out++ = v ? (char)v : 0x7F;
-			p += 2;
-		} else {
-			*out++ = *p;
-		}
-	}
-	*out = '\0';
-	return (size_t)(out - s);
+	return http_route_unescape(s);
 }
 
 static enum MHD_Result handle(struct http_request *req, const char *url,

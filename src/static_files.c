@@ -1,8 +1,8 @@
 /* Static files for the demo and the browser client. Paths are refused,
  * not cleaned: any segment that is empty, "." or starts with a dot (which
- * covers ".." and hidden files) is a 404, and no symlink is followed
- * under the web root, neither a file nor a folder on the way to it: a
- * link could point anywhere. O_NOFOLLOW alone covers only the last
+ * covers ".." and hidden files) is a 404 (static_path.c), and no symlink
+ * is followed under the web root, neither a file nor a folder on the way
+ * to it: a link could point anywhere. O_NOFOLLOW alone covers only the last
  * component, so the file is opened with openat2() and
  * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS (Linux 5.6; glibc 2.36 has no
  * wrapper, hence syscall()). Where the kernel lacks openat2, the path is
@@ -13,6 +13,7 @@
 #include "http.h"
 #include "http_reply.h"
 #include "server.h"
+#include "static_path.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,8 +24,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#define PATH_MAX_LEN 512
 
 static const struct {
 	const char *ext, *type;
@@ -49,33 +48,17 @@ static const char *content_type(const char *path)
 	return "application/octet-stream";
 }
 
-static int path_safe(const char *p)
-{
-	if (p[0] != '/' || strlen(p) > PATH_MAX_LEN)
-		return 0;
-	for (const char *seg = p + 1; *seg;) {
-		size_t len = strcspn(seg, "/");
-
-		if (len == 0 || seg[0] == '.')
-			return 0;
-		seg += len;
-		if (*seg == '/')
-			seg++;
-	}
-	return strchr(p, '\\') == NULL;
-}
-
 static int not_found(struct http_request *req)
 {
 	return http_reply_error(req->conn, 404, "not_found", "no such path");
 }
 
 /* The fallback: one component at a time, none of them a symlink. rel has
- * passed path_safe, so no component is "." or ".." (an empty last one,
- * from a trailing slash, just fails to open). */
+ * passed static_path_safe, so no component is "." or ".." (an empty last
+ * one, from a trailing slash, just fails to open). */
 static int open_walk(int root, const char *rel)
 {
-	char part[PATH_MAX_LEN + 1];
+	char part[STATIC_PATH_MAX + 1];
 	int dir = root, fd = -1;
 
 	for (;;) {
@@ -132,7 +115,7 @@ int static_files_serve(struct http_request *req, const char *url)
 
 	if (strcmp(url, "/") == 0)
 		url = "/index.html";
-	if (!path_safe(url))
+	if (!static_path_safe(url))
 		return not_found(req);
 	fd = open_beneath(req->srv->cfg->web_root, url + 1);
 	if (fd < 0)

@@ -15,7 +15,6 @@
 #include "clientid.h"
 #include "cost.h"
 #include "cursor.h"
-#include "fmt.h"
 #include "frame_format.h"
 #include "http.h"
 #include "http_reply.h"
@@ -32,7 +31,6 @@
 
 #include <libwebsockets.h>
 #include <microhttpd.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +46,6 @@
  * waits for its answers), below LOW it reads again */
 #define CTL_HIGH 64
 #define CTL_LOW 16
-#define CTL_TEXT_MAX (CHANNEL_NAME_MAX + 256)
 
 /* An ack or error frame waiting to be written. */
 struct ctl {
@@ -192,19 +189,9 @@ static void channel_drop(struct ws_session *s, size_t i)
 
 /* ---- control frames ---- */
 
-static void ctl_push(struct ws_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void ctl_push(struct ws_session *s, const char *fmt, ...)
+/* Queue c, an ack or error whose text and length the caller wrote. */
+static void ctl_push(struct ws_session *s, struct ctl *c)
 {
-	struct ctl *c = xmalloc(sizeof *c + LWS_PRE + CTL_TEXT_MAX);
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf((char *)c->buf + LWS_PRE, CTL_TEXT_MAX, fmt, ap);
-	va_end(ap);
-	c->len = n < CTL_TEXT_MAX ? (size_t)n : CTL_TEXT_MAX - 1;
 	c->next = NULL;
 	if (s->ctl_tail)
 		s->ctl_tail->next = c;
@@ -218,42 +205,31 @@ static void ctl_push(struct ws_session *s, const char *fmt, ...)
 	lws_callback_on_writable(s->wsi);
 }
 
-/* "ref":N or "ref":null, for acks and errors. */
-static const char *ref_text(const struct mux_op *op, char *buf, size_t len)
+static struct ctl *ctl_new(void)
 {
-	if (op->has_ref)
-		snprintf(buf, len, "%lld", op->ref);
-	else
-		snprintf(buf, len, "null");
-	return buf;
+	return xmalloc(sizeof(struct ctl) + LWS_PRE + FRAME_CTL_MAX);
 }
 
 static void reply_error(struct ws_session *s, const struct mux_op *op,
 			const char *code, const char *message)
 {
-	char ref[24], text[160];
-	size_t n = 0;
+	struct ctl *c = ctl_new();
 
-	/* our own words, but escaped all the same: the frame must parse */
-	for (const char *c = message; *c && n < sizeof text - 2; c++) {
-		if (*c == '"' || *c == '\\')
-			text[n++] = '\\';
-		text[n++] = *c;
-	}
-	text[n] = '\0';
-	ctl_push(s,
-		 "{\"type\":\"error\",\"ref\":%s,\"code\":\"%s\","
-		 "\"message\":\"%s\"}",
-		 ref_text(op, ref, sizeof ref), code, text);
+	c->len = frame_format_error((char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
+				    op, code, message);
+	ctl_push(s, c);
 }
 
+/* start: after a subscribe; stored: after a publish; else NULL. */
 static void reply_ack(struct ws_session *s, const struct mux_op *op,
-		      const char *extra)
+		      const struct cursor *start, const struct cursor *stored,
+		      bool replayed)
 {
-	char ref[24];
+	struct ctl *c = ctl_new();
 
-	ctl_push(s, "{\"type\":\"ack\",\"ref\":%s%s}",
-		 ref_text(op, ref, sizeof ref), extra);
+	c->len = frame_format_ack((char *)c->buf + LWS_PRE, FRAME_CTL_MAX, op,
+				  start, stored, replayed);
+	ctl_push(s, c);
 }
 
 static int write_ctl(struct ws_session *s)
@@ -543,7 +519,6 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 
 static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 {
-	char extra[CURSOR_TEXT_MAX + 16], cursor[CURSOR_TEXT_MAX];
 	struct cursor start;
 
 	if (channel_find(s, op->channel) >= 0) {
@@ -563,9 +538,7 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
-	cursor_format(&start, 1, cursor);
-	fmt_at(extra, sizeof extra, 0, ",\"cursor\":\"%s\"", cursor);
-	reply_ack(s, op, extra);
+	reply_ack(s, op, &start, NULL, false);
 }
 
 static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
@@ -580,13 +553,12 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 	}
 	channel_drop(s, (size_t)i);
 	bus_tap_remove(srv_of(s)->bus, &s->sub, (size_t)i);
-	reply_ack(s, op, "");
+	reply_ack(s, op, NULL, NULL, false);
 }
 
 static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			const struct payload *data)
 {
-	char extra[64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
 	bool replayed;
 	struct cursor at;
 
@@ -597,11 +569,7 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			    op->exclude_sender, data,
 			    op->key[0] ? op->key : NULL, &at, &replayed)))
 		return;
-	cursor_epoch_text(at.epoch, epoch);
-	fmt_at(extra, sizeof extra, 0, ",\"id\":%llu,\"epoch\":\"%s\"%s",
-	       (unsigned long long)at.id, epoch,
-	       replayed ? ",\"replayed\":true" : "");
-	reply_ack(s, op, extra);
+	reply_ack(s, op, NULL, &at, replayed);
 }
 
 static void mux_text(struct ws_session *s)
@@ -636,7 +604,7 @@ static void mux_text(struct ws_session *s)
 		break;
 	case MUX_HELLO:
 		s->binary_frames = op.binary_frames;
-		reply_ack(s, &op, "");
+		reply_ack(s, &op, NULL, NULL, false);
 		break;
 	}
 	ws_mux_op_free(&op);

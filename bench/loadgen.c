@@ -661,6 +661,8 @@ static int parse_ws(sub *s) {
 static void parse_sse(sub *s) {
   conn *c = &s->c;
   for (;;) {
+    /* nothing read yet: no buffer at all (memmem on NULL is undefined) */
+    if (c->body.p == NULL || c->body.len - c->body.off < 2) return;
     char *p = c->body.p + c->body.off;
     size_t avail = c->body.len - c->body.off;
     char *end = memmem(p, avail, "\n\n", 2);

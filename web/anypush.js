@@ -1973,6 +1973,12 @@
   var TAB_TIMEOUT = 5000;
   /* a leader silent this long is gone: the others elect a new one */
   var LEAD_TIMEOUT = 3500;
+  /* the same for a hidden page: Chrome runs its timers once a minute
+     after five minutes hidden, and its pings would come that seldom */
+  var HIDDEN_TIMEOUT = 130000;
+  /* ms for a SharedWorker to answer the first hello before the tabs
+     elect a leader instead (a script that is not this file) */
+  var WORKER_MS = 3000;
   /* what a claim waits for a lower tab id's claim before leading */
   var CLAIM_MS = 250;
   /* options a shared connection is made with: tabs share one only when
@@ -1980,9 +1986,15 @@
   var SHARED_OPTS = ['transports', 'openTimeout', 'pollInterval', 'longpollTimeout', 'requestTimeout',
                      'reconnectDelay', 'reconnectDelayMax', 'upgradeDelay', 'heartbeat'];
 
-  /* the URL of this file as a <script>, the SharedWorker's default script */
-  var SCRIPT_URL = typeof document !== 'undefined' && document.currentScript && document.currentScript.src ?
-    document.currentScript.src : null;
+  /* the URL of this file as a <script>, the SharedWorker's default
+     script; not a bundle's (a file named otherwise), which would run the
+     app in the worker */
+  var SCRIPT_URL = typeof document !== 'undefined' && document.currentScript &&
+    /\/anypush[A-Za-z0-9_.-]*\.js([?#].*)?$/.test(document.currentScript.src || '') ? document.currentScript.src : null;
+
+  function pageHidden() {
+    return typeof document !== 'undefined' && document.hidden === true;
+  }
 
   function sharedOpts(options) {
     var o = {}, i;
@@ -2098,12 +2110,15 @@
       /* a tab this hub does not know (it was taken for gone, or spoke to
          the hub before this one): it says everything again */
       if (d.t !== 'hello') { this.sendVia(via, {t: 'who', to: d.tab}); return; }
-      t = this.tabs[d.tab] = {id: d.tab, via: via, subs: newMap(), n: 0, seen: 0};
+      t = this.tabs[d.tab] = {id: d.tab, via: via, subs: newMap(), n: 0, seen: 0, slow: false};
     }
     t.seen = now();
     t.via = via;
     if (d.t === 'hello') {
       this.unsubAll(t);
+      this.send(t, {t: 'hi'});
+    } else if (d.t === 'ping') {
+      t.slow = d.hidden === true;
     } else if (d.t === 'sub') {
       this.sub(t, d.ch, d.cur, d.s);
     } else if (d.t === 'unsub') {
@@ -2214,10 +2229,10 @@
 
   /* tabs closed without a word (a crash, no pagehide) */
   Hub.prototype.sweep = function () {
-    var k, t, old = now() - TAB_TIMEOUT;
+    var k, t, n = now();
     for (k in this.tabs) {
       t = this.tabs[k];
-      if (t.seen < old) {
+      if (t.seen < n - (t.slow ? HIDDEN_TIMEOUT : TAB_TIMEOUT)) {
         this.unsubAll(t);
         delete this.tabs[k];
       }
@@ -2264,6 +2279,7 @@
     this.leader = null;       // the leader's tab id (this.tab when us)
     this.hub = null;          // ours, while we lead
     this.seen = 0;            // the leader's last heartbeat
+    this.slow = false;        // the leader's page is hidden
     this.claiming = false;
     this.lowerAt = 0;         // when a lower tab id last claimed
     this.ctx = {transport: null, names: [], live: function () { return !c._closed; }};
@@ -2286,9 +2302,15 @@
       self.port = null;
       if (!self.startBus()) { self.unshare(); }
     };
-    w.port.onmessage = function (e) { self.heard = true; self.down(e.data); };
+    w.port.onmessage = function (e) { self.down(e.data); };
     w.port.start();
     this.attach();
+    setTimeout(function () {
+      if (self.port !== w.port || self.heard) { return; }
+      self.port = null;
+      try { w.port.close(); } catch (e) { /* ignore */ }
+      if (!self.startBus()) { self.unshare(); }
+    }, WORKER_MS);
     return true;
   };
 
@@ -2381,14 +2403,15 @@
   };
 
   TabLink.prototype.tick = function () {
-    if (this.port) { this.up({t: 'ping'}); return; }
+    var hidden = pageHidden();
+    if (this.port) { this.up({t: 'ping', hidden: hidden}); return; }
     if (this.hub) {
-      this.bus.post({k: 'lead', id: this.tab});
-    } else if (this.leader && now() - this.seen > LEAD_TIMEOUT) {
+      this.bus.post({k: 'lead', id: this.tab, hidden: hidden});
+    } else if (this.leader && now() - this.seen > (this.slow ? HIDDEN_TIMEOUT : LEAD_TIMEOUT)) {
       this.lost('leader_lost');
     }
     if (!this.leader) { this.claim(); return; }
-    this.up({t: 'ping'});
+    this.up({t: 'ping', hidden: hidden});
   };
 
   /* Election: a tab that claims leads unless a lower tab id claimed too
@@ -2435,6 +2458,7 @@
         this.lost('leader_changed');
       }
       this.seen = now();
+      this.slow = m.hidden === true;
       if (this.leader !== m.id) {
         if (this.leader) { this.lost('leader_changed'); }
         this.follow(m.id);
@@ -2466,6 +2490,7 @@
     var c = this.c, name, ch, g;
     if (!d || typeof d !== 'object' || d.to !== this.tab) { return; }
     if (d.t === 'who') { this.attach(); return; }
+    if (d.t === 'hi') { this.heard = true; return; }
     if (c._closed) { return; }
     if (d.t === 'ev') { this.event(d); return; }
     name = d.t === 'msg' ? d.m && d.m.channel : d.ch;

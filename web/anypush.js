@@ -21,6 +21,11 @@
  *       upgradeDelay ms on a fallback transport before the better ones are
  *                    tried again (30000; doubles while they still fail,
  *                    up to 16 times; back to it once on the best one)
+ *       shared       true: one connection per origin for every tab of the
+ *                    browser (below); ignored with presence or env
+ *       worker       the SharedWorker script for shared: the URL of this
+ *                    file (default: its <script>'s src, when the file is
+ *                    named anypush*.js)
  *       openTimeout, pollInterval, longpollTimeout, requestTimeout,
  *       reconnectDelay, reconnectDelayMax, heartbeat, env: see DEFAULTS
  *
@@ -195,6 +200,25 @@
  * It keeps a cursor per channel and resumes with it after every reconnect
  * and every transport switch, drops duplicates, and reports `gap` when the
  * gateway says messages were lost.
+ *
+ * Shared (options.shared): a browser opens six HTTP/1.1 connections per
+ * host, and every SSE or long-poll client holds one. The clients of every
+ * tab with the same url and connection options (transports and the
+ * timings) then use one connection, held by a hub: a SharedWorker running
+ * this file (options.worker) where the browser has one and it answers
+ * within 3 s, else a tab elected leader over BroadcastChannel (or
+ * `storage` events), which hands over on pagehide or is replaced when its
+ * heartbeat stops for 3.5 s (130 s for a hidden page). The hub holds the
+ * union of the tabs' channels and relays each channel's messages, gaps and
+ * cursors to the tabs on it; a tab coming with an older cursor moves the
+ * hub back to it, and a new hub gets every tab's cursor, so a takeover
+ * loses nothing (the tabs see 'close' with code 'leader_lost',
+ * 'leader_changed' or 'leader_gone', then 'open'). Each tab keeps its own
+ * client: c.id, channels, cursors, duplicates, gaps, states, handlers. Its
+ * publishes go over HTTP with its X-Client-Id, so `from` and the acks are
+ * its own; its broadcasts, which the gateway cannot leave out of the
+ * hub's connection, are dropped by the tab. A tab silent for 5 s (130 s
+ * hidden) is forgotten with its channels.
  *
  * Network: where the browser has them, window 'online' reconnects at once
  * (no backoff left to wait), 'offline' drops the connection ('close' with

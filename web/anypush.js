@@ -1520,7 +1520,7 @@
     this._resub = false;
     this._lost = false;
     this._drop();
-    if (this._shared) { this._shared.leave(); }
+    if (this._shared) { this._shared.stop(); }
     this._listenNetwork(false);
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._pendingConnect) { clearTimeout(this._pendingConnect); this._pendingConnect = null; }
@@ -1536,6 +1536,7 @@
     var i;
     if (!this._closed) { return this; }
     this._closed = false;
+    if (this._shared && !this._shared.start()) { this._shared = null; }
     this._attempt = 0;
     this._listenNetwork(true);
     this._setState(this.channelList.length ? 'connecting' : 'idle');
@@ -2020,6 +2021,8 @@
     return typeof document !== 'undefined' && document.hidden === true;
   }
 
+  function later(fn, arg) { setTimeout(function () { fn(arg); }, 0); }
+
   function sharedOpts(options) {
     var o = {}, i;
     for (i = 0; i < SHARED_OPTS.length; i++) { o[SHARED_OPTS[i]] = options[SHARED_OPTS[i]]; }
@@ -2038,11 +2041,15 @@
     return cmpId(p.id, ich.id) < 0;
   }
 
+  /* the storage-event buses of this document: 'storage' events reach the
+     other documents of the origin only */
+  var localBuses = [];
+
   /* BroadcastChannel where the browser has it, else localStorage's
-     'storage' events (which reach the other tabs of the origin only).
-     onmsg(data) for each message of another tab. null: neither. */
+     'storage' events. onmsg(data) for each message of another bus of that
+     name (another tab, or another client of this page). null: neither. */
   function makeBus(name, onmsg) {
-    var G = global(), bc, w = typeof window !== 'undefined' ? window : null, ls = null, on;
+    var G = global(), bc, w = typeof window !== 'undefined' ? window : null, ls = null, on, me;
     if (typeof G.BroadcastChannel === 'function') {
       bc = new G.BroadcastChannel(name);
       bc.onmessage = function (e) { onmsg(e.data); };
@@ -2057,14 +2064,26 @@
       if (d && typeof d === 'object') { onmsg(d.m); }
     };
     w.addEventListener('storage', on, false);
-    return {
+    me = {
+      name: name,
+      on: on,
       post: function (m) {
         /* a nonce makes every value new, so every post is an event; the
            item is removed at once (that event has no newValue) */
-        try { ls.setItem(name, JSON.stringify({m: m, n: makeId()})); ls.removeItem(name); } catch (e) { /* full */ }
+        var text = JSON.stringify({m: m, n: makeId()}), i;
+        try { ls.setItem(name, text); ls.removeItem(name); } catch (e) { /* full */ }
+        for (i = 0; i < localBuses.length; i++) {
+          if (localBuses[i] !== me && localBuses[i].name === name) { later(localBuses[i].on, {key: name, newValue: text}); }
+        }
       },
-      close: function () { w.removeEventListener('storage', on, false); }
+      close: function () {
+        var i = indexOf(localBuses, me);
+        if (i >= 0) { localBuses.splice(i, 1); }
+        w.removeEventListener('storage', on, false);
+      }
     };
+    localBuses.push(me);
+    return me;
   }
 
   /* The hub: one inner Client for the union of the tabs' channels.
@@ -2292,6 +2311,7 @@
      and feeds what the hub relays into its Client. */
   function TabLink(c) {
     var self = this, w = typeof window !== 'undefined' ? window : null;
+    this.stopped = false;
     this.c = c;
     this.tab = makeId();
     this.key = sharedKey(c.url, c.options);
@@ -2307,13 +2327,51 @@
     this.claiming = false;
     this.lowerAt = 0;         // when a lower tab id last claimed
     this.ctx = {transport: null, names: [], live: function () { return !c._closed; }};
-    if (!this.startWorker() && !this.startBus()) { this.ok = false; return; }
-    this.ok = true;
-    this.timer = setInterval(function () { self.tick(); }, PING_MS);
-    if (w && typeof w.addEventListener === 'function') {
-      w.addEventListener('pagehide', function () { self.unload(); }, false);
+    this.ok = this.start();
+    if (this.ok && w && typeof w.addEventListener === 'function') {
+      /* the page goes: the hub forgets this tab now, not after
+         TAB_TIMEOUT, and a leader hands over at once; a page back from
+         the back-forward cache joins again */
+      w.addEventListener('pagehide', function () { self.stop(); }, false);
+      w.addEventListener('pageshow', function (e) {
+        if (e && e.persisted && self.stopped && !c._closed) { self.start(); }
+      }, false);
     }
   }
+
+  /* Find the hub (c.connect() after c.close() too). */
+  TabLink.prototype.start = function () {
+    var self = this;
+    this.stopped = false;
+    this.heard = false;
+    this.leader = null;
+    this.subs = newMap();
+    if (!this.startWorker() && !this.startBus()) { return false; }
+    this.timer = setInterval(function () { self.tick(); }, PING_MS);
+    return true;
+  };
+
+  /* c.close() or pagehide: the hub drops this tab's channels; a leader
+     hands over, and a closed client takes no part in elections. */
+  TabLink.prototype.stop = function () {
+    if (this.stopped) { return; }
+    this.stopped = true;
+    clearInterval(this.timer);
+    if (this.hub) {
+      this.bus.post({k: 'resign', id: this.tab});
+      this.hub.close();
+      this.hub = null;
+    } else {
+      this.up({t: 'bye'});
+    }
+    this.leader = null;
+    this.subs = newMap();
+    if (this.port) {
+      try { this.port.close(); } catch (e) { /* ignore */ }
+      this.port = null;
+    }
+    if (this.bus) { this.bus.close(); this.bus = null; }
+  };
 
   TabLink.prototype.startWorker = function () {
     var G = global(), url = this.c.options.worker || SCRIPT_URL, w, self = this;
@@ -2408,13 +2466,6 @@
     }
   };
 
-  /* c.close(): the hub drops this tab's channels */
-  TabLink.prototype.leave = function () {
-    var k;
-    for (k in this.subs) { this.up({t: 'unsub', ch: k}); }
-    this.subs = newMap();
-  };
-
   /* The hub went away (the leader tab closed): the app sees a 'close',
      and the channels resume from their cursors on the next hub. */
   TabLink.prototype.lost = function (code) {
@@ -2449,7 +2500,7 @@
     this.bus.post({k: 'claim', id: this.tab});
     setTimeout(function () {
       self.claiming = false;
-      if (self.leader || self.hub || now() - self.lowerAt < CLAIM_MS * 3) { return; }
+      if (self.stopped || self.leader || self.hub || now() - self.lowerAt < CLAIM_MS * 3) { return; }
       self.lead();
     }, CLAIM_MS);
   };
@@ -2494,18 +2545,6 @@
       this.hub.onMsg(m.d, null);
     } else if (m.k === 'down' && m.from === this.leader) {
       this.down(m.d);
-    }
-  };
-
-  /* the page goes: the hub forgets this tab now, not after TAB_TIMEOUT;
-     a leader hands over at once */
-  TabLink.prototype.unload = function () {
-    if (this.hub) {
-      this.bus.post({k: 'resign', id: this.tab});
-      this.hub.close();
-      this.hub = null;
-    } else {
-      this.up({t: 'bye'});
     }
   };
 

@@ -23,7 +23,7 @@ const MODES = [
   { hub: 'broadcast', t: 'longpoll' },
   { hub: 'storage', t: 'longpoll' },
 ];
-const t = L.tap(MODES.length * 4, 85000);
+const t = L.tap(MODES.length * 5, 85000);
 const fast = { openTimeout: 3000, reconnectDelay: 50, reconnectDelayMax: 200, requestTimeout: 3000, ackTimeout: 5000 };
 
 async function metric(base, name, transport) {
@@ -160,6 +160,37 @@ async function run(mode) {
     await p9.close();
     await L.waitFor(async () => (await state(pages[0])).msgs.length === sent, 5000, 'the ninth page\'s message');
     assert.strictEqual(await metric(base, 'subscribers', mode.t), 1, 'still one subscriber');
+  });
+
+  await t.test(name + ': a client subscribing from an earlier cursor gets it all, the others nothing twice', async () => {
+    // a second shared client in one tab (not the leader's): its since 0 is
+    // behind the connection, which goes back for it
+    const ss = await Promise.all(pages.map(state));
+    const p = pages[ss.findIndex((s) => !s.leads && s.id !== ids[3])];
+    const dup0 = await p.evaluate(() => T.c.stats.duplicates);
+    await p.evaluate((args) => {
+      const c = anypush.connect(args.base, Object.assign({ transports: [args.t], shared: true, worker: args.base + '/anypush.js' }, args.opts));
+      const r = window.T2 = { c: c, msgs: [], gaps: [], states: [] };
+      const ch = c.subscribe('news', { since: '0' });
+      ch.on('*', (m) => r.msgs.push(Number(m.id)));
+      ch.on('gap', (g) => r.gaps.push(g));
+      ch.on('subscribed', (i) => r.states.push(i.recovered));
+    }, { base, t: mode.t, opts: fast });
+    await L.waitFor(() => p.evaluate((n) => T2.msgs.length >= n, sent), 8000, 'the history in the new client');
+    await L.publish(base, 'news', 'score', { since: 1 });
+    sent++;
+    await L.waitFor(() => p.evaluate((n) => T2.msgs.length >= n, sent), 5000, 'the next message in the new client');
+    const r = await p.evaluate(() => ({ msgs: T2.msgs, gaps: T2.gaps, states: T2.states, id: T2.c.id, tab: T.c.id }));
+    assert.deepStrictEqual(r.msgs, Array.from({ length: sent }, (_, i) => i + 1), 'every message once, in order');
+    assert.deepStrictEqual(r.gaps, [], 'no gap');
+    assert.deepStrictEqual(r.states, [true], 'subscribed, recovered');
+    assert.notStrictEqual(r.id, r.tab, 'a client id of its own');
+    await L.waitFor(async () => (await state(p)).msgs.length === sent, 5000, 'the message in the tab');
+    const s = await state(p);
+    exactly(s.msgs, sent, 'the first client of that tab');
+    assert((await p.evaluate(() => T.c.stats.duplicates)) > dup0, 'it dropped what the hub sent again');
+    assert.strictEqual(await metric(base, 'subscribers', mode.t), 1, 'still one subscriber');
+    await p.evaluate(() => T2.c.close());
   });
 
   await t.test(name + ': closing the ' + (mode.hub === 'worker' ? "worker's first" : 'leader') + ' tab loses nothing', async () => {

@@ -23,7 +23,7 @@ const MODES = [
   { hub: 'broadcast', t: 'longpoll' },
   { hub: 'storage', t: 'longpoll' },
 ];
-const t = L.tap(MODES.length * 5, 85000);
+const t = L.tap(MODES.length * 5, 120000);
 const fast = { openTimeout: 3000, reconnectDelay: 50, reconnectDelayMax: 200, requestTimeout: 3000, ackTimeout: 5000 };
 
 async function metric(base, name, transport) {

@@ -3,14 +3,17 @@
 // Chromium allows six HTTP/1.1 connections per host, so eight tabs each
 // holding an event stream or a long poll left a ninth page (its publishes,
 // its very navigation) hanging. Here eight pages of one browser context,
-// on SSE and on long poll, with the hub in a SharedWorker and, with
-// SharedWorker deleted from the pages, in a tab elected leader over
-// BroadcastChannel (and over `storage` events with BroadcastChannel
-// deleted too): the gateway holds ONE subscriber; every tab gets every
-// message once, in order; each tab's publishes are acked to it and carry
-// its own client id (`from`); a tab's broadcast reaches the others but not
-// itself; a ninth page navigates and publishes; closing the tab that
-// created the worker, or the leader, loses nothing.
+// on SSE and on long poll (and on /ws once), with the hub in a
+// SharedWorker and, with SharedWorker deleted from the pages, in a tab
+// elected leader over BroadcastChannel (and over `storage` events with
+// BroadcastChannel deleted too): the gateway holds ONE subscriber; every
+// tab gets every message once, in order; each tab's publishes are acked
+// to it and carry its own client id (`from`); a tab's broadcast reaches
+// the others but not itself; a ninth page navigates and publishes; a
+// client subscribing from an earlier cursor moves the hub back for it;
+// closing the tab that created the worker, or the leader, loses nothing;
+// a leader gone silent is replaced after its heartbeat timeout, and a
+// silent tab is forgotten after the hub's.
 const assert = require('assert');
 const path = require('path');
 const L = require('./lib');
@@ -22,6 +25,9 @@ const MODES = [
   { hub: 'broadcast', t: 'sse' },
   { hub: 'broadcast', t: 'longpoll' },
   { hub: 'storage', t: 'longpoll' },
+  // the hub on /ws: a tab's earlier cursor is an unsubscribe and a
+  // subscribe on the socket, not a new connection
+  { hub: 'worker', t: 'ws' },
 ];
 const t = L.tap(MODES.length * 5, 120000);
 const fast = { openTimeout: 3000, reconnectDelay: 50, reconnectDelayMax: 200, requestTimeout: 3000, ackTimeout: 5000 };

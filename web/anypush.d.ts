@@ -22,6 +22,12 @@ declare namespace anypush {
     transports?: TransportName | TransportName[] | null;
     /** Announce this client on every channel (join / leave messages). */
     presence?: boolean;
+    /** One connection per origin for every tab (SharedWorker, else a leader
+     *  tab over BroadcastChannel); ignored with presence or env (false). */
+    shared?: boolean;
+    /** The SharedWorker script for shared: the URL of anypush.js (default:
+     *  the src of the <script> that loaded it, when named anypush*.js). */
+    worker?: string | null;
     /** [A-Za-z0-9_-]{1,64}; default: 22 random characters. */
     clientId?: string | null;
     /** ms for a ws/sse connection to deliver its welcome (8000). */

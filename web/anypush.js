@@ -21,6 +21,11 @@
  *       upgradeDelay ms on a fallback transport before the better ones are
  *                    tried again (30000; doubles while they still fail,
  *                    up to 16 times; back to it once on the best one)
+ *       shared       true: one connection per origin for every tab of the
+ *                    browser (below); ignored with presence or env
+ *       worker       the SharedWorker script for shared: the URL of this
+ *                    file (default: its <script>'s src, when the file is
+ *                    named anypush*.js)
  *       openTimeout, pollInterval, longpollTimeout, requestTimeout,
  *       reconnectDelay, reconnectDelayMax, heartbeat, env: see DEFAULTS
  *
@@ -196,6 +201,25 @@
  * and every transport switch, drops duplicates, and reports `gap` when the
  * gateway says messages were lost.
  *
+ * Shared (options.shared): a browser opens six HTTP/1.1 connections per
+ * host, and every SSE or long-poll client holds one. The clients of every
+ * tab with the same url and connection options (transports and the
+ * timings) then use one connection, held by a hub: a SharedWorker running
+ * this file (options.worker) where the browser has one and it answers
+ * within 3 s, else a tab elected leader over BroadcastChannel (or
+ * `storage` events), which hands over on pagehide or is replaced when its
+ * heartbeat stops for 3.5 s (130 s for a hidden page). The hub holds the
+ * union of the tabs' channels and relays each channel's messages, gaps and
+ * cursors to the tabs on it; a tab coming with an older cursor moves the
+ * hub back to it, and a new hub gets every tab's cursor, so a takeover
+ * loses nothing (the tabs see 'close' with code 'leader_lost',
+ * 'leader_changed' or 'leader_gone', then 'open'). Each tab keeps its own
+ * client: c.id, channels, cursors, duplicates, gaps, states, handlers. Its
+ * publishes go over HTTP with its X-Client-Id, so `from` and the acks are
+ * its own; its broadcasts, which the gateway cannot leave out of the
+ * hub's connection, are dropped by the tab. A tab silent for 5 s (130 s
+ * hidden) is forgotten with its channels.
+ *
  * Network: where the browser has them, window 'online' reconnects at once
  * (no backoff left to wait), 'offline' drops the connection ('close' with
  * code 'offline', readyState 'reconnecting') and waits for 'online'
@@ -244,6 +268,10 @@
     heartbeat: 15,          // s; until a welcome says otherwise
     clientId: null,         // null: made here, sent as ?client=
     presence: false,        // true: ?presence=1, join/leave on the channels
+    shared: false,          // true: one connection per origin for every tab
+                            // (not with presence or env)
+    worker: null,           // the SharedWorker script (this file's URL);
+                            // null: this <script>'s src
     env: null               // where WebSocket, EventSource, XMLHttpRequest
                             // are looked up; null: the global object. The
                             // demo passes {XMLHttpRequest: ...} to play an
@@ -615,6 +643,9 @@
     this._listenNetwork(true);
     this._xhrCors = undefined; // this browser's XHR reaches this.url
     this._noCors = false;   // polling was skipped for that
+    /* the tab's side of a connection shared by the tabs (TabLink) */
+    this._shared = null;
+    if (this.options.shared && !this.options.presence && !this.options.env) { this._shared = shareLink(this); }
   }
   inherit(Client, Emitter);
 
@@ -700,6 +731,10 @@
      calls in one tick make one connection. */
   Client.prototype._schedule = function (why) {
     var self = this;
+    if (this._shared) {
+      if (!this._closed) { this._shared.sync(); }
+      return;
+    }
     if (this._closed || this._pendingConnect) { return; }
     this._pendingConnect = setTimeout(function () {
       self._pendingConnect = null;
@@ -846,6 +881,7 @@
   Client.prototype._connect = function () {
     var self = this, avail, t, missing = [], i, gen;
     if (this._closed) { return; }
+    if (this._shared) { this._shared.sync(); return; }
     if (!this.channelList.length) {
       this._resub = false;
       if (this.readyState === 'open') {
@@ -1258,6 +1294,8 @@
   Client.prototype._pubPath = function () {
     var t = this.transport, i;
     if (this._mux) { return 'ws'; }
+    /* a shared connection is the hub's, under its client id */
+    if (this._shared) { return 'http'; }
     if (this._closed || this.readyState === 'idle' || this.readyState === 'closed' || !this.channelList.length) {
       return 'http';
     }
@@ -1407,6 +1445,10 @@
     if (job.req) { job.req.abort(); job.req = null; }
     if (i >= 0) { this._pubq.splice(i, 1); }
     if (!err && job.exclude) { this._ownSent(job.channel, id, epoch); }
+    /* TabLink.echo: what comes from us past this is a broadcast's */
+    if (!err && !job.exclude && this._shared && hasOwn(this.channels, job.channel) && validId(id)) {
+      this.channels[job.channel]._lastPub = {epoch: epoch, id: normId(id)};
+    }
     /* the next ones first, so that a throwing ack stalls nothing */
     this._pump();
     if (!job.ack) { return; }
@@ -1478,6 +1520,7 @@
     this._resub = false;
     this._lost = false;
     this._drop();
+    if (this._shared) { this._shared.stop(); }
     this._listenNetwork(false);
     if (this._timer) { clearTimeout(this._timer); this._timer = null; }
     if (this._pendingConnect) { clearTimeout(this._pendingConnect); this._pendingConnect = null; }
@@ -1493,6 +1536,7 @@
     var i;
     if (!this._closed) { return this; }
     this._closed = false;
+    if (this._shared && !this._shared.start()) { this._shared = null; }
     this._attempt = 0;
     this._listenNetwork(true);
     this._setState(this.channelList.length ? 'connecting' : 'idle');
@@ -1540,6 +1584,8 @@
 
   Client.prototype._network = function (what) {
     var self = this, delay;
+    /* a shared connection is the hub's: its client sees the network */
+    if (this._shared) { return; }
     if (this._closed || !this.channelList.length || this.readyState === 'closed' || this.readyState === 'idle') {
       this._offline = what === 'offline';
       return;
@@ -1930,6 +1976,673 @@
     this._cursorText(ctx, j.next);
     return !!j.more;
   };
+
+  /* ------------------------------------------------------------------ */
+  /* Shared: one connection per origin for every tab (options.shared).   */
+
+  /* A browser opens six HTTP/1.1 connections per host: six tabs, each
+     holding an event stream or a long poll, took them all and a seventh
+     hung (issue 13). With `shared`, the tabs' clients of one gateway and
+     one set of options hand their channels to a hub that holds one
+     connection (an inner Client) for the union of them, and relays each
+     channel's messages, gaps and cursors to the tabs on it. The hub runs
+     in a SharedWorker (this very file, loaded as the worker's script)
+     where the browser has one, else in a tab elected leader over
+     BroadcastChannel (or `storage` events). Each tab keeps its own
+     Client: its channels, cursors, duplicates, gaps, handlers, states
+     and publishes (over HTTP with its own client id) are its own. */
+
+  /* ms between a tab's pings to the hub and the leader's heartbeats */
+  var PING_MS = 1000;
+  /* a tab silent this long is gone (closed without pagehide) */
+  var TAB_TIMEOUT = 5000;
+  /* a leader silent this long is gone: the others elect a new one */
+  var LEAD_TIMEOUT = 3500;
+  /* the same for a hidden page: Chrome runs its timers once a minute
+     after five minutes hidden, and its pings would come that seldom */
+  var HIDDEN_TIMEOUT = 130000;
+  /* ms for a SharedWorker to answer the first hello before the tabs
+     elect a leader instead (a script that is not this file) */
+  var WORKER_MS = 3000;
+  /* what a claim waits for a lower tab id's claim before leading */
+  var CLAIM_MS = 250;
+  /* options a shared connection is made with: tabs share one only when
+     these are equal (with the gateway's URL) */
+  var SHARED_OPTS = ['transports', 'openTimeout', 'pollInterval', 'longpollTimeout', 'requestTimeout',
+                     'reconnectDelay', 'reconnectDelayMax', 'upgradeDelay', 'heartbeat'];
+
+  /* the URL of this file as a <script>, the SharedWorker's default
+     script; not a bundle's (a file named otherwise), which would run the
+     app in the worker */
+  var SCRIPT_URL = typeof document !== 'undefined' && document.currentScript &&
+    /\/anypush[A-Za-z0-9_.-]*\.js([?#].*)?$/.test(document.currentScript.src || '') ? document.currentScript.src : null;
+
+  function pageHidden() {
+    return typeof document !== 'undefined' && document.hidden === true;
+  }
+
+  function later(fn, arg) { setTimeout(function () { fn(arg); }, 0); }
+
+  function sharedOpts(options) {
+    var o = {}, i;
+    for (i = 0; i < SHARED_OPTS.length; i++) { o[SHARED_OPTS[i]] = options[SHARED_OPTS[i]]; }
+    return o;
+  }
+
+  function sharedKey(url, options) {
+    return 'anypush:' + url + ' ' + JSON.stringify(sharedOpts(options));
+  }
+
+  /* A tab's cursor p is behind the hub's channel ich (or of another
+     epoch): the hub must go back to it, or the tab would miss messages. */
+  function behind(p, ich) {
+    if (ich.id === null) { return true; }
+    if (p.epoch !== null && ich.epoch !== null && p.epoch !== ich.epoch) { return true; }
+    return cmpId(p.id, ich.id) < 0;
+  }
+
+  /* the storage-event buses of this document: 'storage' events reach the
+     other documents of the origin only */
+  var localBuses = [];
+
+  /* BroadcastChannel where the browser has it, else localStorage's
+     'storage' events. onmsg(data) for each message of another bus of that
+     name (another tab, or another client of this page). null: neither. */
+  function makeBus(name, onmsg) {
+    var G = global(), bc, w = typeof window !== 'undefined' ? window : null, ls = null, on, me;
+    if (typeof G.BroadcastChannel === 'function') {
+      bc = new G.BroadcastChannel(name);
+      bc.onmessage = function (e) { onmsg(e.data); };
+      return {post: function (m) { bc.postMessage(m); }, close: function () { bc.close(); }};
+    }
+    try { ls = w && w.localStorage; } catch (e) { ls = null; }
+    if (!ls || typeof w.addEventListener !== 'function') { return null; }
+    on = function (e) {
+      var d;
+      if (e.key !== name || !e.newValue) { return; }
+      d = parseJSON(e.newValue);
+      if (d && typeof d === 'object') { onmsg(d.m); }
+    };
+    w.addEventListener('storage', on, false);
+    me = {
+      name: name,
+      on: on,
+      post: function (m) {
+        /* a nonce makes every value new, so every post is an event; the
+           item is removed at once (that event has no newValue) */
+        var text = JSON.stringify({m: m, n: makeId()}), i;
+        try { ls.setItem(name, text); ls.removeItem(name); } catch (e) { /* full */ }
+        for (i = 0; i < localBuses.length; i++) {
+          if (localBuses[i] !== me && localBuses[i].name === name) { later(localBuses[i].on, {key: name, newValue: text}); }
+        }
+      },
+      close: function () {
+        var i = indexOf(localBuses, me);
+        if (i >= 0) { localBuses.splice(i, 1); }
+        w.removeEventListener('storage', on, false);
+      }
+    };
+    localBuses.push(me);
+    return me;
+  }
+
+  /* The hub: one inner Client for the union of the tabs' channels.
+     send(via, msg) hands msg to a tab (via: its MessagePort, or null on
+     the BroadcastChannel). Tab -> hub: {tab, t: 'hello' | 'sub' (ch, cur,
+     s) | 'unsub' (ch) | 'ping' | 'bye'}. Hub -> tab: {to, t: 'ev' (name,
+     a, state, transport) | 'live' | 'at' | 'msg' | 'gap' | 'chs' |
+     'refused' | 'who'}; s is the tab's number for its subscription, so a
+     relay for an earlier one is dropped. A tab's channel is live once the
+     hub's connection serves it from the tab's cursor on: from then on it
+     gets the channel's messages, gaps and cursor moves. */
+  function Hub(url, opts, send) {
+    var self = this, inner, at, names = ['open', 'close', 'reconnecting', 'error'], i;
+    this.sendVia = send;
+    this.tabs = newMap();
+    this.quiet = false;
+    inner = this.inner = new Client(url, extend(extend({}, opts), {shared: false}));
+    /* cursor moves without a message (a welcome's, an ack's, a poll's
+       next, an SSE id, a cursor frame) go to the live tabs too: a tab that
+       takes over resumes from them */
+    at = inner._at;
+    inner._at = function (ch, epoch, id) {
+      var before = ch.cursor;
+      at.call(inner, ch, epoch, id);
+      if (ch.cursor === before) { return; }
+      self.each(ch.name, true, function (t, s) {
+        self.send(t, {t: 'at', ch: ch.name, s: s.s, epoch: ch.epoch, id: ch.id});
+      });
+    };
+    function relay(name) { inner.on(name, function (a) { self.ev(name, a); }); }
+    for (i = 0; i < names.length; i++) { relay(names[i]); }
+    this.timer = setInterval(function () { self.sweep(); }, PING_MS);
+  }
+
+  Hub.prototype.send = function (t, msg) {
+    msg.to = t.id;
+    this.sendVia(t.via, msg);
+  };
+
+  /* fn(tab, sub) for each tab on channel name (the live ones only) */
+  Hub.prototype.each = function (name, liveOnly, fn) {
+    var k, t;
+    for (k in this.tabs) {
+      t = this.tabs[k];
+      if (hasOwn(t.subs, name) && (!liveOnly || t.subs[name].live)) { fn(t, t.subs[name]); }
+    }
+  };
+
+  /* an event of the inner client, to every tab with a channel (an error
+     of one channel to its tabs) */
+  Hub.prototype.ev = function (name, a) {
+    var k, t;
+    /* the 'close' of its own end is no tab's business */
+    if (this.closed) { return; }
+    for (k in this.tabs) {
+      t = this.tabs[k];
+      if (!t.n || (name === 'error' && a && a.channel && !hasOwn(t.subs, a.channel))) { continue; }
+      this.send(t, {t: 'ev', name: name, a: a, state: this.inner.readyState, transport: this.inner.transport});
+    }
+  };
+
+  Hub.prototype.onMsg = function (d, via) {
+    var t;
+    if (!d || typeof d !== 'object' || typeof d.tab !== 'string') { return; }
+    t = hasOwn(this.tabs, d.tab) ? this.tabs[d.tab] : null;
+    if (!t) {
+      /* a tab this hub does not know (it was taken for gone, or spoke to
+         the hub before this one): it says everything again */
+      if (d.t !== 'hello') { this.sendVia(via, {t: 'who', to: d.tab}); return; }
+      t = this.tabs[d.tab] = {id: d.tab, via: via, subs: newMap(), n: 0, seen: 0, slow: false};
+    }
+    t.seen = now();
+    t.via = via;
+    if (d.t === 'hello') {
+      this.unsubAll(t);
+      this.send(t, {t: 'hi'});
+    } else if (d.t === 'ping') {
+      t.slow = d.hidden === true;
+    } else if (d.t === 'sub') {
+      this.sub(t, d.ch, d.cur, d.s);
+    } else if (d.t === 'unsub') {
+      this.unsub(t, d.ch);
+    } else if (d.t === 'bye') {
+      this.unsubAll(t);
+      delete this.tabs[t.id];
+    }
+  };
+
+  Hub.prototype.sub = function (t, name, cur, s) {
+    var inner = this.inner, ich, p = typeof cur === 'string' ? parseCursor(cur) : null;
+    if (typeof name !== 'string' || !CHANNEL_RE.test(name)) { return; }
+    if (!hasOwn(t.subs, name)) { t.n++; }
+    t.subs[name] = {s: s, live: false};
+    if (t.n === 1 && inner.readyState === 'open') {
+      this.send(t, {t: 'ev', name: 'open', a: {}, state: 'open', transport: inner.transport});
+    }
+    ich = hasOwn(inner.channels, name) ? inner.channels[name] : null;
+    if (!ich) {
+      try {
+        ich = inner.subscribe(name, p ? {since: cur} : {});
+      } catch (e) {
+        this.refused(name, {code: 'too_many_channels', message: String(e && e.message || e), channel: name});
+        return;
+      }
+      this.hook(ich);
+    } else if (p && behind(p, ich)) {
+      this.rewind(ich, p);
+    } else if (ich.state === 'subscribed') {
+      this.live(t, ich);
+    }
+  };
+
+  /* A tab resumes from a cursor behind the connection's: the channel is
+     subscribed again from there. The tabs already on it get what they
+     have seen again and drop it as duplicates (each by its own cursor). */
+  Hub.prototype.rewind = function (ich, p) {
+    var inner = this.inner;
+    inner._setPos(ich, p.epoch, p.id);
+    this.quiet = true;
+    inner._chState(ich, 'subscribing', {code: 'rewind', reason: 'a tab resumes from an earlier cursor'});
+    this.quiet = false;
+    if (inner._conn && inner._conn.mux) {
+      inner._conn.unsub(ich.name);
+      inner._conn.sub(ich);
+    } else {
+      inner._drop();
+      inner._schedule('subscribe');
+    }
+  };
+
+  Hub.prototype.hook = function (ich) {
+    var self = this, name = ich.name;
+    ich.on('*', function (m) {
+      self.each(name, true, function (t, s) { self.send(t, {t: 'msg', s: s.s, m: m}); });
+    });
+    ich.on('gap', function (g) {
+      self.each(name, true, function (t, s) { self.send(t, {t: 'gap', s: s.s, g: g}); });
+    });
+    ich.on('subscribed', function () {
+      self.each(name, false, function (t) { self.live(t, ich); });
+    });
+    ich.on('subscribing', function (info) {
+      if (self.quiet) { return; }
+      self.each(name, true, function (t, s) { self.send(t, {t: 'chs', ch: name, s: s.s, state: 'subscribing', info: info}); });
+    });
+    ich.on('unsubscribed', function (info) {
+      /* refused by the gateway (a /ws subscribe error): info names it */
+      if (info && info.channel) { self.refused(name, info); }
+    });
+  };
+
+  Hub.prototype.refused = function (name, err) {
+    var self = this;
+    this.each(name, false, function (t, s) {
+      self.send(t, {t: 'refused', ch: name, s: s.s, err: err});
+      delete t.subs[name];
+      t.n--;
+    });
+  };
+
+  Hub.prototype.live = function (t, ich) {
+    var s = hasOwn(t.subs, ich.name) ? t.subs[ich.name] : null;
+    if (!s) { return; }
+    s.live = true;
+    this.send(t, {t: 'live', ch: ich.name, s: s.s, epoch: ich.epoch, id: ich.id, transport: this.inner.transport});
+  };
+
+  Hub.prototype.unsub = function (t, name) {
+    var self = this;
+    if (typeof name !== 'string' || !hasOwn(t.subs, name)) { return; }
+    delete t.subs[name];
+    t.n--;
+    /* later: a tab that says everything again (hello, then its subs) takes
+       its channels back without a new connection */
+    setTimeout(function () {
+      var k;
+      for (k in self.tabs) { if (hasOwn(self.tabs[k].subs, name)) { return; } }
+      if (!self.closed && hasOwn(self.inner.channels, name)) { self.inner.channels[name].unsubscribe(); }
+    }, 0);
+  };
+
+  Hub.prototype.unsubAll = function (t) {
+    var k;
+    for (k in t.subs) { this.unsub(t, k); }
+  };
+
+  /* tabs closed without a word (a crash, no pagehide) */
+  Hub.prototype.sweep = function () {
+    var k, t, n = now();
+    for (k in this.tabs) {
+      t = this.tabs[k];
+      if (t.seen < n - (t.slow ? HIDDEN_TIMEOUT : TAB_TIMEOUT)) {
+        this.unsubAll(t);
+        delete this.tabs[k];
+      }
+    }
+  };
+
+  Hub.prototype.close = function () {
+    this.closed = true;
+    clearInterval(this.timer);
+    this.inner.close();
+  };
+
+  /* The hub of a SharedWorker: this file as the worker's script. */
+  function workerMain(scope) {
+    var hub = null;
+    scope.onconnect = function (e) {
+      var port = e.ports[0];
+      port.onmessage = function (ev) {
+        var d = ev.data;
+        if (!d || typeof d !== 'object') { return; }
+        if (!hub) {
+          if (d.t !== 'hello' || typeof d.url !== 'string') { port.postMessage({t: 'who', to: d.tab}); return; }
+          hub = new Hub(d.url, d.opts || {}, function (via, m) { via.postMessage(m); });
+        }
+        hub.onMsg(d, port);
+      };
+      port.start();
+    };
+  }
+
+  /* A tab's side of the shared connection: speaks to the hub through a
+     SharedWorker's port, or over the bus to the leader (maybe itself),
+     and feeds what the hub relays into its Client. */
+  function TabLink(c) {
+    var self = this, w = typeof window !== 'undefined' ? window : null;
+    this.stopped = false;
+    this.c = c;
+    this.tab = makeId();
+    this.key = sharedKey(c.url, c.options);
+    this.subs = newMap();     // channel -> the number of its sub, as sent
+    this.resume = newMap();   // channel -> it was sent with a cursor
+    this.seq = 0;
+    this.port = null;
+    this.bus = null;
+    this.leader = null;       // the leader's tab id (this.tab when us)
+    this.hub = null;          // ours, while we lead
+    this.seen = 0;            // the leader's last heartbeat
+    this.slow = false;        // the leader's page is hidden
+    this.claiming = false;
+    this.lowerAt = 0;         // when a lower tab id last claimed
+    this.ctx = {transport: null, names: [], live: function () { return !c._closed; }};
+    this.ok = this.start();
+    if (this.ok && w && typeof w.addEventListener === 'function') {
+      /* the page goes: the hub forgets this tab now, not after
+         TAB_TIMEOUT, and a leader hands over at once; a page back from
+         the back-forward cache joins again */
+      w.addEventListener('pagehide', function () { self.stop(); }, false);
+      w.addEventListener('pageshow', function (e) {
+        if (e && e.persisted && self.stopped && !c._closed) { self.start(); }
+      }, false);
+    }
+  }
+
+  /* Find the hub (c.connect() after c.close() too). */
+  TabLink.prototype.start = function () {
+    var self = this;
+    this.stopped = false;
+    this.heard = false;
+    this.leader = null;
+    this.subs = newMap();
+    if (!this.startWorker() && !this.startBus()) { return false; }
+    this.timer = setInterval(function () { self.tick(); }, PING_MS);
+    return true;
+  };
+
+  /* c.close() or pagehide: the hub drops this tab's channels; a leader
+     hands over, and a closed client takes no part in elections. */
+  TabLink.prototype.stop = function () {
+    if (this.stopped) { return; }
+    this.stopped = true;
+    clearInterval(this.timer);
+    if (this.hub) {
+      this.bus.post({k: 'resign', id: this.tab});
+      this.hub.close();
+      this.hub = null;
+    } else {
+      this.up({t: 'bye'});
+    }
+    this.leader = null;
+    this.subs = newMap();
+    if (this.port) {
+      try { this.port.close(); } catch (e) { /* ignore */ }
+      this.port = null;
+    }
+    if (this.bus) { this.bus.close(); this.bus = null; }
+  };
+
+  TabLink.prototype.startWorker = function () {
+    var G = global(), url = this.c.options.worker || SCRIPT_URL, w, self = this;
+    if (typeof G.SharedWorker !== 'function' || !url) { return false; }
+    try { w = new G.SharedWorker(url, this.key); } catch (e) { return false; }
+    this.port = w.port;
+    /* the script did not load: the tabs elect a leader instead */
+    w.onerror = function () {
+      if (self.port !== w.port || self.heard) { return; }
+      self.port = null;
+      if (!self.startBus()) { self.unshare(); }
+    };
+    w.port.onmessage = function (e) { self.down(e.data); };
+    w.port.start();
+    this.attach();
+    setTimeout(function () {
+      if (self.port !== w.port || self.heard) { return; }
+      self.port = null;
+      try { w.port.close(); } catch (e) { /* ignore */ }
+      if (!self.startBus()) { self.unshare(); }
+    }, WORKER_MS);
+    return true;
+  };
+
+  TabLink.prototype.startBus = function () {
+    var self = this;
+    this.bus = makeBus(this.key, function (m) { self.onBus(m); });
+    if (!this.bus) { return false; }
+    this.bus.post({k: 'who'});
+    setTimeout(function () { if (!self.leader) { self.claim(); } }, CLAIM_MS);
+    return true;
+  };
+
+  /* neither a worker nor a bus: a connection of this tab's own */
+  TabLink.prototype.unshare = function () {
+    var c = this.c;
+    clearInterval(this.timer);
+    c._shared = null;
+    c._schedule('subscribe');
+  };
+
+  /* to the hub */
+  TabLink.prototype.up = function (msg) {
+    var self = this, hub = this.hub;
+    msg.tab = this.tab;
+    if (this.port) {
+      this.port.postMessage(msg);
+    } else if (hub) {
+      setTimeout(function () { if (self.hub === hub) { hub.onMsg(msg, null); } }, 0);
+    } else if (this.leader && this.bus) {
+      this.bus.post({k: 'up', d: msg});
+    }
+  };
+
+  /* to a tab, from our hub; `from` lets a tab take only its leader's */
+  TabLink.prototype.toTab = function (msg) {
+    var self = this;
+    if (msg.to === this.tab) {
+      setTimeout(function () { if (self.leader === self.tab) { self.down(msg); } }, 0);
+    } else if (this.bus) {
+      this.bus.post({k: 'down', d: msg, from: this.tab});
+    }
+  };
+
+  /* A (new) hub: say everything again, every channel from its cursor. */
+  TabLink.prototype.attach = function () {
+    this.subs = newMap();
+    this.up({t: 'hello', url: this.c.url, opts: sharedOpts(this.c.options)});
+    this.sync();
+  };
+
+  /* the hub to hold what the client's channel list says */
+  TabLink.prototype.sync = function () {
+    var c = this.c, i, name, k;
+    if (c._closed) { return; }
+    for (i = 0; i < c.channelList.length; i++) {
+      name = c.channelList[i];
+      if (!hasOwn(this.subs, name)) {
+        this.subs[name] = ++this.seq;
+        this.resume[name] = c.channels[name].cursor !== null;
+        this.up({t: 'sub', ch: name, cur: c.channels[name].cursor, s: this.seq});
+      }
+    }
+    for (k in this.subs) {
+      if (!hasOwn(c.channels, k)) { delete this.subs[k]; this.up({t: 'unsub', ch: k}); }
+    }
+    if (!c.channelList.length && c.readyState !== 'idle') {
+      if (c.readyState === 'open') { c.emit('close', {transport: c.transport, code: 'idle', reason: 'no channel left'}); }
+      c._setState('idle');
+    } else if (c.channelList.length && c.readyState === 'idle') {
+      c._setState('connecting');
+    }
+  };
+
+  /* The hub went away (the leader tab closed): the app sees a 'close',
+     and the channels resume from their cursors on the next hub. */
+  TabLink.prototype.lost = function (code) {
+    var c = this.c;
+    this.leader = null;
+    this.subs = newMap();
+    if (c._closed) { return; }
+    c._lostConn(c.transport, {code: code, message: 'the tab holding the shared connection is gone'});
+    if (c.channelList.length) { c._setState('reconnecting'); }
+  };
+
+  TabLink.prototype.tick = function () {
+    var hidden = pageHidden();
+    if (this.port) { this.up({t: 'ping', hidden: hidden}); return; }
+    if (this.hub) {
+      this.bus.post({k: 'lead', id: this.tab, hidden: hidden});
+    } else if (this.leader && now() - this.seen > (this.slow ? HIDDEN_TIMEOUT : LEAD_TIMEOUT)) {
+      this.lost('leader_lost');
+    }
+    if (!this.leader) { this.claim(); return; }
+    this.up({t: 'ping', hidden: hidden});
+  };
+
+  /* Election: a tab that claims leads unless a lower tab id claimed too
+     (from a little before its claim, since the tabs notice a leader gone
+     at different ticks), or a leader spoke meanwhile. Two leaders all the
+     same (a claim crossed another): the lower id stays (onBus). */
+  TabLink.prototype.claim = function () {
+    var self = this;
+    if (this.hub || this.claiming || !this.bus) { return; }
+    this.claiming = true;
+    this.bus.post({k: 'claim', id: this.tab});
+    setTimeout(function () {
+      self.claiming = false;
+      if (self.stopped || self.leader || self.hub || now() - self.lowerAt < CLAIM_MS * 3) { return; }
+      self.lead();
+    }, CLAIM_MS);
+  };
+
+  TabLink.prototype.lead = function () {
+    var self = this;
+    this.hub = new Hub(this.c.url, sharedOpts(this.c.options), function (via, m) { self.toTab(m); });
+    this.leader = this.tab;
+    this.bus.post({k: 'lead', id: this.tab});
+    this.attach();
+  };
+
+  TabLink.prototype.follow = function (id) {
+    this.leader = id;
+    this.seen = now();
+    this.attach();
+  };
+
+  TabLink.prototype.onBus = function (m) {
+    if (!m || typeof m !== 'object') { return; }
+    if (m.k === 'who' || m.k === 'claim') {
+      if (this.hub) { this.bus.post({k: 'lead', id: this.tab}); }
+      if (m.k === 'claim' && typeof m.id === 'string' && m.id < this.tab) { this.lowerAt = now(); }
+    } else if (m.k === 'lead' && typeof m.id === 'string' && m.id !== this.tab) {
+      if (this.hub) {
+        /* two leaders: the lower id stays */
+        if (m.id > this.tab) { this.bus.post({k: 'lead', id: this.tab}); return; }
+        this.hub.close();
+        this.hub = null;
+        this.lost('leader_changed');
+      }
+      this.seen = now();
+      this.slow = m.hidden === true;
+      if (this.leader !== m.id) {
+        if (this.leader) { this.lost('leader_changed'); }
+        this.follow(m.id);
+      }
+    } else if (m.k === 'resign' && m.id === this.leader && !this.hub) {
+      this.lost('leader_gone');
+      this.claim();
+    } else if (m.k === 'up' && this.hub) {
+      this.hub.onMsg(m.d, null);
+    } else if (m.k === 'down' && m.from === this.leader) {
+      this.down(m.d);
+    }
+  };
+
+  /* From the hub. */
+  TabLink.prototype.down = function (d) {
+    var c = this.c, name, ch, g;
+    if (!d || typeof d !== 'object' || d.to !== this.tab) { return; }
+    if (d.t === 'who') { this.attach(); return; }
+    if (d.t === 'hi') { this.heard = true; return; }
+    if (c._closed) { return; }
+    if (d.t === 'ev') { this.event(d); return; }
+    name = d.t === 'msg' ? d.m && d.m.channel : d.ch;
+    if (d.t === 'gap') { name = d.g && d.g.channel; }
+    if (typeof name !== 'string' || !hasOwn(c.channels, name) || this.subs[name] !== d.s) { return; }
+    ch = c.channels[name];
+    this.ctx.transport = c.transport;
+    if (d.t === 'msg') {
+      if (!this.echo(ch, d.m)) { c._message(this.ctx, d.m); }
+    } else if (d.t === 'gap') {
+      g = extend({}, d.g);
+      /* the hub's cursor was behind ours (another tab's): only what is
+         past ours is lost to us */
+      if (g.epoch === ch.epoch && ch.id !== null && validId(g.cursor)) {
+        if (cmpId(g.cursor, ch.id) <= 0) { return; }
+        if (validId(g.last_seen) && cmpId(g.last_seen, ch.id) < 0) { g.last_seen = ch.id; }
+      }
+      c._gap(this.ctx, g);
+    } else if (d.t === 'at' || d.t === 'live') {
+      /* a cursor of the epoch we are in, or where we start (no cursor) */
+      if (d.id !== null && validId(d.id) && (ch.id === null || ch.epoch === null || ch.epoch === d.epoch)) {
+        c._at(ch, validEpoch(d.epoch) ? d.epoch : null, normId(d.id));
+      }
+      if (d.t === 'live') {
+        c._chState(ch, 'subscribed', {recovered: !!this.resume[name], cursor: ch.cursor, transport: d.transport});
+      }
+    } else if (d.t === 'chs') {
+      c._chState(ch, d.state, d.info);
+    } else if (d.t === 'refused') {
+      delete this.subs[name];
+      c.emit('error', extend({transport: c.transport}, d.err));
+      c._unsubscribe(ch, d.err);
+    }
+  };
+
+  /* The shared connection's client id is the hub's, so the gateway does
+     not leave this tab's broadcasts out of it: drop them here. A message
+     from this tab is a broadcast of its own when its ack said so, or when
+     it is past every publish of ours acknowledged on the channel and the
+     publish in flight (over HTTP: one at a time; maybe waiting to be
+     sent again) is a broadcast there. */
+  TabLink.prototype.echo = function (ch, m) {
+    var c = this.c, job = c._pubq[0], id;
+    if (!m || m.from !== c.id || !validId(m.id) || !validEpoch(m.epoch)) { return false; }
+    id = normId(m.id);
+    if (!(ch._ownEpoch === m.epoch && hasOwn(ch._own, id)) &&
+        !(job && (job.busy || job.tries) && job.exclude && job.channel === ch.name &&
+          (ch._lastPub === undefined || ch._lastPub.epoch !== m.epoch || cmpId(id, ch._lastPub.id) > 0))) {
+      return false;
+    }
+    if (!(m.epoch === ch.epoch && ch.id !== null && cmpId(id, ch.id) <= 0)) {
+      c._setPos(ch, m.epoch, id);
+      c._skipOwn(ch);
+    }
+    return true;
+  };
+
+  /* An event of the hub's connection, as this tab's own. */
+  TabLink.prototype.event = function (d) {
+    var c = this.c, a = d.a || {}, wasLost;
+    if (!c.channelList.length) { return; }
+    if (typeof d.transport === 'string' && indexOf(ORDER, d.transport) >= 0) { c._setTransport(d.transport); }
+    if (d.name === 'open') {
+      if (c.readyState === 'open') { return; }
+      wasLost = c._lost;
+      c._lost = false;
+      c._setState('open');
+      c.emit('open', {transport: c.transport, reconnect: wasLost, cursor: c.cursor()});
+    } else if (d.name === 'close') {
+      c._lostConn(c.transport, {code: a.code, message: a.reason, closeCode: a.closeCode, closeReason: a.closeReason,
+                                status: a.status});
+      c._setState('reconnecting');
+    } else if (d.name === 'reconnecting') {
+      c._setState('reconnecting');
+      c.emit('reconnecting', a);
+    } else if (d.name === 'error') {
+      c.emit('error', a);
+    }
+  };
+
+  function shareLink(c) {
+    var link = new TabLink(c);
+    return link.ok ? link : null;
+  }
+
+  if (typeof SharedWorkerGlobalScope !== 'undefined' && typeof self !== 'undefined' &&
+      self instanceof SharedWorkerGlobalScope) {
+    workerMain(self);
+  }
 
   /* ------------------------------------------------------------------ */
 

@@ -12,6 +12,7 @@ const c: anypush.Client = anypush.connect('http://localhost:8080', {
   upgradeDelay: 60000,
 });
 const pinned = new anypush.Client('', { transports: 'poll', env: { XMLHttpRequest: {} } });
+const tabs = anypush.connect('', { transports: 'sse', shared: true, worker: '/anypush.js' });
 
 const ch: anypush.Channel = c.subscribe('chat:lobby', { since: 'k3x9a2bq:17' });
 ch.on<Chat>('chat', (data, msg) => {
@@ -52,7 +53,7 @@ const n: number = c.stats.messages + c.stats.gaps;
 const ok: boolean = anypush.supported('sse');
 const v: string = anypush.version;
 const all: anypush.TransportName[] = anypush.transports;
-void saved; void state; void n; void ok; void v; void all; void pinned;
+void saved; void state; void n; void ok; void v; void all; void pinned; void tabs;
 ch.unsubscribe();
 c.close();
 c.connect().subscribe('again');

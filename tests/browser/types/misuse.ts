@@ -8,4 +8,5 @@ c.on('open', (e) => { const s: string = e.reconnect; void s; });   // MISUSE
 c.subscribe('news').on('join', (who) => { void who.nick; });        // MISUSE
 c.publish('news', 'e', {}, { timeout: '1s' });                     // MISUSE
 const state: anypush.ReadyState = 'opened';                        // MISUSE
+anypush.connect('', { shared: 'yes' });                            // MISUSE
 void state;

@@ -282,14 +282,15 @@ static void on_syserr(const char *msg)
 }
 
 /* lws 4.1.6's libev glue keeps one ev_timer for all of lws's timers
- * (ping/pong validity, lws_set_timeout, the handshake timeout) and
+ * (lws_set_timeout, the handshake timeout) and
  * re-arms it with ev_timer_start, which does nothing while the watcher
  * is already running (so we read its source): a timer due sooner than the one armed (a 1 s ping
  * after a 5 s handshake timeout) waits for the later one, and in our
  * tests pings never went out at all. lws also runs every due timer from
  * its idle callback, which follows any io event; so a cancel every
  * TICK_S, one eventfd write per loop whatever the number of
- * connections, makes its timers late by TICK_S at most. */
+ * connections, makes its timers late by TICK_S at most. The same wake
+ * turns our keepalive wheel (on_event). */
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ws_loop *l = w->data;

@@ -9,13 +9,13 @@
  * Messages are in two places, both guarded by the lock: their channel's
  * ring, and one bus-wide list in publish order. Because ids within a
  * channel follow publish order, the bus-wide oldest message is always the
- * oldest of its own channel, so evicting for the memory budget, or by
- * age, is popping that list.
+ * oldest of its own channel, so evicting for the memory budget is popping
+ * that list.
  *
- * The tick touches only what is due: deadlines are in a min-heap,
- * expiring history is the front of the publish-order list, and channels
- * that may have gone idle are on a list of their own. Nothing walks all
- * the subscribers or all the channels. */
+ * The tick touches only what is due: subscribers' deadlines are in one
+ * min-heap, channels with history in another keyed by the birth of their
+ * oldest message, and channels that may have gone idle on a list of
+ * their own. Nothing walks all the subscribers or all the channels. */
 #include "bus.h"
 
 #include "fmt.h"

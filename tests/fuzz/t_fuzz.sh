@@ -23,7 +23,7 @@ cflags="-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefin
 libs="$(pkg-config --libs libcjson)"
 src="$top/src/log.c $top/src/fmt.c $top/src/validate.c $top/src/cursor.c $top/src/payload.c $top/src/xalloc.c $top/src/router_head.c $top/src/ws_mux.c $top/src/idem.c $top/src/siphash.c"
 request_src=""
-for f in bus message pollers capacity metrics transport sse_format frame_format poll_format; do
+for f in bus dheap message pollers capacity metrics transport sse_format frame_format poll_format; do
 	request_src="$request_src $top/src/$f.c"
 done
 n=1

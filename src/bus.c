@@ -10,7 +10,12 @@
  * ring, and one bus-wide list in publish order. Because ids within a
  * channel follow publish order, the bus-wide oldest message is always the
  * oldest of its own channel, so evicting for the memory budget is popping
- * that list. */
+ * that list.
+ *
+ * The tick touches only what is due: subscribers' deadlines are in one
+ * min-heap, channels with history in another keyed by the birth of their
+ * oldest message, and channels that may have gone idle on a list of
+ * their own. Nothing walks all the subscribers or all the channels. */
 #include "bus.h"
 
 #include "fmt.h"
@@ -44,6 +49,11 @@ struct channel {
 	bool tomb; /* reclaimed: only its name, epoch and last id remain */
 	struct channel *tprev, *tnext; /* the tombs, oldest first */
 	struct idem_entry *idem; /* its keys in bus.idem; kept by a tomb */
+	struct channel *idle_next; /* on bus.idle: may be idle, tick looks */
+	bool idle_queued;
+	/* in bus.ages while it has history, under a key no later than its
+	 * oldest message's born_ms */
+	struct dheap_node age_node;
 	size_t name_len;
 	char name[];
 };
@@ -68,6 +78,12 @@ struct bus {
 	size_t retained, retained_bytes;
 	uint64_t seq;
 	struct subscriber *subs; /* all attached */
+	/* attached subscribers with a deadline and no timer_due; channels
+	 * with history, by the birth of their oldest message: the tick pops
+	 * what is due from each */
+	struct dheap deadlines, ages;
+	struct channel *idle; /* channels that may have become idle */
+	uint64_t tick_visits;
 	size_t nsubs, subs_by[TRANSPORT_COUNT];
 	struct pollers *pollers; /* poll/longpoll clients seen lately */
 	struct idem *idem;       /* idempotency keys stored lately */
@@ -78,6 +94,7 @@ struct bus {
 };
 
 static const struct pollers_ops poller_ops;
+static void wake(struct subscriber *sub);
 
 uint64_t bus_now_ms(void)
 {
@@ -154,6 +171,20 @@ static void tomb_unlink(struct bus *bus, struct channel *ch)
 	bus->ntombs--;
 }
 
+/* ch may have just become idle (no history, subscribers or pollers):
+ * the tick will look at it, and at no channel that did not. Every way
+ * into idleness calls this: creation, the last message evicted, the last
+ * tap unlinked, the last poller gone. Never a tomb: trim_tombs may free
+ * one, and the list would keep its address. */
+static void maybe_idle(struct bus *bus, struct channel *ch)
+{
+	if (ch->idle_queued || ch->tomb)
+		return;
+	ch->idle_queued = true;
+	ch->idle_next = bus->idle;
+	bus->idle = ch;
+}
+
 /* The live channel of that name, or NULL: tombs do not count. */
 static struct channel *channel_find(struct bus *bus, const char *name,
 				    size_t len)
@@ -179,6 +210,7 @@ static struct channel *channel_get(struct bus *bus, const char *name,
 	bus->nchannels++;
 	if (ch) {
 		tomb_unlink(bus, ch);
+		maybe_idle(bus, ch);
 		return ch;
 	}
 	ch = xcalloc(1, sizeof *ch + len + 1);
@@ -186,6 +218,7 @@ static struct channel *channel_get(struct bus *bus, const char *name,
 	memcpy(ch->name, name, len);
 	ch->name_len = len;
 	*slot = ch;
+	maybe_idle(bus, ch); /* a refused attach may leave it unused */
 	if (bus->nchannels + bus->ntombs > bus->nbuckets)
 		rehash_channels(bus);
 	return ch;
@@ -238,6 +271,8 @@ static void evict_oldest(struct bus *bus, struct channel *ch)
 	m->ch = NULL;
 	metrics_add(&metrics.evicted, 1);
 	message_unref(m);
+	if (ch->len == 0)
+		maybe_idle(bus, ch);
 }
 
 /* Evict the oldest messages anywhere until history fits its budget, but
@@ -270,6 +305,10 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 		bus->oldest = m;
 	bus->newest = m;
 	bus->retained++;
+	if (!dheap_has(&ch->age_node))
+		dheap_push(&bus->ages, &ch->age_node, m->born_ms);
+	else if (m->born_ms < ch->age_node.key)
+		dheap_rekey(&bus->ages, &ch->age_node, m->born_ms);
 	/* the whole allocation: a binary message also keeps its raw bytes
 	 * and a second envelope: 1.75 times its envelope when large */
 	m->charged = m->size;
@@ -286,6 +325,7 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
  * epoch, and old cursors the gap they then deserve. */
 static void channel_reclaim(struct bus *bus, struct channel *ch)
 {
+	dheap_remove(&bus->ages, &ch->age_node); /* a key left from before */
 	free(ch->ring);
 	ch->ring = NULL;
 	ch->cap = ch->head = 0;
@@ -302,8 +342,8 @@ static void channel_reclaim(struct bus *bus, struct channel *ch)
 }
 
 /* Forget the oldest tombs past the limit. Not from channel_reclaim: the
- * tick walks the hash chains, and the tomb freed could be the next one
- * it visits. */
+ * tick reclaims while it walks its list of maybe idle channels, and
+ * freeing there would be freeing under its feet. */
 static void trim_tombs(struct bus *bus)
 {
 	while (bus->ntombs > bus->cfg.max_channels) {
@@ -349,6 +389,56 @@ static void id_insert(struct bus *bus, struct subscriber *sub)
 	sub->id = ++bus->next_id;
 	sub->id_next = bus->ids[sub->id & (bus->nids - 1)];
 	bus->ids[sub->id & (bus->nids - 1)] = sub;
+}
+
+/* ---- the deadline heap ----
+ *
+ * A subscriber that is attached, has a deadline and no timer_due yet is
+ * in bus.deadlines, under a key no later than its deadline. A deadline
+ * moved later (every pull that sends something moves a heartbeat) leaves
+ * the key as it is: the tick that finds the key due but the deadline not
+ * files it again under the deadline. So a pull costs at most one sift,
+ * and usually none; a tick costs the keys that are due. */
+
+static struct subscriber *sub_of(struct dheap_node *node)
+{
+	return (struct subscriber *)((char *)node - offsetof(struct subscriber,
+							     deadline_node));
+}
+
+/* Under the lock, after sub's deadline or timer_due changed. */
+static void deadline_file(struct bus *bus, struct subscriber *sub)
+{
+	struct dheap_node *node = &sub->deadline_node;
+
+	if (!sub->attached || sub->deadline_ms == 0 || sub->timer_due)
+		return; /* a stale entry is dropped by the tick */
+	if (!dheap_has(node))
+		dheap_push(&bus->deadlines, node, sub->deadline_ms);
+	else if (sub->deadline_ms < node->key)
+		dheap_rekey(&bus->deadlines, node, sub->deadline_ms);
+}
+
+/* Under the lock: fire the deadlines that are due, looking only at the
+ * subscribers whose key is. */
+static void fire_deadlines(struct bus *bus, uint64_t now)
+{
+	struct dheap_node *node;
+
+	while ((node = dheap_min(&bus->deadlines)) && node->key <= now) {
+		struct subscriber *s = sub_of(node);
+
+		bus->tick_visits++;
+		if (s->deadline_ms == 0 || s->timer_due) {
+			dheap_remove(&bus->deadlines, node);
+		} else if (s->deadline_ms > now) {
+			dheap_rekey(&bus->deadlines, node, s->deadline_ms);
+		} else {
+			dheap_remove(&bus->deadlines, node);
+			s->timer_due = true;
+			wake(s);
+		}
+	}
 }
 
 /* ---- life cycle ---- */
@@ -397,6 +487,8 @@ void bus_free(struct bus *bus)
 	}
 	free(bus->buckets);
 	free(bus->ids);
+	dheap_free(&bus->deadlines);
+	dheap_free(&bus->ages);
 	pollers_free(bus->pollers);
 	idem_free(bus->idem);
 	pthread_mutex_destroy(&bus->lock);
@@ -648,7 +740,7 @@ static void link_tap(struct subscriber *sub, struct channel *ch,
 	sub->taps[sub->ntaps++] = t;
 }
 
-static void unlink_tap(struct subscriber *sub, struct tap *t,
+static void unlink_tap(struct bus *bus, struct subscriber *sub, struct tap *t,
 		       struct announcement **leaves)
 {
 	if (t->announce)
@@ -661,6 +753,8 @@ static void unlink_tap(struct subscriber *sub, struct tap *t,
 	if (t->next)
 		t->next->prev = t->prev;
 	t->ch->subs_by[sub->transport->id]--;
+	if (t->ch->taps == NULL)
+		maybe_idle(bus, t->ch);
 	free(t);
 }
 
@@ -693,6 +787,8 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 	bus->nsubs++;
 	bus->subs_by[sub->transport->id]++;
 	sub->attached = true;
+	sub->deadline_node.at = 0;
+	deadline_file(bus, sub);
 out:
 	/* channels created for a refused attach are reclaimed by the tick */
 	pthread_mutex_unlock(&bus->lock);
@@ -726,7 +822,7 @@ void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i)
 	struct announcement *leaves = NULL;
 
 	pthread_mutex_lock(&bus->lock);
-	unlink_tap(sub, sub->taps[i], &leaves);
+	unlink_tap(bus, sub, sub->taps[i], &leaves);
 	memmove(&sub->taps[i], &sub->taps[i + 1],
 		(sub->ntaps - i - 1) * sizeof *sub->taps);
 	sub->ntaps--;
@@ -742,7 +838,7 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
 		return;
 	pthread_mutex_lock(&bus->lock);
 	for (size_t i = 0; i < sub->ntaps; i++)
-		unlink_tap(sub, sub->taps[i], &leaves);
+		unlink_tap(bus, sub, sub->taps[i], &leaves);
 	if (sub->prev)
 		sub->prev->next = sub->next;
 	else
@@ -752,6 +848,7 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
 	bus->nsubs--;
 	bus->subs_by[sub->transport->id]--;
 	*id_slot(bus, sub->id) = sub->id_next;
+	dheap_remove(&bus->deadlines, &sub->deadline_node);
 	sub->attached = false;
 	pthread_mutex_unlock(&bus->lock);
 	announce(bus, leaves);
@@ -871,6 +968,7 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	sub->timer_due = false;
 	if ((out->count > 0 || out->timer) && sub->period_ms)
 		sub->deadline_ms = bus_now_ms() + sub->period_ms;
+	deadline_file(bus, sub);
 	if (out->count == 0 && !out->timer && may_park) {
 		sub->parked = true;
 		out->parked = true;
@@ -922,6 +1020,7 @@ void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 {
 	pthread_mutex_lock(&bus->lock);
 	sub->deadline_ms = deadline_ms;
+	deadline_file(bus, sub);
 	pthread_mutex_unlock(&bus->lock);
 }
 
@@ -962,15 +1061,25 @@ static bool still_held(const struct poller *p, void *cls)
 	return false;
 }
 
+/* What the pollers' callbacks get (cls): the bus, and where leaves go. */
+struct poller_news {
+	struct bus *bus;
+	struct announcement *list;
+};
+
 /* Expired, or dropped for the cap: either way a poller that announced
  * its join gets its leave, or others would see it present forever. */
 static void poller_left(const struct poller *p, void *cls)
 {
+	struct poller_news *news = cls;
 	struct channel *ch = p->owner;
 
 	ch->pollers_by[p->transport]--;
 	if (p->announce)
-		queue_announcement(cls, ch, "leave", p->client, p->transport);
+		queue_announcement(&news->list, ch, "leave", p->client,
+				   p->transport);
+	if (!has_pollers(ch))
+		maybe_idle(news->bus, ch);
 }
 
 static const struct pollers_ops poller_ops = {
@@ -981,7 +1090,8 @@ static const struct pollers_ops poller_ops = {
 void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		   const char *client, enum transport_id t, bool announce_it)
 {
-	struct announcement *news = NULL; /* joins, and leaves of dropped */
+	/* joins, and leaves of dropped */
+	struct poller_news news = { .bus = bus, .list = NULL };
 	uint64_t now = bus_now_ms();
 
 	pthread_mutex_lock(&bus->lock);
@@ -994,10 +1104,10 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 			continue;
 		ch->pollers_by[t]++;
 		if (announce_it)
-			queue_announcement(&news, ch, "join", client, t);
+			queue_announcement(&news.list, ch, "join", client, t);
 	}
 	pthread_mutex_unlock(&bus->lock);
-	announce(bus, news);
+	announce(bus, news.list);
 }
 
 /* Under the lock: the channel's pollers, added to counts[]. */
@@ -1010,18 +1120,65 @@ static void add_pollers(const struct channel *ch, size_t *counts)
 static void expire_pollers(struct bus *bus, uint64_t now,
 			   struct announcement **leaves)
 {
+	struct poller_news news = { .bus = bus, .list = *leaves };
+
 	if (now >= bus->cfg.presence_window_ms)
 		pollers_expire(bus->pollers, now - bus->cfg.presence_window_ms,
-			       now, leaves);
+			       now, &news);
+	*leaves = news.list;
 }
 
 /* ---- housekeeping ---- */
 
-static void expire_channel(struct bus *bus, struct channel *ch, uint64_t now)
+static bool aged(const struct bus *bus, const struct message *m, uint64_t now)
 {
-	while (ch->len > 0 &&
-	       ch->ring[ch->head]->born_ms + bus->cfg.history_age_ms <= now)
-		evict_oldest(bus, ch);
+	return m->born_ms + bus->cfg.history_age_ms <= now;
+}
+
+static struct channel *ch_of(struct dheap_node *node)
+{
+	return (struct channel *)((char *)node -
+				  offsetof(struct channel, age_node));
+}
+
+/* A channel's key is never later than its oldest message's birth (an
+ * eviction that makes a younger message the oldest leaves the key as it
+ * is), so the channels whose key has not aged out have nothing to
+ * expire: only the others are looked at, each filed again under its
+ * new oldest, or dropped when it has none. */
+static void expire_history(struct bus *bus, uint64_t now)
+{
+	struct dheap_node *node;
+
+	while ((node = dheap_min(&bus->ages)) &&
+	       node->key + bus->cfg.history_age_ms <= now) {
+		struct channel *ch = ch_of(node);
+
+		bus->tick_visits++;
+		while (ch->len > 0 && aged(bus, ch->ring[ch->head], now))
+			evict_oldest(bus, ch);
+		if (ch->len == 0)
+			dheap_remove(&bus->ages, node);
+		else
+			dheap_rekey(&bus->ages, node,
+				    ch->ring[ch->head]->born_ms);
+	}
+}
+
+/* Reclaim the channels on the idle list that are still idle. */
+static void reclaim_idle(struct bus *bus)
+{
+	while (bus->idle) {
+		struct channel *ch = bus->idle;
+
+		bus->tick_visits++;
+		bus->idle = ch->idle_next;
+		ch->idle_next = NULL;
+		ch->idle_queued = false;
+		if (!ch->tomb && ch->len == 0 && ch->taps == NULL &&
+		    !has_pollers(ch))
+			channel_reclaim(bus, ch);
+	}
 }
 
 void bus_tick(struct bus *bus, uint64_t now_ms)
@@ -1032,27 +1189,10 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 	expire_pollers(bus, now_ms, &leaves);
 	if (now_ms > bus->cfg.idem_window_ms)
 		idem_expire(bus->idem, now_ms - bus->cfg.idem_window_ms);
-	for (size_t i = 0; i < bus->nbuckets; i++) {
-		struct channel *ch = bus->buckets[i], *next;
-
-		for (; ch; ch = next) {
-			next = ch->hnext;
-			if (ch->tomb)
-				continue;
-			expire_channel(bus, ch, now_ms);
-			if (ch->len == 0 && ch->taps == NULL &&
-			    !has_pollers(ch))
-				channel_reclaim(bus, ch);
-		}
-	}
+	expire_history(bus, now_ms);
+	reclaim_idle(bus);
 	trim_tombs(bus);
-	for (struct subscriber *s = bus->subs; s; s = s->next) {
-		if (s->deadline_ms == 0 || s->deadline_ms > now_ms ||
-		    s->timer_due)
-			continue;
-		s->timer_due = true;
-		wake(s);
-	}
+	fire_deadlines(bus, now_ms);
 	pthread_mutex_unlock(&bus->lock);
 	announce(bus, leaves);
 }
@@ -1094,6 +1234,7 @@ void bus_stats(struct bus *bus, struct bus_stats *out)
 	out->subscribers = bus->nsubs;
 	out->pollers = pollers_count(bus->pollers);
 	out->poller_visits = pollers_visited(bus->pollers);
+	out->tick_visits = bus->tick_visits;
 	out->idem_keys = idem_count(bus->idem);
 	pthread_mutex_unlock(&bus->lock);
 }

@@ -6,6 +6,7 @@
 #define ANYPUSH_BUS_H
 
 #include "cursor.h"
+#include "dheap.h"
 #include "transport.h"
 #include "validate.h"
 
@@ -59,6 +60,8 @@ struct subscriber {
 	bool parked;          /* parked by the transport, wants a wake */
 	bool timer_due;       /* deadline passed, not yet reported */
 	uint64_t deadline_ms; /* monotonic; 0 = none */
+	/* in the bus's deadline heap, under a key never after deadline_ms */
+	struct dheap_node deadline_node;
 	enum sub_end end;
 	struct subscriber *prev, *next, *id_next;
 };
@@ -95,6 +98,9 @@ struct bus_stats {
 	size_t channels, retained, retained_bytes, subscribers;
 	size_t pollers;         /* (channel, client) pollers remembered */
 	uint64_t poller_visits; /* pollers expiry has looked at, ever */
+	/* subscribers and channels bus_tick has looked at, ever (tests:
+	 * a tick costs what is due, not what exists) */
+	uint64_t tick_visits;
 	size_t idem_keys;       /* idempotency keys remembered */
 };
 

@@ -26,6 +26,7 @@
 #include "server.h"
 #include "transport.h"
 #include "ws.h"
+#include "ws_alive.h"
 #include "ws_mux.h"
 #include "xalloc.h"
 
@@ -57,6 +58,8 @@ struct ctl {
 struct ws_session {
 	struct subscriber sub;
 	struct ws_ready_link link;
+	struct ws_alive_link alive; /* keepalive, on the loop's wheel */
+	bool ping_due;              /* the keepalive asked for a PING */
 	struct ws_loop *loop;
 	struct lws *wsi;
 	bool mux;
@@ -91,6 +94,12 @@ static struct ws_session *from_link(struct ws_ready_link *link)
 {
 	return (struct ws_session *)((char *)link -
 				     offsetof(struct ws_session, link));
+}
+
+static struct ws_session *from_alive(struct ws_alive_link *link)
+{
+	return (struct ws_session *)((char *)link -
+				     offsetof(struct ws_session, alive));
 }
 
 static struct server *srv_of(struct ws_session *s)
@@ -405,8 +414,19 @@ static int write_one(struct ws_session *s)
  * pipe, so we stop there and the previous buffer is no longer read. */
 static int on_writable(struct ws_session *s)
 {
+	unsigned char ping[LWS_PRE + 8] = { 0 };
 	int r = 0;
 
+	/* before the data: a link busy with a backlog still gets its ping
+	 * when the socket takes anything. With a payload, as lws's own
+	 * pings have: lws 4.1.6 drops an empty PONG before the callback
+	 * (roles/ws/ops-ws.c), and the answer would not count. */
+	if (s->ping_due) {
+		s->ping_due = false;
+		memcpy(ping + LWS_PRE, "anypush", 8);
+		if (lws_write(s->wsi, ping + LWS_PRE, 8, LWS_WRITE_PING) < 8)
+			return -1;
+	}
 	for (int i = 0; i < WS_WRITES_PER_CALLBACK; i++) {
 		r = write_one(s);
 		if (r != 0 || lws_send_pipe_choked(s->wsi))
@@ -496,6 +516,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 		return -1;
 	}
 	s->attached = true;
+	ws_alive_add(ws_alive_of(loop), &s->alive, bus_now_ms());
 	metrics_add(&metrics.subscriptions[TRANSPORT_WS], 1);
 	lws_callback_on_writable(wsi);
 	return 0;
@@ -679,6 +700,7 @@ static int on_receive(struct ws_session *s, const void *in, size_t len)
 {
 	size_t max = config_live(srv_of(s)->cfg, max_message);
 
+	ws_alive_seen(&s->alive, bus_now_ms());
 	if (s->refused)
 		return 0;
 	if (lws_is_first_fragment(s->wsi)) {
@@ -723,6 +745,7 @@ static void on_closed(struct ws_session *s)
 	if (s->attached)
 		bus_detach(srv_of(s)->bus, &s->sub);
 	s->attached = false;
+	ws_alive_remove(&s->alive);
 	if (s->loop)
 		ws_unready(s->loop, &s->link);
 	bus_items_release(s->items + s->next, s->nitems - s->next);
@@ -765,6 +788,11 @@ static int session_callback(struct ws_session *s, struct lws *wsi,
 		return r;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(s, in, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (s->attached)
+			ws_alive_pong(ws_alive_of(s->loop), &s->alive,
+				      bus_now_ms());
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		on_closed(s);
 		return 0;
@@ -787,6 +815,7 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_ESTABLISHED:
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_RECEIVE_PONG:
 	case LWS_CALLBACK_CLOSED:
 		cpu = cost_cpu_now();
 		r = session_callback(s, wsi, reason, in, len);
@@ -797,6 +826,39 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	default:
 		return 0;
 	}
+}
+
+/* ---- loop thread: keepalive (ws_alive.c, from the loop's wake) ---- */
+
+static void alive_ping(struct ws_alive_link *link)
+{
+	struct ws_session *s = from_alive(link);
+
+	s->ping_due = true;
+	lws_callback_on_writable(s->wsi);
+}
+
+/* Dropped without a close frame, as lws's own validity hang-up did: a
+ * peer that answers nothing would not read one. Killed through a timeout
+ * of 0, not WRITEABLE, which a peer with a full window never lets come;
+ * one insert into lws's sorted list per connection, at its end. */
+static void alive_hangup(struct ws_alive_link *link)
+{
+	struct ws_session *s = from_alive(link);
+
+	log_debug("ws subscriber %llu silent for --ws-hangup: dropped",
+		  (unsigned long long)s->sub.id);
+	s->why = "no pong within --ws-hangup";
+	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+const struct ws_alive_ops *transport_ws_alive_ops(void)
+{
+	static const struct ws_alive_ops ops = {
+		.ping = alive_ping,
+		.hangup = alive_hangup,
+	};
+	return &ops;
 }
 
 const struct lws_protocols *transport_ws_protocols(void)

@@ -14,9 +14,11 @@
  * ev_async of our own, after which nothing else runs on the loop. */
 #include "ws.h"
 
+#include "bus.h"
 #include "capacity.h"
 #include "log.h"
 #include "server.h"
+#include "ws_alive.h"
 #include "xalloc.h"
 
 #include <errno.h>
@@ -56,11 +58,12 @@ struct ws_loop {
 	int *adopt;
 	size_t nadopt, adopt_cap;
 	struct ws_ready_link ready; /* circular list head */
+	struct ws_alive alive;      /* keepalive (loop thread only) */
 };
 
 struct ws {
 	struct server *srv;
-	lws_retry_bo_t retry;
+	lws_retry_bo_t retry; /* no validity timers: see ws_start */
 	size_t n;
 	struct ws_loop *loops;
 	atomic_size_t turn; /* where the search for the least loaded starts */
@@ -72,6 +75,11 @@ static _Thread_local struct ws_loop *running;
 struct server *ws_server(struct ws_loop *loop)
 {
 	return loop->ws->srv;
+}
+
+struct ws_alive *ws_alive_of(struct ws_loop *loop)
+{
+	return &loop->alive;
 }
 
 struct ws_loop *ws_loop_of(struct lws *wsi)
@@ -230,6 +238,7 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 
 		adopt_pending(l);
 		serve_ready(l);
+		ws_alive_turn(&l->alive, bus_now_ms());
 		return 0; /* never -1 here: it closes the cancel pipe */
 	}
 	/* the last callback of every wsi, whether or not it got to be a
@@ -273,14 +282,15 @@ static void on_syserr(const char *msg)
 }
 
 /* lws 4.1.6's libev glue keeps one ev_timer for all of lws's timers
- * (ping/pong validity, lws_set_timeout, the handshake timeout) and
+ * (lws_set_timeout, the handshake timeout) and
  * re-arms it with ev_timer_start, which does nothing while the watcher
  * is already running (so we read its source): a timer due sooner than the one armed (a 1 s ping
  * after a 5 s handshake timeout) waits for the later one, and in our
  * tests pings never went out at all. lws also runs every due timer from
  * its idle callback, which follows any io event; so a cancel every
  * TICK_S, one eventfd write per loop whatever the number of
- * connections, makes its timers late by TICK_S at most. */
+ * connections, makes its timers late by TICK_S at most. The same wake
+ * turns our keepalive wheel (on_event). */
 static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct ws_loop *l = w->data;
@@ -352,6 +362,9 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 		       LWS_SERVER_OPTION_LIBEV;
 	info.foreign_loops = foreign;
 	info.retry_and_idle_policy = &ws->retry;
+	ws_alive_init(&l->alive, transport_ws_alive_ops(),
+		      ws->srv->cfg->ws_ping * 1000,
+		      ws->srv->cfg->ws_hangup * 1000, bus_now_ms());
 	info.user = l;
 	info.max_http_header_data = 8192;
 	info.timeout_secs = (unsigned)ws->srv->cfg->head_timeout;
@@ -392,11 +405,16 @@ struct ws *ws_start(struct server *srv, size_t n)
 	ws->srv = srv;
 	ws->n = n;
 	ws->loops = xcalloc(n, sizeof *ws->loops);
+	/* Keepalive is ours (ws_alive.c), on a wheel per loop: lws's
+	 * validity policy keeps one timer per connection in a sorted list
+	 * and walks it on every ping and pong. A zero hangup turns it off
+	 * (4.1.6 core-net/wsi-timeout.c); without a policy at all lws would
+	 * use its default of 300/310 s. */
 	ws->retry = (lws_retry_bo_t){
 		.retry_ms_table = backoff,
 		.retry_ms_table_count = 1,
-		.secs_since_valid_ping = (uint16_t)srv->cfg->ws_ping,
-		.secs_since_valid_hangup = (uint16_t)srv->cfg->ws_hangup,
+		.secs_since_valid_ping = 0,
+		.secs_since_valid_hangup = 0,
 	};
 	/* before any context: the libev plugin of 4.1.6 logs every io
 	 * start and stop at NOTICE */

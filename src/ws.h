@@ -12,6 +12,8 @@ struct lws;
 struct lws_protocols;
 struct server;
 struct ws;
+struct ws_alive;
+struct ws_alive_ops;
 struct ws_loop;
 
 /* --threads at most */
@@ -51,10 +53,14 @@ void ws_unready(struct ws_loop *loop, struct ws_ready_link *link);
 struct ws_loop *ws_loop_of(struct lws *wsi);
 /* The server a loop serves. */
 struct server *ws_server(struct ws_loop *loop);
+/* The loop's keepalive wheel (ws_alive.h), turned on every wake. */
+struct ws_alive *ws_alive_of(struct ws_loop *loop);
 
 /* Provided by transport_ws.c. */
 const struct lws_protocols *transport_ws_protocols(void);
 /* Loop thread: a session taken off the ready list. */
 void transport_ws_service(struct ws_ready_link *link);
+/* The keepalive's ping and hang-up of a session. */
+const struct ws_alive_ops *transport_ws_alive_ops(void);
 
 #endif

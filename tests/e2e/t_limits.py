@@ -6,8 +6,8 @@
 SSE streams whose reader stopped, but not idle subscribers;
 --history-age and --history-memory evict what the doc says, seen in
 /info and /metrics (not by sleeping and hoping), and a resume past them
-is a gap; --ws-ping / --ws-hangup keep a ponging WebSocket and drop a
-silent one; a long-poll timeout above 120 is taken (clamped), not
+is a gap; --ws-ping / --ws-hangup keep a ponging WebSocket, and one that
+sends frames without ever ponging, and drop a silent one; a long-poll timeout above 120 is taken (clamped), not
 refused; a poll or long-poll reply is cut at about 1 MiB or 256
 messages, and a single message above 1 MiB comes alone.
 (--max-connections, --max-streams: t_capacity.py and t_errors.py;
@@ -173,6 +173,27 @@ async def test_ws_ping_hangup():
         await alive.wait_id(1, 5)
 
 
+async def test_ws_frames_are_life():
+    "--ws-ping 1 --ws-hangup 2: a client that never pongs but keeps sending frames is alive, and is not pinged"
+    with Gateway("--ws-ping", "1", "--ws-hangup", "2") as gw:
+        talker = WSClient(gw, "f", auto_pong=False)
+        silent = WSClient(gw, "f2", auto_pong=False)
+        await talker.start()
+        await silent.start()
+        t0 = time.monotonic()
+        n = 0
+        while time.monotonic() - t0 < 3.5:  # past --ws-hangup, and then some
+            await talker.send_text(f"frame {n}")
+            n += 1
+            await asyncio.sleep(0.3)
+        await silent.wait_closed(5)
+        check(silent.done, f"the silent client is still there: {silent.describe()}")
+        check(not talker.done, f"the client that sent a frame every 0.3 s was dropped: {talker.describe()}")
+        expect_eq(len(talker.pings), 0, "pings to a client whose frames confirm the link")
+        await talker.wait_id(n, 5)
+        expect_eq(info(gw, "f")["subscribers"]["ws"], 1, "ws subscribers of the talker's channel")
+
+
 async def test_longpoll_clamp():
     "long poll ?timeout= above 120 (999999, 121) is held, not refused, and a publish releases it"
     with Gateway() as gw:
@@ -222,5 +243,5 @@ async def test_reply_cut():
 if __name__ == "__main__":
     raise SystemExit(run([
         test_max_pending, test_http_timeout_idle, test_http_timeout_streams, test_history_age,
-        test_history_memory, test_ws_ping_hangup, test_longpoll_clamp, test_reply_cut,
+        test_history_memory, test_ws_ping_hangup, test_ws_frames_are_life, test_longpoll_clamp, test_reply_cut,
     ], budget=55, timeout=20))

@@ -1737,6 +1737,54 @@ START_TEST(test_deadline)
 }
 END_TEST
 
+/* The tick looks at what is due, not at what exists: 5,000 parked
+ * subscribers, each on a channel of its own with one message, cost
+ * nothing to a tick before their deadlines and their messages' age; then
+ * each is looked at about once. (It walked every subscriber and every
+ * channel on every tick: 1,000,000 looks for the 100 ticks below.) */
+START_TEST(test_tick_cost_is_what_is_due)
+{
+	enum { N = 5000 };
+	static struct tsub subs[N];
+	struct bus_stats st;
+	uint64_t before;
+	char name[16];
+
+	open_bus(100, 60000, 1 << 26, 2 * N, 1 << 24);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "c%d", i);
+		publish_at(name, "m", 50000);
+		join(&subs[i], "t", name, NULL); /* at the tail: parks */
+		bus_set_deadline(bus, &subs[i].sub, 100000 + (uint64_t)i);
+		pull_none(&subs[i], true);
+	}
+	bus_tick(bus, 1000); /* the channels created since the last tick */
+	bus_stats(bus, &st);
+	before = st.tick_visits;
+	for (uint64_t t = 2000; t < 100000; t += 1000)
+		bus_tick(bus, t);
+	bus_stats(bus, &st);
+	ck_assert_uint_eq(st.tick_visits - before, 0);
+	ck_assert_int_eq(subs[0].wakes, 0);
+	bus_tick(bus, 100000 + N - 1); /* every deadline */
+	bus_stats(bus, &st);
+	ck_assert_uint_eq(st.tick_visits - before, N);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(subs[i].wakes, 1);
+	before = st.tick_visits;
+	bus_tick(bus, 110000); /* every message's age: history, then idle */
+	bus_stats(bus, &st);
+	ck_assert_uint_eq(st.retained, 0);
+	ck_assert_uint_le(st.tick_visits - before, 2 * N);
+	ck_assert_uint_eq(st.channels, N); /* each still has its subscriber */
+	for (int i = 0; i < N; i++)
+		bus_detach(bus, &subs[i].sub);
+	bus_tick(bus, 111000);
+	bus_stats(bus, &st);
+	ck_assert_uint_eq(st.channels, 0);
+}
+END_TEST
+
 START_TEST(test_deadline_with_messages)
 {
 	struct bus_item items[MAXI];
@@ -1967,6 +2015,7 @@ static Suite *bus_suite(void)
 	tcase_add_test(tc, test_max_channels);
 	tcase_add_test(tc, test_deadline);
 	tcase_add_test(tc, test_deadline_with_messages);
+	tcase_add_test(tc, test_tick_cost_is_what_is_due);
 	tcase_add_test(tc, test_deadline_period);
 	tcase_add_test(tc, test_refcounts);
 	tcase_add_test(tc, test_free_with_history);

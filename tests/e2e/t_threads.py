@@ -151,7 +151,10 @@ SIZE = 4096
 
 
 async def slow_cut(n):
-    with Gateway("--outq-limit", 262144, "--history-size", 2000, threads=n) as gw:
+    # 1 MiB of queue: 256 messages of slack for a reader on a loaded
+    # machine (at 256 KiB a reader that lagged 64 messages was cut), still
+    # a fifth of what a never-reader is sent
+    with Gateway("--outq-limit", 1048576, "--history-size", 2000, threads=n) as gw:
         ch = "th:slow"
         normal = [WSClient(gw, ch) for _ in range(n)]
         slow = [WSClient(gw, ch, rcvbuf=4096) for _ in range(n)]

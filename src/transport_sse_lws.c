@@ -83,6 +83,7 @@ struct sse_stream {
 	bool named;    /* messages as events of their own name */
 	bool chunked;  /* HTTP/1.1: the body is chunked */
 	bool cut;      /* set under the bus lock, read on the loop thread */
+	bool killing;  /* cut seen on the loop thread: the wsi is ending */
 	bool closing;  /* the last bytes are written: close when sent */
 	bool watched;  /* fd is registered with the watcher */
 	int fd;
@@ -309,7 +310,9 @@ static int on_writable(struct sse_stream *st)
 {
 	int r = 0;
 
-	if (st->closing || st->cut)
+	/* cut is read only after the ready list (service): a write may
+	 * race it, and the kill's timeout must not be cleared below */
+	if (st->closing || st->killing)
 		return -1;
 	lws_set_timeout(st->wsi, NO_PENDING_TIMEOUT, 0);
 	if (!st->detached) {
@@ -354,6 +357,7 @@ static void service(struct ws_ready_link *link)
 		log_debug("sse subscriber %llu cut (slow consumer)",
 			  (unsigned long long)st->sub.id);
 		st->why = "slow consumer";
+		st->killing = true;
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
 				LWS_TO_KILL_ASYNC);
 	} else {

@@ -395,7 +395,8 @@ static int start_head(struct sse_stream *st, unsigned status,
 }
 
 /* {"error":{"code","message"}} with that status and the common headers,
- * then close once it is sent. code and message are our own text. */
+ * as http_reply_error sends it, then close once it is sent. code and
+ * message are our own text. */
 static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 		       const char *message)
 {
@@ -411,8 +412,6 @@ static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 	snprintf(len, sizeof len, "%d", n);
 	if (start_head(st, status, start, &p, end) ||
 	    add_header(st->wsi, "Content-Type:", "application/json", &p, end) ||
-	    (status == 503 &&
-	     add_header(st->wsi, "Retry-After:", "1", &p, end)) ||
 	    add_header(st->wsi, "Connection:", "close", &p, end) ||
 	    add_header(st->wsi, "Content-Length:", len, &p, end) ||
 	    lws_finalize_http_header(st->wsi, &p, end))

@@ -124,6 +124,20 @@ async def test_doubtful_requests_stay_json():
             expect_eq(h.get("access-control-allow-origin"), "*", f"{path}: CORS header")
 
 
+async def test_bus_refusal_is_json_with_cors():
+    "an SSE stream the bus refuses on the lws side (--max-channels reached) gets the JSON 503 libmicrohttpd sent, with CORS"
+    with Gateway("--max-channels", "1") as gw:
+        st, _ = publish(gw, "one", {"n": 1})
+        expect_eq(st, 201, "publish to the one channel")
+        st, h, body = get(gw, "/channels/two?transport=sse")
+        expect_eq(st, 503, "an SSE stream on a second channel")
+        check(b'"code":"over_capacity"' in body and b"too many channels" in body, f"body {body!r}")
+        expect_eq(h.get("access-control-allow-origin"), "*", "CORS header")
+        expect_eq(h.get("content-type"), "application/json", "Content-Type")
+        await wait_until(lambda: loop_streams(gw) == 0, 3, 0.05, "the refused stream's connection closed")
+        expect_eq(metrics(gw).get("anypush_streams"), 0, "the stream slot given back")
+
+
 async def test_past_max_streams_is_json_with_cors():
     "past --max-streams an SSE request gets libmicrohttpd's 503 over_capacity with CORS, and the held one keeps streaming"
     with Gateway("--max-streams", "1") as gw:
@@ -143,4 +157,5 @@ async def test_past_max_streams_is_json_with_cors():
 
 if __name__ == "__main__":
     run([test_idle_memory, test_peer_gone_and_extra_bytes, test_doubtful_requests_stay_json,
-         test_past_max_streams_is_json_with_cors], budget=120, timeout=60)
+         test_bus_refusal_is_json_with_cors, test_past_max_streams_is_json_with_cors],
+        budget=120, timeout=60)

@@ -25,7 +25,7 @@ static void feed_in_pieces(const char *buf, size_t size, size_t cap,
 			k = size - at;
 		ready = router_head_scan(&s, buf + at, k, cap);
 		at += k;
-		if (ready != (router_head_classify(buf, at, cap, true, false) !=
+		if (ready != (router_head_classify(buf, at, cap, true, true) !=
 			      HEAD_INCOMPLETE))
 			abort();
 		if (ready)

@@ -98,14 +98,15 @@ static const struct option_def options[] = {
 	NUM(http_timeout, "60", 1, 3600,
 	    "seconds an HTTP connection may stay idle or stalled"),
 	NUM(threads, "0", 0, 64, /* WS_LOOPS_MAX */
-	    "event loops: WebSocket loops, each with its own libwebsockets "
+	    "event loops: WebSocket and SSE loops, each with its own "
+	    "libwebsockets "
 	    "context, and libmicrohttpd threads unless --http-threads says "
 	    "(0: one per online CPU)"),
 	NUM(http_threads, "0", 0, 64,
 	    "libmicrohttpd threads (0: as many as --threads)"),
 	NUM(http_memory, "16384", 4096, 1048576,
-	    "bytes per HTTP connection (request head, reply buffer): less "
-	    "memory per SSE stream, smaller heads accepted"),
+	    "bytes per libmicrohttpd connection (request head, reply "
+	    "buffer): less memory per connection, smaller heads accepted"),
 	NUM(max_connections, "16000", 2, 1000000,
 	    "connections at most, HTTP and WebSocket; more get 503"),
 	NUM(max_streams, "0", 0, 1000000,

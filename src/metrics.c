@@ -146,6 +146,7 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 	    st.pollers, st.idem_keys, capacity_connections(cap),
 	    capacity_streams(cap));
 	put(&t, "# HELP anypush_ws_loop_connections WebSocket connections "
+		"and SSE streams "
 		"each loop (--threads) holds now.\n"
 		"# TYPE anypush_ws_loop_connections gauge\n");
 	for (size_t i = 0; i < nloops; i++)

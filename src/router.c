@@ -161,10 +161,17 @@ static bool within_capacity(struct router *r, struct pending *p, bool to_ws)
 	return false;
 }
 
-static void hand_off(struct router *r, struct pending *p, bool to_ws)
+static void hand_off(struct router *r, struct pending *p, enum head_verdict v)
 {
+	bool to_ws = v == HEAD_WS;
+
 	if (!within_capacity(r, p, to_ws))
 		return;
+	/* An event stream goes to lws only with a stream slot; past
+	 * --max-streams libmicrohttpd answers its 503, with the CORS
+	 * headers a browser needs to read it (transport_sse.c) */
+	if (v == HEAD_SSE)
+		to_ws = capacity_take_stream(r->srv->cap);
 	unlink_pending(r, p);
 	if (to_ws) {
 		metrics_add(&metrics.routed_ws, 1);
@@ -200,7 +207,8 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 		metrics_add(&metrics.head_peeked_bytes, (uint64_t)n);
 	}
 	v = router_head_classify(r->head, (size_t)n, sizeof r->head,
-				 transport_enabled(&transport_ws));
+				 transport_enabled(&transport_ws),
+				 transport_enabled(&transport_sse));
 	switch (v) {
 	case HEAD_INCOMPLETE:
 		/* cannot happen: the scan and the classifier agree */
@@ -208,7 +216,8 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 		return;
 	case HEAD_HTTP:
 	case HEAD_WS:
-		hand_off(r, p, v == HEAD_WS);
+	case HEAD_SSE:
+		hand_off(r, p, v);
 		return;
 	case HEAD_BAD:
 		metrics_add(&metrics.head_rejected, 1);

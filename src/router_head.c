@@ -192,6 +192,87 @@ static bool ws_target_ok(const char *t, size_t len)
 	return v == NULL || client_id_valid(v, vlen);
 }
 
+/* The value of query argument `name` percent-decoded into buf (cap),
+ * as the libraries will see it: its length, -1 if absent, -2 if it
+ * does not decode. */
+static long query_value(const char *q, size_t qlen, const char *name,
+			char *buf, size_t cap)
+{
+	size_t vlen = 0;
+	const char *v = q ? query_arg(q, qlen, name, &vlen) : NULL;
+	long n;
+
+	if (v == NULL)
+		return -1;
+	n = query_unescape(v, vlen, buf, cap);
+	return n < 0 ? -2 : n;
+}
+
+/* Whether an SSE subscribe will be served as it is, so that every
+ * doubtful one goes to libmicrohttpd, which answers the JSON error
+ * (http.c subscribe, transport_sse.c): GET /channels/LIST with a list
+ * channel_list_parse takes; transport=sse, or no transport with Accept:
+ * text/event-stream and no WebSocket upgrade (pick_transport's order);
+ * a Last-Event-ID (which wins) or since that parses as one cursor per
+ * channel; a valid client id; sse_events absent, 0, 1, true or false;
+ * and no request body. */
+static bool sse_ok(const char *head, size_t len, const char *t, size_t tlen)
+{
+	static const char prefix[] = "/channels/";
+	const char *q = memchr(t, '?', tlen), *v;
+	size_t plen = q ? (size_t)(q - t) : tlen, qlen = q ? tlen - plen - 1 : 0;
+	struct channel_list chs;
+	struct cursor ids[CHANNELS_PER_SUBSCRIPTION_MAX];
+	char buf[CURSOR_TEXT_MAX];
+	size_t vlen;
+	long n;
+
+	if (q)
+		q++;
+	if (plen <= sizeof prefix - 1 || memcmp(t, prefix, sizeof prefix - 1))
+		return false;
+	if (channel_list_parse(t + sizeof prefix - 1, plen - sizeof prefix + 1,
+			       &chs) < 0)
+		return false;
+	if (header_value(head, len, "Content-Length:", &vlen) ||
+	    header_value(head, len, "Transfer-Encoding:", &vlen))
+		return false;
+	n = query_value(q, qlen, "transport", buf, sizeof buf);
+	if (n == -1) {
+		bool accept = false;
+
+		v = header_value(head, len, "Accept:", &vlen);
+		for (size_t i = 0; v && i + 17 <= vlen && !accept; i++)
+			accept = strncasecmp(v + i, "text/event-stream", 17) ==
+				 0;
+		v = header_value(head, len, "Upgrade:", &vlen);
+		for (size_t i = 0; v && i + 9 <= vlen && accept; i++)
+			accept = strncasecmp(v + i, "websocket", 9) != 0;
+		if (!accept)
+			return false;
+	} else if (n != 3 || memcmp(buf, "sse", 3) != 0) {
+		return false;
+	}
+	v = header_value(head, len, "Last-Event-ID:", &vlen);
+	if (v && vlen > 0) {
+		if (vlen >= sizeof buf ||
+		    cursor_parse(v, vlen, chs.count, ids) < 0)
+			return false;
+	} else {
+		n = query_value(q, qlen, "since", buf, sizeof buf);
+		if (n == -2 ||
+		    (n >= 0 && cursor_parse(buf, (size_t)n, chs.count, ids) < 0))
+			return false;
+	}
+	n = query_value(q, qlen, "client", buf, sizeof buf);
+	if (n == -2 || (n >= 0 && !client_id_valid(buf, (size_t)n)))
+		return false;
+	n = query_value(q, qlen, "sse_events", buf, sizeof buf);
+	return n == -1 || (n == 1 && (buf[0] == '0' || buf[0] == '1')) ||
+	       (n == 4 && memcmp(buf, "true", 4) == 0) ||
+	       (n == 5 && memcmp(buf, "false", 5) == 0);
+}
+
 /* 1 to 19 decimal digits: a Content-Length no parser can read two ways
  * ("+5", "5, 5" and "-5" can be; 19 digits cannot overflow 64 bits). */
 static bool digits(const char *s, size_t len)
@@ -260,7 +341,7 @@ static bool framing_ok(const char *hdr, size_t len)
 }
 
 enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
-				       bool ws_enabled)
+				       bool ws_enabled, bool sse_enabled)
 {
 	const char *end, *sp1, *sp2, *eol;
 
@@ -278,9 +359,12 @@ enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 		return HEAD_BAD;
 	if (!framing_ok(eol + 1, (size_t)(end - eol - 1)))
 		return HEAD_BAD;
-	if (!ws_enabled || sp1 - buf != 3 || memcmp(buf, "GET", 3) != 0)
+	if (sp1 - buf != 3 || memcmp(buf, "GET", 3) != 0)
 		return HEAD_HTTP;
-	if (!websocket_handshake_ok(buf, (size_t)(end - buf)))
+	if (sse_enabled &&
+	    sse_ok(buf, (size_t)(end - buf), sp1 + 1, (size_t)(sp2 - sp1 - 1)))
+		return HEAD_SSE;
+	if (!ws_enabled || !websocket_handshake_ok(buf, (size_t)(end - buf)))
 		return HEAD_HTTP;
 	return ws_target_ok(sp1 + 1, (size_t)(sp2 - sp1 - 1)) ? HEAD_WS :
 								HEAD_HTTP;

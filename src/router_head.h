@@ -13,6 +13,7 @@ enum head_verdict {
 	HEAD_INCOMPLETE, /* wait for more bytes */
 	HEAD_HTTP,       /* a request for libmicrohttpd */
 	HEAD_WS,         /* a valid WebSocket subscribe for libwebsockets */
+	HEAD_SSE,        /* a valid SSE subscribe for libwebsockets */
 	HEAD_BAD,        /* not HTTP/1.x: answer 400 and close */
 	HEAD_TOO_LARGE,  /* no end of head within the cap: 431 and close */
 };
@@ -27,9 +28,10 @@ struct head_scan {
 };
 
 /* buf holds the first len bytes the client sent; cap is the most the
- * router will look at. ws_enabled: whether upgrades may go to lws. */
+ * router will look at. ws_enabled, sse_enabled: whether upgrades and
+ * event streams may go to lws. */
 enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
-				       bool ws_enabled);
+				       bool ws_enabled, bool sse_enabled);
 /* Feed the len bytes that follow those already fed. True once
  * router_head_classify on every byte fed so far (and any later ones)
  * would say more than HEAD_INCOMPLETE: the head has ended, is malformed,

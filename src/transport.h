@@ -43,6 +43,9 @@ extern const struct transport transport_poll;
 extern const struct transport transport_longpoll;
 extern const struct transport transport_sse;
 extern const struct transport transport_ws;
+/* The subscribers of SSE streams served by libwebsockets (not registered:
+ * ?transport=sse names transport_sse, which libmicrohttpd serves). */
+extern const struct transport transport_sse_lws;
 
 /* The transport of that name, or NULL. */
 const struct transport *transport_by_name(const char *name, size_t len);

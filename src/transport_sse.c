@@ -1,4 +1,7 @@
-/* Server-Sent Events on a libmicrohttpd content reader. Each event's data
+/* Server-Sent Events on a libmicrohttpd content reader, for the SSE
+ * requests the router does not give to libwebsockets (transport_sse_lws.c
+ * holds the valid ones): it answers their JSON errors, and serves those
+ * that are valid after all (past --max-streams, the 503). Each event's data
  * is the message's shared envelope, the same bytes WebSocket and poll
  * clients get, so every transport carries channel, ts, from and binary. The reader is
  * called when MHD has room in the connection's write buffer; it copies as
@@ -13,6 +16,7 @@
 #include "message.h"
 #include "server.h"
 #include "sse_format.h"
+#include "sse_out.h"
 #include "transport.h"
 #include "xalloc.h"
 
@@ -34,14 +38,6 @@
 #define SSE_BLOCK_CHUNKED 64
 #define SSE_BLOCK_HTTP10 4096
 
-/* Up to three pieces of text waiting to be copied out. */
-struct segments {
-	const char *ptr[3];
-	size_t len[3];
-	unsigned count, at;
-	size_t off;
-};
-
 /* What only a stream with something to write needs: allocated when the
  * reader is called and freed when it parks the stream, so an idle stream
  * does not hold 3.5 KiB it is not using (bench/idle_mem.py). */
@@ -55,44 +51,10 @@ struct sse {
 	struct sse_busy *busy;   /* NULL while idle */
 	size_t nitems, next;     /* of busy->items */
 	struct message *writing; /* reference held while its data is copied */
-	struct segments out;
+	struct sse_out out;
 	bool started;
 	bool named; /* messages as events of their own name (?sse_events) */
 };
-
-static void stage(struct segments *s, const char *p, size_t len)
-{
-	s->ptr[s->count] = p;
-	s->len[s->count] = len;
-	s->count++;
-}
-
-static size_t drain(struct segments *s, char *buf, size_t max)
-{
-	size_t n = 0;
-
-	while (s->at < s->count && n < max) {
-		size_t k = s->len[s->at] - s->off;
-
-		if (k > max - n)
-			k = max - n;
-		memcpy(buf + n, s->ptr[s->at] + s->off, k);
-		n += k;
-		s->off += k;
-		if (s->off == s->len[s->at]) {
-			s->at++;
-			s->off = 0;
-		}
-	}
-	if (s->at == s->count)
-		s->at = s->count = 0;
-	return n;
-}
-
-static bool staged(const struct segments *s)
-{
-	return s->count > 0;
-}
 
 static void stage_welcome(struct sse *st)
 {
@@ -103,7 +65,7 @@ static void stage_welcome(struct sse *st)
 	n = sse_format_welcome(st->busy->scratch, sizeof st->busy->scratch,
 			       cursor, st->hs.sub.client,
 			       config_live(st->hs.req->srv->cfg, heartbeat));
-	stage(&st->out, st->busy->scratch, n);
+	sse_out_stage(&st->out, st->busy->scratch, n);
 }
 
 static void stage_item(struct sse *st, struct bus_item *it)
@@ -118,11 +80,11 @@ static void stage_item(struct sse *st, struct bus_item *it)
 	n = sse_format_item(st->busy->scratch, sizeof st->busy->scratch, cursor,
 			    chs->name[it->tap], chs->len[it->tap], it,
 			    st->named);
-	stage(&st->out, st->busy->scratch, n);
+	sse_out_stage(&st->out, st->busy->scratch, n);
 	if (m == NULL)
 		return;
-	stage(&st->out, message_json(m), m->json_len);
-	stage(&st->out, "\n\n", 2);
+	sse_out_stage(&st->out, message_json(m), m->json_len);
+	sse_out_stage(&st->out, "\n\n", 2);
 	st->writing = m;
 	it->msg = NULL;
 }
@@ -159,8 +121,8 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 	if (st->busy == NULL)
 		st->busy = xmalloc(sizeof *st->busy);
 	for (;;) {
-		n += drain(&st->out, buf + n, max - n);
-		if (staged(&st->out) || n == max)
+		n += sse_out_drain(&st->out, buf + n, max - n);
+		if (sse_out_staged(&st->out) || n == max)
 			return (ssize_t)n;
 		if (stage_next(st))
 			continue;
@@ -177,7 +139,7 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 		 * EventSource, which never shows comments to scripts, so a
 		 * client can tell an idle stream from a dead one */
 		if (got.count == 0 && got.timer) {
-			stage(&st->out, PING, sizeof PING - 1);
+			sse_out_stage(&st->out, PING, sizeof PING - 1);
 		} else if (got.count == 0) {
 			/* 0 only when parked (suspended): idle until the wake.
 			 * With n copied, MHD calls again once it is sent; the

@@ -493,6 +493,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 
 	s->loop = loop;
 	s->wsi = wsi;
+	s->link.service = transport_ws_service;
 	s->opened_ms = bus_now_ms();
 	cost_request(TRANSPORT_WS);
 	if (parse_request(s, since, &has_since) < 0) {

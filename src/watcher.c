@@ -76,12 +76,22 @@ void watcher_stop(struct watcher *w)
 	free(w);
 }
 
-int watcher_add(struct watcher *w, int fd, uint64_t sub_id)
+static int add(struct watcher *w, int fd, uint64_t sub_id, uint32_t events)
 {
-	struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET,
+	struct epoll_event ev = { .events = events | EPOLLET,
 				  .data.u64 = sub_id };
 
 	return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+int watcher_add(struct watcher *w, int fd, uint64_t sub_id)
+{
+	return add(w, fd, sub_id, EPOLLRDHUP);
+}
+
+int watcher_add_quiet(struct watcher *w, int fd, uint64_t sub_id)
+{
+	return add(w, fd, sub_id, EPOLLRDHUP | EPOLLIN);
 }
 
 void watcher_remove(struct watcher *w, int fd)

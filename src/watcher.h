@@ -15,6 +15,9 @@ void watcher_stop(struct watcher *w);
 /* Watch fd for its peer hanging up; report it as bus_kill(sub_id).
  * Any thread. 0 or -1. */
 int watcher_add(struct watcher *w, int fd, uint64_t sub_id);
+/* The same for a client that must send nothing more (an SSE stream on
+ * libwebsockets, which reads nothing then): bytes arriving end it too. */
+int watcher_add_quiet(struct watcher *w, int fd, uint64_t sub_id);
 /* Stop watching fd; must happen before the fd is closed. Any thread. */
 void watcher_remove(struct watcher *w, int fd);
 

@@ -223,7 +223,7 @@ static void serve_ready(struct ws_loop *l)
 		pthread_mutex_unlock(&l->lock);
 		if (link == NULL)
 			return;
-		transport_ws_service(link);
+		link->service(link);
 	}
 }
 
@@ -232,6 +232,7 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
 	const struct lws_protocols *p = transport_ws_protocols();
+	int r;
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
 		struct ws_loop *l = ws_loop_of(wsi);
@@ -248,6 +249,10 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_set_opaque_user_data(wsi, NULL);
 		give_back(ws_loop_of(wsi));
 	}
+	/* plain HTTP here is an event stream (the router sends nothing
+	 * else that is not an upgrade) */
+	if (transport_sse_lws_callback(wsi, (int)reason, user, in, len, &r))
+		return r;
 	return p[0].callback(wsi, reason, user, in, len);
 }
 
@@ -353,6 +358,11 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 	l->tick.data = l;
 	protocols[0] = transport_ws_protocols()[0];
 	protocols[0].callback = on_event;
+	/* one protocol serves WebSockets and event streams alike */
+	if (protocols[0].per_session_data_size <
+	    transport_sse_lws_session_size())
+		protocols[0].per_session_data_size =
+			transport_sse_lws_session_size();
 	foreign[0] = l->loop;
 	memset(&info, 0, sizeof info);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;

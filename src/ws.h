@@ -20,10 +20,13 @@ struct ws_loop;
 #define WS_LOOPS_MAX 64
 
 /* A session's place on its loop's ready list; guarded by the list's
- * lock. */
+ * lock. service is what the loop thread calls when it takes the link off
+ * the list (a WebSocket session or an SSE stream); set before the first
+ * ws_ready. */
 struct ws_ready_link {
 	struct ws_ready_link *prev, *next;
 	bool queued;
+	void (*service)(struct ws_ready_link *link);
 };
 
 /* Life cycle */
@@ -62,5 +65,14 @@ const struct lws_protocols *transport_ws_protocols(void);
 void transport_ws_service(struct ws_ready_link *link);
 /* The keepalive's ping and hang-up of a session. */
 const struct ws_alive_ops *transport_ws_alive_ops(void);
+
+/* Provided by transport_sse_lws.c: SSE streams the router sent to lws. */
+/* Loop thread: handle the callback if it is an SSE wsi's (LWS_CALLBACK_HTTP
+ * or a wsi whose session data is an SSE stream); true if handled, with
+ * the callback's answer in *ret. */
+bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
+				void *in, size_t len, int *ret);
+/* The per-session data an SSE wsi needs. */
+size_t transport_sse_lws_session_size(void);
 
 #endif

@@ -25,7 +25,7 @@ static void feed_in_pieces(const char *buf, size_t size, size_t cap,
 			k = size - at;
 		ready = router_head_scan(&s, buf + at, k, cap);
 		at += k;
-		if (ready != (router_head_classify(buf, at, cap, true) !=
+		if (ready != (router_head_classify(buf, at, cap, true, true) !=
 			      HEAD_INCOMPLETE))
 			abort();
 		if (ready)
@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *buf = malloc(size ? size : 1);
 
 	memcpy(buf, data, size);
-	router_head_classify(buf, size, 8192, true);
-	router_head_classify(buf, size, size, false);
+	router_head_classify(buf, size, 8192, true, true);
+	router_head_classify(buf, size, size, false, false);
 	if (size > 0) {
 		feed_in_pieces(buf + 1, size - 1, 8192, data[0]);
 		feed_in_pieces(buf + 1, size - 1, size, data[0]);

@@ -1,5 +1,5 @@
 /* The router's first look at a connection: incomplete, HTTP, a WebSocket
- * subscribe lws will accept, malformed, or too large. The bytes are
+ * or SSE subscribe lws will accept, malformed, or too large. The bytes are
  * whatever a client sent first, so most cases here are hostile. */
 #include "unit.h"
 
@@ -15,7 +15,7 @@
 
 static enum head_verdict classify(const char *buf, size_t len)
 {
-	return router_head_classify(buf, len, CAP, true);
+	return router_head_classify(buf, len, CAP, true, false);
 }
 
 static enum head_verdict classify_str(const char *s)
@@ -32,6 +32,8 @@ static const char *verdict_name(enum head_verdict v)
 		return "HTTP";
 	case HEAD_WS:
 		return "WS";
+	case HEAD_SSE:
+		return "SSE";
 	case HEAD_BAD:
 		return "BAD";
 	case HEAD_TOO_LARGE:
@@ -220,7 +222,7 @@ START_TEST(test_ws_disabled)
 {
 	const char *h = ws_head("/channels/x?since=5", "Upgrade: websocket");
 
-	ck_verdict(router_head_classify(h, strlen(h), CAP, false), HEAD_HTTP);
+	ck_verdict(router_head_classify(h, strlen(h), CAP, false, false), HEAD_HTTP);
 }
 END_TEST
 
@@ -279,6 +281,131 @@ END_TEST
 
 /* ---- incomplete and too large ---- */
 
+/* An SSE subscribe with the given target and extra header lines. */
+static enum head_verdict sse_classify(const char *target, const char *extra,
+				      bool sse_enabled)
+{
+	char buf[2048];
+
+	snprintf(buf, sizeof buf,
+		 "GET %s HTTP/1.1\r\nHost: localhost\r\n%s\r\n", target,
+		 extra);
+	return router_head_classify(buf, strlen(buf), CAP, true, sse_enabled);
+}
+
+#define ACCEPT_SSE "Accept: text/event-stream\r\n"
+
+START_TEST(test_sse_valid)
+{
+	ck_verdict(sse_classify("/channels/a?transport=sse", "", true),
+		   HEAD_SSE);
+	ck_verdict(sse_classify("/channels/a,b.c", ACCEPT_SSE, true),
+		   HEAD_SSE);
+	ck_verdict(sse_classify("/channels/a", "accept: TEXT/Event-Stream\r\n",
+				true),
+		   HEAD_SSE);
+	ck_verdict(sse_classify("/channels/a,b?transport=sse&since=3,4"
+				"&client=me_1&presence=1&sse_events=0",
+				"", true),
+		   HEAD_SSE);
+	/* browsers encode the colon and comma of a cursor */
+	ck_verdict(sse_classify("/channels/a,b?transport=sse&since="
+				"abc%3A3%2Cabc%3A4",
+				"", true),
+		   HEAD_SSE);
+	ck_verdict(sse_classify("/channels/a?transport=sse",
+				"Last-Event-ID: abc:7\r\n", true),
+		   HEAD_SSE);
+	/* an empty Last-Event-ID is ignored, as http.c ignores it */
+	ck_verdict(sse_classify("/channels/a?transport=sse&since=2",
+				"Last-Event-ID: \r\n", true),
+		   HEAD_SSE);
+	ck_verdict(sse_classify("/channels/a?transport=sse&sse_events=true",
+				"", true),
+		   HEAD_SSE);
+	ck_verdict(sse_classify("/channels/a?transport=sse&sse_events=false",
+				"", true),
+		   HEAD_SSE);
+}
+END_TEST
+
+/* Whatever libmicrohttpd must answer with a JSON error, or may read
+ * differently, goes there. */
+START_TEST(test_sse_doubtful_goes_to_http)
+{
+	ck_verdict(sse_classify("/channels/a?transport=sse", "", false),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a", "", true), HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=poll", ACCEPT_SSE, true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=longpoll", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=ss", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse%20", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a/info?transport=sse", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a%62?transport=sse", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a,a?transport=sse", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/?transport=sse", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/other?transport=sse", "", true), HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse&since=x", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a,b?transport=sse&since=3", "",
+				true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse&since=%3", "",
+				true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse",
+				"Last-Event-ID: -1\r\n", true),
+		   HEAD_HTTP);
+	/* Last-Event-ID wins over a good since */
+	ck_verdict(sse_classify("/channels/a?transport=sse&since=1",
+				"Last-Event-ID: x\r\n", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse&client=a%20b", "",
+				true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse&client=", "", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse&sse_events=2", "",
+				true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse&sse_events=", "",
+				true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse",
+				"Content-Length: 0\r\n", true),
+		   HEAD_HTTP);
+	ck_verdict(sse_classify("/channels/a?transport=sse",
+				"Transfer-Encoding: chunked\r\n", true),
+		   HEAD_HTTP);
+	/* without ?transport, an upgrade picks ws first (http.c) */
+	ck_verdict(sse_classify("/channels/a",
+				ACCEPT_SSE "Upgrade: websocket\r\n", true),
+		   HEAD_HTTP);
+}
+END_TEST
+
+START_TEST(test_sse_needs_get)
+{
+	const char *h = "POST /channels/a?transport=sse HTTP/1.1\r\n"
+			"Host: x\r\n\r\n";
+	const char *head = "HEAD /channels/a?transport=sse HTTP/1.1\r\n"
+			   "Host: x\r\n\r\n";
+
+	ck_verdict(router_head_classify(h, strlen(h), CAP, true, true),
+		   HEAD_HTTP);
+	ck_verdict(router_head_classify(head, strlen(head), CAP, true, true),
+		   HEAD_HTTP);
+}
+END_TEST
+
 START_TEST(test_incomplete)
 {
 	static const char *const heads[] = {
@@ -325,21 +452,21 @@ START_TEST(test_too_large)
 	/* a long target with no end of head */
 	memcpy(buf, "GET /", 5);
 	memset(buf + 5, 'a', sizeof buf - 5);
-	ck_verdict(router_head_classify(buf, CAP - 1, CAP, true),
+	ck_verdict(router_head_classify(buf, CAP - 1, CAP, true, false),
 		   HEAD_INCOMPLETE);
-	ck_verdict(router_head_classify(buf, CAP, CAP, true), HEAD_TOO_LARGE);
+	ck_verdict(router_head_classify(buf, CAP, CAP, true, false), HEAD_TOO_LARGE);
 
 	/* many headers */
 	n = (size_t)sprintf(buf, "GET / HTTP/1.1\r\n");
 	while (n + 8 <= CAP)
 		n += (size_t)sprintf(buf + n, "X-A: b\r\n");
-	ck_verdict(router_head_classify(buf, n, n, true), HEAD_TOO_LARGE);
-	ck_verdict(router_head_classify(buf, n, n + 1, true), HEAD_INCOMPLETE);
+	ck_verdict(router_head_classify(buf, n, n, true, false), HEAD_TOO_LARGE);
+	ck_verdict(router_head_classify(buf, n, n + 1, true, false), HEAD_INCOMPLETE);
 
 	/* a complete head right at the cap is fine: the last header
 	 * "X-A: b\r\n" becomes "X-A:\r\n\r\n" */
 	memcpy(buf + n - 4, "\r\n\r\n", 4);
-	ck_verdict(router_head_classify(buf, n, n, true), HEAD_HTTP);
+	ck_verdict(router_head_classify(buf, n, n, true, false), HEAD_HTTP);
 }
 END_TEST
 
@@ -461,7 +588,7 @@ START_TEST(test_random_mutations)
 	 * a buffer of exactly their length: any verdict, but a sane one and
 	 * no read out of bounds (valgrind or ASan would say) */
 	static const char interesting[] = " ,?&=%:/\r\n\t\0~.";
-	const char *bases[3];
+	const char *bases[4];
 	char work[1200];
 	int counts[HEAD_TOO_LARGE + 1] = { 0 };
 
@@ -469,9 +596,11 @@ START_TEST(test_random_mutations)
 		ws_head("/channels/a,b?since=1,2", "Upgrade: websocket"));
 	bases[1] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 	bases[2] = "POST /channels/x HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+	bases[3] = "GET /channels/a,b?transport=sse&since=1,2 HTTP/1.1\r\n"
+		   "Accept: text/event-stream\r\n\r\n";
 	ck_assert_ptr_nonnull(bases[0]);
 	for (int round = 0; round < 30000; round++) {
-		const char *base = bases[next_rand() % 3];
+		const char *base = bases[next_rand() % 4];
 		size_t len = strlen(base), edits = next_rand() % 4, cap;
 		enum head_verdict v;
 		char *exact;
@@ -517,7 +646,7 @@ START_TEST(test_random_mutations)
 		ck_assert_ptr_nonnull(exact);
 		memcpy(exact, work, len);
 		v = router_head_classify(exact, len, cap ? cap : 1,
-					 next_rand() % 2);
+					 next_rand() % 2, next_rand() % 2);
 		free(exact);
 		ck_assert_int_ge(v, HEAD_INCOMPLETE);
 		ck_assert_int_le(v, HEAD_TOO_LARGE);
@@ -552,7 +681,7 @@ START_TEST(test_exact_length_reads)
 
 			ck_assert_ptr_nonnull(b);
 			memcpy(b, heads[i], n);
-			(void)router_head_classify(b, n, CAP, true);
+			(void)router_head_classify(b, n, CAP, true, false);
 			free(b);
 		}
 	}
@@ -578,7 +707,7 @@ static void scan_agrees(const char *buf, size_t len, size_t cap, size_t step)
 			k = len - at;
 		ready = router_head_scan(&s, buf + at, k, cap);
 		at += k;
-		v = router_head_classify(buf, at, cap, true);
+		v = router_head_classify(buf, at, cap, true, false);
 		ck_assert_msg(ready == (v != HEAD_INCOMPLETE),
 			      "after %zu of %zu bytes (cap %zu): scan %s, "
 			      "classify %s",
@@ -645,7 +774,7 @@ START_TEST(test_scan_byte_by_byte_to_the_cap)
 		ck_assert(!router_head_scan(&s, buf + i, 1, CAP));
 	ck_assert(router_head_scan(&s, buf + i, 1, CAP));
 	ck_assert_uint_eq(s.seen, n);
-	ck_verdict(router_head_classify(buf, n, CAP, true), HEAD_HTTP);
+	ck_verdict(router_head_classify(buf, n, CAP, true, false), HEAD_HTTP);
 	/* stays ready */
 	ck_assert(router_head_scan(&s, "x", 1, CAP));
 
@@ -655,7 +784,7 @@ START_TEST(test_scan_byte_by_byte_to_the_cap)
 	for (i = 0; i < CAP - 1; i++)
 		ck_assert(!router_head_scan(&s, buf + i, 1, CAP));
 	ck_assert(router_head_scan(&s, buf + i, 1, CAP));
-	ck_verdict(router_head_classify(buf, CAP, CAP, true), HEAD_TOO_LARGE);
+	ck_verdict(router_head_classify(buf, CAP, CAP, true, false), HEAD_TOO_LARGE);
 }
 END_TEST
 
@@ -700,6 +829,9 @@ static Suite *router_head_suite(void)
 	tcase_add_test(tc, test_ws_disabled);
 	tcase_add_test(tc, test_ws_doubtful_goes_to_http);
 	tcase_add_test(tc, test_ws_needs_get);
+	tcase_add_test(tc, test_sse_valid);
+	tcase_add_test(tc, test_sse_doubtful_goes_to_http);
+	tcase_add_test(tc, test_sse_needs_get);
 	tcase_add_test(tc, test_incomplete);
 	tcase_add_test(tc, test_every_prefix_incomplete);
 	tcase_add_test(tc, test_too_large);

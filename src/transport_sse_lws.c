@@ -1,0 +1,626 @@
+/* Server-Sent Events on the libwebsockets loops. The router sends here
+ * only SSE subscribes it has checked in full (router_head.c), with a
+ * stream slot already taken; anything doubtful goes to libmicrohttpd,
+ * whose transport_sse.c answers the JSON error or serves it.
+ *
+ * Why here and not on libmicrohttpd: MHD 0.9.75 keeps its whole
+ * connection pool (--http-memory) for as long as a reply streams, so a
+ * held SSE stream cost 15 KB of RSS (bench/idle_mem.py). Here an idle
+ * stream keeps the wsi and this struct: lws's header table (8 KiB) is
+ * given back once the head is answered, and the write buffer exists only
+ * while there is something to write.
+ *
+ * The bytes are those of transport_sse.c (sse_format.c), in chunked
+ * encoding over HTTP/1.1 and as a plain body over HTTP/1.0. Everything
+ * runs on the stream's loop thread except the wake and cut ops, which run
+ * under the bus lock on any thread and only queue the stream for it. */
+#include "bus.h"
+#include "clientid.h"
+#include "cost.h"
+#include "cursor.h"
+#include "log.h"
+#include "message.h"
+#include "metrics.h"
+#include "server.h"
+#include "sse_format.h"
+#include "sse_out.h"
+#include "transport.h"
+#include "validate.h"
+#include "watcher.h"
+#include "ws.h"
+#include "xalloc.h"
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_PREFIX "sse"
+#define SSE_BATCH 16
+#define SSE_BATCH_BYTES (64u << 10)
+/* one write: the body of one chunk */
+#define SSE_WRITE_MAX (16u << 10)
+#define SSE_WRITES_PER_CALLBACK 8
+/* room before a chunk's data for its size line: 8 hex digits, CRLF */
+#define CHUNK_HEAD 10
+#define HEAD_MAX 1024
+#define URI_MAX 8192
+#define PING ": ping\nevent: ping\ndata: {}\n\n"
+
+/* What only a stream with something to write needs: allocated when it
+ * is asked to write and freed when it parks, so an idle stream does not
+ * hold it (bench/idle_mem.py). */
+struct sse_busy {
+	struct bus_item items[SSE_BATCH]; /* pulled, not yet written */
+	char scratch[SSE_FORMAT_MAX];
+	struct channel_list chs; /* names point into the stream's path */
+	unsigned char buf[LWS_PRE + CHUNK_HEAD + SSE_WRITE_MAX + 2];
+};
+
+/* lws's per-session data of an SSE wsi; zeroed by lws. The subscriber
+ * comes first: its transport tells an SSE wsi from a WebSocket one. */
+struct sse_stream {
+	struct subscriber sub;
+	struct ws_ready_link link;
+	struct ws_loop *loop;
+	struct lws *wsi;
+	char *path; /* the channel list */
+	size_t nch;
+	struct cursor *cursor;   /* as the client has it, one per channel */
+	struct sse_busy *busy;   /* NULL while idle */
+	size_t nitems, next;     /* of busy->items */
+	struct message *writing; /* reference held while its data is copied */
+	struct sse_out out;
+	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
+	uint64_t opened_ms;
+	unsigned long sent; /* messages */
+	const char *why;    /* for the close line; NULL: the peer or the link */
+	bool opened;   /* the HTTP callback came */
+	bool attached; /* to the bus */
+	bool detached; /* lws's header table given back */
+	bool started;  /* the welcome is staged */
+	bool named;    /* messages as events of their own name */
+	bool chunked;  /* HTTP/1.1: the body is chunked */
+	bool cut;      /* set under the bus lock, read on the loop thread */
+	bool killing;  /* cut seen on the loop thread: the wsi is ending */
+	bool closing;  /* the last bytes are written: close when sent */
+	bool watched;  /* fd is registered with the watcher */
+	int fd;
+};
+
+/* What fill found. */
+enum fill_end {
+	FILL_MORE,   /* bytes to write, and ask again */
+	FILL_PARKED, /* nothing to write: parked until a wake */
+	FILL_END,    /* the gateway stops: the bytes, then the end */
+	FILL_ERROR,  /* close now (slow consumer, gone) */
+};
+
+/* ---- transport ops (any thread, under the bus lock) ---- */
+
+static struct sse_stream *from_link(struct ws_ready_link *link)
+{
+	return (struct sse_stream *)((char *)link -
+				     offsetof(struct sse_stream, link));
+}
+
+static void sse_wake(struct subscriber *sub)
+{
+	struct sse_stream *st = (struct sse_stream *)sub;
+
+	ws_ready(st->loop, &st->link);
+}
+
+static void sse_cut(struct subscriber *sub)
+{
+	struct sse_stream *st = (struct sse_stream *)sub;
+
+	st->cut = true;
+	ws_ready(st->loop, &st->link);
+}
+
+/* Never reached: this table is only the subscribers' (the bus counts
+ * them as sse); ?transport=sse names transport_sse, libmicrohttpd's. */
+static int sse_lws_serve(struct http_request *req)
+{
+	(void)req;
+	return 0;
+}
+
+static void sse_lws_finish(struct http_request *req)
+{
+	(void)req;
+}
+
+const struct transport transport_sse_lws = {
+	.name = "sse",
+	.id = TRANSPORT_SSE,
+	.serve = sse_lws_serve,
+	.finish = sse_lws_finish,
+	.park = transport_no_op, /* not asking for WRITEABLE is the park */
+	.wake = sse_wake,
+	.cut = sse_cut,
+};
+
+/* ---- loop thread: the text ---- */
+
+static void stage_welcome(struct sse_stream *st)
+{
+	char cursor[CURSOR_TEXT_MAX];
+	size_t n;
+
+	cursor_format(st->cursor, st->nch, cursor);
+	n = sse_format_welcome(
+		st->busy->scratch, sizeof st->busy->scratch, cursor,
+		st->sub.client,
+		config_live(ws_server(st->loop)->cfg, heartbeat));
+	sse_out_stage(&st->out, st->busy->scratch, n);
+}
+
+static void stage_item(struct sse_stream *st, struct bus_item *it)
+{
+	const struct channel_list *chs = &st->busy->chs;
+	char cursor[CURSOR_TEXT_MAX];
+	struct message *m = it->msg;
+	size_t n;
+
+	if (m)
+		st->sent++;
+	st->cursor[it->tap].epoch = it->epoch;
+	st->cursor[it->tap].id = it->cursor;
+	cursor_format(st->cursor, st->nch, cursor);
+	n = sse_format_item(st->busy->scratch, sizeof st->busy->scratch, cursor,
+			    chs->name[it->tap], chs->len[it->tap], it,
+			    st->named);
+	sse_out_stage(&st->out, st->busy->scratch, n);
+	if (m == NULL)
+		return;
+	sse_out_stage(&st->out, message_json(m), m->json_len);
+	sse_out_stage(&st->out, "\n\n", 2);
+	st->writing = m;
+	it->msg = NULL;
+}
+
+/* Stage the next thing to send; false if nothing is ready. */
+static bool stage_next(struct sse_stream *st)
+{
+	message_unref(st->writing);
+	st->writing = NULL;
+	if (!st->started) {
+		st->started = true;
+		stage_welcome(st);
+		return true;
+	}
+	if (st->next < st->nitems) {
+		stage_item(st, &st->busy->items[st->next++]);
+		return true;
+	}
+	return false;
+}
+
+static void go_busy(struct sse_stream *st)
+{
+	if (st->busy)
+		return;
+	st->busy = xmalloc(sizeof *st->busy);
+	/* the path parsed when the stream opened */
+	(void)channel_list_parse(st->path, strlen(st->path), &st->busy->chs);
+}
+
+/* Up to max bytes into buf (*len), as transport_sse.c's reader does. */
+static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
+			  size_t *len)
+{
+	struct bus_pull got;
+	size_t n = 0;
+
+	for (;;) {
+		n += sse_out_drain(&st->out, buf + n, max - n);
+		*len = n;
+		if (sse_out_staged(&st->out) || n == max)
+			return FILL_MORE;
+		if (stage_next(st))
+			continue;
+		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
+			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
+		st->nitems = got.count;
+		st->next = 0;
+		if (got.end == SUB_END_SHUTDOWN) {
+			st->why = "shutdown";
+			return FILL_END;
+		}
+		if (got.end != SUB_END_NONE) {
+			st->why = got.end == SUB_END_SLOW ? "slow consumer" :
+							    "peer gone";
+			return FILL_ERROR;
+		}
+		/* the comment keeps proxies from timing out; the event is for
+		 * EventSource, which never shows comments to scripts */
+		if (got.count == 0 && got.timer)
+			sse_out_stage(&st->out, PING, sizeof PING - 1);
+		else if (got.count == 0)
+			return n ? FILL_MORE : FILL_PARKED;
+	}
+}
+
+/* ---- loop thread: writing ---- */
+
+/* n body bytes at body (which has CHUNK_HEAD bytes of room before it and
+ * two after), as one chunk over HTTP/1.1. */
+static int write_body(struct sse_stream *st, char *body, size_t n)
+{
+	char head[CHUNK_HEAD + 1];
+	char *start = body;
+	size_t total = n;
+
+	if (st->chunked) {
+		int h = snprintf(head, sizeof head, "%zx\r\n", n);
+
+		start = body - h;
+		memcpy(start, head, (size_t)h);
+		memcpy(body + n, "\r\n", 2);
+		total = (size_t)h + n + 2;
+	}
+	return lws_write(st->wsi, (unsigned char *)start, total,
+			 LWS_WRITE_HTTP) < (int)total ?
+		       -1 :
+		       0;
+}
+
+/* One write. 0: written, ask again; 1: stop here (parked, or the end is
+ * written and the stream closes once it is sent); -1: close. */
+static int write_some(struct sse_stream *st)
+{
+	char *body;
+	size_t n;
+	enum fill_end end;
+
+	go_busy(st);
+	body = (char *)st->busy->buf + LWS_PRE + CHUNK_HEAD;
+	end = fill(st, body, SSE_WRITE_MAX, &n);
+	if (end == FILL_ERROR)
+		return -1;
+	if (n > 0 && write_body(st, body, n) < 0)
+		return -1;
+	if (end == FILL_PARKED) {
+		/* nothing staged, every pulled item written */
+		free(st->busy);
+		st->busy = NULL;
+		return 1;
+	}
+	if (end == FILL_MORE)
+		return 0;
+	/* the gateway stops: end the body properly, then close */
+	if (st->chunked &&
+	    lws_write(st->wsi, (unsigned char *)memcpy(body, "0\r\n\r\n", 5), 5,
+		      LWS_WRITE_HTTP) < 5)
+		return -1;
+	st->closing = true;
+	lws_callback_on_writable(st->wsi);
+	return 1;
+}
+
+/* Several writes per WRITEABLE while the socket takes them. A write the
+ * socket did not take whole is kept by lws, which then holds back
+ * WRITEABLE until it is sent: if that takes --http-timeout, the reader
+ * has stopped and the stream is closed, as libmicrohttpd closes a
+ * stalled one. */
+static int on_writable(struct sse_stream *st)
+{
+	int r = 0;
+
+	/* cut is read only after the ready list (service): a write may
+	 * race it, and the kill's timeout must not be cleared below */
+	if (st->closing || st->killing)
+		return -1;
+	lws_set_timeout(st->wsi, NO_PENDING_TIMEOUT, 0);
+	if (!st->detached) {
+		/* the head is answered: its 8 KiB table is not needed again */
+		lws_http_headers_detach(st->wsi);
+		st->detached = true;
+		/* lws 4.1.6 reads nothing in this state (DOING_TRANSACTION):
+		 * it would find the peer gone only at a failed write, and the
+		 * level-triggered loop spins on a readable socket meanwhile.
+		 * Turning POLLIN off (lws_rx_flow_control) stops its h1
+		 * POLLOUT handling too. So the watcher ends the stream at
+		 * once when the peer leaves or sends anything more */
+		st->fd = lws_get_socket_fd(st->wsi);
+		st->watched = watcher_add_quiet(ws_server(st->loop)->watcher,
+						st->fd, st->sub.id) == 0;
+	}
+	for (int i = 0; i < SSE_WRITES_PER_CALLBACK && r == 0; i++) {
+		r = write_some(st);
+		if (lws_send_pipe_choked(st->wsi))
+			break;
+	}
+	if (r < 0)
+		return -1;
+	if (lws_send_pipe_choked(st->wsi)) {
+		st->why = "stalled for --http-timeout";
+		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
+				(int)ws_server(st->loop)->cfg->http_timeout);
+	} else if (r != 1 || !st->closing) {
+		st->why = NULL;
+	}
+	if (r == 0)
+		lws_callback_on_writable(st->wsi);
+	return 0;
+}
+
+static void service(struct ws_ready_link *link)
+{
+	struct sse_stream *st = from_link(link);
+	uint64_t cpu = cost_cpu_now();
+
+	if (st->cut) {
+		log_debug("sse subscriber %llu cut (slow consumer)",
+			  (unsigned long long)st->sub.id);
+		st->why = "slow consumer";
+		st->killing = true;
+		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+	} else {
+		lws_callback_on_writable(st->wsi);
+	}
+	cost_cpu(TRANSPORT_SSE, cpu);
+}
+
+/* ---- loop thread: opening ---- */
+
+static int add_header(struct lws *wsi, const char *name, const char *value,
+		      unsigned char **p, unsigned char *end)
+{
+	return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+					   (const unsigned char *)value,
+					   (int)strlen(value), p, end);
+}
+
+/* The status line and the headers every reply carries (as
+ * http_reply_common_headers); sets chunked for HTTP/1.1. */
+static int start_head(struct sse_stream *st, unsigned status,
+		      unsigned char *start, unsigned char **p,
+		      unsigned char *end)
+{
+	if (lws_add_http_header_status(st->wsi, status, p, end))
+		return -1;
+	/* lws answers in the request's version */
+	st->chunked = memcmp(start, "HTTP/1.0", 8) != 0;
+	if (add_header(st->wsi, "Access-Control-Allow-Origin:", "*", p, end) ||
+	    add_header(st->wsi, "Access-Control-Expose-Headers:",
+		       "X-Client-Id, Idempotent-Replayed", p, end) ||
+	    add_header(st->wsi, "Cache-Control:", "no-cache", p, end))
+		return -1;
+	return 0;
+}
+
+/* {"error":{"code","message"}} with that status and the common headers,
+ * as http_reply_error sends it, then close once it is sent. code and
+ * message are our own text. */
+static int reply_error(struct sse_stream *st, unsigned status, const char *code,
+		       const char *message)
+{
+	unsigned char buf[LWS_PRE + HEAD_MAX + 512];
+	unsigned char *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof buf - 512;
+	char body[512], len[24];
+	int n = snprintf(body, sizeof body,
+			 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+			 code, message);
+
+	metrics_add(&metrics.http_errors, 1);
+	snprintf(len, sizeof len, "%d", n);
+	if (start_head(st, status, start, &p, end) ||
+	    add_header(st->wsi, "Content-Type:", "application/json", &p, end) ||
+	    add_header(st->wsi, "Connection:", "close", &p, end) ||
+	    add_header(st->wsi, "Content-Length:", len, &p, end) ||
+	    lws_finalize_http_header(st->wsi, &p, end))
+		return -1;
+	memcpy(p, body, (size_t)n);
+	p += n;
+	if (lws_write(st->wsi, start, (size_t)(p - start),
+		      LWS_WRITE_HTTP_HEADERS) < (int)(p - start))
+		return -1;
+	st->closing = true;
+	lws_callback_on_writable(st->wsi);
+	return 0;
+}
+
+/* The value of ?name= as lws decoded it, or NULL. */
+static const char *arg(struct sse_stream *st, const char *name, char *buf,
+		       int len)
+{
+	return lws_get_urlarg_by_name(st->wsi, name, buf, len);
+}
+
+static bool flag(const char *v)
+{
+	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+}
+
+/* The request as lws decoded it, checked again (the router checked the
+ * raw head): the channels, the cursor (Last-Event-ID wins over since),
+ * client, presence, sse_events. */
+static int parse_request(struct sse_stream *st, struct cursor *since,
+			 bool *has_since)
+{
+	static const char prefix[] = "/channels/";
+	char *uri = xmalloc(URI_MAX), buf[CURSOR_TEXT_MAX + 16];
+	struct channel_list chs;
+	const char *v;
+	int r = -1, n;
+
+	if (lws_hdr_copy(st->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0 ||
+	    strncmp(uri, prefix, sizeof prefix - 1) != 0)
+		goto out;
+	st->path = xstrdup(uri + sizeof prefix - 1);
+	if (channel_list_parse(st->path, strlen(st->path), &chs) < 0)
+		goto out;
+	st->nch = chs.count;
+	n = lws_hdr_custom_copy(st->wsi, buf, sizeof buf, "last-event-id:", 14);
+	v = n > 0 ? buf : arg(st, "since=", buf, sizeof buf);
+	*has_since = v != NULL;
+	if (v && cursor_parse(v, strlen(v), chs.count, since) < 0)
+		goto out;
+	v = arg(st, "client=", buf, sizeof buf);
+	if (v && !client_id_valid(v, strlen(v)))
+		goto out;
+	if (v)
+		snprintf(st->sub.client, sizeof st->sub.client, "%s", v);
+	else
+		clientid_new(st->sub.client);
+	v = arg(st, "sse_events=", buf, sizeof buf);
+	st->named = v == NULL || flag(v);
+	if (v && !st->named && strcmp(v, "0") != 0 && strcmp(v, "false") != 0)
+		goto out;
+	st->sub.announce = flag(arg(st, "presence=", buf, sizeof buf));
+	r = 0;
+out:
+	free(uri);
+	return r;
+}
+
+static int send_head(struct sse_stream *st)
+{
+	unsigned char buf[LWS_PRE + HEAD_MAX];
+	unsigned char *start = buf + LWS_PRE, *p = start,
+		      *end = buf + sizeof buf;
+
+	if (start_head(st, 200, start, &p, end) ||
+	    add_header(st->wsi, "Content-Type:", "text/event-stream", &p,
+		       end) ||
+	    add_header(st->wsi, "X-Accel-Buffering:", "no", &p, end) ||
+	    add_header(st->wsi, "X-Client-Id:", st->sub.client, &p, end) ||
+	    (st->chunked &&
+	     add_header(st->wsi, "Transfer-Encoding:", "chunked", &p, end)))
+		return -1;
+	return lws_finalize_write_http_header(st->wsi, start, &p, end) ? -1 : 0;
+}
+
+static int on_http(struct sse_stream *st, struct lws *wsi)
+{
+	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct server *srv;
+	uint64_t hb;
+	bool has_since = false;
+	struct channel_list chs;
+	enum bus_error err;
+
+	if (st->opened)
+		return -1; /* a second request while streaming */
+	st->opened = true;
+	st->wsi = wsi;
+	st->loop = ws_loop_of(wsi);
+	st->sub.transport = &transport_sse_lws;
+	st->sub.conn = st;
+	st->link.service = service;
+	st->opened_ms = bus_now_ms();
+	srv = ws_server(st->loop);
+	hb = config_live(srv->cfg, heartbeat) * 1000;
+	cost_request(TRANSPORT_SSE);
+	if (parse_request(st, since, &has_since) < 0) {
+		log_debug("sse request refused after routing");
+		return reply_error(st, 400, "bad_request",
+				   "the request did not parse as it was "
+				   "routed");
+	}
+	metrics_add(&metrics.subscriptions[TRANSPORT_SSE], 1);
+	(void)channel_list_parse(st->path, strlen(st->path), &chs);
+	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
+	st->sub.period_ms = hb;
+	st->sub.deadline_ms = bus_now_ms() + hb;
+	err = bus_attach(srv->bus, &st->sub, &chs, has_since ? since : NULL,
+			 st->cursor);
+	if (err == BUS_SHUTTING_DOWN)
+		return reply_error(st, 503, "shutting_down",
+				   "the gateway is restarting; retry");
+	if (err != BUS_OK)
+		return reply_error(st, 503, "over_capacity",
+				   "too many channels");
+	st->attached = true;
+	if (send_head(st) < 0)
+		return -1;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* Idempotent: lws may close a wsi from several places. */
+static void on_closed(struct sse_stream *st)
+{
+	if (!st->opened)
+		return;
+	if (st->wsi)
+		cost_bytes(TRANSPORT_SSE, lws_get_socket_fd(st->wsi),
+			   &st->bytes_base);
+	/* the channel list, never the URL: a query may carry a secret */
+	if (st->attached)
+		log_debug("closed sse /channels/%s after %.3f s, %lu messages "
+			  "sent: %s",
+			  st->path,
+			  (double)(bus_now_ms() - st->opened_ms) / 1000,
+			  st->sent, st->why ? st->why : "peer closed or link lost");
+	/* before lws closes the fd, which could then be reused */
+	if (st->watched)
+		watcher_remove(ws_server(st->loop)->watcher, st->fd);
+	st->watched = false;
+	if (st->attached)
+		bus_detach(ws_server(st->loop)->bus, &st->sub);
+	st->attached = false;
+	ws_unready(st->loop, &st->link);
+	if (st->busy)
+		bus_items_release(st->busy->items + st->next,
+				  st->nitems - st->next);
+	st->nitems = st->next = 0;
+	free(st->busy);
+	st->busy = NULL;
+	message_unref(st->writing);
+	st->writing = NULL;
+	free(st->cursor);
+	st->cursor = NULL;
+	free(st->path);
+	st->path = NULL;
+	st->opened = false;
+	st->wsi = NULL;
+}
+
+bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
+				void *in, size_t len, int *ret)
+{
+	struct sse_stream *st = user;
+	uint64_t cpu;
+
+	(void)in;
+	(void)len;
+	if (st == NULL)
+		return false;
+	if (reason != LWS_CALLBACK_HTTP &&
+	    st->sub.transport != &transport_sse_lws)
+		return false;
+	cpu = cost_cpu_now();
+	*ret = 0;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		*ret = on_http(st, wsi);
+		break;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		*ret = st->opened ? on_writable(st) : -1;
+		if (st->wsi)
+			cost_bytes(TRANSPORT_SSE, lws_get_socket_fd(wsi),
+				   &st->bytes_base);
+		break;
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_WSI_DESTROY:
+		on_closed(st);
+		break;
+	default:
+		break;
+	}
+	cost_cpu(TRANSPORT_SSE, cpu);
+	return true;
+}
+
+size_t transport_sse_lws_session_size(void)
+{
+	return sizeof(struct sse_stream);
+}

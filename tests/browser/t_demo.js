@@ -12,7 +12,7 @@ const path = require('path');
 const L = require('./lib');
 
 const T = ['ws', 'sse', 'longpoll', 'poll'];
-const t = L.tap(7, 85000);
+const t = L.tap(7, 150000);
 
 (async () => {
   let gw, browser, page, context;
@@ -93,10 +93,18 @@ const t = L.tap(7, 85000);
     return sent;
   }
   async function allCount(pg, want, what) {
-    await L.waitFor(async () => {
+    // 30 s: the short-poll panel and the publishes take turns on one
+    // connection per tab, which a loaded CI machine slows down
+    try {
+      await L.waitFor(async () => {
+        const s = await pg.evaluate(() => window.demo.snapshot());
+        return T.every((tr) => s[tr].received === want && s[tr].state === 'open');
+      }, 30000, what + ': every panel open and counting ' + want);
+    } catch (e) {
       const s = await pg.evaluate(() => window.demo.snapshot());
-      return T.every((tr) => s[tr].received === want && s[tr].state === 'open');
-    }, 15000, what + ': every panel open and counting ' + want);
+      const seen = T.map((tr) => tr + ' ' + s[tr].state + ' ' + s[tr].received).join(', ');
+      throw new Error(e.message + ' (panels: ' + seen + ')');
+    }
     const s = await pg.evaluate(() => window.demo.snapshot());
     for (const tr of T) {
       assert.strictEqual(s[tr].lost + s[tr].dup + s[tr].order + s[tr].gaps, 0,

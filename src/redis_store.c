@@ -46,10 +46,19 @@ static const char publish_lua[] =
 	"ARGV[5])\n"
 	"return {'ok', epoch, id}\n";
 
-/* KEYS: meta, stream. ARGV: after id, count (0: the head alone). */
+/* KEYS: meta, stream. ARGV: after id, count (0: the head alone), new
+ * epoch, meta TTL ms. With a new epoch (not 0), a channel Redis does not
+ * know is created empty under it, as a publish would create it, so every
+ * node reading it agrees on its epoch before anything is published. */
 static const char read_lua[] =
 	"local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
-	"if not epoch then return {'none'} end\n"
+	"if not epoch then\n"
+	"  if ARGV[3] == '0' then return {'none'} end\n"
+	"  redis.call('DEL', KEYS[2])\n"
+	"  epoch = ARGV[3]\n"
+	"  redis.call('HSET', KEYS[1], 'epoch', epoch, 'last', 0)\n"
+	"  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
+	"end\n"
 	"local last = redis.call('HGET', KEYS[1], 'last')\n"
 	"local entries = {}\n"
 	"if tonumber(ARGV[2]) > 0 then\n"
@@ -61,7 +70,7 @@ static const char read_lua[] =
 /* SHA1 of the texts above, as SCRIPT LOAD answers it (test_redis_store
  * checks they match, so editing a script without these fails there). */
 static const char publish_sha[] = "1bb34504b2c684106253c4d2497d0f152a0d0052";
-static const char read_sha[] = "f8c5cfe1ffa390eac6d5c93ae6cb0cf3dbffd425";
+static const char read_sha[] = "3bd9710effd9494ddc88fab261e4a9762424cf31";
 
 #define META_TTL_EXTRA_MS (24ull * 3600 * 1000)
 
@@ -145,7 +154,9 @@ void redis_store_publish_cmd(const struct redis_publish *p, bool full_text,
 }
 
 void redis_store_read_cmd(const char *channel, size_t len, uint64_t after_id,
-			  size_t count, bool full_text, struct redis_cmd *cmd)
+			  size_t count, uint64_t new_epoch,
+			  uint64_t history_age_ms, bool full_text,
+			  struct redis_cmd *cmd)
 {
 	unsigned buf = 0;
 
@@ -155,6 +166,9 @@ void redis_store_read_cmd(const char *channel, size_t len, uint64_t after_id,
 	argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
 	argf(cmd, &buf, "%" PRIu64, after_id);
 	argf(cmd, &buf, "%zu", count);
+	argf(cmd, &buf, "%" PRIu64, new_epoch);
+	argf(cmd, &buf, "%" PRIu64,
+	     history_age_ms + (uint64_t)META_TTL_EXTRA_MS);
 }
 
 void redis_cmd_free(struct redis_cmd *cmd)

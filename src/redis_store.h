@@ -95,8 +95,12 @@ struct redis_range {
  * time). */
 void redis_store_publish_cmd(const struct redis_publish *p, bool full_text,
 			     struct redis_cmd *cmd);
+/* new_epoch: 0 to leave a channel Redis does not know alone, else the
+ * epoch to create it under (the meta's TTL from history_age_ms). */
 void redis_store_read_cmd(const char *channel, size_t len, uint64_t after_id,
-			  size_t count, bool full_text, struct redis_cmd *cmd);
+			  size_t count, uint64_t new_epoch,
+			  uint64_t history_age_ms, bool full_text,
+			  struct redis_cmd *cmd);
 /* Free what a command owns. */
 void redis_cmd_free(struct redis_cmd *cmd);
 /* The reply is Redis' NOSCRIPT error: send it again with full_text. */

@@ -79,8 +79,8 @@ static redisReply *read_range(const char *channel, uint64_t after,
 	struct redis_cmd cmd;
 	redisReply *r;
 
-	redis_store_read_cmd(channel, strlen(channel), after, count, true,
-			     &cmd);
+	redis_store_read_cmd(channel, strlen(channel), after, count, 0, 0,
+			     true, &cmd);
 	r = run(&cmd, NULL);
 	ck_assert_int_eq(redis_store_read_reply(r, range), 0);
 	redis_cmd_free(&cmd);
@@ -120,10 +120,10 @@ START_TEST(test_script_sha)
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
 	freeReplyObject(r);
 	redis_cmd_free(&cmd);
-	redis_store_read_cmd(LIT("c"), 0, 1, true, &cmd);
+	redis_store_read_cmd(LIT("c"), 0, 1, 0, 0, true, &cmd);
 	freeReplyObject(run(&cmd, NULL));
 	redis_cmd_free(&cmd);
-	redis_store_read_cmd(LIT("c"), 0, 1, false, &cmd);
+	redis_store_read_cmd(LIT("c"), 0, 1, 0, 0, false, &cmd);
 	r = run(&cmd, &noscript);
 	ck_assert(!noscript);
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
@@ -218,6 +218,40 @@ START_TEST(test_read_after_cursor)
 	r = read_range("nobody", 0, 10, &range);
 	ck_assert(!range.exists);
 	freeReplyObject(r);
+	ck_assert_int_eq(integer("EXISTS %s", "ap:{nobody}:m"), 0);
+}
+END_TEST
+
+/* A node reading a channel nobody published to yet creates it, so all
+ * nodes agree on the epoch a first publish will use. */
+START_TEST(test_read_creates_channel)
+{
+	struct redis_publish p = spec("fresh", "1");
+	struct redis_published a;
+	struct redis_range range;
+	struct redis_cmd cmd;
+	redisReply *r;
+
+	redis_store_read_cmd(LIT("fresh"), 0, 8, 31337, 60000, true, &cmd);
+	r = run(&cmd, NULL);
+	redis_cmd_free(&cmd);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert(range.exists);
+	ck_assert_uint_eq(range.epoch, 31337);
+	ck_assert_uint_eq(range.last_id, 0);
+	ck_assert_uint_eq(range.count, 0);
+	freeReplyObject(r);
+	ck_assert_int_gt(integer("PTTL %s", "ap:{fresh}:m"), 60000);
+	/* another node's read, and the publish, keep that epoch */
+	redis_store_read_cmd(LIT("fresh"), 0, 8, 555, 60000, true, &cmd);
+	r = run(&cmd, NULL);
+	redis_cmd_free(&cmd);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert_uint_eq(range.epoch, 31337);
+	freeReplyObject(r);
+	a = publish(&p);
+	ck_assert_uint_eq(a.epoch, 31337);
+	ck_assert_uint_eq(a.id, 1);
 }
 END_TEST
 
@@ -438,6 +472,7 @@ static Suite *redis_store_suite(void)
 	tcase_add_test(tc, test_ids_and_epoch);
 	tcase_add_test(tc, test_history_trimmed_and_aged);
 	tcase_add_test(tc, test_read_after_cursor);
+	tcase_add_test(tc, test_read_creates_channel);
 	tcase_add_test(tc, test_idempotency_keys);
 	tcase_add_test(tc, test_lost_channel_new_epoch);
 	tcase_add_test(tc, test_notification);

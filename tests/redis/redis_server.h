@@ -1,6 +1,6 @@
 /* redis_server.h: a redis-server of the test's own, on a unix socket in a
  * fresh temporary folder (no TCP port to collide with anything), without
- * persistence. It dies with the process that started it
+ * persistence but an explicit SAVE. It dies with the process that started it
  * (PR_SET_PDEATHSIG), so a test that fails halfway leaves nothing behind;
  * redis_server_stop ends it by pid. A missing redis-server is a failure,
  * never a skip: scripts/setup installs it. */
@@ -22,16 +22,14 @@ struct redis_server {
 	char dir[64];
 	char sock[96];
 	char log[96];
+	char rdb[96]; /* what SAVE writes, and a restart loads */
 };
 
-static inline void redis_server_start(struct redis_server *rs)
+/* Start it in rs->dir (made by redis_server_start). */
+static inline void redis_server_run(struct redis_server *rs)
 {
 	struct timespec tick = { 0, 20 * 1000 * 1000 };
 
-	snprintf(rs->dir, sizeof rs->dir, "/tmp/anypush-redis-XXXXXX");
-	ck_assert_ptr_nonnull(mkdtemp(rs->dir));
-	snprintf(rs->sock, sizeof rs->sock, "%s/redis.sock", rs->dir);
-	snprintf(rs->log, sizeof rs->log, "%s/redis.log", rs->dir);
 	rs->pid = fork();
 	ck_assert_int_ge(rs->pid, 0);
 	if (rs->pid == 0) {
@@ -63,14 +61,31 @@ static inline void redis_server_start(struct redis_server *rs)
 	ck_abort_msg("redis-server did not answer within 5 s");
 }
 
-static inline void redis_server_stop(struct redis_server *rs)
+static inline void redis_server_start(struct redis_server *rs)
+{
+	snprintf(rs->dir, sizeof rs->dir, "/tmp/anypush-redis-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(rs->dir));
+	snprintf(rs->sock, sizeof rs->sock, "%s/redis.sock", rs->dir);
+	snprintf(rs->log, sizeof rs->log, "%s/redis.log", rs->dir);
+	snprintf(rs->rdb, sizeof rs->rdb, "%s/dump.rdb", rs->dir);
+	redis_server_run(rs);
+}
+
+/* Kill it by pid (SIGKILL: nothing saved on the way out). */
+static inline void redis_server_kill(struct redis_server *rs)
 {
 	if (rs->pid > 0) {
 		kill(rs->pid, SIGKILL);
 		waitpid(rs->pid, NULL, 0);
 		rs->pid = 0;
 	}
+}
+
+static inline void redis_server_stop(struct redis_server *rs)
+{
+	redis_server_kill(rs);
 	unlink(rs->sock);
+	unlink(rs->rdb);
 	unlink(rs->log);
 	rmdir(rs->dir);
 }

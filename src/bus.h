@@ -105,6 +105,8 @@ enum bus_error {
 	BUS_SHUTTING_DOWN = -1,     /* 503 */
 	BUS_TOO_MANY_CHANNELS = -2, /* 503 */
 	BUS_IDEM_CONFLICT = -3,     /* 422: the key stored another message */
+	BUS_NOT_HERE = -4, /* 503: an answer only Redis can give, later (a
+			    * /ws publish ack with --redis: not built yet) */
 };
 
 /* Life cycle */

@@ -207,8 +207,8 @@ static void update_health(struct redis_engine *e)
 static struct active **active_slot(struct redis_engine *e, const char *name,
 				   size_t len)
 {
-	struct active **p = &e->buckets[siphash13(&e->key, name, len) &
-					 (e->nbuckets - 1)];
+	struct active **p =
+		&e->buckets[siphash13(&e->key, name, len) & (e->nbuckets - 1)];
 
 	while (*p && !((*p)->len == len && memcmp((*p)->name, name, len) == 0))
 		p = &(*p)->hnext;
@@ -224,7 +224,8 @@ static void active_grow(struct redis_engine *e)
 		struct active *a = e->buckets[i], *next;
 
 		for (; a; a = next) {
-			size_t k = siphash13(&e->key, a->name, a->len) & (n - 1);
+			size_t k = siphash13(&e->key, a->name, a->len) &
+				   (n - 1);
 
 			next = a->hnext;
 			a->hnext = b[k];
@@ -261,8 +262,8 @@ static void ingest(struct redis_engine *e, struct active *a,
 
 	if (m == NULL) {
 		log_warn("channel %.*s: a record of id %llu is not ours; "
-			 "skipped", (int)a->len, a->name,
-			 (unsigned long long)rec->id);
+			 "skipped",
+			 (int)a->len, a->name, (unsigned long long)rec->id);
 		return;
 	}
 	switch (bus_ingest(e->bus, a->name, a->len, m, rec->epoch, rec->id,
@@ -405,8 +406,7 @@ static void on_notice(redisAsyncContext *ac, void *reply, void *privdata)
 	    r->element[1]->type != REDIS_REPLY_STRING)
 		return;
 	if (redis_store_channel_of_notice(r->element[1]->str,
-					  r->element[1]->len, &name,
-					  &len) < 0)
+					  r->element[1]->len, &name, &len) < 0)
 		return;
 	a = *active_slot(s->e, name, len);
 	if (a == NULL)
@@ -454,8 +454,7 @@ static void unsubscribe(struct active *a)
 	size_t argvlen[2] = { 11, 0 };
 
 	argvlen[1] = redis_store_notice_channel(a->name, a->len, chan);
-	redisAsyncCommandArgv(a->shard->sub, on_notice, NULL, 2, argv,
-			      argvlen);
+	redisAsyncCommandArgv(a->shard->sub, on_notice, NULL, 2, argv, argvlen);
 }
 
 /* ---- publish ---- */
@@ -477,7 +476,7 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	}
 	if (reply && redis_store_publish_reply(reply, op->hash, &at) == 0) {
-		st = at.kind == REDIS_STORED	 ? REDIS_ENGINE_STORED :
+		st = at.kind == REDIS_STORED   ? REDIS_ENGINE_STORED :
 		     at.kind == REDIS_REPLAYED ? REDIS_ENGINE_REPLAYED :
 						 REDIS_ENGINE_CONFLICT;
 	} else if (reply) {
@@ -546,8 +545,8 @@ static void send_publish(struct op *op)
 
 static void run_op(struct redis_engine *e, struct op *op)
 {
-	struct shard *s = &e->shards[redis_shard_of(op->channel, op->len,
-						    e->cfg.nshards)];
+	struct shard *s =
+		&e->shards[redis_shard_of(op->channel, op->len, e->cfg.nshards)];
 	struct active **slot = active_slot(e, op->channel, op->len);
 	struct active *a = *slot;
 
@@ -687,10 +686,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
 
 static redisAsyncContext *connect_shard(struct shard *s, bool is_cmd)
 {
-	redisAsyncContext *ac =
-		s->target.path[0] ?
-			redisAsyncConnectUnix(s->target.path) :
-			redisAsyncConnect(s->target.host, (int)s->target.port);
+	redisAsyncContext *ac = s->target.path[0] ?
+					redisAsyncConnectUnix(s->target.path) :
+					redisAsyncConnect(s->target.host,
+							  (int)s->target.port);
 
 	if (ac == NULL)
 		return NULL;
@@ -795,14 +794,19 @@ fail:
 void redis_engine_stop(struct redis_engine *e)
 {
 	struct op *list;
+	bool was;
 
 	if (e == NULL)
 		return;
 	pthread_mutex_lock(&e->lock);
+	was = e->stop;
 	e->stop = true;
 	pthread_mutex_unlock(&e->lock);
+	if (was)
+		return;
 	ev_async_send(e->loop, &e->wake);
 	pthread_join(e->thread, NULL);
+	atomic_store(&e->healthy, false);
 	/* queued after the loop's last look */
 	list = e->head;
 	e->head = e->tail = NULL;
@@ -816,6 +820,13 @@ void redis_engine_stop(struct redis_engine *e)
 		free(list);
 		list = next;
 	}
+}
+
+void redis_engine_free(struct redis_engine *e)
+{
+	if (e == NULL)
+		return;
+	redis_engine_stop(e);
 	for (size_t i = 0; i < e->nbuckets; i++) {
 		struct active *a = e->buckets[i], *next;
 

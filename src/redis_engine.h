@@ -30,10 +30,10 @@ struct redis_engine_config {
 
 /* What became of a publish. */
 enum redis_engine_status {
-	REDIS_ENGINE_STORED,    /* in Redis at epoch, id */
-	REDIS_ENGINE_REPLAYED,  /* its key stored it before, at epoch, id */
-	REDIS_ENGINE_CONFLICT,  /* its key stored another message */
-	REDIS_ENGINE_DOWN,      /* Redis unreachable: not known to be stored */
+	REDIS_ENGINE_STORED,   /* in Redis at epoch, id */
+	REDIS_ENGINE_REPLAYED, /* its key stored it before, at epoch, id */
+	REDIS_ENGINE_CONFLICT, /* its key stored another message */
+	REDIS_ENGINE_DOWN,     /* Redis unreachable: not known to be stored */
 };
 
 /* Called on the engine's thread, exactly once per publish. */
@@ -46,8 +46,13 @@ typedef void redis_engine_done_fn(void *cls, enum redis_engine_status st,
  * not an error: they are retried every retry_ms. */
 struct redis_engine *redis_engine_start(const struct redis_engine_config *c,
 					struct bus *bus);
-/* Stop the thread, answer what is queued as DOWN, free everything. */
+/* Stop the thread and answer every publish still owed (DOWN); from then
+ * on publishes are answered DOWN at once, on the caller's thread. The
+ * engine stays allocated, since the bus may still call it (leaves).
+ * NULL: nothing. */
 void redis_engine_stop(struct redis_engine *e);
+/* Stop it if need be, and free it (after the bus's last use of it). */
+void redis_engine_free(struct redis_engine *e);
 
 /* Publishing (any thread) */
 /* Store m (unsealed, from message_new; the reference is taken over) in
@@ -55,8 +60,7 @@ void redis_engine_stop(struct redis_engine *e);
  * message's, the same on every node), then call done. */
 void redis_engine_publish(struct redis_engine *e, const char *channel,
 			  size_t len, struct message *m, const char *key,
-			  uint64_t hash, redis_engine_done_fn *done,
-			  void *cls);
+			  uint64_t hash, redis_engine_done_fn *done, void *cls);
 
 /* State */
 /* Every shard connected (both connections): /healthz. */

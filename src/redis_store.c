@@ -7,6 +7,7 @@
 
 #include "message.h"
 #include "payload.h"
+#include "siphash.h"
 #include "xalloc.h"
 
 #include <inttypes.h>
@@ -142,8 +143,7 @@ void redis_store_publish_cmd(const struct redis_publish *p, bool full_text,
 		argf(cmd, &buf, "ap:{%.*s}:k:%s", c, p->channel, p->idem_key);
 	argf(cmd, &buf, "%" PRIu64, p->new_epoch);
 	argf(cmd, &buf, "%" PRIu64, p->history_size ? p->history_size : 1);
-	argf(cmd, &buf, "%" PRIu64,
-	     p->history_age_ms ? p->history_age_ms : 1);
+	argf(cmd, &buf, "%" PRIu64, p->history_age_ms ? p->history_age_ms : 1);
 	argf(cmd, &buf, "%" PRIu64,
 	     p->history_age_ms + (uint64_t)META_TTL_EXTRA_MS);
 	cmd->record = encode_record(p, &rlen);
@@ -239,8 +239,8 @@ int redis_store_publish_reply(const redisReply *r, uint64_t idem_hash,
 	/* "<epoch> <id> <hash>" */
 	s = r->element[1]->str;
 	sp1 = memchr(s, ' ', r->element[1]->len);
-	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(s + r->element[1]->len -
-						   sp1 - 1)) :
+	sp2 = sp1 ? memchr(sp1 + 1, ' ',
+			   (size_t)(s + r->element[1]->len - sp1 - 1)) :
 		    NULL;
 	if (sp2 == NULL || parse_u64(s, (size_t)(sp1 - s), &out->epoch) < 0 ||
 	    parse_u64(sp1 + 1, (size_t)(sp2 - sp1 - 1), &out->id) < 0 ||
@@ -302,8 +302,7 @@ static int decode_record(const char *s, size_t len, struct redis_record *out)
 	out->event[eol - s] = '\0';
 	s = next;
 	next = line(s, end, &eol);
-	if (next == NULL ||
-	    (eol > s && !client_id_valid(s, (size_t)(eol - s))))
+	if (next == NULL || (eol > s && !client_id_valid(s, (size_t)(eol - s))))
 		return -1;
 	memcpy(out->from, s, (size_t)(eol - s));
 	out->from[eol - s] = '\0';
@@ -348,8 +347,8 @@ int redis_store_range_entry(const struct redis_range *range, size_t i,
 	    fields->element[1]->type != REDIS_REPLY_STRING)
 		return -1;
 	dash = memchr(id->str, '-', id->len);
-	if (dash == NULL || parse_u64(id->str, (size_t)(dash - id->str),
-				      &out->id) < 0)
+	if (dash == NULL ||
+	    parse_u64(id->str, (size_t)(dash - id->str), &out->id) < 0)
 		return -1;
 	out->epoch = range->epoch;
 	return decode_record(fields->element[1]->str, fields->element[1]->len,
@@ -362,8 +361,8 @@ size_t redis_store_notice_channel(const char *channel, size_t len, char *buf)
 				channel);
 }
 
-int redis_store_channel_of_notice(const char *s, size_t len,
-				  const char **name, size_t *name_len)
+int redis_store_channel_of_notice(const char *s, size_t len, const char **name,
+				  size_t *name_len)
 {
 	if (len < 7 || memcmp(s, "ap:{", 4) != 0 ||
 	    memcmp(s + len - 3, "}:n", 3) != 0)
@@ -371,6 +370,22 @@ int redis_store_channel_of_notice(const char *s, size_t len,
 	*name = s + 4;
 	*name_len = len - 7;
 	return channel_name_valid(*name, *name_len) ? 0 : -1;
+}
+
+uint64_t redis_store_message_hash(const struct message *m)
+{
+	static const struct siphash_key key = { 0x616e797075736869ULL,
+						0x64656d706f74656eULL };
+	unsigned char k[8 + 2 + EVENT_NAME_MAX];
+	uint64_t h = siphash13(&key, message_json(m) + m->data_off,
+			       m->data_len);
+	size_t n = strlen(m->event);
+
+	memcpy(k, &h, 8);
+	k[8] = m->binary;
+	k[9] = m->exclude_sender;
+	memcpy(k + 10, m->event, n);
+	return siphash13(&key, k, 10 + n);
 }
 
 struct message *redis_store_message(const char *channel, size_t len,

@@ -47,22 +47,22 @@ struct redis_publish {
 	const char *event; /* "message" and the like, never NULL */
 	const char *from;  /* "" when none */
 	bool exclude_sender;
-	bool binary;      /* data is the raw bytes, else the JSON text */
+	bool binary; /* data is the raw bytes, else the JSON text */
 	const void *data;
 	size_t data_len;
-	int64_t ts_ms;             /* wall clock, as on the wire */
-	uint64_t new_epoch;        /* the epoch if the channel has none */
-	uint64_t history_size;     /* entries the stream keeps */
-	uint64_t history_age_ms;   /* the stream's TTL */
-	const char *idem_key;      /* NULL: none */
-	uint64_t idem_hash;        /* of the message, the same on every node */
-	uint64_t idem_window_ms;   /* the key's TTL */
+	int64_t ts_ms;           /* wall clock, as on the wire */
+	uint64_t new_epoch;      /* the epoch if the channel has none */
+	uint64_t history_size;   /* entries the stream keeps */
+	uint64_t history_age_ms; /* the stream's TTL */
+	const char *idem_key;    /* NULL: none */
+	uint64_t idem_hash;      /* of the message, the same on every node */
+	uint64_t idem_window_ms; /* the key's TTL */
 };
 
 enum redis_published_kind {
-	REDIS_STORED,    /* appended: epoch, id */
-	REDIS_REPLAYED,  /* the key stored this message before: epoch, id */
-	REDIS_CONFLICT,  /* the key stored another message */
+	REDIS_STORED,   /* appended: epoch, id */
+	REDIS_REPLAYED, /* the key stored this message before: epoch, id */
+	REDIS_CONFLICT, /* the key stored another message */
 };
 
 struct redis_published {
@@ -123,8 +123,12 @@ int redis_store_decode_notice(const char *s, size_t len,
  * (REDIS_KEY_MAX); its length. And back: the channel's name in a
  * notification channel (0, or -1 when it is not one of ours). */
 size_t redis_store_notice_channel(const char *channel, size_t len, char *buf);
-int redis_store_channel_of_notice(const char *s, size_t len,
-				  const char **name, size_t *name_len);
+int redis_store_channel_of_notice(const char *s, size_t len, const char **name,
+				  size_t *name_len);
+/* What an idempotency key's retry must repeat (as bus.c's message_hash:
+ * the data, event, binary and exclude_sender), under a fixed key: every
+ * node must compute the same hash for the same message. */
+uint64_t redis_store_message_hash(const struct message *m);
 /* The message a record stands for, built as the publishing node built
  * it (the same envelope bytes), not sealed; refcount 1. NULL when the
  * record cannot be one (bad JSON text, say). */

@@ -94,8 +94,8 @@ static int parse_unix(const char *url, size_t len, const char *s, size_t n,
 	size_t path_len = q ? (size_t)(q - s) : n;
 
 	if (path_len == 0 || s[0] != '/')
-		return fail(why, why_len, "a unix socket needs an absolute path",
-			    url, len);
+		return fail(why, why_len,
+			    "a unix socket needs an absolute path", url, len);
 	if (path_len > REDIS_PATH_MAX)
 		return fail(why, why_len, "the socket path is too long", url,
 			    len);
@@ -118,12 +118,13 @@ int redis_url_parse(const char *url, size_t len, struct redis_target *out,
 	if (len > sizeof tcp - 1 && memcmp(url, tcp, sizeof tcp - 1) == 0)
 		return parse_tcp(url, len, url + sizeof tcp - 1,
 				 len - (sizeof tcp - 1), out, why, why_len);
-	if (len > sizeof unix_ - 1 &&
-	    memcmp(url, unix_, sizeof unix_ - 1) == 0)
+	if (len > sizeof unix_ - 1 && memcmp(url, unix_, sizeof unix_ - 1) == 0)
 		return parse_unix(url, len, url + sizeof unix_ - 1,
 				  len - (sizeof unix_ - 1), out, why, why_len);
-	return fail(why, why_len, "expected redis://host:port[/db] or "
-		    "unix:/path", url, len);
+	return fail(why, why_len,
+		    "expected redis://host:port[/db] or "
+		    "unix:/path",
+		    url, len);
 }
 
 static bool same_target(const struct redis_target *a,
@@ -133,8 +134,8 @@ static bool same_target(const struct redis_target *a,
 	       a->port == b->port && a->db == b->db;
 }
 
-int redis_url_list_parse(const char *list, struct redis_target *out,
-			 char *why, size_t why_len)
+int redis_url_list_parse(const char *list, struct redis_target *out, char *why,
+			 size_t why_len)
 {
 	const char *s = list;
 	int n = 0;

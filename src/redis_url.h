@@ -28,8 +28,8 @@ int redis_url_parse(const char *url, size_t len, struct redis_target *out,
 		    char *why, size_t why_len);
 /* A comma-separated list of URLs, at most REDIS_SHARDS_MAX, no URL twice.
  * The count, or -1 with a reason in why. */
-int redis_url_list_parse(const char *list, struct redis_target *out,
-			 char *why, size_t why_len);
+int redis_url_list_parse(const char *list, struct redis_target *out, char *why,
+			 size_t why_len);
 
 /* Sharding */
 /* The shard (0..nshards-1) that owns the channel: the same on every node

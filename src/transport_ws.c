@@ -538,6 +538,10 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 		reply_error(s, op, "idempotency_conflict",
 			    "this key was used for another message on this "
 			    "channel");
+	else if (err == BUS_NOT_HERE)
+		reply_error(s, op, "unavailable",
+			    "with --redis, publish over HTTP: acks on /ws "
+			    "are not there yet");
 	return err != 0;
 }
 

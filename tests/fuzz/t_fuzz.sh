@@ -30,7 +30,7 @@ n=1
 for t in $targets; do
 	extra=""
 	[ "$t" = request ] && extra="$request_src $(pkg-config --cflags libwebsockets) -lpthread"
-	[ "$t" = config ] && extra="$top/src/config.c $top/src/config_doc.c $top/src/transport.c -DPACKAGE_VERSION=\"fuzz\""
+	[ "$t" = config ] && extra="$top/src/config.c $top/src/config_doc.c $top/src/transport.c $top/src/redis_url.c -DPACKAGE_VERSION=\"fuzz\""
 	if ! clang $cflags -o "$out/fuzz_$t" "$here/fuzz_$t.c" $src $extra $libs >"$out/$t.build" 2>&1; then
 		echo "not ok $n - fuzz $t: build failed"; sed 's/^/# /' "$out/$t.build" | tail -20
 	else

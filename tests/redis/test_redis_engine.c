@@ -100,6 +100,7 @@ static void node_stop(struct node *n)
 {
 	redis_engine_stop(n->engine);
 	bus_free(n->bus);
+	redis_engine_free(n->engine);
 }
 
 static bool wait_healthy(struct node *n, bool want)
@@ -276,9 +277,16 @@ END_TEST
 START_TEST(test_hole_filled_from_stream)
 {
 	struct redis_publish p = {
-		.channel = "h", .channel_len = 1, .event = "message",
-		.from = "", .data = "7", .data_len = 1, .ts_ms = bus_wall_ms(),
-		.new_epoch = 1, .history_size = 100, .history_age_ms = 60000,
+		.channel = "h",
+		.channel_len = 1,
+		.event = "message",
+		.from = "",
+		.data = "7",
+		.data_len = 1,
+		.ts_ms = bus_wall_ms(),
+		.new_epoch = 1,
+		.history_size = 100,
+		.history_age_ms = 60000,
 		.idem_window_ms = 1,
 	};
 	redisContext *rc = redis_server_connect(&rs);

@@ -7,8 +7,8 @@
 
 #include "message.h"
 #include "payload.h"
-#include "redis_store.h"
 #include "redis_server.h"
+#include "redis_store.h"
 
 #include <string.h>
 
@@ -73,14 +73,14 @@ static struct redis_published publish(const struct redis_publish *p)
 	return out;
 }
 
-static redisReply *read_range(const char *channel, uint64_t after,
-			      size_t count, struct redis_range *range)
+static redisReply *read_range(const char *channel, uint64_t after, size_t count,
+			      struct redis_range *range)
 {
 	struct redis_cmd cmd;
 	redisReply *r;
 
-	redis_store_read_cmd(channel, strlen(channel), after, count, 0, 0,
-			     true, &cmd);
+	redis_store_read_cmd(channel, strlen(channel), after, count, 0, 0, true,
+			     &cmd);
 	r = run(&cmd, NULL);
 	ck_assert_int_eq(redis_store_read_reply(r, range), 0);
 	redis_cmd_free(&cmd);
@@ -370,8 +370,10 @@ END_TEST
 static void same_message(const char *event, const char *from, bool excl,
 			 const struct payload *data)
 {
-	struct message_spec ms = { .channel = "same", .event = event,
-				   .from = from, .exclude_sender = excl,
+	struct message_spec ms = { .channel = "same",
+				   .event = event,
+				   .from = from,
+				   .exclude_sender = excl,
 				   .data = data };
 	struct redis_publish p = spec("same", "");
 	struct message *local, *remote;
@@ -401,9 +403,9 @@ static void same_message(const char *event, const char *from, bool excl,
 			 0);
 	ck_assert_uint_eq(remote->meta_len, local->meta_len);
 	ck_assert_uint_eq(remote->raw_len, local->raw_len);
-	ck_assert_int_eq(memcmp(message_raw(remote), message_raw(local),
-				local->raw_len),
-			 0);
+	ck_assert_int_eq(
+		memcmp(message_raw(remote), message_raw(local), local->raw_len),
+		0);
 	message_unref(local);
 	message_unref(remote);
 	freeReplyObject(r);
@@ -430,33 +432,30 @@ START_TEST(test_bad_records_refused)
 {
 	struct redis_record rec = { 0 };
 
-	ck_assert_int_eq(redis_store_decode_notice(LIT("1\n2\n3\n0\nmessage\n\nx"),
-						   &rec),
+	ck_assert_int_eq(redis_store_decode_notice(
+				 LIT("1\n2\n3\n0\nmessage\n\nx"), &rec),
 			 0);
 	ck_assert_int_eq(redis_store_decode_notice(LIT(""), &rec), -1);
-	ck_assert_int_eq(redis_store_decode_notice(LIT("x\n2\n3\n0\nm\n\n1"),
-						   &rec),
-			 -1);
+	ck_assert_int_eq(
+		redis_store_decode_notice(LIT("x\n2\n3\n0\nm\n\n1"), &rec), -1);
 	/* flags, event and sender are checked as a publish checks them */
-	ck_assert_int_eq(redis_store_decode_notice(LIT("1\n2\n3\n9\nm\n\n1"),
-						   &rec),
-			 -1);
-	ck_assert_int_eq(redis_store_decode_notice(LIT("1\n2\n3\n0\nb d\n\n1"),
-						   &rec),
-			 -1);
-	ck_assert_int_eq(redis_store_decode_notice(LIT("1\n2\n3\n0\nm\na b\n1"),
-						   &rec),
-			 -1);
-	ck_assert_int_eq(redis_store_decode_notice(LIT("1\n2\n3\n0\nm\n"),
-						   &rec),
-			 -1);
-	ck_assert_int_eq(redis_store_decode_notice(
-				 LIT("99999999999999999999\n2\n3\n0\nm\n\n1"),
-				 &rec),
-			 -1);
+	ck_assert_int_eq(
+		redis_store_decode_notice(LIT("1\n2\n3\n9\nm\n\n1"), &rec), -1);
+	ck_assert_int_eq(
+		redis_store_decode_notice(LIT("1\n2\n3\n0\nb d\n\n1"), &rec),
+		-1);
+	ck_assert_int_eq(
+		redis_store_decode_notice(LIT("1\n2\n3\n0\nm\na b\n1"), &rec),
+		-1);
+	ck_assert_int_eq(
+		redis_store_decode_notice(LIT("1\n2\n3\n0\nm\n"), &rec), -1);
+	ck_assert_int_eq(
+		redis_store_decode_notice(
+			LIT("99999999999999999999\n2\n3\n0\nm\n\n1"), &rec),
+		-1);
 	/* text data with a line break would end an SSE event early */
-	ck_assert_int_eq(redis_store_decode_notice(LIT("1\n2\n3\n0\nm\n\n\"a\nb\""),
-						   &rec),
+	ck_assert_int_eq(redis_store_decode_notice(
+				 LIT("1\n2\n3\n0\nm\n\n\"a\nb\""), &rec),
 			 0);
 	ck_assert_ptr_null(redis_store_message(LIT("c"), &rec, 0));
 }

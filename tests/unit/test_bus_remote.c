@@ -147,8 +147,7 @@ static void attach(struct tsub *t, const char *ch, const struct cursor *since,
 	t->sub.transport = &fake_sse;
 	list.name[0] = ch;
 	list.len[0] = strlen(ch);
-	ck_assert_int_eq(bus_attach(bus, &t->sub, &list, since, start),
-			 BUS_OK);
+	ck_assert_int_eq(bus_attach(bus, &t->sub, &list, since, start), BUS_OK);
 }
 
 /* Pull everything: ids into ids[] (0 for a gap), the count. */

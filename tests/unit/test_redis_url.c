@@ -97,12 +97,11 @@ START_TEST(test_lists)
 					      why, sizeof why),
 			 -1);
 	ck_assert_ptr_nonnull(strstr(why, "twice"));
-	ck_assert_int_eq(redis_url_list_parse("redis://a,", t, why,
-					      sizeof why),
+	ck_assert_int_eq(redis_url_list_parse("redis://a,", t, why, sizeof why),
 			 -1);
 	for (int i = 0; i <= REDIS_SHARDS_MAX; i++)
-		n += (size_t)snprintf(list + n, sizeof list - n, "%sredis://h:%d",
-				      i ? "," : "", 1000 + i);
+		n += (size_t)snprintf(list + n, sizeof list - n,
+				      "%sredis://h:%d", i ? "," : "", 1000 + i);
 	ck_assert_int_eq(redis_url_list_parse(list, t, why, sizeof why), -1);
 	ck_assert_ptr_nonnull(strstr(why, "more than"));
 }

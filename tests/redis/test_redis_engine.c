@@ -23,7 +23,8 @@
 #define WAIT_MS 5000
 #define MAXI 64
 
-static struct redis_server rs;
+static struct redis_server rs, rs2;
+static size_t nshards = 1; /* 2: rs and rs2 (the "shards" case) */
 
 struct node {
 	struct bus *bus;
@@ -80,17 +81,18 @@ static void node_start(struct node *n)
 		.idem_window_ms = 60000,
 		.max_idem_keys = 100,
 	};
-	struct redis_target t = { 0 };
+	struct redis_target t[2] = { 0 };
 	struct redis_engine_config ec = {
-		.shards = &t,
-		.nshards = 1,
+		.shards = t,
+		.nshards = nshards,
 		.history_size = 100,
 		.history_age_ms = 60000,
 		.idem_window_ms = 60000,
 		.retry_ms = 50,
 	};
 
-	snprintf(t.path, sizeof t.path, "%s", rs.sock);
+	snprintf(t[0].path, sizeof t[0].path, "%s", rs.sock);
+	snprintf(t[1].path, sizeof t[1].path, "%s", rs2.sock);
 	n->bus = bus_new(&bc);
 	n->engine = redis_engine_start(&ec, n->bus);
 	ck_assert_ptr_nonnull(n->engine);
@@ -127,6 +129,19 @@ static void teardown(void)
 	node_stop(&a);
 	node_stop(&b);
 	redis_server_stop(&rs);
+}
+
+static void setup_shards(void)
+{
+	nshards = 2;
+	redis_server_start(&rs2);
+	setup();
+}
+
+static void teardown_shards(void)
+{
+	teardown();
+	redis_server_stop(&rs2);
 }
 
 /* ---- publishing through a node, waiting for Redis' answer ---- */
@@ -406,10 +421,62 @@ START_TEST(test_redis_restart_without_data_is_a_gap)
 }
 END_TEST
 
+static long long dbsize(const struct redis_server *server)
+{
+	redisContext *c = redis_server_connect(server);
+	redisReply *r = redisCommand(c, "DBSIZE");
+	long long n;
+
+	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
+	n = r->integer;
+	freeReplyObject(r);
+	redisFree(c);
+	return n;
+}
+
+/* Channels spread over two Redis instances, each channel's ids its own,
+ * and a node reading channels of both. */
+START_TEST(test_two_shards)
+{
+	static const char *names[] = { "s0", "s1", "s2", "s3",
+				       "s4", "s5", "s6", "s7" };
+	struct tsub subs[8];
+	uint64_t epochs[8];
+	size_t on[2] = { 0, 0 };
+
+	for (size_t i = 0; i < 8; i++) {
+		attach(&a, &subs[i], names[i]);
+		on[redis_shard_of(names[i], 2, 2)]++;
+	}
+	/* the fixed hash puts some of these names on each shard */
+	ck_assert_uint_gt(on[0], 0);
+	ck_assert_uint_gt(on[1], 0);
+	for (int round = 1; round <= 5; round++)
+		for (size_t i = 0; i < 8; i++) {
+			struct answer ans = publish(&b, names[i], "1");
+
+			ck_assert_int_eq(ans.st, REDIS_ENGINE_STORED);
+			ck_assert_uint_eq(ans.id, (uint64_t)round);
+			epochs[i] = ans.epoch;
+		}
+	for (size_t i = 0; i < 8; i++) {
+		collect(&a, &subs[i], 5);
+		settle(&a, &subs[i]);
+		expect_ids(&subs[i], 0, 1, 5, epochs[i]);
+		bus_detach(a.bus, &subs[i].sub);
+	}
+	/* each instance holds the keys of its own channels: 2 per channel
+	 * (meta and stream) */
+	ck_assert_int_eq(dbsize(&rs), (long long)(2 * on[0]));
+	ck_assert_int_eq(dbsize(&rs2), (long long)(2 * on[1]));
+}
+END_TEST
+
 static Suite *redis_engine_suite(void)
 {
 	Suite *s = suite_create("redis_engine");
 	TCase *tc = tcase_create("core");
+	TCase *shards = tcase_create("shards");
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_fanout_between_nodes);
@@ -418,6 +485,9 @@ static Suite *redis_engine_suite(void)
 	tcase_add_test(tc, test_redis_restart_with_data);
 	tcase_add_test(tc, test_redis_restart_without_data_is_a_gap);
 	suite_add_tcase(s, tc);
+	tcase_add_checked_fixture(shards, setup_shards, teardown_shards);
+	tcase_add_test(shards, test_two_shards);
+	suite_add_tcase(s, shards);
 	return s;
 }
 

@@ -2,7 +2,8 @@
 """Several gateways, one bus: --redis against a redis-server of the test's
 own (127.0.0.1, an ephemeral port, no persistence, stopped by pid).
 Publishes on one node reach every transport on another with the same ids
-and epoch, clients hop between nodes with their cursors, and Redis killed
+and epoch, clients hop between nodes with their cursors, a node killed
+mid-stream loses its clients nothing once they resume on another, and Redis killed
 mid-stream means 503s and a degraded /healthz, then the gap when it comes
 back without its data. Every scenario checks the exact ids: nothing lost,
 twice or out of order. A missing redis-server fails (scripts/setup
@@ -161,6 +162,28 @@ async def test_hop_between_nodes_with_cursor():
             check(problem is None, f"{k} back on A: {problem}")
 
 
+async def test_node_killed_mid_stream():
+    "node A killed (SIGKILL) mid-stream: its clients of every transport resume on node B with their cursors and lose nothing"
+    with RedisServer() as r, Gateway("--redis", r.url(), check_exit=False) as a, node(r) as b:
+        first = {k: await begin(cls, a, "kill", "0") for k, cls in CLIENTS.items()}
+        publish_n(b, "kill", 1, 15)
+        for k, c in first.items():
+            await c.wait_count(15, 10)
+        a.signal(signal.SIGKILL)
+        expect_eq(a.wait_exit(5), -signal.SIGKILL, "node A killed")
+        for c in first.values():
+            c.abort()
+        publish_n(b, "kill", 16, 30)  # while its clients are away
+        second = {k: await begin(CLIENTS[k], b, "kill", c.cursor) for k, c in first.items()}
+        publish_n(b, "kill", 31, 40)
+        for k, c in second.items():
+            await c.wait_count(40 - len(first[k].messages), 10)
+            await asyncio.sleep(0.1)
+            c.abort()
+            problem = ids_problem(first[k].ids() + c.ids(), list(range(1, 41)))
+            check(problem is None, f"{k}, before and after the kill: {problem}")
+
+
 async def test_redis_down_then_back_empty():
     "Redis killed: publishes 503 JSON, /healthz degraded, subscribers stay; back without its data: a gap, then new ids"
     with RedisServer() as r, node(r) as a, node(r) as b:
@@ -197,4 +220,4 @@ async def test_redis_down_then_back_empty():
 
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
-         test_redis_down_then_back_empty], budget=90, timeout=40)
+         test_node_killed_mid_stream, test_redis_down_then_back_empty], budget=120, timeout=40)

@@ -43,6 +43,7 @@ struct channel {
 	size_t pollers_by[TRANSPORT_COUNT]; /* in bus.pollers, by transport */
 	bool tomb; /* reclaimed: only its name, epoch and last id remain */
 	bool synced; /* remote: epoch and ids are Redis' (bus_sync) */
+	bool remote; /* fed by the Redis engine: it may be behind Redis */
 	struct channel *tprev, *tnext; /* the tombs, oldest first */
 	struct idem_entry *idem; /* its keys in bus.idem; kept by a tomb */
 	size_t name_len;
@@ -189,6 +190,7 @@ static struct channel *channel_get(struct bus *bus, const char *name,
 	/* a remote channel has no epoch until Redis gives it one */
 	ch->epoch = bus->remote ? 0 : cursor_epoch_new();
 	ch->synced = bus->remote == NULL;
+	ch->remote = bus->remote != NULL;
 	memcpy(ch->name, name, len);
 	ch->name_len = len;
 	*slot = ch;
@@ -799,7 +801,10 @@ static bool gap_pending(const struct tap *t)
 {
 	if (!t->ch->synced)
 		return false; /* remote, not synced yet: nothing is known */
-	return t->stale || t->cursor > t->ch->last_id ||
+	/* a cursor past a remote ring's end, in its epoch, was handed out
+	 * by a node ahead of this one (Redis gives an epoch once): this
+	 * ring is still filling up to it, so wait; locally it is a gap */
+	return t->stale || (t->cursor > t->ch->last_id && !t->ch->remote) ||
 	       t->cursor + 1 < oldest_id(t->ch);
 }
 
@@ -958,6 +963,20 @@ void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 	pthread_mutex_lock(&bus->lock);
 	sub->deadline_ms = deadline_ms;
 	pthread_mutex_unlock(&bus->lock);
+}
+
+bool bus_with_subscriber(struct bus *bus, uint64_t sub_id,
+			 void (*fn)(struct subscriber *sub, void *cls),
+			 void *cls)
+{
+	struct subscriber *sub;
+
+	pthread_mutex_lock(&bus->lock);
+	sub = *id_slot(bus, sub_id);
+	if (sub)
+		fn(sub, cls);
+	pthread_mutex_unlock(&bus->lock);
+	return sub != NULL;
 }
 
 void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)

@@ -105,8 +105,8 @@ enum bus_error {
 	BUS_SHUTTING_DOWN = -1,     /* 503 */
 	BUS_TOO_MANY_CHANNELS = -2, /* 503 */
 	BUS_IDEM_CONFLICT = -3,     /* 422: the key stored another message */
-	BUS_NOT_HERE = -4, /* 503: an answer only Redis can give, later (a
-			    * /ws publish ack with --redis: not built yet) */
+	BUS_NOT_HERE = -4, /* with --redis: the answer comes from Redis,
+			    * later (publish_message_remote) */
 };
 
 /* Life cycle */
@@ -170,6 +170,13 @@ const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len);
 /* Set a subscriber's deadline (monotonic ms, 0 = none). */
 void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 		      uint64_t deadline_ms);
+/* Run fn on the attached subscriber with that id, under the bus lock
+ * (fn must be short and must not call the bus); false if there is none.
+ * For work from another thread that must not outlive the subscriber (a
+ * /ws publish's ack from the Redis engine). */
+bool bus_with_subscriber(struct bus *bus, uint64_t sub_id,
+			 void (*fn)(struct subscriber *sub, void *cls),
+			 void *cls);
 /* Ask the subscriber with that id to end (a watcher saw its peer go). */
 void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why);
 

@@ -94,6 +94,21 @@ int publish_message(struct server *srv, const char *channel, size_t len,
 				     &replayed);
 }
 
+void publish_message_remote(struct server *srv, const char *channel,
+			    size_t len, const char *event, const char *from,
+			    bool exclude_sender, const struct payload *data,
+			    const char *key, redis_engine_done_fn *done,
+			    void *cls)
+{
+	struct message *m =
+		build(channel, len, event, from, exclude_sender, data);
+
+	if (config_live(srv->cfg, idempotency_window) == 0)
+		key = NULL; /* checked, not remembered */
+	redis_engine_publish(srv->redis, channel, len, m, key,
+			     key ? redis_store_message_hash(m) : 0, done, cls);
+}
+
 /* The engine's thread: Redis answered (or cannot). */
 static void on_stored(void *cls, enum redis_engine_status st, uint64_t epoch,
 		      uint64_t id)

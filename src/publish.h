@@ -2,6 +2,8 @@
 #ifndef ANYPUSH_PUBLISH_H
 #define ANYPUSH_PUBLISH_H
 
+#include "redis_engine.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,10 +30,18 @@ void publish_wait_free(struct http_request *req);
 int publish_message(struct server *srv, const char *channel, size_t len,
 		    const char *event, const char *from, bool exclude_sender,
 		    const struct payload *data, struct cursor *at);
+/* With --redis: publish already-checked data (any thread) through the
+ * engine, with an idempotency key or NULL, and have done called on the
+ * engine's thread once Redis answered. */
+void publish_message_remote(struct server *srv, const char *channel,
+			    size_t len, const char *event, const char *from,
+			    bool exclude_sender, const struct payload *data,
+			    const char *key, redis_engine_done_fn *done,
+			    void *cls);
 /* publish_message with an idempotency key (NULL: none; else checked with
  * idem_key_valid): see bus_publish_keyed for *replayed and
- * BUS_IDEM_CONFLICT. With --redis: BUS_NOT_HERE (the answer comes later,
- * and /ws acks cannot wait for it yet). */
+ * BUS_IDEM_CONFLICT. With --redis: BUS_NOT_HERE (the answer comes later:
+ * publish_message_remote). */
 int publish_message_keyed(struct server *srv, const char *channel,
 			  size_t len, const char *event, const char *from,
 			  bool exclude_sender, const struct payload *data,

@@ -76,6 +76,10 @@ struct ws_session {
 	size_t nitems, next;
 	struct ctl *ctl_head, *ctl_tail;
 	size_t nctl;
+	/* --redis: acks of /ws publishes Redis answered, not yet moved to
+	 * the control queue; guarded by the bus lock (queue_ack) */
+	struct ctl *acks_head, *acks_tail;
+	size_t nremote; /* publishes waiting for Redis (loop thread) */
 	bool rx_paused;
 	struct mux_op pending; /* a binary publish waiting for its frame */
 	bool awaiting_binary;
@@ -192,20 +196,33 @@ static void channel_drop(struct ws_session *s, size_t i)
 
 /* ---- control frames ---- */
 
-static void ctl_push(struct ws_session *s, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void ctl_push(struct ws_session *s, const char *fmt, ...)
+static struct ctl *ctl_vnew(const char *fmt, va_list ap)
 {
 	struct ctl *c = xmalloc(sizeof *c + LWS_PRE + CTL_TEXT_MAX);
-	va_list ap;
-	int n;
+	int n = vsnprintf((char *)c->buf + LWS_PRE, CTL_TEXT_MAX, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf((char *)c->buf + LWS_PRE, CTL_TEXT_MAX, fmt, ap);
-	va_end(ap);
 	c->len = n < CTL_TEXT_MAX ? (size_t)n : CTL_TEXT_MAX - 1;
 	c->next = NULL;
+	return c;
+}
+
+static struct ctl *ctl_new(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+static struct ctl *ctl_new(const char *fmt, ...)
+{
+	struct ctl *c;
+	va_list ap;
+
+	va_start(ap, fmt);
+	c = ctl_vnew(fmt, ap);
+	va_end(ap);
+	return c;
+}
+
+/* Queue a control frame and ask to write (loop thread). */
+static void ctl_append(struct ws_session *s, struct ctl *c)
+{
 	if (s->ctl_tail)
 		s->ctl_tail->next = c;
 	else
@@ -216,6 +233,18 @@ static void ctl_push(struct ws_session *s, const char *fmt, ...)
 		s->rx_paused = true;
 	}
 	lws_callback_on_writable(s->wsi);
+}
+
+static void ctl_push(struct ws_session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void ctl_push(struct ws_session *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	ctl_append(s, ctl_vnew(fmt, ap));
+	va_end(ap);
 }
 
 /* "ref":N or "ref":null, for acks and errors. */
@@ -279,8 +308,30 @@ static int write_ctl(struct ws_session *s)
 
 /* ---- loop thread: writing ---- */
 
+/* Under the bus lock: hand over the acks Redis answered. */
+static void take_acks(struct subscriber *sub, void *cls)
+{
+	struct ws_session *s = (struct ws_session *)sub;
+
+	*(struct ctl **)cls = s->acks_head;
+	s->acks_head = s->acks_tail = NULL;
+}
+
 static void service(struct ws_session *s)
 {
+	struct ctl *acks = NULL;
+
+	if (s->nremote && s->attached)
+		bus_with_subscriber(srv_of(s)->bus, s->sub.id, take_acks,
+				    &acks);
+	while (acks) {
+		struct ctl *next = acks->next;
+
+		s->nremote--;
+		acks->next = NULL;
+		ctl_append(s, acks);
+		acks = next;
+	}
 	if (s->cut) {
 		log_debug("ws subscriber %llu cut (slow consumer)",
 			  (unsigned long long)s->sub.id);
@@ -538,10 +589,6 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 		reply_error(s, op, "idempotency_conflict",
 			    "this key was used for another message on this "
 			    "channel");
-	else if (err == BUS_NOT_HERE)
-		reply_error(s, op, "unavailable",
-			    "with --redis, publish over HTTP: acks on /ws "
-			    "are not there yet");
 	return err != 0;
 }
 
@@ -587,6 +634,81 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 	reply_ack(s, op, "");
 }
 
+/* A /ws publish waiting for Redis: what its ack needs to find the
+ * session, if it is still there, and to say which publish it answers. */
+struct remote_ack {
+	struct bus *bus;
+	uint64_t sub_id;
+	char ref[24];
+};
+
+/* Under the bus lock (the engine's thread): queue the ack for the
+ * session's loop. */
+static void queue_ack(struct subscriber *sub, void *cls)
+{
+	struct ws_session *s = (struct ws_session *)sub;
+	struct ctl *c = cls;
+
+	if (s->acks_tail)
+		s->acks_tail->next = c;
+	else
+		s->acks_head = c;
+	s->acks_tail = c;
+	ws_ready(s->loop, &s->link);
+}
+
+/* The engine's thread: Redis answered a /ws publish. */
+static void on_remote_ack(void *cls, enum redis_engine_status st,
+			  uint64_t epoch, uint64_t id)
+{
+	struct remote_ack *ra = cls;
+	char e[EPOCH_TEXT_MAX];
+	struct ctl *c;
+
+	cursor_epoch_text(epoch, e);
+	if (st == REDIS_ENGINE_STORED || st == REDIS_ENGINE_REPLAYED)
+		c = ctl_new("{\"type\":\"ack\",\"ref\":%s,\"id\":%llu,"
+			    "\"epoch\":\"%s\"%s}",
+			    ra->ref, (unsigned long long)id, e,
+			    st == REDIS_ENGINE_REPLAYED ? ",\"replayed\":true" :
+							  "");
+	else if (st == REDIS_ENGINE_CONFLICT)
+		c = ctl_new("{\"type\":\"error\",\"ref\":%s,\"code\":"
+			    "\"idempotency_conflict\",\"message\":\"this key "
+			    "was used for another message on this channel\"}",
+			    ra->ref);
+	else
+		c = ctl_new("{\"type\":\"error\",\"ref\":%s,\"code\":"
+			    "\"redis_unavailable\",\"message\":\"the message "
+			    "was not stored (Redis is unreachable); retry, "
+			    "with a key to be safe\"}",
+			    ra->ref);
+	/* a session that is gone was detached: nobody to tell */
+	if (!bus_with_subscriber(ra->bus, ra->sub_id, queue_ack, c))
+		free(c);
+	free(ra);
+}
+
+/* With --redis: the ack comes when Redis answers (on_remote_ack). */
+static void mux_publish_remote(struct ws_session *s, const struct mux_op *op,
+			       const struct payload *data)
+{
+	struct remote_ack *ra = xcalloc(1, sizeof *ra);
+
+	ra->bus = srv_of(s)->bus;
+	ra->sub_id = s->sub.id;
+	ref_text(op, ra->ref, sizeof ra->ref);
+	/* the acks owed count against the control queue's bound */
+	if (++s->nremote + s->nctl >= CTL_HIGH && !s->rx_paused) {
+		lws_rx_flow_control(s->wsi, 0);
+		s->rx_paused = true;
+	}
+	publish_message_remote(srv_of(s), op->channel, strlen(op->channel),
+			       op->event[0] ? op->event : NULL, s->sub.client,
+			       op->exclude_sender, data,
+			       op->key[0] ? op->key : NULL, on_remote_ack, ra);
+}
+
 static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			const struct payload *data)
 {
@@ -594,6 +716,10 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 	bool replayed;
 	struct cursor at;
 
+	if (srv_of(s)->redis) {
+		mux_publish_remote(s, op, data);
+		return;
+	}
 	if (refused(s, op,
 		    publish_message_keyed(
 			    srv_of(s), op->channel, strlen(op->channel),
@@ -769,6 +895,13 @@ static void on_closed(struct ws_session *s)
 		struct ctl *c = s->ctl_head;
 
 		s->ctl_head = c->next;
+		free(c);
+	}
+	/* detached above: no ack can be queued any more */
+	while (s->acks_head) {
+		struct ctl *c = s->acks_head;
+
+		s->acks_head = c->next;
 		free(c);
 	}
 	for (size_t i = 0; i < s->nch; i++)

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 
-from gwlib import (Gateway, LongPollClient, PollClient, SSEClient, WSClient, check,
+from gwlib import (Gateway, LongPollClient, MuxClient, PollClient, SSEClient, WSClient, check,
                    expect_eq, expect_error, get, ids_problem, publish, run)
 
 
@@ -162,6 +162,36 @@ async def test_hop_between_nodes_with_cursor():
             check(problem is None, f"{k} back on A: {problem}")
 
 
+async def test_ws_publish_acks_from_redis():
+    "/ws publishes on node A are acked once Redis stored them (ids, epoch, replayed, conflict) and reach node B"
+    with RedisServer() as r, node(r) as a, node(r) as b:
+        sse = await SSEClient(b, "wsp", since="0").start()
+        mux = await MuxClient(a).start()
+        acks = [await mux.publish("wsp", {"n": i}) for i in range(1, 5)]
+        acks.append(await mux.publish_binary("wsp", b"\x00\n\xff"))
+        expect_eq([f.get("id") for f in acks], [1, 2, 3, 4, 5], "ack ids")
+        epoch = acks[0].get("epoch")
+        check(all(f.get("epoch") == epoch for f in acks), f"ack epochs: {acks}")
+        first = await mux.publish("wsp", {"n": 6}, key="k-6")
+        again = await mux.publish("wsp", {"n": 6}, key="k-6")
+        expect_eq((first.get("id"), first.get("replayed")), (6, None), "the keyed publish")
+        expect_eq((again.get("id"), again.get("replayed")), (6, True), "its retry")
+        other = await mux.op({"op": "publish", "channel": "wsp", "data": {"n": 7}, "key": "k-6"})
+        expect_eq((other.get("type"), other.get("code")), ("error", "idempotency_conflict"),
+                  f"the key for another message: {other!r}")
+        await sse.wait_count(6, 10)
+        await asyncio.sleep(0.2)
+        problem = ids_problem(sse.ids(), list(range(1, 7)))
+        check(problem is None, f"SSE on node B: {problem}")
+        check(not mux.problems, f"/ws client: {mux.problems}")
+        r.kill()
+        down = await mux.op({"op": "publish", "channel": "wsp", "data": 8}, timeout=10)
+        expect_eq((down.get("type"), down.get("code")), ("error", "redis_unavailable"),
+                  f"a /ws publish while Redis is down: {down!r}")
+        sse.abort()
+        mux.abort()
+
+
 async def test_node_killed_mid_stream():
     "node A killed (SIGKILL) mid-stream: its clients of every transport resume on node B with their cursors and lose nothing"
     with RedisServer() as r, Gateway("--redis", r.url(), check_exit=False) as a, node(r) as b:
@@ -220,4 +250,5 @@ async def test_redis_down_then_back_empty():
 
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
-         test_node_killed_mid_stream, test_redis_down_then_back_empty], budget=120, timeout=40)
+         test_ws_publish_acks_from_redis, test_node_killed_mid_stream,
+         test_redis_down_then_back_empty], budget=120, timeout=40)

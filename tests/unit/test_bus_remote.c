@@ -346,6 +346,31 @@ START_TEST(test_reclaim_unsubscribes_and_joins_go_to_redis)
 }
 END_TEST
 
+/* A client hopping from a node that is ahead: its cursor is past this
+ * ring's end, in the same epoch. That is this node catching up (the
+ * sync's entries or notifications still to come), not a gap. */
+START_TEST(test_cursor_ahead_waits)
+{
+	struct cursor ahead = { 77, 4 }, start;
+	struct tsub a;
+	uint64_t ids[MAXI];
+
+	attach(&a, "c", NULL, &start);
+	bus_sync(bus, LIT("c"), 77, 6, 1);
+	ingest("c", 77, 1, NULL);
+	ingest("c", 77, 2, NULL);
+	bus_detach(bus, &a.sub);
+	attach(&a, "c", &ahead, &start);
+	ck_assert_uint_eq(pull(&a, ids, NULL), 0);
+	for (uint64_t id = 3; id <= 6; id++)
+		ingest("c", 77, id, NULL);
+	ck_assert_uint_eq(pull(&a, ids, NULL), 2);
+	ck_assert_uint_eq(ids[0], 5);
+	ck_assert_uint_eq(ids[1], 6);
+	bus_detach(bus, &a.sub);
+}
+END_TEST
+
 static Suite *bus_remote_suite(void)
 {
 	Suite *s = suite_create("bus_remote");
@@ -359,6 +384,7 @@ static Suite *bus_remote_suite(void)
 	tcase_add_test(tc, test_redis_lost_channel_is_a_gap);
 	tcase_add_test(tc, test_hole_redis_no_longer_holds);
 	tcase_add_test(tc, test_reclaim_unsubscribes_and_joins_go_to_redis);
+	tcase_add_test(tc, test_cursor_ahead_waits);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -47,6 +47,8 @@ struct channel {
 	size_t subs_by[TRANSPORT_COUNT];
 	size_t pollers_by[TRANSPORT_COUNT]; /* in bus.pollers, by transport */
 	bool tomb; /* reclaimed: only its name, epoch and last id remain */
+	bool synced; /* remote: epoch and ids are Redis' (bus_sync) */
+	bool remote; /* fed by the Redis engine: it may be behind Redis */
 	struct channel *tprev, *tnext; /* the tombs, oldest first */
 	struct idem_entry *idem; /* its keys in bus.idem; kept by a tomb */
 	struct channel *idle_next; /* on bus.idle: may be idle, tick looks */
@@ -91,6 +93,9 @@ struct bus {
 	size_t nids;
 	uint64_t next_id;
 	bool shutting_down;
+	/* the Redis engine, or NULL for the embedded bus (bus_set_remote) */
+	const struct bus_remote_ops *remote;
+	void *remote_cls;
 };
 
 static const struct pollers_ops poller_ops;
@@ -211,16 +216,22 @@ static struct channel *channel_get(struct bus *bus, const char *name,
 	if (ch) {
 		tomb_unlink(bus, ch);
 		maybe_idle(bus, ch);
-		return ch;
+		goto out;
 	}
 	ch = xcalloc(1, sizeof *ch + len + 1);
-	ch->epoch = cursor_epoch_new();
+	/* a remote channel has no epoch until Redis gives it one */
+	ch->epoch = bus->remote ? 0 : cursor_epoch_new();
+	ch->synced = bus->remote == NULL;
+	ch->remote = bus->remote != NULL;
 	memcpy(ch->name, name, len);
 	ch->name_len = len;
 	*slot = ch;
 	maybe_idle(bus, ch); /* a refused attach may leave it unused */
 	if (bus->nchannels + bus->ntombs > bus->nbuckets)
 		rehash_channels(bus);
+out:
+	if (bus->remote)
+		bus->remote->activate(bus->remote_cls, ch->name, ch->name_len);
 	return ch;
 }
 
@@ -284,13 +295,16 @@ static void evict_over_budget(struct bus *bus)
 		evict_oldest(bus, bus->oldest->ch);
 }
 
-static void append(struct bus *bus, struct channel *ch, struct message *m)
+/* Append m as message id (last_id + 1: ids in a ring are consecutive). */
+static void append_id(struct bus *bus, struct channel *ch, struct message *m,
+		      uint64_t id)
 {
 	if (ch->len == bus->cfg.history_size)
 		evict_oldest(bus, ch);
 	if (ch->len == ch->cap)
 		ring_grow(ch, bus->cfg.history_size);
-	message_seal(m, ch->epoch, ++ch->last_id);
+	message_seal(m, ch->epoch, id);
+	ch->last_id = id;
 	m->seq = ++bus->seq;
 	ch->ring[(ch->head + ch->len) % ch->cap] = m;
 	ch->len++;
@@ -316,6 +330,11 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 	evict_over_budget(bus);
 }
 
+static void append(struct bus *bus, struct channel *ch, struct message *m)
+{
+	append_id(bus, ch, m, ch->last_id + 1);
+}
+
 /* An idle channel (no history, no subscribers, no pollers) gives up its
  * ring but stays as a tomb: its epoch and last id. Without it, the next
  * use would start a new epoch at id 1, and every cursor handed out
@@ -326,6 +345,12 @@ static void append(struct bus *bus, struct channel *ch, struct message *m)
 static void channel_reclaim(struct bus *bus, struct channel *ch)
 {
 	dheap_remove(&bus->ages, &ch->age_node); /* a key left from before */
+	if (bus->remote) {
+		/* nobody here reads it: Redis may move on without us */
+		ch->synced = false;
+		bus->remote->deactivate(bus->remote_cls, ch->name,
+					ch->name_len);
+	}
 	free(ch->ring);
 	ch->ring = NULL;
 	ch->cap = ch->head = 0;
@@ -703,9 +728,16 @@ static void announce(struct bus *bus, struct announcement *list)
 				  "{\"client\":\"%s\",\"transport\":\"%s\"}",
 				  a->client,
 				  transport_by_id(a->transport)->name);
-		bus_publish(bus, a->channel, strlen(a->channel),
-			    message_new(&spec, bus_wall_ms(), bus_now_ms()),
-			    &at);
+		if (bus->remote)
+			bus->remote->publish(bus->remote_cls, a->channel,
+					     strlen(a->channel),
+					     message_new(&spec, bus_wall_ms(),
+							 bus_now_ms()));
+		else
+			bus_publish(bus, a->channel, strlen(a->channel),
+				    message_new(&spec, bus_wall_ms(),
+						bus_now_ms()),
+				    &at);
 		list = a->next;
 		free(a);
 	}
@@ -713,7 +745,7 @@ static void announce(struct bus *bus, struct announcement *list)
 
 /* Under the lock: a new tap of sub on ch, starting at cursor. */
 static void link_tap(struct subscriber *sub, struct channel *ch,
-		     struct cursor cursor, bool announce,
+		     struct cursor cursor, bool tail, bool announce,
 		     struct announcement **joins)
 {
 	struct tap *t = xcalloc(1, sizeof *t);
@@ -726,6 +758,8 @@ static void link_tap(struct subscriber *sub, struct channel *ch,
 	t->sub = sub;
 	t->cursor = cursor.id;
 	t->stale = cursor.epoch != ch->epoch;
+	t->want_epoch = cursor.epoch;
+	t->tail = tail;
 	t->lag_base = ch->bytes;
 	t->next = ch->taps;
 	if (t->next)
@@ -776,7 +810,8 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 		goto out;
 	for (size_t i = 0; i < channels->count; i++) {
 		start[i] = start_cursor(chs[i], since, i);
-		link_tap(sub, chs[i], start[i], sub->announce, &joins);
+		link_tap(sub, chs[i], start[i], since == NULL, sub->announce,
+			 &joins);
 	}
 	id_insert(bus, sub);
 	sub->next = bus->subs;
@@ -810,7 +845,7 @@ enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 	if (err != BUS_OK)
 		goto out;
 	*start = start_cursor(ch, since, 0);
-	link_tap(sub, ch, *start, announce_it, &joins);
+	link_tap(sub, ch, *start, since == NULL, announce_it, &joins);
 out:
 	pthread_mutex_unlock(&bus->lock);
 	announce(bus, joins);
@@ -861,7 +896,12 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
  * keeps: what it reads next is a gap. */
 static bool gap_pending(const struct tap *t)
 {
-	return t->stale || t->cursor > t->ch->last_id ||
+	if (!t->ch->synced)
+		return false; /* remote, not synced yet: nothing is known */
+	/* a cursor past a remote ring's end, in its epoch, was handed out
+	 * by a node ahead of this one (Redis gives an epoch once): this
+	 * ring is still filling up to it, so wait; locally it is a gap */
+	return t->stale || (t->cursor > t->ch->last_id && !t->ch->remote) ||
 	       t->cursor + 1 < oldest_id(t->ch);
 }
 
@@ -899,7 +939,7 @@ static int next_tap(const struct subscriber *sub)
 
 		if (gap_pending(t))
 			return (int)i;
-		if (t->cursor >= t->ch->last_id)
+		if (!t->ch->synced || t->cursor >= t->ch->last_id)
 			continue;
 		m = ring_at(t->ch, t->cursor + 1);
 		if (m->seq < best_seq) {
@@ -1024,6 +1064,20 @@ void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 	pthread_mutex_unlock(&bus->lock);
 }
 
+bool bus_with_subscriber(struct bus *bus, uint64_t sub_id,
+			 void (*fn)(struct subscriber *sub, void *cls),
+			 void *cls)
+{
+	struct subscriber *sub;
+
+	pthread_mutex_lock(&bus->lock);
+	sub = *id_slot(bus, sub_id);
+	if (sub)
+		fn(sub, cls);
+	pthread_mutex_unlock(&bus->lock);
+	return sub != NULL;
+}
+
 void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 {
 	struct subscriber *sub;
@@ -1033,6 +1087,99 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 	if (sub)
 		end_subscriber(sub, why);
 	pthread_mutex_unlock(&bus->lock);
+}
+
+/* ---- remote mode: the Redis engine feeds the rings ---- */
+
+void bus_set_remote(struct bus *bus, const struct bus_remote_ops *ops,
+		    void *cls)
+{
+	pthread_mutex_lock(&bus->lock);
+	bus->remote = ops;
+	bus->remote_cls = cls;
+	pthread_mutex_unlock(&bus->lock);
+}
+
+/* Under the lock: empty the ring; the ids go on from last_id. */
+static void drop_history(struct bus *bus, struct channel *ch)
+{
+	while (ch->len)
+		evict_oldest(bus, ch);
+}
+
+int bus_sync(struct bus *bus, const char *channel, size_t len,
+	     uint64_t epoch, uint64_t last_id, uint64_t first_id)
+{
+	struct channel *ch;
+	int rc = -1;
+
+	pthread_mutex_lock(&bus->lock);
+	ch = channel_find(bus, channel, len);
+	if (ch == NULL || epoch == 0 || first_id == 0 ||
+	    first_id > last_id + 1)
+		goto out;
+	rc = 0;
+	if (ch->synced && ch->epoch == epoch && first_id <= ch->last_id + 1)
+		goto out; /* what is new comes through bus_ingest */
+	/* a first sync, another epoch (Redis lost the channel), or a hole
+	 * Redis no longer holds: start over where Redis' history starts */
+	drop_history(bus, ch);
+	for (struct tap *t = ch->taps; t; t = t->next) {
+		if (!ch->synced && t->tail) {
+			/* joined "from now" before anybody knew "now" */
+			t->cursor = last_id;
+			t->stale = false;
+		} else if (!ch->synced) {
+			t->stale = t->want_epoch && t->want_epoch != epoch;
+		} else if (ch->epoch != epoch) {
+			t->stale = true;
+		}
+		t->lag_base = ch->bytes;
+	}
+	ch->epoch = epoch;
+	ch->last_id = first_id - 1;
+	ch->synced = true;
+	/* the taps may now have a gap to report */
+	for (struct tap *t = ch->taps; t; t = t->next)
+		if (t->sub->end == SUB_END_NONE)
+			wake(t->sub);
+out:
+	pthread_mutex_unlock(&bus->lock);
+	return rc;
+}
+
+enum bus_ingest bus_ingest(struct bus *bus, const char *channel, size_t len,
+			   struct message *m, uint64_t epoch, uint64_t id,
+			   uint64_t *last_id)
+{
+	enum bus_ingest r;
+	struct channel *ch;
+
+	pthread_mutex_lock(&bus->lock);
+	ch = channel_find(bus, channel, len);
+	if (ch == NULL || !ch->synced) {
+		r = BUS_INGEST_UNSYNCED; /* the sync's read will have it */
+		goto out;
+	}
+	*last_id = ch->last_id;
+	if (epoch != ch->epoch) {
+		r = BUS_INGEST_RESYNC;
+	} else if (id <= ch->last_id) {
+		r = BUS_INGEST_DUPLICATE;
+	} else if (id > ch->last_id + 1) {
+		r = BUS_INGEST_HOLE; /* read the ids between first */
+	} else {
+		append_id(bus, ch, m, id);
+		m = NULL;
+		notify_taps(bus, ch);
+		metrics_add(&metrics.published, 1);
+		r = BUS_INGESTED;
+		*last_id = id;
+	}
+out:
+	pthread_mutex_unlock(&bus->lock);
+	message_unref(m);
+	return r;
 }
 
 /* ---- presence of pollers ---- */

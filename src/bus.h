@@ -40,6 +40,8 @@ struct tap {
 	bool stale;        /* the cursor is of another incarnation: a gap */
 	bool announce;     /* publish join/leave for this subscriber here */
 	uint64_t lag_base; /* channel byte count the subscriber has reached */
+	uint64_t want_epoch; /* remote: the epoch its cursor named (0: none) */
+	bool tail;           /* joined with no cursor: "from now on" */
 	struct tap *prev, *next; /* the channel's taps */
 	struct subscriber *sub;
 };
@@ -109,6 +111,8 @@ enum bus_error {
 	BUS_SHUTTING_DOWN = -1,     /* 503 */
 	BUS_TOO_MANY_CHANNELS = -2, /* 503 */
 	BUS_IDEM_CONFLICT = -3,     /* 422: the key stored another message */
+	BUS_NOT_HERE = -4, /* with --redis: the answer comes from Redis,
+			    * later (publish_message_remote) */
 };
 
 /* Life cycle */
@@ -172,6 +176,13 @@ const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len);
 /* Set a subscriber's deadline (monotonic ms, 0 = none). */
 void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 		      uint64_t deadline_ms);
+/* Run fn on the attached subscriber with that id, under the bus lock
+ * (fn must be short and must not call the bus); false if there is none.
+ * For work from another thread that must not outlive the subscriber (a
+ * /ws publish's ack from the Redis engine). */
+bool bus_with_subscriber(struct bus *bus, uint64_t sub_id,
+			 void (*fn)(struct subscriber *sub, void *cls),
+			 void *cls);
 /* Ask the subscriber with that id to end (a watcher saw its peer go). */
 void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why);
 
@@ -196,6 +207,50 @@ size_t bus_subscribers_of(struct bus *bus, enum transport_id id);
 /* Channels in the longest chain of the channel table (for tests: how
  * well names spread over the buckets). */
 size_t bus_channel_chain_max(struct bus *bus);
+
+/* Remote mode (the Redis engine, docs/internals/redis.md) */
+/* The engine's side. The bus calls these under its lock: they must only
+ * queue work for the engine's thread, never block or call the bus. */
+struct bus_remote_ops {
+	/* A channel is in use here (created or revived): subscribe to it in
+	 * Redis, read its history and call bus_sync. */
+	void (*activate)(void *cls, const char *channel, size_t len);
+	/* It was reclaimed (no history, taps or pollers): unsubscribe. */
+	void (*deactivate)(void *cls, const char *channel, size_t len);
+	/* Publish a join or leave (takes over the reference); not under
+	 * the lock. */
+	void (*publish)(void *cls, const char *channel, size_t len,
+			struct message *m);
+};
+
+enum bus_ingest {
+	BUS_INGESTED,         /* appended as the next id, taps woken */
+	BUS_INGEST_DUPLICATE, /* had it: dropped */
+	BUS_INGEST_HOLE,      /* ids after *last_id are missing: read them */
+	BUS_INGEST_RESYNC,    /* another epoch: read the channel again */
+	BUS_INGEST_UNSYNCED,  /* not in use here, or no bus_sync yet */
+};
+
+/* Make this bus a node of the Redis engine, before any channel exists:
+ * channels get their epoch and ids from Redis (bus_sync, bus_ingest)
+ * instead of here, and are unreadable until their first bus_sync. */
+void bus_set_remote(struct bus *bus, const struct bus_remote_ops *ops,
+		    void *cls);
+/* Redis holds the channel at this epoch, ids first_id..last_id (first_id
+ * last_id + 1 when it keeps none). On a first sync, another epoch, or
+ * when first_id is past what the ring has (a hole Redis no longer
+ * holds), the ring restarts empty at first_id - 1, the caller then
+ * ingests first_id..last_id; taps that joined "from now" start at
+ * last_id, cursors of another epoch are gaps. 0, or -1 (no such live
+ * channel, or nonsense ids). */
+int bus_sync(struct bus *bus, const char *channel, size_t len,
+	     uint64_t epoch, uint64_t last_id, uint64_t first_id);
+/* A message Redis stored as (epoch, id): appended if it is the next id
+ * of a synced channel. Takes over the reference in every case. *last_id:
+ * the channel's last id after the call (not set when UNSYNCED). */
+enum bus_ingest bus_ingest(struct bus *bus, const char *channel, size_t len,
+			   struct message *m, uint64_t epoch, uint64_t id,
+			   uint64_t *last_id);
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t bus_now_ms(void);

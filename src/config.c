@@ -11,6 +11,7 @@
 
 #include "config_doc.h"
 #include "log.h"
+#include "redis_url.h"
 #include "transport.h"
 
 #include "xalloc.h"
@@ -116,6 +117,10 @@ static const struct option_def options[] = {
 	LIVE_STR(log_level, "info", "error, warn, info or debug"),
 	LIVE_STR(log_format, "text",
 		 "text, or json: one object per line (ts, level, module, msg)"),
+	STR(redis, "",
+	    "Redis engine: redis://host:port/db or unix:/path (db optional), "
+	    "several comma-separated to shard channels; nodes given the same "
+	    "list share one bus (empty: the embedded bus)"),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 _Static_assert(NOPTIONS <= CONFIG_MAX_OPTIONS, "raise CONFIG_MAX_OPTIONS");
@@ -283,6 +288,15 @@ static int check(const struct config *cfg, FILE *err)
 		     "unknown transport in --transports '%s' (see --help)",
 		     cfg->transports);
 		return -1;
+	}
+	if (cfg->redis[0]) {
+		struct redis_target t[REDIS_SHARDS_MAX];
+		char why[160];
+
+		if (redis_url_list_parse(cfg->redis, t, why, sizeof why) < 0) {
+			fail(err, NULL, "%s", why);
+			return -1;
+		}
 	}
 	if (cfg->ws_hangup <= cfg->ws_ping) {
 		fail(err, NULL, "--ws-hangup must be greater than --ws-ping");

@@ -48,6 +48,7 @@ struct config {
 	unsigned long max_streams;     /* held ones; 0: config_max_streams */
 	const char *log_level;
 	const char *log_format;
+	const char *redis; /* "": the embedded bus */
 	/* Copies of the strings read from a file, per option; NULL when
 	 * the string is a default or points into argv. */
 	char *owned[CONFIG_MAX_OPTIONS];

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
+#include "redis_engine.h"
 #include "server.h"
 #include "static_files.h"
 #include "transport.h"
@@ -195,6 +196,14 @@ static int dispatch(struct http_request *req, const char *url,
 
 	if (strncmp(url, CHANNELS_PREFIX, strlen(CHANNELS_PREFIX)) == 0)
 		return channels(req, method, url + strlen(CHANNELS_PREFIX));
+	if (strcmp(url, "/healthz") == 0 && get && req->srv->redis &&
+	    !redis_engine_healthy(req->srv->redis)) {
+		static const char degraded[] =
+			"{\"status\":\"degraded\",\"redis\":\"unreachable\"}";
+
+		return http_reply_json(req->conn, 503, degraded,
+				       sizeof degraded - 1);
+	}
 	if (strcmp(url, "/healthz") == 0 && get)
 		return http_reply_json(req->conn, 200, "{\"status\":\"ok\"}",
 				       15);
@@ -278,6 +287,8 @@ static enum MHD_Result handle(struct http_request *req, const char *url,
 {
 	if (req->transport)
 		return (enum MHD_Result)req->transport->serve(req);
+	if (req->wait)
+		return (enum MHD_Result)publish_answer(req);
 	if (*upload_size) {
 		if (!req->dispatched)
 			take_body(req, upload_data, *upload_size);
@@ -371,6 +382,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		/* the reply has been handed to the socket by now */
 		cost_bytes(req->transport->id, req->fd, &req->bytes_base);
 	}
+	publish_wait_free(req);
 	free(req->body);
 	free(req->path);
 	free(req->since);

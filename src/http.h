@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 struct MHD_Connection;
+struct publish_wait;
 struct server;
 struct transport;
 
@@ -39,6 +40,8 @@ struct http_request {
 	/* what the transport's bytes are counted from (cost_bytes) */
 	int fd;
 	uint64_t bytes_base;
+	/* a publish suspended until Redis answers (publish.c) */
+	struct publish_wait *wait;
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages handed to MHD */

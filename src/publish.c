@@ -10,13 +10,29 @@
 #include "idem.h"
 #include "message.h"
 #include "payload.h"
+#include "redis_engine.h"
+#include "redis_store.h"
 #include "server.h"
 #include "validate.h"
+#include "xalloc.h"
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+/* A publish suspended until the Redis engine answers. The engine's
+ * thread fills it in and resumes the connection; the connection's MHD
+ * thread then reads it (publish_answer). */
+struct publish_wait {
+	struct MHD_Connection *conn;
+	atomic_bool ready;
+	enum redis_engine_status st;
+	uint64_t epoch, id;
+	char channel[CHANNEL_NAME_MAX + 1];
+};
 
 int publish_message_keyed(struct server *srv, const char *channel,
 			  size_t len, const char *event, const char *from,
@@ -34,9 +50,29 @@ int publish_message_keyed(struct server *srv, const char *channel,
 	struct message *m;
 
 	snprintf(name, sizeof name, "%.*s", (int)len, channel);
+	if (srv->redis)
+		return BUS_NOT_HERE;
 	m = message_new(&spec, bus_wall_ms(), bus_now_ms());
 	return bus_publish_keyed(srv->bus, channel, len, m, key,
 				 key ? strlen(key) : 0, at, replayed);
+}
+
+/* Build the message of a publish, for the engine. */
+static struct message *build(const char *channel, size_t len,
+			     const char *event, const char *from,
+			     bool exclude_sender, const struct payload *data)
+{
+	char name[CHANNEL_NAME_MAX + 1];
+	struct message_spec spec = {
+		.channel = name,
+		.event = event,
+		.from = from,
+		.exclude_sender = exclude_sender,
+		.data = data,
+	};
+
+	snprintf(name, sizeof name, "%.*s", (int)len, channel);
+	return message_new(&spec, bus_wall_ms(), bus_now_ms());
 }
 
 int publish_message(struct server *srv, const char *channel, size_t len,
@@ -45,9 +81,115 @@ int publish_message(struct server *srv, const char *channel, size_t len,
 {
 	bool replayed;
 
+	if (srv->redis) {
+		at->epoch = at->id = 0;
+		redis_engine_publish(srv->redis, channel, len,
+				     build(channel, len, event, from,
+					   exclude_sender, data),
+				     NULL, 0, NULL, NULL);
+		return 0;
+	}
 	return publish_message_keyed(srv, channel, len, event, from,
 				     exclude_sender, data, NULL, at,
 				     &replayed);
+}
+
+void publish_message_remote(struct server *srv, const char *channel,
+			    size_t len, const char *event, const char *from,
+			    bool exclude_sender, const struct payload *data,
+			    const char *key, redis_engine_done_fn *done,
+			    void *cls)
+{
+	struct message *m =
+		build(channel, len, event, from, exclude_sender, data);
+
+	if (config_live(srv->cfg, idempotency_window) == 0)
+		key = NULL; /* checked, not remembered */
+	redis_engine_publish(srv->redis, channel, len, m, key,
+			     key ? redis_store_message_hash(m) : 0, done, cls);
+}
+
+/* The engine's thread: Redis answered (or cannot). */
+static void on_stored(void *cls, enum redis_engine_status st, uint64_t epoch,
+		      uint64_t id)
+{
+	struct publish_wait *w = cls;
+
+	w->st = st;
+	w->epoch = epoch;
+	w->id = id;
+	atomic_store(&w->ready, true);
+	MHD_resume_connection(w->conn);
+}
+
+/* Hand the publish to the engine and suspend the request until it
+ * answers: a 201 means Redis stored it, as the embedded bus's 201 means
+ * history holds it. */
+static int publish_remote(struct http_request *req, const char *channel,
+			  const char *event, const char *from,
+			  bool exclude_sender, const struct payload *data,
+			  const char *key)
+{
+	size_t len = strlen(channel);
+	struct message *m =
+		build(channel, len, event, from, exclude_sender, data);
+	struct publish_wait *w = xcalloc(1, sizeof *w);
+
+	w->conn = req->conn;
+	snprintf(w->channel, sizeof w->channel, "%s", channel);
+	req->wait = w;
+	MHD_suspend_connection(req->conn);
+	redis_engine_publish(req->srv->redis, channel, len, m, key,
+			     key ? redis_store_message_hash(m) : 0, on_stored,
+			     w);
+	return MHD_YES;
+}
+
+static int reply_published(struct http_request *req, const char *channel,
+			   struct cursor at, bool replayed)
+{
+	char body[CHANNEL_NAME_MAX + 64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
+	size_t n;
+
+	cursor_epoch_text(at.epoch, epoch);
+	n = fmt_at(body, sizeof body, 0,
+		   "{\"channel\":\"%s\",\"id\":%llu,\"epoch\":\"%s\"}", channel,
+		   (unsigned long long)at.id, epoch);
+	if (replayed)
+		return http_reply_json_replayed(req->conn, 201, body, n);
+	return http_reply_json(req->conn, 201, body, n);
+}
+
+int publish_answer(struct http_request *req)
+{
+	struct publish_wait *w = req->wait;
+	struct cursor at;
+	int r;
+
+	if (!atomic_load(&w->ready))
+		return MHD_YES; /* not resumed by the engine: keep waiting */
+	at.epoch = w->epoch;
+	at.id = w->id;
+	if (w->st == REDIS_ENGINE_DOWN)
+		r = http_reply_error(req->conn, 503, "redis_unavailable",
+				     "the message was not stored (Redis is "
+				     "unreachable); retry, with an "
+				     "Idempotency-Key to be safe");
+	else if (w->st == REDIS_ENGINE_CONFLICT)
+		r = http_reply_error(req->conn, 422, "idempotency_conflict",
+				     "this Idempotency-Key was used for "
+				     "another message on this channel");
+	else
+		r = reply_published(req, w->channel, at,
+				    w->st == REDIS_ENGINE_REPLAYED);
+	publish_wait_free(req);
+	return r;
+}
+
+void publish_wait_free(struct http_request *req)
+{
+	free(req->wait);
+	req->wait = NULL;
 }
 
 static bool type_is(const char *type, const char *want)
@@ -134,6 +276,15 @@ int publish_serve(struct http_request *req, const char *channel)
 	r = read_payload(req, &data);
 	if (data.json == NULL)
 		return r;
+	if (req->srv->redis) {
+		if (config_live(req->srv->cfg, idempotency_window) == 0)
+			key = NULL; /* checked, not remembered */
+		r = publish_remote(req, channel, event, from,
+				   flag_set(http_arg(req, "exclude_sender")),
+				   &data, key);
+		payload_free(&data);
+		return r;
+	}
 	r = publish_message_keyed(req->srv, channel, strlen(channel), event,
 				  from,
 				  flag_set(http_arg(req, "exclude_sender")),

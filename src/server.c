@@ -8,6 +8,7 @@
 #include "capacity.h"
 #include "http.h"
 #include "log.h"
+#include "redis_engine.h"
 #include "router.h"
 #include "watcher.h"
 #include "ws.h"
@@ -93,6 +94,29 @@ void server_reconfigure(struct server *srv)
 	bus_set_limits(srv->bus, &bc);
 }
 
+/* --redis: make the bus a node of the Redis engine before anything can
+ * create a channel. */
+static int start_redis(struct server *srv, const struct config *cfg)
+{
+	struct redis_target shards[REDIS_SHARDS_MAX];
+	char why[160];
+	int n = redis_url_list_parse(cfg->redis, shards, why, sizeof why);
+	struct redis_engine_config ec = {
+		.shards = shards,
+		.history_size = cfg->history_size,
+		.history_age_ms = (uint64_t)cfg->history_age * 1000,
+		.idem_window_ms = (uint64_t)cfg->idempotency_window * 1000,
+	};
+
+	if (n < 0) {
+		log_error("%s", why);
+		return -1;
+	}
+	ec.nshards = (size_t)n;
+	srv->redis = redis_engine_start(&ec, srv->bus);
+	return srv->redis ? 0 : -1;
+}
+
 int server_start(struct server *srv, const struct config *cfg)
 {
 	memset(srv, 0, sizeof *srv);
@@ -100,7 +124,8 @@ int server_start(struct server *srv, const struct config *cfg)
 	raise_fd_limit(cfg);
 	srv->cap = capacity_new(cfg->max_connections, config_max_streams(cfg));
 	srv->bus = make_bus(cfg);
-	srv->watcher = watcher_start(srv->bus);
+	if (cfg->redis[0] == '\0' || start_redis(srv, cfg) == 0)
+		srv->watcher = watcher_start(srv->bus);
 	if (srv->watcher)
 		srv->mhd = http_start(srv);
 	if (srv->mhd)
@@ -141,12 +166,18 @@ void server_stop(struct server *srv)
 		if (srv->mhd)
 			drain(srv->bus);
 	}
+	/* publishes waiting for Redis are answered (503) and resumed:
+	 * MHD must not stop with them suspended */
+	redis_engine_stop(srv->redis);
 	http_stop(srv->mhd);
 	srv->mhd = NULL;
 	ws_stop(srv->ws);
 	srv->ws = NULL;
 	watcher_stop(srv->watcher);
 	srv->watcher = NULL;
+	/* after every part that may still queue work (ws leaves) */
+	redis_engine_free(srv->redis);
+	srv->redis = NULL;
 	if (srv->bus)
 		bus_free(srv->bus);
 	srv->bus = NULL;

@@ -13,6 +13,7 @@ struct MHD_Daemon;
 struct ws;
 struct router;
 struct watcher;
+struct redis_engine;
 
 struct server {
 	const struct config *cfg;
@@ -22,6 +23,7 @@ struct server {
 	struct ws *ws;
 	struct watcher *watcher;
 	struct router *router;
+	struct redis_engine *redis; /* --redis; NULL: the embedded bus */
 	atomic_bool failed; /* set by server_fail, from any thread */
 };
 

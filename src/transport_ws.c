@@ -76,6 +76,10 @@ struct ws_session {
 	size_t nitems, next;
 	struct ctl *ctl_head, *ctl_tail;
 	size_t nctl;
+	/* --redis: acks of /ws publishes Redis answered, not yet moved to
+	 * the control queue; guarded by the bus lock (queue_ack) */
+	struct ctl *acks_head, *acks_tail;
+	size_t nremote; /* publishes waiting for Redis (loop thread) */
 	bool rx_paused;
 	struct mux_op pending; /* a binary publish waiting for its frame */
 	bool awaiting_binary;
@@ -198,10 +202,18 @@ static void channel_drop(struct ws_session *s, size_t i)
 
 /* ---- control frames ---- */
 
-/* Queue c, an ack or error whose text and length the caller wrote. */
-static void ctl_push(struct ws_session *s, struct ctl *c)
+static struct ctl *ctl_new(void)
 {
+	struct ctl *c = xmalloc(sizeof *c + LWS_PRE + FRAME_CTL_MAX);
+
 	c->next = NULL;
+	return c;
+}
+
+/* Queue c, an ack or error whose text and length the caller wrote, and
+ * ask to write (loop thread). */
+static void ctl_append(struct ws_session *s, struct ctl *c)
+{
 	if (s->ctl_tail)
 		s->ctl_tail->next = c;
 	else
@@ -214,11 +226,6 @@ static void ctl_push(struct ws_session *s, struct ctl *c)
 	lws_callback_on_writable(s->wsi);
 }
 
-static struct ctl *ctl_new(void)
-{
-	return xmalloc(sizeof(struct ctl) + LWS_PRE + FRAME_CTL_MAX);
-}
-
 static void reply_error(struct ws_session *s, const struct mux_op *op,
 			const char *code, const char *message)
 {
@@ -226,7 +233,7 @@ static void reply_error(struct ws_session *s, const struct mux_op *op,
 
 	c->len = frame_format_error((char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
 				    op, code, message);
-	ctl_push(s, c);
+	ctl_append(s, c);
 }
 
 /* start: after a subscribe; stored: after a publish; else NULL. */
@@ -238,7 +245,7 @@ static void reply_ack(struct ws_session *s, const struct mux_op *op,
 
 	c->len = frame_format_ack((char *)c->buf + LWS_PRE, FRAME_CTL_MAX, op,
 				  start, stored, replayed);
-	ctl_push(s, c);
+	ctl_append(s, c);
 }
 
 static int write_ctl(struct ws_session *s)
@@ -264,8 +271,30 @@ static int write_ctl(struct ws_session *s)
 
 /* ---- loop thread: writing ---- */
 
+/* Under the bus lock: hand over the acks Redis answered. */
+static void take_acks(struct subscriber *sub, void *cls)
+{
+	struct ws_session *s = (struct ws_session *)sub;
+
+	*(struct ctl **)cls = s->acks_head;
+	s->acks_head = s->acks_tail = NULL;
+}
+
 static void service(struct ws_session *s)
 {
+	struct ctl *acks = NULL;
+
+	if (s->nremote && s->attached)
+		bus_with_subscriber(srv_of(s)->bus, s->sub.id, take_acks,
+				    &acks);
+	while (acks) {
+		struct ctl *next = acks->next;
+
+		s->nremote--;
+		acks->next = NULL;
+		ctl_append(s, acks);
+		acks = next;
+	}
 	if (s->cut) {
 		log_debug("ws subscriber %llu cut (slow consumer)",
 			  (unsigned long long)s->sub.id);
@@ -578,12 +607,90 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 	reply_ack(s, op, NULL, NULL, false);
 }
 
+/* A /ws publish waiting for Redis: what its ack needs to find the
+ * session, if it is still there, and to say which publish it answers. */
+struct remote_ack {
+	struct bus *bus;
+	uint64_t sub_id;
+	struct mux_op op; /* its ref, for the answer */
+};
+
+/* Under the bus lock (the engine's thread): queue the ack for the
+ * session's loop. */
+static void queue_ack(struct subscriber *sub, void *cls)
+{
+	struct ws_session *s = (struct ws_session *)sub;
+	struct ctl *c = cls;
+
+	if (s->acks_tail)
+		s->acks_tail->next = c;
+	else
+		s->acks_head = c;
+	s->acks_tail = c;
+	ws_ready(s->loop, &s->link);
+}
+
+/* The engine's thread: Redis answered a /ws publish. */
+static void on_remote_ack(void *cls, enum redis_engine_status st,
+			  uint64_t epoch, uint64_t id)
+{
+	struct remote_ack *ra = cls;
+	struct ctl *c = ctl_new();
+	char *text = (char *)c->buf + LWS_PRE;
+
+	if (st == REDIS_ENGINE_STORED || st == REDIS_ENGINE_REPLAYED) {
+		struct cursor at = { .epoch = epoch, .id = id };
+
+		c->len = frame_format_ack(text, FRAME_CTL_MAX, &ra->op, NULL,
+					  &at, st == REDIS_ENGINE_REPLAYED);
+	} else if (st == REDIS_ENGINE_CONFLICT) {
+		c->len = frame_format_error(
+			text, FRAME_CTL_MAX, &ra->op, "idempotency_conflict",
+			"this key was used for another message on this "
+			"channel");
+	} else {
+		c->len = frame_format_error(
+			text, FRAME_CTL_MAX, &ra->op, "redis_unavailable",
+			"the message was not stored (Redis is unreachable); "
+			"retry, with a key to be safe");
+	}
+	/* a session that is gone was detached: nobody to tell */
+	if (!bus_with_subscriber(ra->bus, ra->sub_id, queue_ack, c))
+		free(c);
+	free(ra);
+}
+
+/* With --redis: the ack comes when Redis answers (on_remote_ack). */
+static void mux_publish_remote(struct ws_session *s, const struct mux_op *op,
+			       const struct payload *data)
+{
+	struct remote_ack *ra = xcalloc(1, sizeof *ra);
+
+	ra->bus = srv_of(s)->bus;
+	ra->sub_id = s->sub.id;
+	ra->op.has_ref = op->has_ref;
+	ra->op.ref = op->ref;
+	/* the acks owed count against the control queue's bound */
+	if (++s->nremote + s->nctl >= CTL_HIGH && !s->rx_paused) {
+		lws_rx_flow_control(s->wsi, 0);
+		s->rx_paused = true;
+	}
+	publish_message_remote(srv_of(s), op->channel, strlen(op->channel),
+			       op->event[0] ? op->event : NULL, s->sub.client,
+			       op->exclude_sender, data,
+			       op->key[0] ? op->key : NULL, on_remote_ack, ra);
+}
+
 static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			const struct payload *data)
 {
 	bool replayed;
 	struct cursor at;
 
+	if (srv_of(s)->redis) {
+		mux_publish_remote(s, op, data);
+		return;
+	}
 	if (refused(s, op,
 		    publish_message_keyed(
 			    srv_of(s), op->channel, strlen(op->channel),
@@ -757,6 +864,13 @@ static void on_closed(struct ws_session *s)
 		struct ctl *c = s->ctl_head;
 
 		s->ctl_head = c->next;
+		free(c);
+	}
+	/* detached above: no ack can be queued any more */
+	while (s->acks_head) {
+		struct ctl *c = s->acks_head;
+
+		s->acks_head = c->next;
 		free(c);
 	}
 	for (size_t i = 0; i < s->nch; i++)

@@ -376,6 +376,18 @@ async def row_over_capacity():
         router_refusal(r, 503, "over_capacity", "a WebSocket past --max-streams", retry_after=True)
 
 
+async def row_redis_unavailable():
+    # --redis at a loopback port nobody listens on: Redis is unreachable
+    import socket
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    with Gateway("--redis", f"redis://127.0.0.1:{port}") as gw:
+        http_error(request(gw, "POST", "/channels/r", body=b"1",
+                           headers={"Content-Type": "application/json"}),
+                   503, "redis_unavailable", "a publish while Redis is unreachable")
+
+
 ERROR_ROWS = {
     "bad_request": row_bad_request, "head_too_large": row_head_too_large, "head_timeout": row_head_timeout,
     "bad_channel": row_bad_channel, "bad_cursor": row_bad_cursor, "bad_transport": row_bad_transport,
@@ -386,6 +398,7 @@ ERROR_ROWS = {
     "upgrade_required": row_upgrade_required, "shutting_down": row_shutting_down,
     "over_capacity": row_over_capacity, "bad_idempotency_key": row_bad_idempotency_key,
     "idempotency_conflict": row_idempotency_conflict,
+    "redis_unavailable": row_redis_unavailable,
 }
 
 

@@ -1,0 +1,842 @@
+/* The Redis engine's thread: its libev loop, the connections of every
+ * shard, the channels in use here and the publishes in flight. Only this
+ * thread touches hiredis; the bus and other threads reach it through one
+ * locked queue and an ev_async. It calls into the bus (bus_sync,
+ * bus_ingest, bus_info), never while holding its own queue lock, so the
+ * lock order stays: bus lock, then the queue lock (activate and
+ * deactivate are queued from under the bus lock). */
+#include "redis_engine.h"
+
+#include "bus.h"
+#include "cursor.h"
+#include "idem.h"
+#include "log.h"
+#include "message.h"
+#include "redis_store.h"
+#include "siphash.h"
+#include "validate.h"
+#include "xalloc.h"
+
+#include <ev.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#include <hiredis/adapters/libev.h>
+#pragma GCC diagnostic pop
+
+#define LOG_PREFIX "redis"
+#define ACTIVE_BUCKETS 4096 /* grows by doubling past one per bucket */
+
+struct redis_engine;
+
+struct shard {
+	struct redis_engine *e;
+	struct redis_target target;
+	redisAsyncContext *cmd, *sub; /* NULL: not connected nor trying */
+	bool cmd_up, sub_up;
+	bool down_logged;
+	char name[REDIS_HOST_MAX + 8];
+};
+
+/* A channel in use here: subscribed (or to be) on its shard. */
+struct active {
+	struct active *hnext;
+	struct shard *shard;
+	bool subscribed; /* SUBSCRIBE sent on the current connection */
+	bool reading;    /* a read is in flight */
+	bool reread;     /* read again (after the last id) when it returns */
+	bool full;       /* ... from the start of what Redis keeps */
+	size_t len;
+	char name[];
+};
+
+enum op_kind { OP_ACTIVATE, OP_DEACTIVATE, OP_PUBLISH };
+
+struct op {
+	struct op *next;
+	enum op_kind kind;
+	struct message *m; /* OP_PUBLISH */
+	char key[IDEM_KEY_MAX + 1];
+	bool has_key;
+	uint64_t hash;
+	redis_engine_done_fn *done;
+	void *cls;
+	bool retried; /* sent again with the script's text (NOSCRIPT) */
+	struct shard *shard;
+	size_t len;
+	char channel[CHANNEL_NAME_MAX + 1];
+};
+
+/* A read in flight. */
+struct read {
+	struct redis_engine *e;
+	bool full;
+	bool retried;
+	uint64_t after;
+	size_t len;
+	char channel[CHANNEL_NAME_MAX + 1];
+};
+
+struct redis_engine {
+	struct redis_engine_config cfg;
+	struct shard shards[REDIS_SHARDS_MAX];
+	struct bus *bus;
+	struct ev_loop *loop;
+	ev_async wake;
+	ev_timer retry;
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards the queue and stop */
+	struct op *head, *tail;
+	bool stop;
+	/* the engine thread's own */
+	struct active **buckets;
+	size_t nbuckets, nactive;
+	struct siphash_key key;
+	atomic_bool healthy;
+};
+
+static void done_noop(void *cls, enum redis_engine_status st, uint64_t epoch,
+		      uint64_t id)
+{
+	(void)cls;
+	(void)st;
+	(void)epoch;
+	(void)id;
+}
+
+/* ---- the queue (any thread) ---- */
+
+static void enqueue(struct redis_engine *e, struct op *op)
+{
+	bool stopped;
+
+	pthread_mutex_lock(&e->lock);
+	stopped = e->stop;
+	if (!stopped) {
+		if (e->tail)
+			e->tail->next = op;
+		else
+			e->head = op;
+		e->tail = op;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!stopped) {
+		ev_async_send(e->loop, &e->wake);
+		return;
+	}
+	if (op->kind == OP_PUBLISH) {
+		op->done(op->cls, REDIS_ENGINE_DOWN, 0, 0);
+		message_unref(op->m);
+	}
+	free(op);
+}
+
+static struct op *op_new(enum op_kind kind, const char *channel, size_t len)
+{
+	struct op *op = xcalloc(1, sizeof *op);
+
+	op->kind = kind;
+	op->len = len > CHANNEL_NAME_MAX ? CHANNEL_NAME_MAX : len;
+	memcpy(op->channel, channel, op->len);
+	return op;
+}
+
+static void remote_activate(void *cls, const char *channel, size_t len)
+{
+	enqueue(cls, op_new(OP_ACTIVATE, channel, len));
+}
+
+static void remote_deactivate(void *cls, const char *channel, size_t len)
+{
+	enqueue(cls, op_new(OP_DEACTIVATE, channel, len));
+}
+
+void redis_engine_publish(struct redis_engine *e, const char *channel,
+			  size_t len, struct message *m, const char *key,
+			  uint64_t hash, redis_engine_done_fn *done, void *cls)
+{
+	struct op *op = op_new(OP_PUBLISH, channel, len);
+
+	op->m = m;
+	op->done = done ? done : done_noop;
+	op->cls = cls;
+	op->hash = hash;
+	if (key) {
+		op->has_key = true;
+		snprintf(op->key, sizeof op->key, "%s", key);
+	}
+	enqueue(e, op);
+}
+
+static void remote_publish(void *cls, const char *channel, size_t len,
+			   struct message *m)
+{
+	redis_engine_publish(cls, channel, len, m, NULL, 0, NULL, NULL);
+}
+
+static const struct bus_remote_ops engine_ops = {
+	.activate = remote_activate,
+	.deactivate = remote_deactivate,
+	.publish = remote_publish,
+};
+
+bool redis_engine_healthy(const struct redis_engine *e)
+{
+	return atomic_load(&e->healthy);
+}
+
+static void update_health(struct redis_engine *e)
+{
+	bool up = true;
+
+	for (size_t i = 0; i < e->cfg.nshards; i++)
+		up = up && e->shards[i].cmd_up && e->shards[i].sub_up;
+	atomic_store(&e->healthy, up);
+}
+
+/* ---- channels in use (engine thread) ---- */
+
+static struct active **active_slot(struct redis_engine *e, const char *name,
+				   size_t len)
+{
+	struct active **p =
+		&e->buckets[siphash13(&e->key, name, len) & (e->nbuckets - 1)];
+
+	while (*p && !((*p)->len == len && memcmp((*p)->name, name, len) == 0))
+		p = &(*p)->hnext;
+	return p;
+}
+
+static void active_grow(struct redis_engine *e)
+{
+	size_t n = e->nbuckets * 2;
+	struct active **b = xcalloc(n, sizeof *b);
+
+	for (size_t i = 0; i < e->nbuckets; i++) {
+		struct active *a = e->buckets[i], *next;
+
+		for (; a; a = next) {
+			size_t k = siphash13(&e->key, a->name, a->len) &
+				   (n - 1);
+
+			next = a->hnext;
+			a->hnext = b[k];
+			b[k] = a;
+		}
+	}
+	free(e->buckets);
+	e->buckets = b;
+	e->nbuckets = n;
+}
+
+/* ---- reads: sync a channel, fill a hole ---- */
+
+static void send_read(struct redis_engine *e, struct active *a, bool full,
+		      uint64_t after);
+
+static uint64_t born_of(int64_t ts_ms)
+{
+	int64_t age = bus_wall_ms() - ts_ms;
+	uint64_t now = bus_now_ms();
+
+	if (age < 0)
+		age = 0;
+	return (uint64_t)age < now ? now - (uint64_t)age : 0;
+}
+
+/* Hand a stored message to the bus; what to read next, if anything. */
+static void ingest(struct redis_engine *e, struct active *a,
+		   const struct redis_record *rec)
+{
+	struct message *m = redis_store_message(a->name, a->len, rec,
+						born_of(rec->ts_ms));
+	uint64_t last = 0;
+
+	if (m == NULL) {
+		log_warn("channel %.*s: a record of id %llu is not ours; "
+			 "skipped",
+			 (int)a->len, a->name, (unsigned long long)rec->id);
+		return;
+	}
+	switch (bus_ingest(e->bus, a->name, a->len, m, rec->epoch, rec->id,
+			   &last)) {
+	case BUS_INGESTED:
+	case BUS_INGEST_DUPLICATE:
+		break;
+	case BUS_INGEST_HOLE:
+		send_read(e, a, false, last);
+		break;
+	case BUS_INGEST_RESYNC:
+	case BUS_INGEST_UNSYNCED:
+		/* not synced yet, or another epoch: read it all (again) once
+		 * the read in flight, if any, is back */
+		send_read(e, a, true, 0);
+		break;
+	}
+}
+
+static void on_read(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct read *rd = privdata;
+	struct redis_engine *e = rd->e;
+	struct active *a = *active_slot(e, rd->channel, rd->len);
+	struct redis_range range;
+	struct redis_record rec;
+	uint64_t first;
+
+	(void)ac;
+	if (a == NULL)
+		goto out; /* no longer in use here */
+	a->reading = false;
+	if (r == NULL)
+		goto out; /* disconnected: the reconnect reads again */
+	if (redis_store_noscript(r) && !rd->retried) {
+		a->reading = true;
+		rd->retried = true;
+		{
+			struct redis_cmd cmd;
+
+			redis_store_read_cmd(a->name, a->len, rd->after,
+					     e->cfg.history_size,
+					     cursor_epoch_new(),
+					     e->cfg.history_age_ms, true, &cmd);
+			if (redisAsyncCommandArgv(a->shard->cmd, on_read, rd,
+						  cmd.argc, cmd.argv,
+						  cmd.argvlen) == REDIS_OK)
+				rd = NULL;
+			else
+				a->reading = false;
+			redis_cmd_free(&cmd);
+		}
+		goto out;
+	}
+	if (redis_store_read_reply(r, &range) < 0 || !range.exists) {
+		log_warn("channel %.*s: unexpected read reply", (int)a->len,
+			 a->name);
+		goto out;
+	}
+	if (!rd->full && range.count > 0 &&
+	    redis_store_range_entry(&range, 0, &rec) == 0 &&
+	    rec.id != rd->after + 1) {
+		/* what we asked for is gone, or of another epoch */
+		a->reread = a->full = true;
+		goto again;
+	}
+	first = range.count > 0 &&
+				redis_store_range_entry(&range, 0, &rec) == 0 ?
+			rec.id :
+			range.last_id + 1;
+	if (rd->full && bus_sync(e->bus, a->name, a->len, range.epoch,
+				 range.last_id, first) < 0)
+		goto out;
+	for (size_t i = 0; i < range.count; i++)
+		if (redis_store_range_entry(&range, i, &rec) == 0)
+			ingest(e, a, &rec);
+again:
+	if (a->reread && !a->reading) {
+		bool full = a->full;
+
+		a->reread = a->full = false;
+		send_read(e, a, full, 0);
+	}
+out:
+	free(rd);
+}
+
+/* Read the channel: full (sync, from what Redis keeps) or after an id.
+ * One read per channel in flight; more asks make one more read after. */
+static void send_read(struct redis_engine *e, struct active *a, bool full,
+		      uint64_t after)
+{
+	struct redis_cmd cmd;
+	struct read *rd;
+
+	if (a->reading || !a->shard->cmd_up) {
+		a->reread = true;
+		a->full = a->full || full;
+		return;
+	}
+	if (!full && after == 0) {
+		struct bus_channel_info info;
+
+		/* "after what the ring has" */
+		if (bus_info(e->bus, a->name, a->len, &info) < 0)
+			return;
+		after = info.last_id;
+	}
+	rd = xcalloc(1, sizeof *rd);
+	rd->e = e;
+	rd->full = full;
+	rd->after = full ? 0 : after;
+	rd->len = a->len;
+	memcpy(rd->channel, a->name, a->len);
+	redis_store_read_cmd(a->name, a->len, rd->after, e->cfg.history_size,
+			     cursor_epoch_new(), e->cfg.history_age_ms, false,
+			     &cmd);
+	if (redisAsyncCommandArgv(a->shard->cmd, on_read, rd, cmd.argc,
+				  cmd.argv, cmd.argvlen) == REDIS_OK)
+		a->reading = true;
+	else
+		free(rd);
+	redis_cmd_free(&cmd);
+}
+
+/* ---- pub/sub ---- */
+
+static void on_notice(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct shard *s = ac->data;
+	redisReply *r = reply;
+	struct redis_record rec;
+	const char *name;
+	size_t len;
+	struct active *a;
+
+	(void)privdata;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    r->element[1]->type != REDIS_REPLY_STRING)
+		return;
+	if (redis_store_channel_of_notice(r->element[1]->str,
+					  r->element[1]->len, &name, &len) < 0)
+		return;
+	a = *active_slot(s->e, name, len);
+	if (a == NULL)
+		return;
+	if (strcmp(r->element[0]->str, "subscribe") == 0) {
+		/* from now on every publish reaches us: read what came
+		 * before */
+		send_read(s->e, a, true, 0);
+		return;
+	}
+	if (strcmp(r->element[0]->str, "message") != 0 ||
+	    r->element[2]->type != REDIS_REPLY_STRING)
+		return;
+	if (redis_store_decode_notice(r->element[2]->str, r->element[2]->len,
+				      &rec) < 0) {
+		log_warn("channel %.*s: a notification that is not ours",
+			 (int)len, name);
+		return;
+	}
+	if (a->reading) {
+		/* the read in flight may or may not hold it: read after
+		 * the ring once more when it returns */
+		a->reread = true;
+		return;
+	}
+	ingest(s->e, a, &rec);
+}
+
+static void subscribe(struct active *a)
+{
+	char chan[REDIS_KEY_MAX];
+	const char *argv[2] = { "SUBSCRIBE", chan };
+	size_t argvlen[2] = { 9, 0 };
+
+	argvlen[1] = redis_store_notice_channel(a->name, a->len, chan);
+	if (redisAsyncCommandArgv(a->shard->sub, on_notice, NULL, 2, argv,
+				  argvlen) == REDIS_OK)
+		a->subscribed = true;
+}
+
+static void unsubscribe(struct active *a)
+{
+	char chan[REDIS_KEY_MAX];
+	const char *argv[2] = { "UNSUBSCRIBE", chan };
+	size_t argvlen[2] = { 11, 0 };
+
+	argvlen[1] = redis_store_notice_channel(a->name, a->len, chan);
+	redisAsyncCommandArgv(a->shard->sub, on_notice, NULL, 2, argv, argvlen);
+}
+
+/* ---- publish ---- */
+
+static void send_publish(struct op *op);
+
+static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct op *op = privdata;
+	struct redis_engine *e = op->shard->e;
+	struct redis_published at;
+	enum redis_engine_status st = REDIS_ENGINE_DOWN;
+
+	(void)ac;
+	if (reply && redis_store_noscript(reply) && !op->retried &&
+	    op->shard->cmd_up) {
+		op->retried = true;
+		send_publish(op);
+		return;
+	}
+	if (reply && redis_store_publish_reply(reply, op->hash, &at) == 0) {
+		st = at.kind == REDIS_STORED   ? REDIS_ENGINE_STORED :
+		     at.kind == REDIS_REPLAYED ? REDIS_ENGINE_REPLAYED :
+						 REDIS_ENGINE_CONFLICT;
+	} else if (reply) {
+		log_warn("publish to %s: unexpected reply%s%s", op->channel,
+			 ((redisReply *)reply)->type == REDIS_REPLY_ERROR ?
+				 ": " :
+				 "",
+			 ((redisReply *)reply)->type == REDIS_REPLY_ERROR ?
+				 ((redisReply *)reply)->str :
+				 "");
+	}
+	if (st == REDIS_ENGINE_STORED) {
+		struct active *a = *active_slot(e, op->channel, op->len);
+		uint64_t last;
+
+		/* ours: no need to wait for the notification to rebuild it */
+		if (a && !a->reading &&
+		    bus_ingest(e->bus, op->channel, op->len, op->m, at.epoch,
+			       at.id, &last) == BUS_INGEST_HOLE)
+			send_read(e, a, false, last);
+		else if (a == NULL || a->reading)
+			message_unref(op->m);
+		op->m = NULL;
+	}
+	message_unref(op->m);
+	op->done(op->cls, st, st == REDIS_ENGINE_DOWN ? 0 : at.epoch,
+		 st == REDIS_ENGINE_DOWN ? 0 : at.id);
+	free(op);
+}
+
+static void send_publish(struct op *op)
+{
+	const struct message *m = op->m;
+	struct redis_publish p = {
+		.channel = op->channel,
+		.channel_len = op->len,
+		.event = m->event,
+		.from = m->from,
+		.exclude_sender = m->exclude_sender,
+		.binary = m->binary && m->raw_len > 0,
+		.ts_ms = m->ts,
+		.new_epoch = cursor_epoch_new(),
+		.history_size = op->shard->e->cfg.history_size,
+		.history_age_ms = op->shard->e->cfg.history_age_ms,
+		.idem_key = op->has_key ? op->key : NULL,
+		.idem_hash = op->hash,
+		.idem_window_ms = op->shard->e->cfg.idem_window_ms,
+	};
+	struct redis_cmd cmd;
+
+	if (p.binary) {
+		p.data = message_raw(m);
+		p.data_len = m->raw_len;
+	} else {
+		p.data = message_json(m) + m->data_off;
+		p.data_len = m->data_len;
+	}
+	redis_store_publish_cmd(&p, op->retried, &cmd);
+	if (redisAsyncCommandArgv(op->shard->cmd, on_published, op, cmd.argc,
+				  cmd.argv, cmd.argvlen) != REDIS_OK)
+		on_published(NULL, NULL, op);
+	redis_cmd_free(&cmd);
+}
+
+/* ---- the queue (engine thread) ---- */
+
+static void run_op(struct redis_engine *e, struct op *op)
+{
+	struct shard *s =
+		&e->shards[redis_shard_of(op->channel, op->len, e->cfg.nshards)];
+	struct active **slot = active_slot(e, op->channel, op->len);
+	struct active *a = *slot;
+
+	switch (op->kind) {
+	case OP_ACTIVATE:
+		if (a)
+			break;
+		a = xcalloc(1, sizeof *a + op->len + 1);
+		a->shard = s;
+		a->len = op->len;
+		memcpy(a->name, op->channel, op->len);
+		*slot = a;
+		if (++e->nactive > e->nbuckets)
+			active_grow(e);
+		if (s->sub_up)
+			subscribe(a);
+		break;
+	case OP_DEACTIVATE:
+		if (a == NULL)
+			break;
+		if (s->sub_up && a->subscribed)
+			unsubscribe(a);
+		*slot = a->hnext;
+		e->nactive--;
+		free(a);
+		break;
+	case OP_PUBLISH:
+		op->shard = s;
+		if (!s->cmd_up) {
+			op->done(op->cls, REDIS_ENGINE_DOWN, 0, 0);
+			message_unref(op->m);
+			break;
+		}
+		send_publish(op);
+		return; /* on_published frees it */
+	}
+	free(op);
+}
+
+static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
+{
+	struct redis_engine *e = w->data;
+	struct op *list;
+	bool stop;
+
+	(void)revents;
+	pthread_mutex_lock(&e->lock);
+	list = e->head;
+	e->head = e->tail = NULL;
+	stop = e->stop;
+	pthread_mutex_unlock(&e->lock);
+	while (list) {
+		struct op *next = list->next;
+
+		run_op(e, list);
+		list = next;
+	}
+	if (stop)
+		ev_break(loop, EVBREAK_ALL);
+}
+
+/* ---- connections ---- */
+
+static void for_shard_actives(struct shard *s, void (*fn)(struct active *))
+{
+	struct redis_engine *e = s->e;
+
+	for (size_t i = 0; i < e->nbuckets; i++)
+		for (struct active *a = e->buckets[i]; a; a = a->hnext)
+			if (a->shard == s)
+				fn(a);
+}
+
+static void mark_unsubscribed(struct active *a)
+{
+	a->subscribed = false;
+}
+
+static void read_all(struct active *a)
+{
+	if (a->subscribed)
+		send_read(a->shard->e, a, true, 0);
+}
+
+/* For the log: host:port or the socket's path. */
+static const char *shard_name(struct shard *s)
+{
+	if (s->target.path[0])
+		return s->target.path;
+	snprintf(s->name, sizeof s->name, "%s:%u", s->target.host,
+		 s->target.port);
+	return s->name;
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct shard *s = ac->data;
+
+	(void)status;
+	if (s->cmd == ac) {
+		s->cmd = NULL;
+		s->cmd_up = false;
+	} else if (s->sub == ac) {
+		s->sub = NULL;
+		s->sub_up = false;
+		for_shard_actives(s, mark_unsubscribed);
+	}
+	update_health(s->e);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+	struct shard *s = ac->data;
+
+	if (status != REDIS_OK) {
+		/* hiredis frees it */
+		if (s->cmd == ac)
+			s->cmd = NULL;
+		else if (s->sub == ac)
+			s->sub = NULL;
+		return;
+	}
+	if (s->cmd == ac) {
+		s->cmd_up = true;
+		/* reads asked for while it was down */
+		for_shard_actives(s, read_all);
+	} else if (s->sub == ac) {
+		s->sub_up = true;
+		for_shard_actives(s, subscribe);
+	}
+	if (s->cmd_up && s->sub_up && s->down_logged) {
+		log_info("shard %s is back", shard_name(s));
+		s->down_logged = false;
+	}
+	update_health(s->e);
+}
+
+static redisAsyncContext *connect_shard(struct shard *s, bool is_cmd)
+{
+	redisAsyncContext *ac = s->target.path[0] ?
+					redisAsyncConnectUnix(s->target.path) :
+					redisAsyncConnect(s->target.host,
+							  (int)s->target.port);
+
+	if (ac == NULL)
+		return NULL;
+	if (ac->err) {
+		if (!s->down_logged)
+			log_warn("shard %s unreachable: %s", shard_name(s),
+				 ac->errstr);
+		s->down_logged = true;
+		redisAsyncFree(ac);
+		return NULL;
+	}
+	ac->data = s;
+	redisLibevAttach(s->e->loop, ac);
+	redisAsyncSetConnectCallback(ac, on_connect);
+	redisAsyncSetDisconnectCallback(ac, on_disconnect);
+	if (is_cmd && s->target.db)
+		redisAsyncCommand(ac, NULL, NULL, "SELECT %u", s->target.db);
+	return ac;
+}
+
+static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct redis_engine *e = w->data;
+
+	(void)loop;
+	(void)revents;
+	for (size_t i = 0; i < e->cfg.nshards; i++) {
+		struct shard *s = &e->shards[i];
+
+		if (s->cmd == NULL)
+			s->cmd = connect_shard(s, true);
+		if (s->sub == NULL)
+			s->sub = connect_shard(s, false);
+	}
+}
+
+/* ---- life cycle ---- */
+
+static void *engine_main(void *arg)
+{
+	struct redis_engine *e = arg;
+
+	on_retry(e->loop, &e->retry, 0);
+	ev_run(e->loop, 0);
+	/* stopping: every reply still owed is answered (NULL) by the frees */
+	for (size_t i = 0; i < e->cfg.nshards; i++) {
+		struct shard *s = &e->shards[i];
+
+		if (s->cmd)
+			redisAsyncFree(s->cmd);
+		if (s->sub)
+			redisAsyncFree(s->sub);
+	}
+	return NULL;
+}
+
+struct redis_engine *redis_engine_start(const struct redis_engine_config *c,
+					struct bus *bus)
+{
+	struct redis_engine *e = xcalloc(1, sizeof *e);
+	double retry = (double)(c->retry_ms ? c->retry_ms : 250) / 1000.0;
+
+	e->cfg = *c;
+	if (e->cfg.nshards > REDIS_SHARDS_MAX)
+		e->cfg.nshards = REDIS_SHARDS_MAX;
+	for (size_t i = 0; i < e->cfg.nshards; i++) {
+		e->shards[i].e = e;
+		e->shards[i].target = c->shards[i];
+	}
+	e->cfg.shards = NULL;
+	e->bus = bus;
+	siphash_key_random(&e->key);
+	e->nbuckets = ACTIVE_BUCKETS;
+	e->buckets = xcalloc(e->nbuckets, sizeof *e->buckets);
+	pthread_mutex_init(&e->lock, NULL);
+	e->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+	if (e->loop == NULL) {
+		log_error("no event loop for the Redis engine");
+		goto fail;
+	}
+	ev_async_init(&e->wake, on_wake);
+	e->wake.data = e;
+	ev_async_start(e->loop, &e->wake);
+	ev_timer_init(&e->retry, on_retry, retry, retry);
+	e->retry.data = e;
+	ev_timer_start(e->loop, &e->retry);
+	bus_set_remote(bus, &engine_ops, e);
+	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+		log_error("cannot start the Redis engine's thread");
+		goto fail;
+	}
+	return e;
+fail:
+	if (e->loop)
+		ev_loop_destroy(e->loop);
+	pthread_mutex_destroy(&e->lock);
+	free(e->buckets);
+	free(e);
+	return NULL;
+}
+
+void redis_engine_stop(struct redis_engine *e)
+{
+	struct op *list;
+	bool was;
+
+	if (e == NULL)
+		return;
+	pthread_mutex_lock(&e->lock);
+	was = e->stop;
+	e->stop = true;
+	pthread_mutex_unlock(&e->lock);
+	if (was)
+		return;
+	ev_async_send(e->loop, &e->wake);
+	pthread_join(e->thread, NULL);
+	atomic_store(&e->healthy, false);
+	/* queued after the loop's last look */
+	list = e->head;
+	e->head = e->tail = NULL;
+	while (list) {
+		struct op *next = list->next;
+
+		if (list->kind == OP_PUBLISH) {
+			list->done(list->cls, REDIS_ENGINE_DOWN, 0, 0);
+			message_unref(list->m);
+		}
+		free(list);
+		list = next;
+	}
+}
+
+void redis_engine_free(struct redis_engine *e)
+{
+	if (e == NULL)
+		return;
+	redis_engine_stop(e);
+	for (size_t i = 0; i < e->nbuckets; i++) {
+		struct active *a = e->buckets[i], *next;
+
+		for (; a; a = next) {
+			next = a->hnext;
+			free(a);
+		}
+	}
+	free(e->buckets);
+	ev_loop_destroy(e->loop);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}

@@ -92,16 +92,23 @@ const N = 300;
       FakeXHR.prototype.abort = function () {};
       FakeXHR.prototype.send = function () {
         const x = this;
-        setTimeout(function () { x.readyState = 4; x.status = statuses[k++ % statuses.length]; x.onreadystatechange(); }, 5);
+        // the client drops its handler once it gave up on a request
+        setTimeout(function () { x.readyState = 4; x.status = statuses[k++ % statuses.length]; if (x.onreadystatechange) x.onreadystatechange(); }, 5);
       };
-      // a network error is tried again until ackTimeout: then it is the error
-      const c = anypush.connect('http://127.0.0.1:1', { env: { XMLHttpRequest: FakeXHR }, ackTimeout: 300 });
+      // a network error is tried again until ackTimeout: then it is the
+      // error, or 'timeout' when the deadline came while a try was out
+      // (a loaded machine can delay the fake's answer past it)
+      const c = anypush.connect('http://127.0.0.1:1', { env: { XMLHttpRequest: FakeXHR }, ackTimeout: 1500 });
       const out = [];
       statuses.forEach(function () {
         c.publish('x', 'note', 1, function (err) { out.push(err && err.code); if (out.length === statuses.length) resolve(out); });
       });
     }));
-    assert.deepStrictEqual(codes, ['network', 'network', 'network']);
+    console.log('# ' + JSON.stringify(codes));
+    assert.strictEqual(codes.length, 3);
+    assert(codes.every((x) => x === 'network' || x === 'timeout'), 'codes ' + JSON.stringify(codes));
+    // read as HTTP statuses, no try would end as 'network'
+    assert(codes.indexOf('network') >= 0, 'no publish ended as network: ' + JSON.stringify(codes));
   });
 
   await t.done();

@@ -116,6 +116,17 @@ static const struct option_def options[] = {
 	LIVE_STR(log_level, "info", "error, warn, info or debug"),
 	LIVE_STR(log_format, "text",
 		 "text, or json: one object per line (ts, level, module, msg)"),
+	STR(token_secret_file, "",
+	    "clients need a JWT signed with this HS256 secret (or RS256/"
+	    "ES256 public key, PEM) to subscribe and publish"),
+	STR(api_key_file, "",
+	    "the key of 'Authorization: apikey KEY': publish anywhere, the "
+	    "admin API and /metrics"),
+	STR(public_channels, "",
+	    "channel patterns (comma-separated, * matches any run) anyone "
+	    "may read without a token"),
+	NUM(metrics_public, "0", 0, 1,
+	    "1: /metrics needs no API key"),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 _Static_assert(NOPTIONS <= CONFIG_MAX_OPTIONS, "raise CONFIG_MAX_OPTIONS");

@@ -48,6 +48,11 @@ struct config {
 	unsigned long max_streams;     /* held ones; 0: config_max_streams */
 	const char *log_level;
 	const char *log_format;
+	/* who may do what (auth.c, docs/security.md) */
+	const char *token_secret_file; /* "": no client tokens */
+	const char *api_key_file;      /* "": no API key */
+	const char *public_channels;   /* patterns anyone may read */
+	unsigned long metrics_public;  /* 1: /metrics needs no key */
 	/* Copies of the strings read from a file, per option; NULL when
 	 * the string is a default or points into argv. */
 	char *owned[CONFIG_MAX_OPTIONS];

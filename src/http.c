@@ -4,10 +4,12 @@
  * publishing, info, metrics, static files or a transport. */
 #include "http.h"
 
+#include "auth.h"
 #include "bus.h"
 #include "capacity.h"
 #include "cost.h"
 #include "fmt.h"
+#include "http_auth.h"
 #include "http_reply.h"
 #include "http_route.h"
 #include "log.h"
@@ -91,6 +93,9 @@ static int subscribe(struct http_request *req, const char *list)
 	if (r < 0)
 		return http_reply_error(req->conn, err.status, err.code,
 					err.message);
+	r = http_auth_subscribe(req);
+	if (r != -1)
+		return r;
 	metrics_add(&metrics.subscriptions[req->transport->id], 1);
 	return req->transport->serve(req);
 }
@@ -171,12 +176,20 @@ static int channels(struct http_request *req, const char *method,
 
 static int metrics_page(struct http_request *req)
 {
+	int r = auth_open() || req->srv->cfg->metrics_public ?
+			-1 :
+			http_auth_admin(req);
 	size_t len, loads[WS_LOOPS_MAX];
 	size_t nloops = ws_loads(req->srv->ws, loads, WS_LOOPS_MAX);
-	char *text = metrics_render(req->srv->bus, req->srv->cap, loads,
-				    nloops, &len);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		len, text, MHD_RESPMEM_MUST_FREE);
+	char *text;
+	struct MHD_Response *resp;
+
+	if (r != -1)
+		return r;
+	text = metrics_render(req->srv->bus, req->srv->cap, loads, nloops,
+			      &len);
+	resp = MHD_create_response_from_buffer(len, text,
+					       MHD_RESPMEM_MUST_FREE);
 
 	/* MHD frees text with the response, so without one it is ours */
 	if (resp == NULL) {

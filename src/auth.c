@@ -112,6 +112,10 @@ int auth_init(const char *token_secret_file, const char *api_key_file,
 		if (api_key == NULL)
 			return -1;
 	}
+	if (auth_open())
+		log_warn("open mode: anyone who reaches the port may publish "
+			 "and read every channel (--token-secret-file or "
+			 "--api-key-file to check; docs/security.md)");
 	if (public_channels &&
 	    split_patterns(public_channels, &public_pats, &npublic) < 0) {
 		log_error("--public-channels: at most %d patterns",
@@ -139,6 +143,13 @@ void auth_shutdown(void)
 bool auth_open(void)
 {
 	return secret == NULL && api_key == NULL;
+}
+
+const char *auth_bind(const char *bind)
+{
+	if (bind && *bind)
+		return bind;
+	return auth_open() ? "127.0.0.1" : "0.0.0.0";
 }
 
 bool auth_has_api_key(void)

@@ -38,6 +38,10 @@ int auth_init(const char *token_secret_file, const char *api_key_file,
 void auth_shutdown(void);
 /* Neither a token secret nor an API key: everyone may do everything. */
 bool auth_open(void);
+/* The address to listen on: bind if given, else loopback in open mode
+ * (an open gateway is for this machine unless asked) and all addresses
+ * otherwise. */
+const char *auth_bind(const char *bind);
 /* An API key is set (the admin API exists). */
 bool auth_has_api_key(void);
 

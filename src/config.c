@@ -59,7 +59,9 @@ static const struct option_def options[] = {
 	STR(config, ANYPUSH_CONFIG_FILE,
 	    "read options from this file (flags win; a missing default file "
 	    "is skipped; '' reads none); SIGHUP reads it again"),
-	STR(bind, "0.0.0.0", "address to listen on"),
+	STR(bind, "",
+	    "address to listen on (none given: 127.0.0.1 in open mode, without "
+	    "--token-secret-file and --api-key-file; else 0.0.0.0)"),
 	NUM(port, "8080", 0, 65535,
 	    "TCP port for everything (0: any free port)"),
 	STR(port_file, "", "write the bound port to this file once listening"),

@@ -9,12 +9,14 @@ import hashlib
 import hmac
 import json
 import os
+import signal
+import subprocess
 import tempfile
 import time
 import urllib.parse
 
-from gwlib import (Gateway, MuxClient, SSEClient, WSClient, check, expect_eq, expect_error,
-                   get, request, run)
+from gwlib import (Gateway, MuxClient, SSEClient, WSClient, binary_path, check, expect_eq,
+                   expect_error, get, log_dir, request, run)
 
 SECRET = b"test-secret-0123456789abcdef"
 API_KEY = "k-" + "7" * 30
@@ -247,11 +249,33 @@ async def test_metrics_key():
 
 
 async def test_open_mode():
-    "no secret and no key: open as before"
+    "no secret and no key: open as before, one warning line, loopback without --bind"
     with Gateway() as gw:
         expect_eq(post(gw, "b", 1)[0], 201, "open publish")
         expect_eq(get(gw, "/channels/b?transport=poll&since=0")[0], 200, "open read")
         expect_eq(get(gw, "/metrics")[0], 200, "open metrics")
+    # no --bind at all (Gateway always passes one): its own process
+    d = tempfile.mkdtemp(prefix="auth-open-", dir=log_dir())
+    pf, log = os.path.join(d, "port"), os.path.join(d, "log")
+    with open(log, "wb") as lf:
+        p = subprocess.Popen([binary_path(), "--port", "0", "--port-file", pf, "--config", ""],
+                             stdin=subprocess.DEVNULL, stdout=lf, stderr=lf)
+    try:
+        deadline = time.monotonic() + 10
+        while not (os.path.exists(pf) and open(pf).read().strip()):
+            check(p.poll() is None and time.monotonic() < deadline, "the open gateway did not start")
+            await asyncio.sleep(0.02)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
+    text = open(log).read()
+    check("listening on 127.0.0.1 port" in text, f"open mode without --bind: loopback only:\n{text}")
+    warns = [ln for ln in text.splitlines() if " warn " in ln]
+    expect_eq(len(warns), 1, f"warning lines in open mode: {warns}")
+    check("open mode" in warns[0], f"the warning says open mode: {warns[0]}")
+    with secured("--log-level", "info") as gw:
+        gw.stop()
+        check("open mode" not in open(gw.log_path).read(), "no open-mode warning with a secret")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@
  * publishing, info, metrics, static files or a transport. */
 #include "http.h"
 
+#include "admin.h"
 #include "auth.h"
 #include "bus.h"
 #include "capacity.h"
@@ -213,6 +214,8 @@ static int dispatch(struct http_request *req, const char *url,
 				       15);
 	if (strcmp(url, "/metrics") == 0 && get)
 		return metrics_page(req);
+	if (strncmp(url, ADMIN_PREFIX, strlen(ADMIN_PREFIX)) == 0)
+		return admin_serve(req, url, method);
 	if (strcmp(url, "/ws") == 0 && !transport_enabled(&transport_ws))
 		return http_reply_error(req->conn, 404, "transport_disabled",
 					"this transport is disabled here");

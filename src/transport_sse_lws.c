@@ -219,6 +219,26 @@ static void go_busy(struct sse_stream *st)
 	"event: error\ndata: {\"type\":\"error\",\"code\":"          \
 	"\"token_expired\",\"message\":\"the token has expired\"}\n\n"
 
+/* The last event of a stream the admin API ended (its channel deleted,
+ * its client disconnected). */
+#define ADMIN_ENDED                                                     \
+	"event: error\ndata: {\"type\":\"error\",\"code\":"          \
+	"\"closed_by_admin\",\"message\":\"the channel was deleted or "  \
+	"the client disconnected\"}\n\n"
+
+/* The n bytes in buf, then the event, then the end of the stream. */
+static enum fill_end end_with(struct sse_stream *st, char *buf, size_t max,
+			      size_t n, size_t *len, const char *event,
+			      size_t elen, const char *why)
+{
+	if (max - n < elen)
+		return FILL_MORE;
+	memcpy(buf + n, event, elen);
+	*len = n + elen;
+	st->why = why;
+	return FILL_END;
+}
+
 /* Up to max bytes into buf (*len), as transport_sse.c's reader does. */
 static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			  size_t *len)
@@ -233,14 +253,9 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			return FILL_MORE;
 		if (stage_next(st))
 			continue;
-		if (st->exp_s && (long long)time(NULL) >= st->exp_s) {
-			if (max - n < sizeof EXPIRED - 1)
-				return FILL_MORE;
-			memcpy(buf + n, EXPIRED, sizeof EXPIRED - 1);
-			*len = n + sizeof EXPIRED - 1;
-			st->why = "token expired";
-			return FILL_END;
-		}
+		if (st->exp_s && (long long)time(NULL) >= st->exp_s)
+			return end_with(st, buf, max, n, len, EXPIRED,
+					sizeof EXPIRED - 1, "token expired");
 		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
 		st->nitems = got.count;
@@ -249,6 +264,10 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			st->why = "shutdown";
 			return FILL_END;
 		}
+		if (got.end == SUB_END_ADMIN)
+			return end_with(st, buf, max, n, len, ADMIN_ENDED,
+					sizeof ADMIN_ENDED - 1,
+					"closed by the admin API");
 		if (got.end != SUB_END_NONE) {
 			st->why = got.end == SUB_END_SLOW ? "slow consumer" :
 							    "peer gone";

@@ -366,10 +366,14 @@ static int close_for(struct ws_session *s, enum sub_end why)
 	else if (why == SUB_END_SHUTDOWN)
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
 				 (unsigned char *)"restarting", 10);
+	else if (why == SUB_END_ADMIN)
+		lws_close_reason(s->wsi, (enum lws_close_status)4002,
+				 (unsigned char *)"closed_by_admin", 15);
 	log_debug("closing ws subscriber %llu (end %d)",
 		  (unsigned long long)s->sub.id, (int)why);
 	s->why = why == SUB_END_SLOW	 ? "slow consumer" :
 		 why == SUB_END_SHUTDOWN ? "shutdown" :
+		 why == SUB_END_ADMIN	 ? "closed by the admin API" :
 					   "peer gone";
 	return -1;
 }

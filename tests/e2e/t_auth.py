@@ -237,6 +237,48 @@ async def test_ws_mux():
         await o.subscribe("a")
 
 
+async def test_admin():
+    "admin API: key only; list with counts, delete a channel (streams end, history goes), disconnect a client"
+    with secured() as gw:
+        for i in range(3):
+            post(gw, "room", {"i": i}, apikey())
+        tok = mint({"sub": "bob", "channels": ["*"]})
+        sse = SSEClient(gw, "room", extra_query=[("token", tok)])
+        await sse.start()
+        ws = WSClient(gw, "room", extra_query=[("token", tok)])
+        await ws.start()
+        other = MuxClient(gw, extra_query=[("token", mint({"sub": "carol", "channels": ["*"]}))])
+        await other.start()
+        await other.subscribe("lobby")
+        expect_error(get(gw, "/admin/channels"), 401, "unauthorized", "admin without a key")
+        expect_error(get(gw, "/admin/channels", {"Authorization": "Bearer " + mint({"channels": ["*"]})}),
+                     401, "unauthorized", "admin with a client token")
+        expect_error(request(gw, "DELETE", "/admin/channels/room", headers={"Authorization": "apikey x"}),
+                     401, "bad_api_key", "admin delete with a wrong key")
+        st, _, body = get(gw, "/admin/channels", apikey())
+        expect_eq(st, 200, "list")
+        rows = {c["name"]: c for c in json.loads(body)["channels"]}
+        expect_eq((rows["room"]["retained"], rows["room"]["subscribers"], rows["room"]["last_id"]), (3, 2, 3),
+                  "room's counts")
+        expect_eq(rows["lobby"]["subscribers"], 1, "lobby's subscribers")
+        st, _, body = request(gw, "DELETE", "/admin/channels/room", headers=apikey())
+        expect_eq((st, json.loads(body)), (200, {"deleted": "room"}), "delete room")
+        await sse.wait_done(5)
+        check(any(ev == "error" and "closed_by_admin" in d for ev, _, d in sse.raw_events),
+              f"the SSE stream's last event: {sse.raw_events[-2:]!r}")
+        await ws.wait_done(5)
+        expect_eq((ws.close_code, ws.close_reason), (4002, "closed_by_admin"), "ws on a deleted channel")
+        st, _, body = get(gw, "/channels/room?transport=poll&since=0", apikey())
+        expect_eq((st, json.loads(body)["messages"]), (200, []), "the history went with it")
+        expect_error(request(gw, "DELETE", "/admin/channels/nope", headers=apikey()), 404, "no_channel",
+                     "delete a channel that does not exist")
+        st, _, body = request(gw, "DELETE", "/admin/clients/carol", headers=apikey())
+        expect_eq((st, json.loads(body)), (200, {"disconnected": 1}), "disconnect carol")
+        await other.wait_done(5)
+        expect_eq(other.close_code, 4002, "carol's /ws")
+        expect_error(request(gw, "PUT", "/admin/channels", headers=apikey()), 405, None, "PUT")
+
+
 async def test_metrics_key():
     "/metrics needs the API key unless --metrics-public"
     with secured() as gw:
@@ -280,4 +322,4 @@ async def test_open_mode():
 
 if __name__ == "__main__":
     run([test_poll_token_places, test_bad_tokens, test_publish_grants, test_public_channels, test_sse,
-         test_ws_channels, test_ws_mux, test_metrics_key, test_open_mode], budget=90.0)
+         test_ws_channels, test_ws_mux, test_admin, test_metrics_key, test_open_mode], budget=90.0)

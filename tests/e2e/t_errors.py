@@ -450,7 +450,14 @@ async def row_client_mismatch():
                    "X-Client-Id bob")
 
 
+async def row_no_channel():
+    with secured_gw() as gw:
+        http_error(request(gw, "DELETE", "/admin/channels/none", headers={"Authorization": "apikey key-1"}),
+                   404, "no_channel", "deleting a channel that does not exist")
+
+
 ERROR_ROWS = {
+    "no_channel": row_no_channel,
     "unauthorized": row_unauthorized, "bad_token": row_bad_token, "token_expired": row_token_expired,
     "bad_api_key": row_bad_api_key, "forbidden": row_forbidden, "client_mismatch": row_client_mismatch,
     "bad_request": row_bad_request, "head_too_large": row_head_too_large, "head_timeout": row_head_timeout,
@@ -561,7 +568,16 @@ async def close_4003():
         await closed_with(c, 4003, "forbidden", "a token for a on b")
 
 
-CLOSE_ROWS = {4001: close_4001, 4003: close_4003, 1001: close_1001, 1002: close_1002, 1003: close_1003, 1007: close_1007, 1008: close_1008,
+async def close_4002():
+    with secured_gw() as gw:
+        c = WSClient(gw, "doomed", extra_query=[("token", mint({"channels": ["doomed"]}))])
+        await c.start()
+        st, _, _ = request(gw, "DELETE", "/admin/channels/doomed", headers={"Authorization": "apikey key-1"})
+        expect_eq(st, 200, "delete")
+        await closed_with(c, 4002, "closed_by_admin", "its channel deleted")
+
+
+CLOSE_ROWS = {4001: close_4001, 4002: close_4002, 4003: close_4003, 1001: close_1001, 1002: close_1002, 1003: close_1003, 1007: close_1007, 1008: close_1008,
               1009: close_1009, 1013: close_1013}
 
 

@@ -34,7 +34,8 @@ def mint(claims=None, secret=SECRET, alg="HS256", ttl=60, sign=True):
     pay = b64(json.dumps(body).encode())
     if not sign:
         return f"{head}.{pay}."
-    sig = hmac.new(secret, f"{head}.{pay}".encode(), hashlib.sha256).digest()
+    digest = hashlib.sha512 if alg == "HS512" else hashlib.sha256
+    sig = hmac.new(secret, f"{head}.{pay}".encode(), digest).digest()
     return f"{head}.{pay}.{b64(sig)}"
 
 
@@ -108,6 +109,7 @@ async def test_bad_tokens():
             "alg none": (mint(A, alg="none", sign=False), "bad_token"),
             "other secret": (mint(A, secret=b"another-secret-xxxxxxxxxxxxxx"), "bad_token"),
             "truncated": (good[:len(good) // 2], "bad_token"),
+            # well signed, but not the algorithm the secret is for
             "HS512": (mint(A, alg="HS512"), "bad_token"),
             "no exp": (mint({"channels": ["a"], "exp": None}), "bad_token"),
         }

@@ -11,6 +11,13 @@
 #define AUTH_TOKEN_MAX 8192 /* bytes: a longer token is refused unread */
 #define AUTH_SUB_MAX 64     /* CLIENT_ID_MAX */
 
+/* The last event of an SSE stream whose token expired. anypush.js ignores
+ * an error event's data and reconnects when the stream ends, with a
+ * fresh token from its token option. */
+#define AUTH_SSE_EXPIRED                                    \
+	"event: error\ndata: {\"type\":\"error\",\"code\":" \
+	"\"token_expired\",\"message\":\"the token has expired\"}\n\n"
+
 /* What one request may do. Filled by auth_check; auth_grant_free. */
 struct auth_grant {
 	bool admin;     /* the API key: everything, the admin API too */

@@ -144,7 +144,7 @@ static int preflight(struct http_request *req)
 				"GET, POST, OPTIONS");
 	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
 				"Content-Type, X-Client-Id, Last-Event-ID, "
-				"Idempotency-Key");
+				"Idempotency-Key, Authorization");
 	MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 	return http_reply_queue(req->conn, 204, resp);
 }

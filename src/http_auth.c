@@ -40,6 +40,7 @@ int http_auth_subscribe(struct http_request *req)
 	}
 	if (g.sub[0] && !req->client_given)
 		snprintf(req->client, sizeof req->client, "%s", g.sub);
+	req->token_exp = g.exp;
 out:
 	auth_grant_free(&g);
 	return r;

@@ -212,13 +212,6 @@ static void go_busy(struct sse_stream *st)
 	(void)channel_list_parse(st->path, strlen(st->path), &st->busy->chs);
 }
 
-/* The last event of a stream whose token expired. anypush.js ignores an
- * error event's data and reconnects when the stream ends, with a fresh
- * token from its token option. */
-#define EXPIRED                                                         \
-	"event: error\ndata: {\"type\":\"error\",\"code\":"          \
-	"\"token_expired\",\"message\":\"the token has expired\"}\n\n"
-
 /* The last event of a stream the admin API ended (its channel deleted,
  * its client disconnected). */
 #define ADMIN_ENDED                                                     \
@@ -254,8 +247,8 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 		if (stage_next(st))
 			continue;
 		if (st->exp_s && (long long)time(NULL) >= st->exp_s)
-			return end_with(st, buf, max, n, len, EXPIRED,
-					sizeof EXPIRED - 1, "token expired");
+			return end_with(st, buf, max, n, len, AUTH_SSE_EXPIRED,
+					sizeof AUTH_SSE_EXPIRED - 1, "token expired");
 		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
 		st->nitems = got.count;

@@ -15,7 +15,7 @@ import tempfile
 import time
 import urllib.parse
 
-from gwlib import (Gateway, MuxClient, SSEClient, WSClient, binary_path, check, expect_eq,
+from gwlib import (BodyReader, Gateway, open_stream, read_head, MuxClient, SSEClient, WSClient, binary_path, check, expect_eq,
                    expect_error, get, log_dir, request, run)
 
 SECRET = b"test-secret-0123456789abcdef"
@@ -182,6 +182,19 @@ async def test_sse():
         check(any(ev == "error" and "token_expired" in d for ev, _, d in e.raw_events),
               f"the expired stream's last event: {e.raw_events[-3:]!r}")
         check(e.clean_end, f"the stream ended cleanly: {e.end_reason}")
+        # the second request of a keep-alive connection is libmicrohttpd's
+        # stream (the router sees first heads only): it ends at exp too
+        reader, writer = await open_stream(gw.port)
+        writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await read_head(reader)
+        await BodyReader(reader, head).read_all()
+        writer.write(("GET " + q("/channels/a?transport=sse", mint(A, ttl=2)) +
+                      " HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").encode())
+        head = await read_head(reader)
+        expect_eq(head.status, 200, "a keep-alive SSE")
+        body = await asyncio.wait_for(BodyReader(reader, head).read_all(), 8)
+        check(b"event: error" in body and b"token_expired" in body, f"its end: {body[-200:]!r}")
+        writer.close()
 
 
 async def test_ws_channels():

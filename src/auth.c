@@ -11,7 +11,7 @@
 #include "validate.h"
 #include "xalloc.h"
 
-#include <cjson/cJSON.h>
+#include <cJSON.h>
 #include <errno.h>
 #include <jwt.h>
 #include <stdio.h>

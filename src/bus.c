@@ -1413,3 +1413,63 @@ size_t bus_channel_chain_max(struct bus *bus)
 	pthread_mutex_unlock(&bus->lock);
 	return max;
 }
+
+/* ---- the admin API ---- */
+
+size_t bus_channels(struct bus *bus, struct bus_channel_row **rows)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	*rows = xcalloc(bus->nchannels ? bus->nchannels : 1, sizeof **rows);
+	for (size_t b = 0; b < bus->nbuckets; b++) {
+		for (struct channel *ch = bus->buckets[b]; ch; ch = ch->hnext) {
+			struct bus_channel_row *r;
+
+			if (ch->tomb || n == bus->nchannels)
+				continue;
+			r = &(*rows)[n++];
+			memcpy(r->name, ch->name, ch->name_len);
+			r->name[ch->name_len] = '\0';
+			r->last_id = ch->last_id;
+			r->retained = ch->len;
+			for (size_t t = 0; t < TRANSPORT_COUNT; t++)
+				r->subscribers += ch->subs_by[t];
+		}
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return n;
+}
+
+int bus_channel_delete(struct bus *bus, const char *name, size_t len)
+{
+	struct channel *ch;
+	int r = -1;
+
+	pthread_mutex_lock(&bus->lock);
+	ch = channel_find(bus, name, len);
+	if (ch) {
+		while (ch->len > 0)
+			evict_oldest(bus, ch);
+		for (struct tap *t = ch->taps; t; t = t->next)
+			end_subscriber(t->sub, SUB_END_ADMIN);
+		r = 0;
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return r;
+}
+
+size_t bus_disconnect_client(struct bus *bus, const char *client)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	for (struct subscriber *s = bus->subs; s; s = s->next) {
+		if (strcmp(s->client, client) == 0 && s->end == SUB_END_NONE) {
+			end_subscriber(s, SUB_END_ADMIN);
+			n++;
+		}
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return n;
+}

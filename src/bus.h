@@ -31,7 +31,13 @@ struct bus_config {
 };
 
 /* Why the bus wants a subscriber closed. */
-enum sub_end { SUB_END_NONE, SUB_END_SLOW, SUB_END_DEAD, SUB_END_SHUTDOWN };
+enum sub_end {
+	SUB_END_NONE,
+	SUB_END_SLOW,
+	SUB_END_DEAD,
+	SUB_END_SHUTDOWN,
+	SUB_END_ADMIN /* the admin API deleted a channel or the client */
+};
 
 /* One channel a subscriber reads. Guarded by the bus lock. */
 struct tap {
@@ -251,6 +257,20 @@ int bus_sync(struct bus *bus, const char *channel, size_t len,
 enum bus_ingest bus_ingest(struct bus *bus, const char *channel, size_t len,
 			   struct message *m, uint64_t epoch, uint64_t id,
 			   uint64_t *last_id);
+
+/* The admin API (admin.c) */
+struct bus_channel_row {
+	char name[CHANNEL_NAME_MAX + 1];
+	uint64_t last_id;
+	size_t retained, subscribers;
+};
+/* Every live channel into *rows (malloc'd, the caller frees); the count. */
+size_t bus_channels(struct bus *bus, struct bus_channel_row **rows);
+/* Drop a channel's history and end its subscribers (SUB_END_ADMIN); its
+ * ids go on from where they were. -1: no such channel. */
+int bus_channel_delete(struct bus *bus, const char *name, size_t len);
+/* End every subscriber with that client id (SUB_END_ADMIN); how many. */
+size_t bus_disconnect_client(struct bus *bus, const char *client);
 
 /* Monotonic and wall clocks in milliseconds. */
 uint64_t bus_now_ms(void);

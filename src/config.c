@@ -60,7 +60,9 @@ static const struct option_def options[] = {
 	STR(config, ANYPUSH_CONFIG_FILE,
 	    "read options from this file (flags win; a missing default file "
 	    "is skipped; '' reads none); SIGHUP reads it again"),
-	STR(bind, "0.0.0.0", "address to listen on"),
+	STR(bind, "",
+	    "address to listen on (none given: 127.0.0.1 in open mode, without "
+	    "--token-secret-file and --api-key-file; else 0.0.0.0)"),
 	NUM(port, "8080", 0, 65535,
 	    "TCP port for everything (0: any free port)"),
 	STR(port_file, "", "write the bound port to this file once listening"),
@@ -121,6 +123,17 @@ static const struct option_def options[] = {
 	    "Redis engine: redis://host:port/db or unix:/path (db optional), "
 	    "several comma-separated to shard channels; nodes given the same "
 	    "list share one bus (empty: the embedded bus)"),
+	STR(token_secret_file, "",
+	    "clients need a JWT signed with this HS256 secret (or RS256/"
+	    "ES256 public key, PEM) to subscribe and publish"),
+	STR(api_key_file, "",
+	    "the key of 'Authorization: apikey KEY': publish anywhere, the "
+	    "admin API and /metrics"),
+	STR(public_channels, "",
+	    "channel patterns (comma-separated, * matches any run) anyone "
+	    "may read without a token"),
+	NUM(metrics_public, "0", 0, 1,
+	    "1: /metrics needs no API key"),
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 _Static_assert(NOPTIONS <= CONFIG_MAX_OPTIONS, "raise CONFIG_MAX_OPTIONS");

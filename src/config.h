@@ -49,6 +49,11 @@ struct config {
 	const char *log_level;
 	const char *log_format;
 	const char *redis; /* "": the embedded bus */
+	/* who may do what (auth.c, docs/security.md) */
+	const char *token_secret_file; /* "": no client tokens */
+	const char *api_key_file;      /* "": no API key */
+	const char *public_channels;   /* patterns anyone may read */
+	unsigned long metrics_public;  /* 1: /metrics needs no key */
 	/* Copies of the strings read from a file, per option; NULL when
 	 * the string is a default or points into argv. */
 	char *owned[CONFIG_MAX_OPTIONS];

@@ -4,10 +4,13 @@
  * publishing, info, metrics, static files or a transport. */
 #include "http.h"
 
+#include "admin.h"
+#include "auth.h"
 #include "bus.h"
 #include "capacity.h"
 #include "cost.h"
 #include "fmt.h"
+#include "http_auth.h"
 #include "http_reply.h"
 #include "http_route.h"
 #include "log.h"
@@ -92,6 +95,9 @@ static int subscribe(struct http_request *req, const char *list)
 	if (r < 0)
 		return http_reply_error(req->conn, err.status, err.code,
 					err.message);
+	r = http_auth_subscribe(req);
+	if (r != -1)
+		return r;
 	metrics_add(&metrics.subscriptions[req->transport->id], 1);
 	return req->transport->serve(req);
 }
@@ -139,7 +145,7 @@ static int preflight(struct http_request *req)
 				"GET, POST, OPTIONS");
 	MHD_add_response_header(resp, "Access-Control-Allow-Headers",
 				"Content-Type, X-Client-Id, Last-Event-ID, "
-				"Idempotency-Key");
+				"Idempotency-Key, Authorization");
 	MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
 	return http_reply_queue(req->conn, 204, resp);
 }
@@ -172,12 +178,20 @@ static int channels(struct http_request *req, const char *method,
 
 static int metrics_page(struct http_request *req)
 {
+	int r = auth_open() || req->srv->cfg->metrics_public ?
+			-1 :
+			http_auth_admin(req);
 	size_t len, loads[WS_LOOPS_MAX];
 	size_t nloops = ws_loads(req->srv->ws, loads, WS_LOOPS_MAX);
-	char *text = metrics_render(req->srv->bus, req->srv->cap, loads,
-				    nloops, &len);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-		len, text, MHD_RESPMEM_MUST_FREE);
+	char *text;
+	struct MHD_Response *resp;
+
+	if (r != -1)
+		return r;
+	text = metrics_render(req->srv->bus, req->srv->cap, loads, nloops,
+			      &len);
+	resp = MHD_create_response_from_buffer(len, text,
+					       MHD_RESPMEM_MUST_FREE);
 
 	/* MHD frees text with the response, so without one it is ours */
 	if (resp == NULL) {
@@ -209,6 +223,8 @@ static int dispatch(struct http_request *req, const char *url,
 				       15);
 	if (strcmp(url, "/metrics") == 0 && get)
 		return metrics_page(req);
+	if (strncmp(url, ADMIN_PREFIX, strlen(ADMIN_PREFIX)) == 0)
+		return admin_serve(req, url, method);
 	if (strcmp(url, "/ws") == 0 && !transport_enabled(&transport_ws))
 		return http_reply_error(req->conn, 404, "transport_disabled",
 					"this transport is disabled here");

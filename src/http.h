@@ -37,6 +37,7 @@ struct http_request {
 	char client[CLIENT_ID_MAX + 1];
 	bool client_given; /* it came with ?client=, not made here */
 	bool presence;     /* ?presence=1: publish join/leave for this client */
+	long long token_exp; /* its token's exp: a stream ends then; 0: none */
 	/* what the transport's bytes are counted from (cost_bytes) */
 	int fd;
 	uint64_t bytes_base;

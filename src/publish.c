@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "fmt.h"
 #include "http.h"
+#include "http_auth.h"
 #include "http_reply.h"
 #include "idem.h"
 #include "message.h"
@@ -271,6 +272,9 @@ int publish_serve(struct http_request *req, const char *channel)
 	bool replayed = false;
 	size_t n;
 
+	if (r != -1)
+		return r;
+	r = http_auth_publish(req, channel, from);
 	if (r != -1)
 		return r;
 	r = read_payload(req, &data);

@@ -17,6 +17,7 @@
  * head plus a bounded amount per connection. */
 #include "router.h"
 
+#include "auth.h"
 #include "bus.h"
 #include "capacity.h"
 #include "fmt.h"
@@ -489,13 +490,14 @@ static int watch(int ep, int fd, void *tag)
 struct router *router_start(struct server *srv)
 {
 	struct router *r = xcalloc(1, sizeof *r);
-	const char *host;
+	const char *host, *bind_to;
 	unsigned port;
 	bool v6;
 
 	r->srv = srv;
 	r->no_peek_off = getenv("ANYPUSH_NO_PEEK_OFF") != NULL;
-	r->lfd = listen_on(srv->cfg->bind, srv->cfg->port);
+	bind_to = auth_bind(srv->cfg->bind);
+	r->lfd = listen_on(bind_to, srv->cfg->port);
 	if (r->lfd < 0) {
 		free(r);
 		return NULL;
@@ -519,10 +521,10 @@ struct router *router_start(struct server *srv)
 	pthread_setname_np(r->thread, "router");
 	/* the address to open, with the real port: --port 0 picks one, and
 	 * scripts/run-demo no longer guesses it */
-	host = demo_host(srv->cfg->bind);
+	host = demo_host(bind_to);
 	v6 = strchr(host, ':') != NULL;
 	log_info("listening on %s port %u: open http://%s%s%s:%u/",
-		 srv->cfg->bind, port, v6 ? "[" : "", host, v6 ? "]" : "",
+		 bind_to, port, v6 ? "[" : "", host, v6 ? "]" : "",
 		 port);
 	write_port_file(srv->cfg->port_file, port);
 	return r;

@@ -4,6 +4,7 @@
  * streams), we wait for them to go, and only then stop the libraries. */
 #include "server.h"
 
+#include "auth.h"
 #include "bus.h"
 #include "capacity.h"
 #include "http.h"
@@ -122,6 +123,9 @@ int server_start(struct server *srv, const struct config *cfg)
 	memset(srv, 0, sizeof *srv);
 	srv->cfg = cfg;
 	raise_fd_limit(cfg);
+	if (auth_init(cfg->token_secret_file, cfg->api_key_file,
+		      cfg->public_channels) < 0)
+		return -1;
 	srv->cap = capacity_new(cfg->max_connections, config_max_streams(cfg));
 	srv->bus = make_bus(cfg);
 	if (cfg->redis[0] == '\0' || start_redis(srv, cfg) == 0)
@@ -183,6 +187,7 @@ void server_stop(struct server *srv)
 	srv->bus = NULL;
 	capacity_free(srv->cap);
 	srv->cap = NULL;
+	auth_shutdown();
 }
 
 void server_fail(struct server *srv)

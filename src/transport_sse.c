@@ -8,6 +8,7 @@
  * many events as fit (batching under load comes free), and when there is
  * nothing to send it suspends the connection and returns 0, which MHD
  * allows only together with a suspend (without it, MHD spins). */
+#include "auth.h"
 #include "capacity.h"
 #include "cost.h"
 #include "http.h"
@@ -24,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SSE_BATCH 16
 #define SSE_BATCH_BYTES (64u << 10)
@@ -54,6 +56,7 @@ struct sse {
 	struct sse_out out;
 	bool started;
 	bool named; /* messages as events of their own name (?sse_events) */
+	bool expired; /* the token's end is staged: end once it is sent */
 };
 
 static void stage_welcome(struct sse *st)
@@ -126,6 +129,15 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 			return (ssize_t)n;
 		if (stage_next(st))
 			continue;
+		if (st->expired)
+			return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+		if (st->hs.req->token_exp &&
+		    (long long)time(NULL) >= st->hs.req->token_exp) {
+			st->expired = true;
+			sse_out_stage(&st->out, AUTH_SSE_EXPIRED,
+				      sizeof AUTH_SSE_EXPIRED - 1);
+			continue;
+		}
 		bus_pull(st->hs.req->srv->bus, &st->hs.sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
 		st->nitems = got.count;

@@ -14,11 +14,13 @@
  * encoding over HTTP/1.1 and as a plain body over HTTP/1.0. Everything
  * runs on the stream's loop thread except the wake and cut ops, which run
  * under the bus lock on any thread and only queue the stream for it. */
+#include "auth.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
 #include "cursor.h"
 #include "log.h"
+#include "lws_auth.h"
 #include "message.h"
 #include "metrics.h"
 #include "server.h"
@@ -35,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOG_PREFIX "sse"
 #define SSE_BATCH 16
@@ -87,6 +90,7 @@ struct sse_stream {
 	bool closing;  /* the last bytes are written: close when sent */
 	bool watched;  /* fd is registered with the watcher */
 	int fd;
+	long long exp_s; /* the token's exp: the stream ends then; 0: none */
 };
 
 /* What fill found. */
@@ -208,6 +212,26 @@ static void go_busy(struct sse_stream *st)
 	(void)channel_list_parse(st->path, strlen(st->path), &st->busy->chs);
 }
 
+/* The last event of a stream the admin API ended (its channel deleted,
+ * its client disconnected). */
+#define ADMIN_ENDED                                                     \
+	"event: error\ndata: {\"type\":\"error\",\"code\":"          \
+	"\"closed_by_admin\",\"message\":\"the channel was deleted or "  \
+	"the client disconnected\"}\n\n"
+
+/* The n bytes in buf, then the event, then the end of the stream. */
+static enum fill_end end_with(struct sse_stream *st, char *buf, size_t max,
+			      size_t n, size_t *len, const char *event,
+			      size_t elen, const char *why)
+{
+	if (max - n < elen)
+		return FILL_MORE;
+	memcpy(buf + n, event, elen);
+	*len = n + elen;
+	st->why = why;
+	return FILL_END;
+}
+
 /* Up to max bytes into buf (*len), as transport_sse.c's reader does. */
 static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			  size_t *len)
@@ -222,6 +246,9 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			return FILL_MORE;
 		if (stage_next(st))
 			continue;
+		if (st->exp_s && (long long)time(NULL) >= st->exp_s)
+			return end_with(st, buf, max, n, len, AUTH_SSE_EXPIRED,
+					sizeof AUTH_SSE_EXPIRED - 1, "token expired");
 		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
 		st->nitems = got.count;
@@ -230,6 +257,10 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			st->why = "shutdown";
 			return FILL_END;
 		}
+		if (got.end == SUB_END_ADMIN)
+			return end_with(st, buf, max, n, len, ADMIN_ENDED,
+					sizeof ADMIN_ENDED - 1,
+					"closed by the admin API");
 		if (got.end != SUB_END_NONE) {
 			st->why = got.end == SUB_END_SLOW ? "slow consumer" :
 							    "peer gone";
@@ -480,6 +511,33 @@ out:
 	return r;
 }
 
+/* The credential against the channels and ?client=; a token's sub is
+ * the client id when none was asked for, and its exp ends the stream. */
+static int authorize(struct sse_stream *st, const struct channel_list *chs,
+		     struct auth_error *err)
+{
+	struct auth_grant g;
+	char buf[CLIENT_ID_MAX + 16];
+	const char *client =
+		lws_auth_urlarg(st->wsi, "client=", buf, sizeof buf);
+	int r = 0;
+
+	if (auth_open())
+		return 0;
+	if (lws_auth_check(st->wsi, &g, err) < 0 ||
+	    auth_subscribe_check(&g, chs, client, err) < 0) {
+		r = -1;
+		goto out;
+	}
+	/* the sub even if a long ?token= hid ?client= from parse_request */
+	if (g.sub[0])
+		snprintf(st->sub.client, sizeof st->sub.client, "%s", g.sub);
+	st->exp_s = g.exp;
+out:
+	auth_grant_free(&g);
+	return r;
+}
+
 static int send_head(struct sse_stream *st)
 {
 	unsigned char buf[LWS_PRE + HEAD_MAX];
@@ -505,6 +563,7 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 	bool has_since = false;
 	struct channel_list chs;
 	enum bus_error err;
+	struct auth_error aerr;
 
 	if (st->opened)
 		return -1; /* a second request while streaming */
@@ -524,8 +583,10 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 				   "the request did not parse as it was "
 				   "routed");
 	}
-	metrics_add(&metrics.subscriptions[TRANSPORT_SSE], 1);
 	(void)channel_list_parse(st->path, strlen(st->path), &chs);
+	if (authorize(st, &chs, &aerr) < 0)
+		return reply_error(st, aerr.status, aerr.code, aerr.message);
+	metrics_add(&metrics.subscriptions[TRANSPORT_SSE], 1);
 	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
 	st->sub.period_ms = hb;
 	st->sub.deadline_ms = bus_now_ms() + hb;

@@ -11,6 +11,7 @@
  * socket takes them (on_writable). A reference is kept until the next
  * write or CLOSED, because lws may still hold a pointer into the buffer
  * if the socket took only part of it. */
+#include "auth.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
@@ -19,6 +20,7 @@
 #include "http.h"
 #include "http_reply.h"
 #include "log.h"
+#include "lws_auth.h"
 #include "message.h"
 #include "metrics.h"
 #include "payload.h"
@@ -36,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LOG_PREFIX "ws"
 #define WS_BATCH 8
@@ -92,6 +95,7 @@ struct ws_session {
 	uint64_t opened_ms;
 	unsigned long sent; /* messages, not control frames */
 	const char *why;    /* NULL: the peer closed or the link broke */
+	struct auth_grant grant; /* what the token allows; auth op renews */
 };
 
 static struct ws_session *from_link(struct ws_ready_link *link)
@@ -391,10 +395,14 @@ static int close_for(struct ws_session *s, enum sub_end why)
 	else if (why == SUB_END_SHUTDOWN)
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
 				 (unsigned char *)"restarting", 10);
+	else if (why == SUB_END_ADMIN)
+		lws_close_reason(s->wsi, (enum lws_close_status)4002,
+				 (unsigned char *)"closed_by_admin", 15);
 	log_debug("closing ws subscriber %llu (end %d)",
 		  (unsigned long long)s->sub.id, (int)why);
 	s->why = why == SUB_END_SLOW	 ? "slow consumer" :
 		 why == SUB_END_SHUTDOWN ? "shutdown" :
+		 why == SUB_END_ADMIN	 ? "closed by the admin API" :
 					   "peer gone";
 	return -1;
 }
@@ -450,6 +458,13 @@ static int on_writable(struct ws_session *s)
 	 * when the socket takes anything. With a payload, as lws's own
 	 * pings have: lws 4.1.6 drops an empty PONG before the callback
 	 * (roles/ws/ops-ws.c), and the answer would not count. */
+	if (auth_expired(&s->grant, (long long)time(NULL))) {
+		/* anypush.js reconnects after a 4001 with a fresh token */
+		lws_close_reason(s->wsi, (enum lws_close_status)4001,
+				 (unsigned char *)"token_expired", 13);
+		s->why = "token expired";
+		return -1;
+	}
 	if (s->ping_due) {
 		s->ping_due = false;
 		memcpy(ping + LWS_PRE, "anypush", 8);
@@ -512,6 +527,36 @@ out:
 	return r;
 }
 
+/* The credential of the handshake against its channels and ?client=:
+ * refused, a close 4001 (no or bad token) or 4003 (not allowed) with the
+ * code as reason. /ws may come without a token, to send it in an auth op
+ * (or to read public channels). */
+static int authorize(struct ws_session *s, const struct channel_list *chs)
+{
+	char buf[CLIENT_ID_MAX + 16];
+	const char *client =
+		lws_auth_urlarg(s->wsi, "client=", buf, sizeof buf);
+	struct auth_error err;
+
+	if (auth_open())
+		return 0;
+	if (lws_auth_check(s->wsi, &s->grant, &err) < 0 ||
+	    auth_subscribe_check(&s->grant, chs, client, &err) < 0) {
+		lws_close_reason(s->wsi,
+				 (enum lws_close_status)(err.status == 403 ?
+								 4003 :
+								 4001),
+				 (unsigned char *)err.code, strlen(err.code));
+		s->why = err.code;
+		return -1;
+	}
+	/* the sub even if a long ?token= hid ?client= from parse_request */
+	if (s->grant.sub[0])
+		snprintf(s->sub.client, sizeof s->sub.client, "%s",
+			 s->grant.sub);
+	return 0;
+}
+
 static int on_established(struct ws_session *s, struct lws *wsi)
 {
 	struct ws_loop *loop = ws_loop_of(wsi);
@@ -534,6 +579,8 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 		chs.len[i] = strlen(s->names[i]);
 	}
 	chs.count = s->nch;
+	if (authorize(s, &chs) < 0)
+		return -1;
 	s->sub.transport = &transport_ws;
 	s->sub.conn = s;
 	s->sub.period_ms = hb;
@@ -568,9 +615,28 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 	return err != 0;
 }
 
+/* err's code and words as the op's error frame; false if err is unset */
+static bool auth_refused(struct ws_session *s, const struct mux_op *op,
+			 int r, const struct auth_error *err)
+{
+	if (r == 0)
+		return false;
+	reply_error(s, op, err->code, err->message);
+	return true;
+}
+
 static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 {
 	struct cursor start;
+	struct auth_error err;
+	struct channel_list one = { .count = 1,
+				    .name = { op->channel },
+				    .len = { strlen(op->channel) } };
+
+	if (auth_refused(s, op,
+			 auth_subscribe_check(&s->grant, &one, NULL, &err),
+			 &err))
+		return;
 
 	if (channel_find(s, op->channel) >= 0) {
 		reply_error(s, op, "already_subscribed",
@@ -686,7 +752,12 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 {
 	bool replayed;
 	struct cursor at;
+	struct auth_error err;
 
+	if (auth_refused(s, op,
+			 auth_publish_check(&s->grant, op->channel, NULL, &err),
+			 &err))
+		return;
 	if (srv_of(s)->redis) {
 		mux_publish_remote(s, op, data);
 		return;
@@ -699,6 +770,33 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			    op->key[0] ? op->key : NULL, &at, &replayed)))
 		return;
 	reply_ack(s, op, NULL, &at, replayed);
+}
+
+/* A fresh token for this socket, before the old one's exp. Its sub, if
+ * any, must be the connection's client id: a socket does not change who
+ * it is. Channels already subscribed stay. */
+static void mux_auth(struct ws_session *s, const struct mux_op *op)
+{
+	struct auth_grant g = { .admin = false };
+	struct auth_error err;
+
+	if (auth_refused(s, op,
+			 auth_check_token(op->token, strlen(op->token), &g,
+					  &err),
+			 &err))
+		goto out;
+	if (!auth_client_ok(&g, s->sub.client)) {
+		reply_error(s, op, "client_mismatch",
+			    "the token's sub is not this connection's client "
+			    "id");
+		goto out;
+	}
+	auth_grant_free(&s->grant);
+	s->grant = g;
+	memset(&g, 0, sizeof g);
+	reply_ack(s, op, NULL, NULL, false);
+out:
+	auth_grant_free(&g);
 }
 
 static void mux_text(struct ws_session *s)
@@ -735,6 +833,9 @@ static void mux_text(struct ws_session *s)
 		s->binary_frames = op.binary_frames;
 		reply_ack(s, &op, NULL, NULL, false);
 		break;
+	case MUX_AUTH:
+		mux_auth(s, &op);
+		break;
 	}
 	ws_mux_op_free(&op);
 }
@@ -765,6 +866,10 @@ static void publish_rx(struct ws_session *s)
 	struct payload p;
 	struct cursor at;
 
+	if (!auth_may_publish(&s->grant, s->names[0])) {
+		log_debug("publish from ws refused: no grant");
+		return;
+	}
 	if (s->rx_binary)
 		payload_from_binary(s->rx, s->rx_len, &p);
 	else if (payload_from_any((const char *)s->rx, s->rx_len, &p) !=
@@ -883,6 +988,7 @@ static void on_closed(struct ws_session *s)
 	ws_mux_op_free(&s->pending);
 	free(s->rx);
 	s->rx = NULL;
+	auth_grant_free(&s->grant);
 }
 
 static int session_callback(struct ws_session *s, struct lws *wsi,

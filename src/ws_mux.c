@@ -9,6 +9,7 @@
 
 #include <cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int fail(struct mux_error *err, const char *code, const char *msg)
@@ -196,6 +197,16 @@ static int read_op(cJSON *doc, const char *text, size_t len, struct mux_op *op,
 				    strcmp(b->valuestring, "frames") == 0;
 		return 0;
 	}
+	if (strcmp(k, "auth") == 0) {
+		cJSON *t = cJSON_GetObjectItemCaseSensitive(doc, "token");
+
+		op->kind = MUX_AUTH;
+		if (!cJSON_IsString(t))
+			return fail(err, "bad_token",
+				    "auth needs a token (a string)");
+		op->token = xstrdup(t->valuestring);
+		return 0;
+	}
 	if (strcmp(k, "subscribe") == 0)
 		op->kind = MUX_SUBSCRIBE;
 	else if (strcmp(k, "unsubscribe") == 0)
@@ -204,7 +215,8 @@ static int read_op(cJSON *doc, const char *text, size_t len, struct mux_op *op,
 		op->kind = MUX_PUBLISH;
 	else
 		return fail(err, "bad_op",
-			    "op is subscribe, unsubscribe, publish or hello");
+			    "op is subscribe, unsubscribe, publish, hello or "
+			    "auth");
 	if (read_channel(doc, op, err) < 0)
 		return -1;
 	if (op->kind == MUX_SUBSCRIBE) {
@@ -245,4 +257,6 @@ out:
 void ws_mux_op_free(struct mux_op *op)
 {
 	payload_free(&op->data);
+	free(op->token);
+	op->token = NULL;
 }

@@ -12,7 +12,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum mux_kind { MUX_SUBSCRIBE, MUX_UNSUBSCRIBE, MUX_PUBLISH, MUX_HELLO };
+enum mux_kind {
+	MUX_SUBSCRIBE,
+	MUX_UNSUBSCRIBE,
+	MUX_PUBLISH,
+	MUX_HELLO,
+	MUX_AUTH
+};
 
 struct mux_op {
 	enum mux_kind kind;
@@ -28,6 +34,7 @@ struct mux_op {
 	bool binary;         /* publish: the data is the next binary frame */
 	bool binary_frames;  /* hello: send binary messages as binary frames */
 	struct payload data; /* publish without binary: owned by the op */
+	char *token;         /* auth: the new token, owned by the op */
 };
 
 /* Why a frame was refused: a stable code and a message for people. */

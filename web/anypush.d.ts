@@ -28,8 +28,12 @@ declare namespace anypush {
     /** The SharedWorker script for shared: the URL of anypush.js (default:
      *  the src of the <script> that loaded it, when named anypush*.js). */
     worker?: string | null;
-    /** [A-Za-z0-9_-]{1,64}; default: 22 random characters. */
+    /** [A-Za-z0-9_-]{1,64}; default: 22 random characters (with a token:
+     *  the token's sub, as the gateway's welcome says). */
     clientId?: string | null;
+    /** A JWT for a gateway with --token-secret-file, or a function that
+     *  calls back with a fresh one; asked before every (re)connect. */
+    token?: string | ((cb: (err: unknown, token?: string) => void) => void) | null;
     /** ms for a ws/sse connection to deliver its welcome (8000). */
     openTimeout?: number;
     /** ms between short polls (1000). */

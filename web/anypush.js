@@ -15,7 +15,15 @@
  *                    subscribes to (?presence=1): the gateway publishes
  *                    'join' / 'leave' messages {client, transport}
  *       clientId     this client's id, [A-Za-z0-9_-]{1,64}; default: made
- *                    up here (22 random characters)
+ *                    up here (22 random characters), or with a token the
+ *                    gateway's (the token's sub)
+ *       token        a JWT for a gateway with --token-secret-file
+ *                    (docs/security.md): a string, or function (cb) that
+ *                    calls cb(err, token) with a fresh one; asked before
+ *                    every (re)connect, sent as ?token= and, on HTTP
+ *                    publishes, as Authorization: Bearer. A failure is an
+ *                    'error' with code 'token_failed', then a retry.
+ *                    shared is ignored with a token
  *       ackTimeout   ms a publish may take, its retries included, from
  *                    its first sending to its ack (10000)
  *       upgradeDelay ms on a fallback transport before the better ones are
@@ -267,6 +275,7 @@
                             // transports again (doubles while they fail)
     heartbeat: 15,          // s; until a welcome says otherwise
     clientId: null,         // null: made here, sent as ?client=
+    token: null,            // a JWT, or function (cb) giving cb(err, jwt)
     presence: false,        // true: ?presence=1, join/leave on the channels
     shared: false,          // true: one connection per origin for every tab
                             // (not with presence or env)
@@ -645,7 +654,7 @@
     this._noCors = false;   // polling was skipped for that
     /* the tab's side of a connection shared by the tabs (TabLink) */
     this._shared = null;
-    if (this.options.shared && !this.options.presence && !this.options.env) { this._shared = shareLink(this); }
+    if (this.options.shared && !this.options.presence && !this.options.env && !this.options.token) { this._shared = shareLink(this); }
   }
   inherit(Client, Emitter);
 
@@ -962,16 +971,49 @@
     /* cursor() has an empty slot for a channel without a cursor; with
        every slot empty we start at the tail */
     if (cur.replace(/,/g, '') !== '') { q += '&since=' + cur; }
-    q += '&client=' + this.id;
+    q += this._who();
     if (this.options.presence) { q += '&presence=1'; }
     return q;
+  };
+
+  /* '&token=...', and '&client=' unless a token names the client: the
+     gateway then takes the token's sub, and its welcome tells us. */
+  Client.prototype._who = function () {
+    if (!this._token) { return '&client=' + this.id; }
+    return '&token=' + encodeURIComponent(this._token) + (this.options.clientId ? '&client=' + this.id : '');
   };
 
   Client.prototype._path = function () {
     return '/channels/' + this.channelList.join(',');
   };
 
+  /* The token first: a function is asked for a fresh one on every
+     (re)connect, since the last one may have expired. */
   Client.prototype._open = function (t) {
+    var self = this, tok = this.options.token, gen;
+    if (typeof tok !== 'function') {
+      this._token = typeof tok === 'string' && tok ? tok : null;
+      this._openNow(t);
+      return;
+    }
+    gen = ++this._gen;
+    tok(function (err, value) {
+      var e;
+      if (gen !== self._gen || self._closed) { return; }
+      if (err || typeof value !== 'string' || !value) {
+        e = {code: 'token_failed', message: 'the token option gave no token: ' + String(err && err.message || err),
+             transport: t};
+        self._lostConn(t, e);
+        self.emit('error', e);
+        self._retry();
+        return;
+      }
+      self._token = value;
+      self._openNow(t);
+    });
+  };
+
+  Client.prototype._openNow = function (t) {
     var gen = ++this._gen, self = this, i;
     var ctx = {
       gen: gen,
@@ -1367,11 +1409,16 @@
     this._pubHttp(job);
   };
 
+  Client.prototype._authorize = function (headers) {
+    if (this._token) { headers.Authorization = 'Bearer ' + this._token; }
+    return headers;
+  };
+
   Client.prototype._pubHttp = function (job) {
     var self = this, url, left = job.deadline - now();
     url = this.url + '/channels/' + job.channel + '?event=' + job.event + (job.exclude ? '&exclude_sender=1' : '');
     job.req = request(this, 'POST', url, {
-      headers: {'Content-Type': job.type, 'X-Client-Id': this.id, 'Idempotency-Key': job.key},
+      headers: this._authorize({'Content-Type': job.type, 'X-Client-Id': this.id, 'Idempotency-Key': job.key}),
       body: job.body,
       timeout: Math.max(1, Math.min(left, attemptMs(this)))
     }, function (err, status, text, xhr) {
@@ -1742,7 +1789,7 @@
     }
     client.stats.requests++;
     try {
-      ws = new G.WebSocket(client.url.replace(/^http/, 'ws') + '/ws?client=' + client.id, 'anypush.v1');
+      ws = new G.WebSocket(client.url.replace(/^http/, 'ws') + '/ws?' + client._who().slice(1), 'anypush.v1');
     } catch (e) {
       setTimeout(function () { fail({code: 'ws_failed', message: String(e && e.message || e)}); }, 0);
       return {close: function () {}};

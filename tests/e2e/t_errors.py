@@ -15,9 +15,13 @@ stores nothing."""
 import asyncio
 import base64
 import functools
+import hashlib
+import hmac
+import json
 import os
 import re
 import signal
+import tempfile
 import time
 
 from gwlib import (REPO, AsyncHTTP, Gateway, Publisher, SSEClient, WSClient, check, expect_eq, expect_error,
@@ -388,7 +392,86 @@ async def row_redis_unavailable():
                    503, "redis_unavailable", "a publish while Redis is unreachable")
 
 
+SECRET = b"errors-secret-0123456789"
+
+
+def mint(claims, secret=SECRET, ttl=60):
+    """An HS256 JWT, as a backend mints one (docs/security.md)."""
+    def b64(raw):
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    head = b64(b'{"alg":"HS256","typ":"JWT"}')
+    pay = b64(json.dumps(dict({"exp": int(time.time()) + ttl}, **claims)).encode())
+    sig = hmac.new(secret, f"{head}.{pay}".encode(), hashlib.sha256).digest()
+    return f"{head}.{pay}.{b64(sig)}"
+
+
+def secured_gw():
+    """A gateway with a token secret and an API key ('key-1')."""
+    d = tempfile.mkdtemp(prefix="errors-auth-")
+    with open(os.path.join(d, "s"), "wb") as f:
+        f.write(SECRET)
+    with open(os.path.join(d, "k"), "w") as f:
+        f.write("key-1")
+    return Gateway("--token-secret-file", os.path.join(d, "s"), "--api-key-file", os.path.join(d, "k"),
+                   "--heartbeat", "1")
+
+
+def bearer(tok):
+    return {"Authorization": "Bearer " + tok}
+
+
+async def row_unauthorized():
+    with secured_gw() as gw:
+        http_error(get(gw, "/channels/a"), 401, "unauthorized", "a poll without a token")
+        http_error(request(gw, "POST", "/channels/a", body=b"1"), 401, "unauthorized", "a publish without one")
+        http_error(get(gw, "/metrics"), 401, "unauthorized", "/metrics without the key")
+
+
+async def row_bad_token():
+    with secured_gw() as gw:
+        http_error(get(gw, "/channels/a", headers=bearer(mint({"channels": ["a"]}, secret=b"other"))), 401,
+                   "bad_token", "a token for another secret")
+        http_error(get(gw, "/channels/a?token=x.y.z"), 401, "bad_token", "garbage")
+
+
+async def row_token_expired():
+    with secured_gw() as gw:
+        http_error(get(gw, "/channels/a", headers=bearer(mint({"channels": ["a"]}, ttl=-10))), 401,
+                   "token_expired", "an expired token")
+
+
+async def row_bad_api_key():
+    with secured_gw() as gw:
+        http_error(request(gw, "POST", "/channels/a", body=b"1", headers={"Authorization": "apikey key-2"}),
+                   401, "bad_api_key", "another key")
+
+
+async def row_forbidden():
+    with secured_gw() as gw:
+        tok = bearer(mint({"channels": ["a"], "publish": ["a"]}))
+        http_error(get(gw, "/channels/b?since=0", headers=tok), 403, "forbidden", "reading b with a's token")
+        http_error(request(gw, "POST", "/channels/b", body=b"1", headers=tok), 403, "forbidden", "publish b")
+
+
+async def row_client_mismatch():
+    with secured_gw() as gw:
+        tok = mint({"sub": "alice", "channels": ["a"], "publish": ["a"]})
+        http_error(get(gw, f"/channels/a?client=bob&token={tok}"), 403, "client_mismatch", "?client=bob")
+        http_error(request(gw, "POST", "/channels/a", body=b"1",
+                           headers=dict(bearer(tok), **{"X-Client-Id": "bob"})), 403, "client_mismatch",
+                   "X-Client-Id bob")
+
+
+async def row_no_channel():
+    with secured_gw() as gw:
+        http_error(request(gw, "DELETE", "/admin/channels/none", headers={"Authorization": "apikey key-1"}),
+                   404, "no_channel", "deleting a channel that does not exist")
+
+
 ERROR_ROWS = {
+    "no_channel": row_no_channel,
+    "unauthorized": row_unauthorized, "bad_token": row_bad_token, "token_expired": row_token_expired,
+    "bad_api_key": row_bad_api_key, "forbidden": row_forbidden, "client_mismatch": row_client_mismatch,
     "bad_request": row_bad_request, "head_too_large": row_head_too_large, "head_timeout": row_head_timeout,
     "bad_channel": row_bad_channel, "bad_cursor": row_bad_cursor, "bad_transport": row_bad_transport,
     "transport_disabled": row_transport_disabled, "bad_client": row_bad_client,
@@ -480,7 +563,34 @@ async def close_1013():
         await closed_with(c, 1013, "unavailable", "a subscription past --max-channels")
 
 
-CLOSE_ROWS = {1001: close_1001, 1002: close_1002, 1003: close_1003, 1007: close_1007, 1008: close_1008,
+async def close_4001():
+    with secured_gw() as gw:
+        c = WSClient(gw, "a", extra_query=[("token", mint({"channels": ["a"]}, ttl=2))])
+        await c.start()
+        await c.wait_closed(8)
+        expect_eq((c.close_code, c.close_reason), (4001, "token_expired"), "a token that expires")
+        c = WSClient(gw, "a")
+        await c.start(wait_welcome=False)
+        await closed_with(c, 4001, "unauthorized", "no token")
+
+
+async def close_4003():
+    with secured_gw() as gw:
+        c = WSClient(gw, "b", extra_query=[("token", mint({"channels": ["a"]}))])
+        await c.start(wait_welcome=False)
+        await closed_with(c, 4003, "forbidden", "a token for a on b")
+
+
+async def close_4002():
+    with secured_gw() as gw:
+        c = WSClient(gw, "doomed", extra_query=[("token", mint({"channels": ["doomed"]}))])
+        await c.start()
+        st, _, _ = request(gw, "DELETE", "/admin/channels/doomed", headers={"Authorization": "apikey key-1"})
+        expect_eq(st, 200, "delete")
+        await closed_with(c, 4002, "closed_by_admin", "its channel deleted")
+
+
+CLOSE_ROWS = {4001: close_4001, 4002: close_4002, 4003: close_4003, 1001: close_1001, 1002: close_1002, 1003: close_1003, 1007: close_1007, 1008: close_1008,
               1009: close_1009, 1013: close_1013}
 
 

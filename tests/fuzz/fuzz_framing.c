@@ -52,6 +52,11 @@ static const char *const mux_codes[] = {
 	"binary_replaced",
 	"shutting_down",
 	"over_capacity",
+	"unauthorized",
+	"forbidden",
+	"bad_token",
+	"token_expired",
+	"client_mismatch",
 	NULL,
 };
 

@@ -8,7 +8,9 @@
 # message envelope; framing: the poll reply, SSE blocks and WebSocket
 # frames, /ws acks and errors); the request's text (request_path: URL,
 # channels, cursors, Last-Event-ID, transport; static_path: the static
-# file path check against an independent oracle); and request, whole
+# file path check against an independent oracle); token, the credential
+# of a request (auth.c: libjwt, the algorithm check, the claims, the
+# patterns) against an HMAC and fnmatch oracle; and request, whole
 # request paths on a real bus through the transports' formatting.
 #
 # How long: FUZZ_SECONDS per target, 2 by default (make check, the plain
@@ -26,7 +28,7 @@ top=$(cd "$here/../.." && pwd)
 secs=${FUZZ_SECONDS:-2}
 # FUZZ_OUT=DIR keeps the binaries and the grown corpora there
 out=${FUZZ_OUT:-${TMPDIR:-/tmp}/anypush-fuzz.$$}
-all="router_head payload cursor ws_mux request config encode framing request_path static_path"
+all="router_head payload cursor ws_mux request config encode framing request_path static_path token"
 targets=${FUZZ_TARGETS:-$all}
 echo "1..$(echo $targets | wc -w)"
 if ! command -v clang >/dev/null 2>&1; then
@@ -37,7 +39,8 @@ fi
 mkdir -p "$out"
 [ -n "${FUZZ_OUT:-}" ] || trap 'rm -rf "$out"' EXIT INT TERM
 cflags="-g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -std=c11 -D_GNU_SOURCE -I$top/src $(pkg-config --cflags libcjson libwebsockets) -DPACKAGE_VERSION=\"fuzz\""
-libs="$(pkg-config --libs libcjson) -lpthread"
+# libjwt for the token target, and libcrypto for its HMAC oracle
+libs="$(pkg-config --libs libcjson libjwt) -lcrypto -lpthread"
 # every source file once, as an object the targets link
 base="log fmt validate cursor payload xalloc"
 objs_of() {
@@ -62,6 +65,7 @@ for t in $targets; do
 	framing) own="message sse_format frame_format poll_format ws_mux idem siphash" ;;
 	request_path) own="http_route clientid transport" ;;
 	static_path) own="static_path http_route clientid transport" ;;
+	token) own="auth" ;;
 	*) own="" ;;
 	esac
 	dict="" seeds=""

@@ -90,7 +90,7 @@ static void reset_transports(void)
 START_TEST(test_defaults)
 {
 	config_defaults(&cfg);
-	ck_assert_str_eq(cfg.bind, "0.0.0.0");
+	ck_assert_str_eq(cfg.bind, "");
 	ck_assert_uint_eq(cfg.port, 8080);
 	ck_assert_str_eq(cfg.port_file, "");
 	ck_assert_str_eq(cfg.web_root, ANYPUSH_WEB_DIR);

@@ -11,6 +11,7 @@
 
 #include "config_doc.h"
 #include "log.h"
+#include "origin.h"
 #include "transport.h"
 
 #include "xalloc.h"
@@ -67,6 +68,11 @@ static const struct option_def options[] = {
 	    "folder served at / (the demo and anypush.js)"),
 	STR(transports, "all",
 	    "transports to enable, e.g. poll,sse (all: every one)"),
+	STR(allow_origin, "",
+	    "other origins whose pages may use the gateway, comma-separated "
+	    "(https://app.example.com), or * for all; a page on the "
+	    "gateway's own origin is always served, others get 403 "
+	    "origin_not_allowed"),
 	NUM(history_size, "1000", 1, 1000000, "messages kept per channel"),
 	LIVE_NUM(history_age, "600", 1, 604800, "seconds a message is kept"),
 	NUM(history_memory, "268435456", 65536, 1UL << 40,
@@ -282,6 +288,13 @@ static int check(const struct config *cfg, FILE *err)
 		fail(err, NULL,
 		     "unknown transport in --transports '%s' (see --help)",
 		     cfg->transports);
+		return -1;
+	}
+	if (!origin_list_valid(cfg->allow_origin)) {
+		fail(err, NULL,
+		     "--allow-origin '%s' is not *, nor origins such as "
+		     "https://example.com:8443 separated by commas",
+		     cfg->allow_origin);
 		return -1;
 	}
 	if (cfg->ws_hangup <= cfg->ws_ping) {
@@ -530,8 +543,10 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
 {
 	enum config_result r = load(cfg, argc, argv, out, err);
 
-	if (r == CONFIG_RUN)
+	if (r == CONFIG_RUN) {
 		transport_enable_only(cfg->transports);
+		origin_configure(cfg->allow_origin);
+	}
 	return r;
 }
 

@@ -25,6 +25,7 @@ struct config {
 	const char *port_file;
 	const char *web_root;
 	const char *transports;
+	const char *allow_origin; /* origin.h */
 	unsigned long history_size;
 	unsigned long history_age;    /* seconds */
 	unsigned long history_memory; /* bytes */

@@ -107,6 +107,10 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 		&metrics.over_capacity);
 	counter(&t, "http_errors_total", "JSON error replies sent.",
 		&metrics.http_errors);
+	counter(&t, "origin_refused_total",
+		"Requests and WebSocket handshakes refused for their Origin "
+		"(--allow-origin).",
+		&metrics.origin_refused);
 	counter(&t, "idempotent_replays_total",
 		"Publishes with a known idempotency key, answered with the "
 		"first one's id and not stored.",

@@ -115,3 +115,24 @@ int http_reply_over_capacity(struct MHD_Connection *conn, const char *message)
 	MHD_add_response_header(resp, "Retry-After", RETRY_AFTER);
 	return http_reply_queue(conn, 503, resp);
 }
+
+int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
+			    const char *message)
+{
+	char body[512], retry[16];
+	size_t n = fmt_at(body, sizeof body, 0,
+			  "{\"error\":{\"code\":\"rate_limited\","
+			  "\"message\":\"%s\"}}",
+			  message);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		n, body, MHD_RESPMEM_MUST_COPY);
+
+	metrics_add(&metrics.http_errors, 1);
+	metrics_add(&metrics.rate_limited, 1);
+	if (resp == NULL)
+		return MHD_NO;
+	snprintf(retry, sizeof retry, "%u", retry_s);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Retry-After", retry);
+	return http_reply_queue(conn, 429, resp);
+}

@@ -22,6 +22,9 @@ int http_reply_error(struct MHD_Connection *conn, unsigned status,
 /* 503 {"error":{"code":"over_capacity",...}} with Retry-After: a held
  * stream over --max-streams. */
 int http_reply_over_capacity(struct MHD_Connection *conn, const char *message);
+/* 429 {"error":{"code":"rate_limited",...}} with Retry-After: retry_s. */
+int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
+			    const char *message);
 /* A JSON body (copied) with that status. MHD_NO, which closes the
  * connection, when MHD cannot make the response. */
 int http_reply_json(struct MHD_Connection *conn, unsigned status,

@@ -2,6 +2,8 @@
  * to make decisions, so no ordering is needed. */
 #include "metrics.h"
 
+#include "abuse.h"
+
 #include "bus.h"
 #include "capacity.h"
 #include "message.h"
@@ -111,6 +113,13 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 		"Requests and WebSocket handshakes refused for their Origin "
 		"(--allow-origin).",
 		&metrics.origin_refused);
+	counter(&t, "rate_limited_total",
+		"Publishes refused for --publish-rate-per-ip.",
+		&metrics.rate_limited);
+	counter(&t, "limit_ips_evicted_total",
+		"Client IPs whose per-IP limit state gave its slot to a new "
+		"IP (the table is full).",
+		&abuse_ips_evicted);
 	counter(&t, "idempotent_replays_total",
 		"Publishes with a known idempotency key, answered with the "
 		"first one's id and not stored.",

@@ -321,6 +321,14 @@ async def row_origin_not_allowed():
     check("access-control-allow-origin" not in resp[1], f"CORS on a refused origin: {resp[1]}")
 
 
+async def row_rate_limited():
+    with Gateway("--publish-rate-per-ip", "1") as gw:
+        hdr = {"Content-Type": "text/plain"}
+        expect_eq(request(gw, "POST", "/channels/rl", body=b"1", headers=hdr)[0], 201, "the first publish")
+        http_error(request(gw, "POST", "/channels/rl", body=b"2", headers=hdr), 429, "rate_limited",
+                   "a second publish within the second", retry_after=True)
+
+
 def stalled(gw, ch, kinds):
     """Every subscriber of these transports is messages behind on ch: it
     stopped reading and the socket buffers in between are full."""
@@ -402,6 +410,7 @@ ERROR_ROWS = {
     "upgrade_required": row_upgrade_required, "shutting_down": row_shutting_down,
     "over_capacity": row_over_capacity, "bad_idempotency_key": row_bad_idempotency_key,
     "idempotency_conflict": row_idempotency_conflict, "origin_not_allowed": row_origin_not_allowed,
+    "rate_limited": row_rate_limited,
 }
 
 

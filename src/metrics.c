@@ -1,7 +1,6 @@
 /* Counters are relaxed atomics: they are read for monitoring only, never
  * to make decisions, so no ordering is needed. */
 #include "metrics.h"
-
 #include "abuse.h"
 
 #include "bus.h"

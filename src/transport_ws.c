@@ -11,6 +11,7 @@
  * socket takes them (on_writable). A reference is kept until the next
  * write or CLOSED, because lws may still hold a pointer into the buffer
  * if the socket took only part of it. */
+#include "abuse.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
@@ -36,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #define LOG_PREFIX "ws"
 #define WS_BATCH 8
@@ -88,6 +90,7 @@ struct ws_session {
 	uint64_t opened_ms;
 	unsigned long sent; /* messages, not control frames */
 	const char *why;    /* NULL: the peer closed or the link broke */
+	char ip[LIMITS_IP_MAX]; /* the client's, for the per-IP limits */
 };
 
 static struct ws_session *from_link(struct ws_ready_link *link)
@@ -483,6 +486,33 @@ out:
 	return r;
 }
 
+/* The client IP for the per-IP limits (abuse.h), read once. A header
+ * longer than the buffer is not believed: the peer's address counts. */
+static void read_client_ip(struct ws_session *s, struct lws *wsi)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char xff[1024];
+	int fd = lws_get_socket_fd(wsi);
+	bool peer = fd >= 0 &&
+		    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+	int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+
+	limits_client_ip(peer ? (struct sockaddr *)&ss : NULL,
+			 n > 0 ? xff : NULL, s->ip);
+}
+
+/* Take a publish from the client IP's bucket; false when it is empty. */
+static bool publish_allowed(struct ws_session *s)
+{
+	unsigned retry;
+
+	if (limits_publish(s->ip, bus_now_ms(), &retry))
+		return true;
+	metrics_add(&metrics.rate_limited, 1);
+	return false;
+}
+
 static int on_established(struct ws_session *s, struct lws *wsi)
 {
 	struct ws_loop *loop = ws_loop_of(wsi);
@@ -495,6 +525,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->wsi = wsi;
 	s->link.service = transport_ws_service;
 	s->opened_ms = bus_now_ms();
+	read_client_ip(s, wsi);
 	cost_request(TRANSPORT_WS);
 	if (parse_request(s, since, &has_since) < 0) {
 		log_debug("ws request refused after routing");
@@ -584,6 +615,12 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 	bool replayed;
 	struct cursor at;
 
+	if (!publish_allowed(s)) {
+		reply_error(s, op, "rate_limited",
+			    "too many publishes from this address "
+			    "(--publish-rate-per-ip); retry in a second");
+		return;
+	}
 	if (refused(s, op,
 		    publish_message_keyed(
 			    srv_of(s), op->channel, strlen(op->channel),
@@ -658,6 +695,11 @@ static void publish_rx(struct ws_session *s)
 	struct payload p;
 	struct cursor at;
 
+	/* this mode has no error frame: a refused publish is dropped */
+	if (!publish_allowed(s)) {
+		log_debug("publish from ws refused: --publish-rate-per-ip");
+		return;
+	}
 	if (s->rx_binary)
 		payload_from_binary(s->rx, s->rx_len, &p);
 	else if (payload_from_any((const char *)s->rx, s->rx_len, &p) !=

@@ -12,7 +12,7 @@ import json
 import subprocess
 import time
 
-from gwlib import Gateway, binary_path, check, expect_eq, info, metric_sum, metrics, request, run
+from gwlib import Gateway, MuxClient, binary_path, check, expect_eq, info, metric_sum, metrics, request, run
 
 RATE = 5
 
@@ -56,6 +56,29 @@ async def test_publish_rate_hit_and_recovered():
         expect_eq(info(gw, "r1")["last_id"], n + 1, "stored after the wait")
 
 
+async def test_ws_publish_rate_shares_the_ip_bucket():
+    with Gateway("--publish-rate-per-ip", RATE) as gw:
+        m = MuxClient(gw)
+        await m.start()
+        acks = [await m.op({"op": "publish", "channel": "r4", "data": {"n": i}}) for i in range(RATE + 1)]
+        ok = [a for a in acks if a.get("type") != "error"]
+        bad = [a for a in acks if a.get("type") == "error"]
+        check(RATE <= len(ok) <= RATE + 1 and len(ok) + len(bad) == RATE + 1, f"acks {acks}")
+        # the bucket is the IP's: HTTP from the same address is refused too
+        expect_limited(pub(gw, "r4"), "an HTTP publish from the same IP")
+        if not bad:
+            bad = [await m.op({"op": "publish", "channel": "r4", "data": {"n": "more"}})]
+        expect_eq(bad[0].get("code"), "rate_limited", f"the /ws error frame {bad[0]}")
+        stored = info(gw, "r4")["last_id"]
+        expect_eq(stored, len(ok), "refused publishes were not stored")
+        check(m.close_code is None and not m.done, f"the socket stays open: {m.describe()}")
+        await asyncio.sleep(1.1)
+        ack = await m.publish("r4", {"n": "later"})
+        expect_eq(ack.get("id"), stored + 1, f"a /ws publish a second later: {ack}")
+        check(metric_sum(metrics(gw), "anypush_rate_limited_total") >= 2, "anypush_rate_limited_total")
+        await m.close()
+
+
 async def test_forwarded_for_only_from_trusted_proxies():
     # without --trusted-proxies the header is the client's own: ignored
     with Gateway("--publish-rate-per-ip", RATE) as gw:
@@ -81,5 +104,6 @@ async def test_bad_proxy_list_refused_at_start():
 
 
 if __name__ == "__main__":
-    raise SystemExit(run([test_publish_rate_hit_and_recovered, test_forwarded_for_only_from_trusted_proxies,
+    raise SystemExit(run([test_publish_rate_hit_and_recovered, test_ws_publish_rate_shares_the_ip_bucket,
+                          test_forwarded_for_only_from_trusted_proxies,
                           test_bad_proxy_list_refused_at_start], budget=50, timeout=20))

@@ -77,6 +77,9 @@ static const struct option_def options[] = {
 	NUM(publish_rate_per_ip, "0", 0, 1000000,
 	    "publishes per second per client IP, HTTP and /ws, in bursts of "
 	    "as many; more get 429 rate_limited (0: no limit)"),
+	NUM(max_subscriptions, "256", 1, 256, /* docs/protocol.md: 256 */
+	    "channels one /ws connection may subscribe to; one more gets "
+	    "the error frame too_many_channels"),
 	STR(trusted_proxies, "",
 	    "proxies whose X-Forwarded-For names the client IP for the "
 	    "per-IP limits, as addresses or CIDRs (127.0.0.1,10.0.0.0/8)"),

@@ -28,6 +28,7 @@ struct config {
 	const char *allow_origin; /* origin.h */
 	unsigned long publish_rate_per_ip; /* abuse.h; 0: none */
 	const char *trusted_proxies;
+	unsigned long max_subscriptions; /* per /ws connection */
 	unsigned long history_size;
 	unsigned long history_age;    /* seconds */
 	unsigned long history_memory; /* bytes */

@@ -115,6 +115,10 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 	counter(&t, "rate_limited_total",
 		"Publishes refused for --publish-rate-per-ip.",
 		&metrics.rate_limited);
+	counter(&t, "subscriptions_refused_total",
+		"/ws subscribes refused for --max-subscriptions "
+		"(too_many_channels).",
+		&metrics.subscriptions_refused);
 	counter(&t, "limit_ips_evicted_total",
 		"Client IPs whose per-IP limit state gave its slot to a new "
 		"IP (the table is full).",

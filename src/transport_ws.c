@@ -44,7 +44,6 @@
 #define WS_WRITES_PER_CALLBACK 16
 #define WS_BATCH_BYTES (256u << 10)
 #define URI_MAX 8192
-#define MUX_CHANNELS_MAX 256
 /* queued acks/errors: past HIGH the session stops reading (the client
  * waits for its answers), below LOW it reads again */
 #define CTL_HIGH 64
@@ -579,9 +578,15 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 			    "this connection is subscribed to that channel");
 		return;
 	}
-	if (s->nch >= MUX_CHANNELS_MAX) {
-		reply_error(s, op, "too_many_channels",
-			    "at most 256 channels on one connection");
+	if (s->nch >= srv_of(s)->cfg->max_subscriptions) {
+		char why[96];
+
+		snprintf(why, sizeof why,
+			 "at most %lu channels on one connection "
+			 "(--max-subscriptions)",
+			 srv_of(s)->cfg->max_subscriptions);
+		metrics_add(&metrics.subscriptions_refused, 1);
+		reply_error(s, op, "too_many_channels", why);
 		return;
 	}
 	if (refused(s, op,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Abuse limits per client IP: --publish-rate-per-ip, --trusted-proxies.
+"""Abuse limits: --publish-rate-per-ip, --trusted-proxies, --max-subscriptions.
 
 Each limit is hit (429 rate_limited JSON with Retry-After, counted in
 /metrics, nothing stored) and recovered from after Retry-After.  The
@@ -79,6 +79,30 @@ async def test_ws_publish_rate_shares_the_ip_bucket():
         await m.close()
 
 
+async def test_subscriptions_per_connection():
+    with Gateway("--max-subscriptions", "2") as gw:
+        m = MuxClient(gw)
+        await m.start()
+        await m.subscribe("s1")
+        await m.subscribe("s2")
+        err = await m.op({"op": "subscribe", "channel": "s3"})
+        expect_eq((err.get("type"), err.get("code")), ("error", "too_many_channels"), f"a third subscribe: {err}")
+        check("--max-subscriptions" in err.get("message", ""), f"the message names the option: {err}")
+        expect_eq(metric_sum(metrics(gw), "anypush_subscriptions_refused_total"), 1,
+                  "anypush_subscriptions_refused_total")
+        # another connection has its own count
+        m2 = MuxClient(gw)
+        await m2.start()
+        await m2.subscribe("s3")
+        # leaving one makes room
+        ack = await m.op({"op": "unsubscribe", "channel": "s1"})
+        expect_eq(ack.get("type"), "ack", f"unsubscribe: {ack}")
+        await m.subscribe("s3")
+        check(m.close_code is None and not m.done, f"the socket stays open: {m.describe()}")
+        await m.close()
+        await m2.close()
+
+
 async def test_forwarded_for_only_from_trusted_proxies():
     # without --trusted-proxies the header is the client's own: ignored
     with Gateway("--publish-rate-per-ip", RATE) as gw:
@@ -105,5 +129,6 @@ async def test_bad_proxy_list_refused_at_start():
 
 if __name__ == "__main__":
     raise SystemExit(run([test_publish_rate_hit_and_recovered, test_ws_publish_rate_shares_the_ip_bucket,
+                          test_subscriptions_per_connection,
                           test_forwarded_for_only_from_trusted_proxies,
                           test_bad_proxy_list_refused_at_start], budget=50, timeout=20))

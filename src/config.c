@@ -10,8 +10,10 @@
 #include "config.h"
 
 #include "config_doc.h"
+#include "abuse.h"
 #include "log.h"
 #include "redis_url.h"
+#include "origin.h"
 #include "transport.h"
 
 #include "xalloc.h"
@@ -70,6 +72,20 @@ static const struct option_def options[] = {
 	    "folder served at / (the demo and anypush.js)"),
 	STR(transports, "all",
 	    "transports to enable, e.g. poll,sse (all: every one)"),
+	STR(allow_origin, "",
+	    "other origins whose pages may use the gateway, comma-separated "
+	    "(https://app.example.com), or * for all; a page on the "
+	    "gateway's own origin is always served, others get 403 "
+	    "origin_not_allowed"),
+	NUM(publish_rate_per_ip, "0", 0, 1000000,
+	    "publishes per second per client IP, HTTP and /ws, in bursts of "
+	    "as many; more get 429 rate_limited (0: no limit)"),
+	NUM(max_subscriptions, "256", 1, 256, /* docs/protocol.md: 256 */
+	    "channels one /ws connection may subscribe to; one more gets "
+	    "the error frame too_many_channels"),
+	STR(trusted_proxies, "",
+	    "proxies whose X-Forwarded-For names the client IP for the "
+	    "per-IP limits, as addresses or CIDRs (127.0.0.1,10.0.0.0/8)"),
 	NUM(history_size, "1000", 1, 1000000, "messages kept per channel"),
 	LIVE_NUM(history_age, "600", 1, 604800, "seconds a message is kept"),
 	NUM(history_memory, "268435456", 65536, 1UL << 40,
@@ -310,6 +326,20 @@ static int check(const struct config *cfg, FILE *err)
 			fail(err, NULL, "%s", why);
 			return -1;
 		}
+	}
+	if (!origin_list_valid(cfg->allow_origin)) {
+		fail(err, NULL,
+		     "--allow-origin '%s' is not *, nor origins such as "
+		     "https://example.com:8443 separated by commas",
+		     cfg->allow_origin);
+		return -1;
+	}
+	if (!limits_cidrs_valid(cfg->trusted_proxies)) {
+		fail(err, NULL,
+		     "--trusted-proxies '%s' is not addresses or CIDRs such as "
+		     "10.0.0.0/8 separated by commas",
+		     cfg->trusted_proxies);
+		return -1;
 	}
 	if (cfg->ws_hangup <= cfg->ws_ping) {
 		fail(err, NULL, "--ws-hangup must be greater than --ws-ping");
@@ -557,8 +587,12 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
 {
 	enum config_result r = load(cfg, argc, argv, out, err);
 
-	if (r == CONFIG_RUN)
+	if (r == CONFIG_RUN) {
 		transport_enable_only(cfg->transports);
+		origin_configure(cfg->allow_origin);
+		limits_configure(cfg->publish_rate_per_ip,
+				 cfg->trusted_proxies);
+	}
 	return r;
 }
 

@@ -25,6 +25,10 @@ struct config {
 	const char *port_file;
 	const char *web_root;
 	const char *transports;
+	const char *allow_origin; /* origin.h */
+	unsigned long publish_rate_per_ip; /* abuse.h; 0: none */
+	const char *trusted_proxies;
+	unsigned long max_subscriptions; /* per /ws connection */
 	unsigned long history_size;
 	unsigned long history_age;    /* seconds */
 	unsigned long history_memory; /* bytes */

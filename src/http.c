@@ -342,6 +342,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				"conflicting or malformed "
 				"Content-Length/Transfer-Encoding headers");
 		}
+		if (!http_reply_origin_allowed(conn)) {
+			req->dispatched = true;
+			metrics_add(&metrics.origin_refused, 1);
+			return (enum MHD_Result)http_reply_error(
+				conn, 403, "origin_not_allowed",
+				"pages on this origin may not use the gateway "
+				"(--allow-origin)");
+		}
 		return MHD_YES;
 	}
 	if (req->is_post) /* publishes are no transport's: no clock */

@@ -4,20 +4,46 @@
 
 #include "fmt.h"
 #include "metrics.h"
+#include "origin.h"
 
 #include <microhttpd.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 /* seconds; the capacity comes back as soon as any stream ends */
 #define RETRY_AFTER "1"
 
 void http_reply_common_headers(struct MHD_Response *resp)
 {
-	MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
 	MHD_add_response_header(resp, "Access-Control-Expose-Headers",
 				"X-Client-Id, Idempotent-Replayed");
 	MHD_add_response_header(resp, "Cache-Control", "no-cache");
+}
+
+bool http_reply_origin_allowed(struct MHD_Connection *conn)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							 "Origin");
+	const char *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						       "Host");
+
+	return origin_allowed(origin, origin ? strlen(origin) : 0, host,
+			      host ? strlen(host) : 0);
+}
+
+/* The page's own origin echoed, never "*": a reply then depends on the
+ * request's Origin, which caches must know (Vary). A refused origin gets
+ * no CORS header, so its page cannot read the 403 either. */
+void http_reply_cors(struct MHD_Connection *conn, struct MHD_Response *resp)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							 "Origin");
+
+	MHD_add_response_header(resp, "Vary", "Origin");
+	if (origin && http_reply_origin_allowed(conn))
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin",
+					origin);
 }
 
 int http_reply_queue(struct MHD_Connection *conn, unsigned status,
@@ -25,6 +51,7 @@ int http_reply_queue(struct MHD_Connection *conn, unsigned status,
 {
 	enum MHD_Result r;
 
+	http_reply_cors(conn, resp);
 	http_reply_common_headers(resp);
 	r = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
@@ -87,4 +114,25 @@ int http_reply_over_capacity(struct MHD_Connection *conn, const char *message)
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Retry-After", RETRY_AFTER);
 	return http_reply_queue(conn, 503, resp);
+}
+
+int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
+			    const char *message)
+{
+	char body[512], retry[16];
+	size_t n = fmt_at(body, sizeof body, 0,
+			  "{\"error\":{\"code\":\"rate_limited\","
+			  "\"message\":\"%s\"}}",
+			  message);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		n, body, MHD_RESPMEM_MUST_COPY);
+
+	metrics_add(&metrics.http_errors, 1);
+	metrics_add(&metrics.rate_limited, 1);
+	if (resp == NULL)
+		return MHD_NO;
+	snprintf(retry, sizeof retry, "%u", retry_s);
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Retry-After", retry);
+	return http_reply_queue(conn, 429, resp);
 }

@@ -2,13 +2,19 @@
 #ifndef ANYPUSH_HTTP_REPLY_H
 #define ANYPUSH_HTTP_REPLY_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct MHD_Connection;
 struct MHD_Response;
 
-/* CORS and no-cache headers. */
+/* Exposed-header and no-cache headers. */
 void http_reply_common_headers(struct MHD_Response *resp);
+/* Whether the request's Origin may be served (origin.h). */
+bool http_reply_origin_allowed(struct MHD_Connection *conn);
+/* Vary: Origin, and Access-Control-Allow-Origin echoing an allowed
+ * Origin. */
+void http_reply_cors(struct MHD_Connection *conn, struct MHD_Response *resp);
 /* {"error":{"code":CODE,"message":MESSAGE}} with that status. code and
  * message are the gateway's own text, never client input. MHD_YES/NO. */
 int http_reply_error(struct MHD_Connection *conn, unsigned status,
@@ -16,6 +22,9 @@ int http_reply_error(struct MHD_Connection *conn, unsigned status,
 /* 503 {"error":{"code":"over_capacity",...}} with Retry-After: a held
  * stream over --max-streams. */
 int http_reply_over_capacity(struct MHD_Connection *conn, const char *message);
+/* 429 {"error":{"code":"rate_limited",...}} with Retry-After: retry_s. */
+int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
+			    const char *message);
 /* A JSON body (copied) with that status. MHD_NO, which closes the
  * connection, when MHD cannot make the response. */
 int http_reply_json(struct MHD_Connection *conn, unsigned status,
@@ -24,7 +33,7 @@ int http_reply_json(struct MHD_Connection *conn, unsigned status,
  * Idempotent-Replayed: true. */
 int http_reply_json_replayed(struct MHD_Connection *conn, unsigned status,
 			     const char *json, size_t len);
-/* Queue resp with the common headers, then drop our reference. */
+/* Queue resp with the CORS and common headers, then drop our reference. */
 int http_reply_queue(struct MHD_Connection *conn, unsigned status,
 		     struct MHD_Response *resp);
 

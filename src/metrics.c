@@ -1,6 +1,7 @@
 /* Counters are relaxed atomics: they are read for monitoring only, never
  * to make decisions, so no ordering is needed. */
 #include "metrics.h"
+#include "abuse.h"
 
 #include "bus.h"
 #include "capacity.h"
@@ -107,6 +108,21 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 		&metrics.over_capacity);
 	counter(&t, "http_errors_total", "JSON error replies sent.",
 		&metrics.http_errors);
+	counter(&t, "origin_refused_total",
+		"Requests and WebSocket handshakes refused for their Origin "
+		"(--allow-origin).",
+		&metrics.origin_refused);
+	counter(&t, "rate_limited_total",
+		"Publishes refused for --publish-rate-per-ip.",
+		&metrics.rate_limited);
+	counter(&t, "subscriptions_refused_total",
+		"/ws subscribes refused for --max-subscriptions "
+		"(too_many_channels).",
+		&metrics.subscriptions_refused);
+	counter(&t, "limit_ips_evicted_total",
+		"Client IPs whose per-IP limit state gave its slot to a new "
+		"IP (the table is full).",
+		&abuse_ips_evicted);
 	counter(&t, "idempotent_replays_total",
 		"Publishes with a known idempotency key, answered with the "
 		"first one's id and not stored.",

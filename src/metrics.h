@@ -31,6 +31,9 @@ struct metrics {
 	atomic_ullong head_peeked_bytes; /* copied out of sockets by peeks */
 	atomic_ullong over_capacity;     /* refused for --max-connections/-streams */
 	atomic_ullong http_errors;     /* JSON error replies */
+	atomic_ullong origin_refused;  /* 403 origin_not_allowed */
+	atomic_ullong rate_limited;    /* 429 rate_limited publishes */
+	atomic_ullong subscriptions_refused; /* past --max-subscriptions */
 	atomic_ullong idempotent_replays; /* keyed publishes answered again */
 };
 

@@ -3,6 +3,7 @@
  * docs/protocol.md promises. */
 #include "publish.h"
 
+#include "abuse.h"
 #include "bus.h"
 #include "fmt.h"
 #include "http.h"
@@ -260,6 +261,18 @@ static int check_request(struct http_request *req, const char *channel,
 	return -1;
 }
 
+/* The client's per-IP publish bucket (abuse.h). */
+static bool rate_ok(struct http_request *req, unsigned *retry_s)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char ip[LIMITS_IP_MAX];
+
+	limits_client_ip(ci ? ci->client_addr : NULL,
+			 http_header(req, "X-Forwarded-For"), ip);
+	return limits_publish(ip, bus_now_ms(), retry_s);
+}
+
 int publish_serve(struct http_request *req, const char *channel)
 {
 	const char *event = http_arg(req, "event");
@@ -270,6 +283,7 @@ int publish_serve(struct http_request *req, const char *channel)
 	char body[CHANNEL_NAME_MAX + 64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
 	int r = check_request(req, channel, event, from, key);
 	bool replayed = false;
+	unsigned retry = 1;
 	size_t n;
 
 	if (r != -1)
@@ -277,6 +291,11 @@ int publish_serve(struct http_request *req, const char *channel)
 	r = http_auth_publish(req, channel, from);
 	if (r != -1)
 		return r;
+	if (!rate_ok(req, &retry))
+		return http_reply_rate_limited(
+			req->conn, retry,
+			"too many publishes from this address "
+			"(--publish-rate-per-ip); retry after Retry-After");
 	r = read_payload(req, &data);
 	if (data.json == NULL)
 		return r;

@@ -24,6 +24,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "origin.h"
 #include "router_head.h"
 #include "server.h"
 #include "transport.h"
@@ -215,9 +216,21 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 		/* cannot happen: the scan and the classifier agree */
 		log_warn("a head ready to classify was incomplete");
 		return;
-	case HEAD_HTTP:
 	case HEAD_WS:
 	case HEAD_SSE:
+		/* lws sees no more of the head than the router does: refuse
+		 * a cross-site WebSocket (hijacking) or event stream here;
+		 * libmicrohttpd checks every request it gets (http.c) */
+		if (!origin_head_allowed(r->head, (size_t)n)) {
+			metrics_add(&metrics.origin_refused, 1);
+			refuse(r, p, "403 Forbidden", "origin_not_allowed",
+			       "pages on this origin may not use the "
+			       "gateway (--allow-origin)");
+			return;
+		}
+		hand_off(r, p, v);
+		return;
+	case HEAD_HTTP:
 		hand_off(r, p, v);
 		return;
 	case HEAD_BAD:

@@ -413,11 +413,18 @@ static int start_head(struct sse_stream *st, unsigned status,
 		      unsigned char *start, unsigned char **p,
 		      unsigned char *end)
 {
+	char origin[256];
+
 	if (lws_add_http_header_status(st->wsi, status, p, end))
 		return -1;
 	/* lws answers in the request's version */
 	st->chunked = memcmp(start, "HTTP/1.0", 8) != 0;
-	if (add_header(st->wsi, "Access-Control-Allow-Origin:", "*", p, end) ||
+	/* the router let only an allowed Origin through (origin.h) */
+	if (lws_hdr_copy(st->wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) >
+		    0 &&
+	    add_header(st->wsi, "Access-Control-Allow-Origin:", origin, p, end))
+		return -1;
+	if (add_header(st->wsi, "Vary:", "Origin", p, end) ||
 	    add_header(st->wsi, "Access-Control-Expose-Headers:",
 		       "X-Client-Id, Idempotent-Replayed", p, end) ||
 	    add_header(st->wsi, "Cache-Control:", "no-cache", p, end))

@@ -12,6 +12,7 @@
  * write or CLOSED, because lws may still hold a pointer into the buffer
  * if the socket took only part of it. */
 #include "auth.h"
+#include "abuse.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
@@ -39,13 +40,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #define LOG_PREFIX "ws"
 #define WS_BATCH 8
 #define WS_WRITES_PER_CALLBACK 16
 #define WS_BATCH_BYTES (256u << 10)
 #define URI_MAX 8192
-#define MUX_CHANNELS_MAX 256
 /* queued acks/errors: past HIGH the session stops reading (the client
  * waits for its answers), below LOW it reads again */
 #define CTL_HIGH 64
@@ -96,6 +97,7 @@ struct ws_session {
 	unsigned long sent; /* messages, not control frames */
 	const char *why;    /* NULL: the peer closed or the link broke */
 	struct auth_grant grant; /* what the token allows; auth op renews */
+	char ip[LIMITS_IP_MAX]; /* the client's, for the per-IP limits */
 };
 
 static struct ws_session *from_link(struct ws_ready_link *link)
@@ -557,6 +559,33 @@ static int authorize(struct ws_session *s, const struct channel_list *chs)
 	return 0;
 }
 
+/* The client IP for the per-IP limits (abuse.h), read once. A header
+ * longer than the buffer is not believed: the peer's address counts. */
+static void read_client_ip(struct ws_session *s, struct lws *wsi)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char xff[1024];
+	int fd = lws_get_socket_fd(wsi);
+	bool peer = fd >= 0 &&
+		    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+	int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+
+	limits_client_ip(peer ? (struct sockaddr *)&ss : NULL,
+			 n > 0 ? xff : NULL, s->ip);
+}
+
+/* Take a publish from the client IP's bucket; false when it is empty. */
+static bool publish_allowed(struct ws_session *s)
+{
+	unsigned retry;
+
+	if (limits_publish(s->ip, bus_now_ms(), &retry))
+		return true;
+	metrics_add(&metrics.rate_limited, 1);
+	return false;
+}
+
 static int on_established(struct ws_session *s, struct lws *wsi)
 {
 	struct ws_loop *loop = ws_loop_of(wsi);
@@ -569,6 +598,7 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->wsi = wsi;
 	s->link.service = transport_ws_service;
 	s->opened_ms = bus_now_ms();
+	read_client_ip(s, wsi);
 	cost_request(TRANSPORT_WS);
 	if (parse_request(s, since, &has_since) < 0) {
 		log_debug("ws request refused after routing");
@@ -643,9 +673,15 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 			    "this connection is subscribed to that channel");
 		return;
 	}
-	if (s->nch >= MUX_CHANNELS_MAX) {
-		reply_error(s, op, "too_many_channels",
-			    "at most 256 channels on one connection");
+	if (s->nch >= srv_of(s)->cfg->max_subscriptions) {
+		char why[96];
+
+		snprintf(why, sizeof why,
+			 "at most %lu channels on one connection "
+			 "(--max-subscriptions)",
+			 srv_of(s)->cfg->max_subscriptions);
+		metrics_add(&metrics.subscriptions_refused, 1);
+		reply_error(s, op, "too_many_channels", why);
 		return;
 	}
 	if (refused(s, op,
@@ -758,6 +794,12 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 			 auth_publish_check(&s->grant, op->channel, NULL, &err),
 			 &err))
 		return;
+	if (!publish_allowed(s)) {
+		reply_error(s, op, "rate_limited",
+			    "too many publishes from this address "
+			    "(--publish-rate-per-ip); retry in a second");
+		return;
+	}
 	if (srv_of(s)->redis) {
 		mux_publish_remote(s, op, data);
 		return;
@@ -868,6 +910,11 @@ static void publish_rx(struct ws_session *s)
 
 	if (!auth_may_publish(&s->grant, s->names[0])) {
 		log_debug("publish from ws refused: no grant");
+		return;
+	}
+	/* this mode has no error frame: a refused publish is dropped */
+	if (!publish_allowed(s)) {
+		log_debug("publish from ws refused: --publish-rate-per-ip");
 		return;
 	}
 	if (s->rx_binary)

@@ -303,9 +303,12 @@ class Proxy {
   onRequest(req, res) {
     this.counts.requests++;
     const epoch = ++this.epoch;
+    // Host names the gateway, as nginx's default (proxy_set_header Host
+    // $proxy_host) does: a page on the gateway's origin stays same-origin
+    // through the proxy (--allow-origin, src/origin.c)
     const up = http.request({
       host: this.target.hostname, port: this.target.port, method: req.method, path: req.url,
-      headers: req.headers, agent: false,
+      headers: Object.assign({}, req.headers, { host: this.target.host }), agent: false,
     }, (ur) => {
       this.track(ur.socket);
       const sse = /text\/event-stream/i.test(ur.headers['content-type'] || '');
@@ -336,7 +339,10 @@ class Proxy {
     const epoch = ++this.epoch;
     const up = net.connect(Number(this.target.port), this.target.hostname, () => {
       let h = req.method + ' ' + req.url + ' HTTP/1.1\r\n';
-      for (let i = 0; i < req.rawHeaders.length; i += 2) h += req.rawHeaders[i] + ': ' + req.rawHeaders[i + 1] + '\r\n';
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const host = req.rawHeaders[i].toLowerCase() === 'host';
+        h += req.rawHeaders[i] + ': ' + (host ? this.target.host : req.rawHeaders[i + 1]) + '\r\n';
+      }
       up.write(h + '\r\n');
       if (head && head.length) up.write(head);
       this.relay(up, sock, epoch, () => sock.end());

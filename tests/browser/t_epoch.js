@@ -239,7 +239,8 @@ async function installFakes(page) {
 
   await t.test('a channel reclaimed while its clients were away (--history-age 1): its tomb keeps the epoch, ids go on, nothing lost', async () => {
     // pollers with a client id keep a channel for the presence window
-    const gwr = await L.startGateway(['--history-age', '1', '--presence-window', '1']);
+    // another port, another origin than the page's: listed
+    const gwr = await L.startGateway(['--history-age', '1', '--presence-window', '1', '--allow-origin', gw.base]);
     const proxy = await new L.Proxy(gwr.base).listen();
     await makeAll(page, proxy.base, 'rc', fast);
     const old = await pubN(gwr.base, 'rc', 3, 'old');

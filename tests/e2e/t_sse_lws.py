@@ -17,6 +17,8 @@ IDLE = 1000          # streams measured (the test process has 20,000 fds)
 WARM = 50            # opened first, so that lazily made things are counted out
 PER_STREAM_MAX = 5 * 1024
 
+PAGE = "http://page.example"  # a page on another origin, allowed
+
 
 def sse_request(ch, query="transport=sse", extra=""):
     return (f"GET /channels/{ch}?{query} HTTP/1.1\r\nHost: x\r\n"
@@ -110,29 +112,29 @@ async def test_peer_gone_and_extra_bytes():
 
 async def test_doubtful_requests_stay_json():
     "SSE requests lws would not take whole get libmicrohttpd's JSON errors with CORS headers"
-    with Gateway() as gw:
+    with Gateway("--allow-origin", PAGE) as gw:
         for path, headers, code in [
-            ("/channels/a?transport=sse&since=x", None, "bad_cursor"),
+            ("/channels/a?transport=sse&since=x", {}, "bad_cursor"),
             ("/channels/a?transport=sse", {"Last-Event-ID": "-1"}, "bad_cursor"),
-            ("/channels/a?transport=sse&client=a%20b", None, "bad_client"),
-            ("/channels/a?transport=sse&sse_events=2", None, "bad_sse_events"),
-            ("/channels/a%20b?transport=sse", None, "bad_channel"),
+            ("/channels/a?transport=sse&client=a%20b", {}, "bad_client"),
+            ("/channels/a?transport=sse&sse_events=2", {}, "bad_sse_events"),
+            ("/channels/a%20b?transport=sse", {}, "bad_channel"),
         ]:
-            st, h, body = get(gw, path, headers=headers)
+            st, h, body = get(gw, path, headers={**headers, "Origin": PAGE})
             expect_eq(st, 400, f"{path} status")
             check(f'"code":"{code}"' in body.decode(), f"{path}: {body!r}")
-            expect_eq(h.get("access-control-allow-origin"), "*", f"{path}: CORS header")
+            expect_eq(h.get("access-control-allow-origin"), PAGE, f"{path}: CORS header")
 
 
 async def test_bus_refusal_is_json_with_cors():
     "an SSE stream the bus refuses on the lws side (--max-channels reached) gets the JSON 503 libmicrohttpd sent, with CORS"
-    with Gateway("--max-channels", "1") as gw:
+    with Gateway("--max-channels", "1", "--allow-origin", PAGE) as gw:
         st, _ = publish(gw, "one", {"n": 1})
         expect_eq(st, 201, "publish to the one channel")
-        st, h, body = get(gw, "/channels/two?transport=sse")
+        st, h, body = get(gw, "/channels/two?transport=sse", headers={"Origin": PAGE})
         expect_eq(st, 503, "an SSE stream on a second channel")
         check(b'"code":"over_capacity"' in body and b"too many channels" in body, f"body {body!r}")
-        expect_eq(h.get("access-control-allow-origin"), "*", "CORS header")
+        expect_eq(h.get("access-control-allow-origin"), PAGE, "CORS header")
         expect_eq(h.get("content-type"), "application/json", "Content-Type")
         await wait_until(lambda: loop_streams(gw) == 0, 3, 0.05, "the refused stream's connection closed")
         expect_eq(metrics(gw).get("anypush_streams"), 0, "the stream slot given back")
@@ -140,12 +142,12 @@ async def test_bus_refusal_is_json_with_cors():
 
 async def test_past_max_streams_is_json_with_cors():
     "past --max-streams an SSE request gets libmicrohttpd's 503 over_capacity with CORS, and the held one keeps streaming"
-    with Gateway("--max-streams", "1") as gw:
+    with Gateway("--max-streams", "1", "--allow-origin", PAGE) as gw:
         r1, w1 = await open_sse(gw, "s")
-        st, h, body = get(gw, "/channels/s?transport=sse")
+        st, h, body = get(gw, "/channels/s?transport=sse", headers={"Origin": PAGE})
         expect_eq(st, 503, "a second SSE")
         check(b"over_capacity" in body, f"body {body!r}")
-        expect_eq(h.get("access-control-allow-origin"), "*", "CORS header")
+        expect_eq(h.get("access-control-allow-origin"), PAGE, "CORS header")
         expect_eq(h.get("retry-after"), "1", "Retry-After")
         publish(gw, "s", {"n": 7})
         await asyncio.wait_for(r1.readuntil(b'"n":7'), 5.0)

@@ -1,0 +1,279 @@
+/* Token buckets per client IP, in a set-associative table: an IP hashes
+ * to a set of WAYS slots, and a new IP takes the slot of the set's least
+ * recently seen one. An evicted IP starts again with a full bucket, which
+ * only lets a client that spreads over more IPs than the table holds
+ * publish more: the table holds far more IPs than one client commands,
+ * and memory stays SETS * WAYS slots whatever arrives. */
+#include "abuse.h"
+
+#include "siphash.h"
+#include "xalloc.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SETS 4096
+#define WAYS 4
+#define CIDRS_MAX 64
+#define XFF_MAX 1024 /* bytes of X-Forwarded-For read, from the right */
+
+struct slot {
+	char ip[LIMITS_IP_MAX]; /* "" for a free slot */
+	uint64_t seen_ms;
+	double tokens; /* publishes left; refills at the rate per second */
+};
+
+struct cidr {
+	int family;
+	unsigned char addr[16];
+	unsigned bits;
+};
+
+atomic_ullong abuse_ips_evicted;
+
+static struct {
+	pthread_mutex_t lock;
+	unsigned long publish_rate;
+	struct cidr trusted[CIDRS_MAX];
+	size_t ntrusted;
+	struct slot *slots; /* SETS * WAYS, made on the first use */
+	struct siphash_key key;
+} lim = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* "a.b.c.d[/n]" or "x::y[/n]", len bytes */
+static bool parse_cidr(const char *s, size_t len, struct cidr *c)
+{
+	char text[64];
+	const char *slash;
+	unsigned long bits;
+	char *end;
+
+	if (len == 0 || len >= sizeof text)
+		return false;
+	memcpy(text, s, len);
+	text[len] = '\0';
+	slash = strchr(text, '/');
+	if (slash)
+		text[slash - text] = '\0';
+	if (inet_pton(AF_INET, text, c->addr) == 1) {
+		c->family = AF_INET;
+		c->bits = 32;
+	} else if (inet_pton(AF_INET6, text, c->addr) == 1) {
+		c->family = AF_INET6;
+		c->bits = 128;
+	} else {
+		return false;
+	}
+	if (slash) {
+		if (slash[1] < '0' || slash[1] > '9')
+			return false;
+		bits = strtoul(slash + 1, &end, 10);
+		if (*end || bits > c->bits)
+			return false;
+		c->bits = (unsigned)bits;
+	}
+	return true;
+}
+
+/* Calls fn on each comma-separated, blank-trimmed item; false at once
+ * when it says false. */
+static bool each_cidr(const char *list, bool (*fn)(const struct cidr *c))
+{
+	const char *p = list && *list ? list : NULL;
+	struct cidr c;
+
+	while (p) {
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+
+		while (len && (*p == ' ' || *p == '\t')) {
+			p++;
+			len--;
+		}
+		while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
+			len--;
+		if (!parse_cidr(p, len, &c) || !fn(&c))
+			return false;
+		p = end ? end + 1 : NULL;
+	}
+	return true;
+}
+
+static bool count_cidr(const struct cidr *c)
+{
+	(void)c;
+	return true;
+}
+
+bool limits_cidrs_valid(const char *list)
+{
+	return each_cidr(list, count_cidr);
+}
+
+static bool keep_cidr(const struct cidr *c)
+{
+	if (lim.ntrusted == CIDRS_MAX)
+		return false;
+	lim.trusted[lim.ntrusted++] = *c;
+	return true;
+}
+
+void limits_configure(unsigned long publish_rate, const char *trusted)
+{
+	lim.publish_rate = publish_rate;
+	lim.ntrusted = 0;
+	(void)each_cidr(trusted, keep_cidr);
+}
+
+static bool in_cidr(const struct cidr *c, int family, const unsigned char *a)
+{
+	unsigned full = c->bits / 8, rest = c->bits % 8;
+
+	if (c->family != family || memcmp(c->addr, a, full) != 0)
+		return false;
+	return rest == 0 ||
+	       ((c->addr[full] ^ a[full]) & (0xff00 >> rest) & 0xff) == 0;
+}
+
+/* Whether the address in text form is a trusted proxy. */
+static bool trusted_text(const char *text)
+{
+	unsigned char a[16];
+	int family = AF_INET;
+
+	if (inet_pton(AF_INET, text, a) != 1) {
+		family = AF_INET6;
+		if (inet_pton(AF_INET6, text, a) != 1)
+			return false;
+	}
+	for (size_t i = 0; i < lim.ntrusted; i++)
+		if (in_cidr(&lim.trusted[i], family, a))
+			return true;
+	return false;
+}
+
+static void peer_text(const struct sockaddr *peer, char ip[LIMITS_IP_MAX])
+{
+	const struct sockaddr_in6 *s6 = (const void *)peer;
+	const struct sockaddr_in *s4 = (const void *)peer;
+
+	strcpy(ip, "unknown");
+	if (peer == NULL)
+		return;
+	if (peer->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &s4->sin_addr, ip, LIMITS_IP_MAX);
+	} else if (peer->sa_family == AF_INET6) {
+		/* an IPv4 client of a dual-stack socket is that IPv4 */
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], ip,
+				  LIMITS_IP_MAX);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, ip, LIMITS_IP_MAX);
+	}
+}
+
+static bool ip_valid(const char *text)
+{
+	unsigned char a[16];
+
+	return inet_pton(AF_INET, text, a) == 1 ||
+	       inet_pton(AF_INET6, text, a) == 1;
+}
+
+void limits_client_ip(const struct sockaddr *peer, const char *xff,
+		      char ip[LIMITS_IP_MAX])
+{
+	char buf[XFF_MAX];
+	size_t n;
+
+	peer_text(peer, ip);
+	if (xff == NULL || !trusted_text(ip))
+		return;
+	/* the rightmost hops are the ones a trusted proxy wrote */
+	n = strlen(xff);
+	if (n >= sizeof buf) {
+		xff += n - (sizeof buf - 1);
+		n = sizeof buf - 1;
+	}
+	memcpy(buf, xff, n);
+	buf[n] = '\0';
+	for (;;) {
+		char *comma = strrchr(buf, ',');
+		char *item = comma ? comma + 1 : buf;
+		size_t len;
+
+		while (*item == ' ' || *item == '\t')
+			item++;
+		len = strlen(item);
+		while (len && (item[len - 1] == ' ' || item[len - 1] == '\t'))
+			item[--len] = '\0';
+		/* not an address: believe nothing further left */
+		if (len >= LIMITS_IP_MAX || !ip_valid(item))
+			return;
+		memcpy(ip, item, len + 1);
+		if (comma == NULL || !trusted_text(item))
+			return;
+		*comma = '\0';
+	}
+}
+
+/* The slot of ip, taken from its set's least recently seen one when new.
+ * Under lim.lock. */
+static struct slot *slot_of(const char *ip, uint64_t now_ms, bool *fresh)
+{
+	struct slot *s, *victim;
+
+	if (lim.slots == NULL) {
+		lim.slots = xcalloc((size_t)SETS * WAYS, sizeof *lim.slots);
+		siphash_key_random(&lim.key);
+	}
+	s = lim.slots + (siphash13(&lim.key, ip, strlen(ip)) % SETS) * WAYS;
+	victim = s;
+	for (size_t w = 0; w < WAYS; w++) {
+		if (strcmp(s[w].ip, ip) == 0) {
+			*fresh = false;
+			return &s[w];
+		}
+		if (victim->ip[0] != '\0' &&
+		    (s[w].ip[0] == '\0' || s[w].seen_ms < victim->seen_ms))
+			victim = &s[w];
+	}
+	if (victim->ip[0] != '\0')
+		atomic_fetch_add_explicit(&abuse_ips_evicted, 1,
+					  memory_order_relaxed);
+	memset(victim, 0, sizeof *victim);
+	strcpy(victim->ip, ip);
+	victim->seen_ms = now_ms;
+	*fresh = true;
+	return victim;
+}
+
+bool limits_publish(const char *ip, uint64_t now_ms, unsigned *retry_s)
+{
+	double rate = (double)lim.publish_rate;
+	struct slot *s;
+	bool fresh, ok;
+
+	if (lim.publish_rate == 0)
+		return true;
+	pthread_mutex_lock(&lim.lock);
+	s = slot_of(ip, now_ms, &fresh);
+	/* a burst of one second's worth, refilled continuously */
+	if (fresh)
+		s->tokens = rate;
+	else if (now_ms > s->seen_ms)
+		s->tokens += rate * (double)(now_ms - s->seen_ms) / 1000.0;
+	if (s->tokens > rate)
+		s->tokens = rate;
+	s->seen_ms = now_ms;
+	ok = s->tokens >= 1.0;
+	if (ok)
+		s->tokens -= 1.0;
+	else
+		*retry_s = (unsigned)((1.0 - s->tokens) / rate) + 1;
+	pthread_mutex_unlock(&lim.lock);
+	return ok;
+}

@@ -189,6 +189,12 @@ void ws_unready(struct ws_loop *l, struct ws_ready_link *link)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* lws 4.1.6 formats every log line in one static buffer (_lws_logv), and
+ * logs each adoption with a head at LLL_ERR, which is always on: two
+ * loops adopting long polls at once would race on it (ThreadSanitizer
+ * reports it). So those adoptions take turns. */
+static pthread_mutex_t adopt_head_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void give_back(struct ws_loop *l)
 {
 	atomic_fetch_sub(&l->load, 1);
@@ -214,10 +220,12 @@ static void adopt_pending(struct ws_loop *l)
 
 		/* on failure lws closes the fd itself; it copies the head,
 		 * and serves it before it reads the socket */
-		if (fds[i].head)
+		if (fds[i].head) {
+			pthread_mutex_lock(&adopt_head_lock);
 			wsi = lws_adopt_socket_vhost_readbuf(
 				l->vh, fds[i].fd, fds[i].head, fds[i].len);
-		else
+			pthread_mutex_unlock(&adopt_head_lock);
+		} else
 			wsi = lws_adopt_descriptor_vhost(
 				l->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd,
 				NULL, NULL);

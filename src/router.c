@@ -56,6 +56,10 @@ struct pending {
 	int fd;
 	bool peek_off; /* SO_PEEK_OFF is on: a peek returns only new bytes */
 	bool deferred; /* on the recheck list */
+	/* given back after a long poll's reply: if no next request starts
+	 * within --head-timeout, an idle keep-alive connection, closed
+	 * without the 408 (the list stays in deadline order) */
+	bool reused;
 	struct head_scan scan;
 	uint64_t deadline_ms;
 	uint64_t recheck_ms;
@@ -77,8 +81,17 @@ struct router {
 	 * batch: freed only after the batch (fd is -1 meanwhile) */
 	struct pending *graveyard;
 	uint64_t next_poke; /* see http_poke */
+	int back_fd;        /* eventfd: sockets are waiting in back_queue */
 	char head[HEAD_CAP];
 };
+
+/* Sockets the lws loops give back after a long poll's reply, for their
+ * next request head (router_take_back). Static, not in struct router:
+ * a loop may give one back while or after router_stop frees it. */
+static pthread_mutex_t back_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct router *back_router; /* NULL: not running, close them */
+static int *back_queue;
+static size_t back_n, back_cap;
 
 static void unlink_pending(struct router *r, struct pending *p)
 {
@@ -163,11 +176,39 @@ static bool within_capacity(struct router *r, struct pending *p, bool to_ws)
 	return false;
 }
 
-static void hand_off(struct router *r, struct pending *p, enum head_verdict v)
+/* A long poll for lws: read exactly its head off the socket, so that
+ * lws cannot read past it (ws_adopt_head); false: leave it to MHD. */
+static bool hand_off_longpoll(struct router *r, struct pending *p,
+			      size_t head_len)
+{
+	char *head;
+
+	if (!capacity_take_stream(r->srv->cap))
+		return false;
+	head = xmalloc(head_len);
+	if (recv(p->fd, head, head_len, 0) != (ssize_t)head_len) {
+		/* the peeked bytes are queued: cannot happen */
+		free(head);
+		capacity_give_stream(r->srv->cap);
+		capacity_give_connection(r->srv->cap);
+		drop(r, p);
+		return true;
+	}
+	unlink_pending(r, p);
+	metrics_add(&metrics.routed_ws, 1);
+	ws_adopt_head(r->srv->ws, p->fd, head, head_len);
+	free(p);
+	return true;
+}
+
+static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
+		     size_t longpoll_len)
 {
 	bool to_ws = v == HEAD_WS;
 
 	if (!within_capacity(r, p, to_ws))
+		return;
+	if (longpoll_len && hand_off_longpoll(r, p, longpoll_len))
 		return;
 	/* An event stream goes to lws only with a stream slot; past
 	 * --max-streams libmicrohttpd answers its 503, with the CORS
@@ -228,10 +269,15 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 			       "gateway (--allow-origin)");
 			return;
 		}
-		hand_off(r, p, v);
+		hand_off(r, p, v, 0);
 		return;
 	case HEAD_HTTP:
-		hand_off(r, p, v);
+		/* a long poll goes to lws only in open mode: tokens are
+		 * checked for long polls by http.c alone */
+		hand_off(r, p, v,
+			 transport_enabled(&transport_longpoll) && auth_open() ?
+				 router_head_longpoll(r->head, (size_t)n) :
+				 0);
 		return;
 	case HEAD_BAD:
 		metrics_add(&metrics.head_rejected, 1);
@@ -306,7 +352,7 @@ static void peek(struct router *r, struct pending *p, bool force)
 }
 
 static void add_pending(struct router *r, int fd, struct sockaddr_storage *sa,
-			socklen_t salen)
+			socklen_t salen, bool reused)
 {
 	struct pending *p = xcalloc(1, sizeof *p);
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP | EPOLLET,
@@ -329,6 +375,7 @@ static void add_pending(struct router *r, int fd, struct sockaddr_storage *sa,
 				 sizeof(int)) == 0;
 	p->sa = *sa;
 	p->salen = salen;
+	p->reused = reused;
 	p->deadline_ms = bus_now_ms() + r->srv->cfg->head_timeout * 1000;
 	p->prev = r->newest;
 	if (r->newest)
@@ -358,13 +405,17 @@ static void accept_all(struct router *r)
 			return;
 		}
 		metrics_add(&metrics.accepted, 1);
-		add_pending(r, fd, &sa, salen);
+		add_pending(r, fd, &sa, salen, false);
 	}
 }
 
 static void expire(struct router *r, uint64_t now)
 {
 	while (r->oldest && r->oldest->deadline_ms <= now) {
+		if (r->oldest->reused && r->oldest->scan.seen == 0) {
+			drop(r, r->oldest);
+			continue;
+		}
 		metrics_add(&metrics.head_timeouts, 1);
 		refuse(r, r->oldest, "408 Request Timeout", "head_timeout",
 		       "the request head did not arrive in time");
@@ -396,6 +447,57 @@ static void bury(struct router *r)
 	}
 }
 
+/* Loop thread of lws: the socket of a long poll that has replied. */
+void router_take_back(int fd)
+{
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&back_lock);
+	if (back_router == NULL) {
+		close(fd);
+	} else {
+		if (back_n == back_cap) {
+			back_cap = back_cap ? back_cap * 2 : 64;
+			back_queue = xrealloc(back_queue,
+					      back_cap * sizeof *back_queue);
+		}
+		back_queue[back_n++] = fd;
+		if (back_n == 1 &&
+		    write(back_router->back_fd, &one, sizeof one) < 0)
+			log_warn("cannot wake the router thread");
+	}
+	pthread_mutex_unlock(&back_lock);
+}
+
+/* Router thread: each socket given back waits for its next head as a new
+ * connection's first does. */
+static void take_back_all(struct router *r)
+{
+	uint64_t v;
+	int *fds;
+	size_t n;
+
+	if (read(r->back_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+		log_warn("cannot read the router's wake");
+	pthread_mutex_lock(&back_lock);
+	fds = back_queue;
+	n = back_n;
+	back_queue = NULL;
+	back_n = back_cap = 0;
+	pthread_mutex_unlock(&back_lock);
+	for (size_t i = 0; i < n; i++) {
+		struct sockaddr_storage sa;
+		socklen_t salen = sizeof sa;
+
+		if (getpeername(fds[i], (struct sockaddr *)&sa, &salen) < 0) {
+			close(fds[i]);
+			continue;
+		}
+		add_pending(r, fds[i], &sa, salen, true);
+	}
+	free(fds);
+}
+
 static void *router_main(void *arg)
 {
 	struct router *r = arg;
@@ -413,6 +515,8 @@ static void *router_main(void *arg)
 				return NULL;
 			if (ev[i].data.ptr == &r->lfd)
 				accept_all(r);
+			else if (ev[i].data.ptr == &r->back_fd)
+				take_back_all(r);
 			else if (p->fd >= 0)
 				peek(r, p, false);
 		}
@@ -517,9 +621,12 @@ struct router *router_start(struct server *srv)
 	}
 	r->ep = epoll_create1(EPOLL_CLOEXEC);
 	r->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	r->back_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	port = bound_port(r->lfd);
-	if (r->ep < 0 || r->stop_fd < 0 || watch(r->ep, r->lfd, &r->lfd) < 0 ||
+	if (r->ep < 0 || r->stop_fd < 0 || r->back_fd < 0 ||
+	    watch(r->ep, r->lfd, &r->lfd) < 0 ||
 	    watch(r->ep, r->stop_fd, &r->stop_fd) < 0 ||
+	    watch(r->ep, r->back_fd, &r->back_fd) < 0 ||
 	    pthread_create(&r->thread, NULL, router_main, r) != 0) {
 		log_error("cannot start the router thread");
 		close(r->lfd);
@@ -527,9 +634,14 @@ struct router *router_start(struct server *srv)
 			close(r->ep);
 		if (r->stop_fd >= 0)
 			close(r->stop_fd);
+		if (r->back_fd >= 0)
+			close(r->back_fd);
 		free(r);
 		return NULL;
 	}
+	pthread_mutex_lock(&back_lock);
+	back_router = r;
+	pthread_mutex_unlock(&back_lock);
 	/* named, so its CPU time can be told apart in /proc */
 	pthread_setname_np(r->thread, "router");
 	/* the address to open, with the real port: --port 0 picks one, and
@@ -552,11 +664,21 @@ void router_stop(struct router *r)
 	if (write(r->stop_fd, &one, sizeof one) < 0)
 		log_warn("cannot signal the router thread");
 	pthread_join(r->thread, NULL);
+	/* from here a socket given back is closed */
+	pthread_mutex_lock(&back_lock);
+	back_router = NULL;
+	for (size_t i = 0; i < back_n; i++)
+		close(back_queue[i]);
+	free(back_queue);
+	back_queue = NULL;
+	back_n = back_cap = 0;
+	pthread_mutex_unlock(&back_lock);
 	while (r->oldest)
 		drop(r, r->oldest);
 	bury(r);
 	close(r->lfd);
 	close(r->ep);
 	close(r->stop_fd);
+	close(r->back_fd);
 	free(r);
 }

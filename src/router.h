@@ -11,5 +11,9 @@ struct server;
 struct router *router_start(struct server *srv);
 /* Stop accepting, close pending sockets, join the thread. */
 void router_stop(struct router *r);
+/* Any thread: the socket of a keep-alive connection whose request lws
+ * has answered (a long poll), to route its next request as a new
+ * connection's first; closed if the router is not running. */
+void router_take_back(int fd);
 
 #endif

@@ -273,6 +273,85 @@ static bool sse_ok(const char *head, size_t len, const char *t, size_t tlen)
 	       (n == 5 && memcmp(buf, "false", 5) == 0);
 }
 
+/* A ?timeout= transport_longpoll.c takes: 1 to 6 digits, over 0. */
+static bool timeout_ok(const char *s, size_t len)
+{
+	bool nonzero = false;
+
+	if (len == 0 || len > 6)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		nonzero |= s[i] != '0';
+	}
+	return nonzero;
+}
+
+size_t router_head_longpoll(const char *buf, size_t len)
+{
+	static const char line[] = "GET /channels/", ver[] = " HTTP/1.1\r\n";
+	const char *end = len <= LONGPOLL_HEAD_MAX ? find_end(buf, len) : NULL;
+	const char *t = buf + sizeof line - 1, *eol, *q, *sp, *v;
+	struct cursor ids[CHANNELS_PER_SUBSCRIPTION_MAX];
+	struct channel_list chs;
+	char val[CURSOR_TEXT_MAX];
+	size_t vlen, hlen, qlen;
+	long n;
+
+	/* nothing may follow the head: lws would read it with the head */
+	if (end == NULL || (size_t)(end - buf) != len || len < 4 ||
+	    memcmp(end - 4, "\r\n\r\n", 4) != 0 ||
+	    memcmp(buf, line, sizeof line - 1) != 0)
+		return 0;
+	eol = memchr(buf, '\n', len);
+	sp = memchr(t, ' ', (size_t)(eol - t));
+	if (sp == NULL || (size_t)(eol + 1 - sp) != sizeof ver - 1 ||
+	    memcmp(sp, ver, sizeof ver - 1) != 0)
+		return 0;
+	hlen = len;
+	/* lws and libmicrohttpd must read the same request: no body, no
+	 * upgrade, a Host, keep-alive, no Last-Event-ID (which would win
+	 * over since in http_route.c). No Origin either: the lws side sends
+	 * no CORS headers, so cross-origin polls stay where http.c checks
+	 * and answers them (--allow-origin); nor credentials, which only
+	 * http.c checks for long polls (http_auth.c) */
+	if (header_value(buf, hlen, "Content-Length:", &vlen) ||
+	    header_value(buf, hlen, "Transfer-Encoding:", &vlen) ||
+	    header_value(buf, hlen, "Upgrade:", &vlen) ||
+	    header_value(buf, hlen, "Last-Event-ID:", &vlen) ||
+	    header_value(buf, hlen, "Origin:", &vlen) ||
+	    header_value(buf, hlen, "Authorization:", &vlen) ||
+	    header_value(buf, hlen, "Cookie:", &vlen) ||
+	    !header_value(buf, hlen, "Host:", &vlen))
+		return 0;
+	v = header_value(buf, hlen, "Connection:", &vlen);
+	if (v && !(vlen == 10 && strncasecmp(v, "keep-alive", 10) == 0))
+		return 0;
+	q = memchr(t, '?', (size_t)(sp - t));
+	if (q == NULL || memchr(q, '+', (size_t)(sp - q)))
+		return 0;
+	if (channel_list_parse(t, (size_t)(q - t), &chs) < 0)
+		return 0;
+	q++;
+	qlen = (size_t)(sp - q);
+	n = query_value(q, qlen, "transport", val, sizeof val);
+	if (n != 8 || memcmp(val, "longpoll", 8) != 0)
+		return 0;
+	n = query_value(q, qlen, "since", val, sizeof val);
+	if (n == -2 ||
+	    (n >= 0 && cursor_parse(val, (size_t)n, chs.count, ids) < 0))
+		return 0;
+	n = query_value(q, qlen, "client", val, sizeof val);
+	if (n == -2 || (n >= 0 && !client_id_valid(val, (size_t)n)))
+		return 0;
+	n = query_value(q, qlen, "timeout", val, sizeof val);
+	if (n == -2 || (n >= 0 && !timeout_ok(val, (size_t)n)))
+		return 0;
+	n = query_value(q, qlen, "presence", val, sizeof val);
+	return n == -2 ? 0 : len;
+}
+
 /* 1 to 19 decimal digits: a Content-Length no parser can read two ways
  * ("+5", "5, 5" and "-5" can be; 19 digits cannot overflow 64 bits). */
 static bool digits(const char *s, size_t len)

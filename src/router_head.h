@@ -32,6 +32,15 @@ struct head_scan {
  * event streams may go to lws. */
 enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 				       bool ws_enabled, bool sse_enabled);
+/* Heads longer than this stay with libmicrohttpd. */
+#define LONGPOLL_HEAD_MAX 4096
+/* When router_head_classify says HEAD_HTTP: the length of the head if
+ * the len bytes are exactly the head of a long poll libwebsockets may
+ * hold (transport_longpoll_lws.c): GET /channels/LIST HTTP/1.1 with
+ * ?transport=longpoll, every argument as transport_longpoll.c would take
+ * it, a Host, keep-alive, no body, no upgrade, no Last-Event-ID, and
+ * nothing after the head; else 0. */
+size_t router_head_longpoll(const char *buf, size_t len);
 /* Feed the len bytes that follow those already fed. True once
  * router_head_classify on every byte fed so far (and any later ones)
  * would say more than HEAD_INCOMPLETE: the head has ended, is malformed,

@@ -46,6 +46,8 @@ extern const struct transport transport_ws;
 /* The subscribers of SSE streams served by libwebsockets (not registered:
  * ?transport=sse names transport_sse, which libmicrohttpd serves). */
 extern const struct transport transport_sse_lws;
+/* The same for long polls served by libwebsockets. */
+extern const struct transport transport_longpoll_lws;
 
 /* The transport of that name, or NULL. */
 const struct transport *transport_by_name(const char *name, size_t len);

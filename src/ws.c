@@ -21,14 +21,18 @@
 #include "ws_alive.h"
 #include "xalloc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
+#include <fcntl.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define LOG_PREFIX "ws"
@@ -55,10 +59,19 @@ struct ws_loop {
 	atomic_size_t load;
 	pthread_mutex_t lock; /* guards stop and the two lists below */
 	bool stop;
-	int *adopt;
+	struct adoption *adopt;
 	size_t nadopt, adopt_cap;
+	int epfd; /* libev's epoll descriptor (ws_release), -1 if unknown */
 	struct ws_ready_link ready; /* circular list head */
 	struct ws_alive alive;      /* keepalive (loop thread only) */
+};
+
+/* A socket for a loop to adopt, and the head the router read off it
+ * (NULL: the head is still queued in the socket). */
+struct adoption {
+	int fd;
+	char *head;
+	size_t len;
 };
 
 struct ws {
@@ -121,6 +134,11 @@ static struct ws_loop *least_loaded(struct ws *ws)
 
 void ws_adopt(struct ws *ws, int fd)
 {
+	ws_adopt_head(ws, fd, NULL, 0);
+}
+
+void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len)
+{
 	struct ws_loop *l = least_loaded(ws);
 	bool first;
 
@@ -131,7 +149,7 @@ void ws_adopt(struct ws *ws, int fd)
 		l->adopt = xrealloc(l->adopt, l->adopt_cap * sizeof *l->adopt);
 	}
 	first = l->nadopt == 0;
-	l->adopt[l->nadopt++] = fd;
+	l->adopt[l->nadopt++] = (struct adoption){ fd, head, len };
 	if (first && !l->stop)
 		lws_cancel_service(l->ctx);
 	pthread_mutex_unlock(&l->lock);
@@ -171,6 +189,12 @@ void ws_unready(struct ws_loop *l, struct ws_ready_link *link)
 	pthread_mutex_unlock(&l->lock);
 }
 
+/* lws 4.1.6 formats every log line in one static buffer (_lws_logv), and
+ * logs each adoption with a head at LLL_ERR, which is always on: two
+ * loops adopting long polls at once would race on it (ThreadSanitizer
+ * reports it). So those adoptions take turns. */
+static pthread_mutex_t adopt_head_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static void give_back(struct ws_loop *l)
 {
 	atomic_fetch_sub(&l->load, 1);
@@ -180,7 +204,7 @@ static void give_back(struct ws_loop *l)
 
 static void adopt_pending(struct ws_loop *l)
 {
-	int *fds;
+	struct adoption *fds;
 	size_t n;
 
 	pthread_mutex_lock(&l->lock);
@@ -190,14 +214,22 @@ static void adopt_pending(struct ws_loop *l)
 	l->nadopt = l->adopt_cap = 0;
 	pthread_mutex_unlock(&l->lock);
 	for (size_t i = 0; i < n; i++) {
-		lws_sock_file_fd_type fd = { .sockfd = fds[i] };
+		lws_sock_file_fd_type fd = { .sockfd = fds[i].fd };
 
 		struct lws *wsi;
 
-		/* on failure lws closes the fd itself */
-		wsi = lws_adopt_descriptor_vhost(
-			l->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd, NULL,
-			NULL);
+		/* on failure lws closes the fd itself; it copies the head,
+		 * and serves it before it reads the socket */
+		if (fds[i].head) {
+			pthread_mutex_lock(&adopt_head_lock);
+			wsi = lws_adopt_socket_vhost_readbuf(
+				l->vh, fds[i].fd, fds[i].head, fds[i].len);
+			pthread_mutex_unlock(&adopt_head_lock);
+		} else
+			wsi = lws_adopt_descriptor_vhost(
+				l->vh, LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP, fd,
+				NULL, NULL);
+		free(fds[i].head);
 		if (wsi) {
 			lws_set_opaque_user_data(wsi, &counted);
 		} else {
@@ -249,8 +281,11 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_set_opaque_user_data(wsi, NULL);
 		give_back(ws_loop_of(wsi));
 	}
-	/* plain HTTP here is an event stream (the router sends nothing
-	 * else that is not an upgrade) */
+	/* plain HTTP here is a long poll or an event stream (the router
+	 * sends nothing else that is not an upgrade) */
+	if (transport_longpoll_lws_callback(wsi, (int)reason, user, in, len,
+					    &r))
+		return r;
 	if (transport_sse_lws_callback(wsi, (int)reason, user, in, len, &r))
 		return r;
 	return p[0].callback(wsi, reason, user, in, len);
@@ -262,6 +297,9 @@ static void lws_log(int level, const char *line)
 
 	snprintf(buf, sizeof buf, "%s", line);
 	buf[strcspn(buf, "\n")] = '\0';
+	/* 4.1.6 logs every adoption with a head (a long poll) as an error */
+	if ((level & LLL_ERR) && strstr(buf, "adopt_socket_readbuf: calling"))
+		level = LLL_INFO;
 	if (level & LLL_ERR)
 		log_warn("libwebsockets: %s", buf);
 	else
@@ -339,6 +377,75 @@ static void *ws_main(void *arg)
 	return NULL;
 }
 
+static void on_probe(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+/* libev 4.33 does not say which epoll descriptor a loop uses, and
+ * ws_release must delete a socket from it (libev never does: it leaves
+ * that to close). So watch a probe socket on the loop and ask every epoll
+ * descriptor of the process to modify it: only the loop's has it. Once,
+ * at start; -1 if not found. */
+static int find_epoll_fd(struct ev_loop *loop)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	int sv[2], found = -1;
+	struct dirent *d;
+	ev_io probe;
+	DIR *dir;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	ev_io_init(&probe, on_probe, sv[0], EV_READ);
+	ev_io_start(loop, &probe);
+	/* the watcher reaches epoll when the loop runs */
+	ev_run(loop, EVRUN_NOWAIT);
+	dir = opendir("/proc/self/fd");
+	while (dir && found < 0 && (d = readdir(dir)) != NULL) {
+		int fd = atoi(d->d_name);
+
+		if (d->d_name[0] != '.' && fd != sv[0] && fd != sv[1] &&
+		    epoll_ctl(fd, EPOLL_CTL_MOD, sv[0], &ev) == 0)
+			found = fd;
+	}
+	if (dir)
+		closedir(dir);
+	ev_io_stop(loop, &probe);
+	close(sv[0]);
+	close(sv[1]);
+	return found;
+}
+
+int ws_release(struct lws *wsi)
+{
+	struct ws_loop *l = ws_loop_of(wsi);
+	int fd = lws_get_socket_fd(wsi), keep, dummy;
+
+	if (l->epfd < 0 || fd < 0)
+		return -1;
+	/* the registration belongs to the socket, not to the number: it
+	 * would outlive lws's close while keep lives, and libev would take
+	 * its events as spurious and rebuild the whole set each time */
+	if (epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 && errno != ENOENT)
+		return -1;
+	keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	dummy = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	/* lws's close shuts the socket down first (core-net/close.c), which
+	 * would end the TCP stream for keep too: give it an unconnected
+	 * socket under the same number to shut down and close */
+	if (keep < 0 || dummy < 0 || dup3(dummy, fd, O_CLOEXEC) < 0) {
+		if (keep >= 0)
+			close(keep);
+		keep = -1;
+	}
+	if (dummy >= 0)
+		close(dummy);
+	return keep;
+}
+
 static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 {
 	static struct lws_protocols protocols[2];
@@ -351,6 +458,11 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 		log_error("loop %zu: cannot create an epoll loop", i);
 		return -1;
 	}
+	l->epfd = find_epoll_fd(l->loop);
+	if (l->epfd < 0)
+		log_warn("loop %zu: its epoll descriptor is not found: long "
+			 "polls close after their reply",
+			 i);
 	ev_async_init(&l->stop_watcher, on_stop);
 	l->stop_watcher.data = l;
 	ev_async_start(l->loop, &l->stop_watcher);
@@ -363,6 +475,10 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 	    transport_sse_lws_session_size())
 		protocols[0].per_session_data_size =
 			transport_sse_lws_session_size();
+	if (protocols[0].per_session_data_size <
+	    transport_longpoll_lws_session_size())
+		protocols[0].per_session_data_size =
+			transport_longpoll_lws_session_size();
 	foreign[0] = l->loop;
 	memset(&info, 0, sizeof info);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -399,8 +515,10 @@ static void loop_free(struct ws_loop *l)
 	if (l->ctx)
 		lws_context_destroy(l->ctx);
 	l->ctx = NULL;
-	for (size_t i = 0; i < l->nadopt; i++)
-		close(l->adopt[i]);
+	for (size_t i = 0; i < l->nadopt; i++) {
+		close(l->adopt[i].fd);
+		free(l->adopt[i].head);
+	}
 	free(l->adopt);
 	if (l->loop)
 		ev_loop_destroy(l->loop);

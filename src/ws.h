@@ -42,6 +42,9 @@ void ws_stop(struct ws *ws);
  * the loop holding the fewest connections gets it. Any thread; lws owns
  * the fd from here. */
 void ws_adopt(struct ws *ws, int fd);
+/* The same for a long poll whose head (len bytes, malloc'd; lws serves
+ * it) the router has read off the socket. */
+void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len);
 /* Ask a session's loop thread to look at it (it has news or must end).
  * Any thread, including under the bus lock. */
 void ws_ready(struct ws_loop *loop, struct ws_ready_link *link);
@@ -54,6 +57,10 @@ size_t ws_loads(struct ws *ws, size_t *loads, size_t max);
 void ws_unready(struct ws_loop *loop, struct ws_ready_link *link);
 /* The loop serving this wsi. */
 struct ws_loop *ws_loop_of(struct lws *wsi);
+/* Take a served HTTP wsi's socket out of lws without ending the TCP
+ * connection: a new descriptor for it, or -1 (then nothing changed).
+ * The caller then closes the wsi, which closes only the old number. */
+int ws_release(struct lws *wsi);
 /* The server a loop serves. */
 struct server *ws_server(struct ws_loop *loop);
 /* The loop's keepalive wheel (ws_alive.h), turned on every wake. */
@@ -74,5 +81,11 @@ bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
 				void *in, size_t len, int *ret);
 /* The per-session data an SSE wsi needs. */
 size_t transport_sse_lws_session_size(void);
+
+/* Provided by transport_longpoll_lws.c: long polls the router sent to
+ * lws; as for SSE above. */
+bool transport_longpoll_lws_callback(struct lws *wsi, int reason, void *user,
+				     void *in, size_t len, int *ret);
+size_t transport_longpoll_lws_session_size(void);
 
 #endif

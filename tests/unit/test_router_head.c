@@ -815,6 +815,95 @@ START_TEST(test_scan_random_mutations)
 }
 END_TEST
 
+/* ---- long polls for libwebsockets ---- */
+
+/* The length router_head_longpoll gives a long poll with that target
+ * and extra header lines, and the head's own length in *len. */
+static size_t lp(const char *target, const char *extra, size_t *len)
+{
+	static char buf[6000];
+
+	snprintf(buf, sizeof buf, "GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n",
+		 target, extra);
+	*len = strlen(buf);
+	return router_head_longpoll(buf, *len);
+}
+
+START_TEST(test_longpoll_valid)
+{
+	static const char *const ok[] = {
+		"/channels/a?transport=longpoll",
+		"/channels/a,b?transport=longpoll&since=3,4&timeout=120",
+		"/channels/a?timeout=999999&transport=longpoll&client=c-1",
+		"/channels/a?transport=longpoll&since=k3x:7&presence=1",
+		"/channels/a?transport=long%70oll",
+	};
+	size_t len;
+
+	for (size_t i = 0; i < NELEM(ok); i++)
+		ck_assert_uint_eq(lp(ok[i], "", &len), len);
+	ck_assert_uint_eq(lp(ok[0], "Connection: keep-alive\r\n", &len), len);
+}
+END_TEST
+
+/* Anything lws might read otherwise than libmicrohttpd, or that is not
+ * to be held, stays with libmicrohttpd (0). */
+START_TEST(test_longpoll_doubtful_goes_to_http)
+{
+	static const char *const targets[] = {
+		"/channels/a",
+		"/channels/a?transport=poll",
+		"/channels/a?transport=sse",
+		"/channels/a?transport=longpoll&timeout=0",
+		"/channels/a?transport=longpoll&timeout=1234567",
+		"/channels/a?transport=longpoll&timeout=x",
+		"/channels/a?transport=longpoll&timeout=",
+		"/channels/a?transport=longpoll&since=x",
+		"/channels/a?transport=longpoll&since=1,2",
+		"/channels/a?transport=longpoll&client=a%20b",
+		"/channels/a?transport=longpoll&client=a+b",
+		"/channels/a%62?transport=longpoll",
+		"/channels/?transport=longpoll",
+		"/healthz?transport=longpoll",
+	};
+	static const char *const extras[] = {
+		"Connection: close\r\n",
+		"Content-Length: 0\r\n",
+		"Transfer-Encoding: chunked\r\n",
+		"Upgrade: websocket\r\nConnection: Upgrade\r\n",
+		"Last-Event-ID: 1\r\n",
+	};
+	const char *t = "/channels/a?transport=longpoll";
+	char buf[6000];
+	size_t len;
+
+	for (size_t i = 0; i < NELEM(targets); i++)
+		ck_assert_uint_eq(lp(targets[i], "", &len), 0);
+	for (size_t i = 0; i < NELEM(extras); i++)
+		ck_assert_uint_eq(lp(t, extras[i], &len), 0);
+	/* HTTP/1.0, no Host, another method */
+	strcpy(buf,
+	       "GET /channels/a?transport=longpoll HTTP/1.0\r\nHost: x\r\n\r\n");
+	ck_assert_uint_eq(router_head_longpoll(buf, strlen(buf)), 0);
+	strcpy(buf, "GET /channels/a?transport=longpoll HTTP/1.1\r\n\r\n");
+	ck_assert_uint_eq(router_head_longpoll(buf, strlen(buf)), 0);
+	strcpy(buf,
+	       "PUT /channels/a?transport=longpoll HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_uint_eq(router_head_longpoll(buf, strlen(buf)), 0);
+	/* bytes after the head (pipelined), or a head cut short */
+	strcpy(buf,
+	       "GET /channels/a?transport=longpoll HTTP/1.1\r\nHost: x\r\n\r\nG");
+	ck_assert_uint_eq(router_head_longpoll(buf, strlen(buf)), 0);
+	ck_assert_uint_eq(router_head_longpoll(buf, strlen(buf) - 3), 0);
+	/* bare LF line ends, and heads over LONGPOLL_HEAD_MAX */
+	strcpy(buf, "GET /channels/a?transport=longpoll HTTP/1.1\nHost: x\n\n");
+	ck_assert_uint_eq(router_head_longpoll(buf, strlen(buf)), 0);
+	memset(buf, 'a', sizeof buf);
+	buf[LONGPOLL_HEAD_MAX] = '\0';
+	ck_assert_uint_eq(lp(t, buf, &len), 0);
+}
+END_TEST
+
 static Suite *router_head_suite(void)
 {
 	Suite *s = suite_create("router_head");
@@ -832,6 +921,8 @@ static Suite *router_head_suite(void)
 	tcase_add_test(tc, test_sse_valid);
 	tcase_add_test(tc, test_sse_doubtful_goes_to_http);
 	tcase_add_test(tc, test_sse_needs_get);
+	tcase_add_test(tc, test_longpoll_valid);
+	tcase_add_test(tc, test_longpoll_doubtful_goes_to_http);
 	tcase_add_test(tc, test_incomplete);
 	tcase_add_test(tc, test_every_prefix_incomplete);
 	tcase_add_test(tc, test_too_large);

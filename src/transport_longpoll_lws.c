@@ -1,0 +1,508 @@
+/* Long polls on the libwebsockets loops. The router sends here only
+ * long-poll heads it has checked in full (router_head_longpoll), over
+ * HTTP/1.1, with nothing queued after the head and a stream slot taken;
+ * anything doubtful goes to libmicrohttpd (transport_longpoll.c).
+ *
+ * Why here and not on libmicrohttpd: MHD 0.9.75 keeps its connection
+ * struct and two touched pages of its pool for a held request, 6.3 KB of
+ * RSS per idle long poll (bench/idle_mem.py); here a held poll keeps the
+ * wsi and this struct (lws's header table is given back once the head is
+ * parsed), as an idle SSE stream does.
+ *
+ * A reply ends the request, not the connection: the browser sends its
+ * next request (a publish, a poll, anything) on the same socket, which
+ * only the router may route. So once the reply is sent the socket goes
+ * back to the router (ws_release, router_take_back) and its next head is
+ * routed as a new connection's first. The router hands over exactly the
+ * head, and lws reads nothing more while a transaction is open, so a
+ * byte that follows it stays in the kernel: the watcher ends a poll
+ * whose client sends anything while it is held (pipelining, which
+ * browsers do not do), and after the reply the router peeks it.
+ *
+ * Everything runs on the poll's loop thread except the wake and cut ops,
+ * which run under the bus lock on any thread and only queue the poll. */
+#include "bus.h"
+#include "clientid.h"
+#include "cost.h"
+#include "cursor.h"
+#include "log.h"
+#include "message.h"
+#include "metrics.h"
+#include "poll_format.h"
+#include "router.h"
+#include "server.h"
+#include "transport.h"
+#include "validate.h"
+#include "watcher.h"
+#include "ws.h"
+#include "xalloc.h"
+
+#include <libwebsockets.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define LOG_PREFIX "longpoll"
+/* as transport_longpoll.c: the most one reply carries */
+#define LP_MAX_ITEMS 256
+#define LP_MAX_BYTES (1u << 20)
+#define LP_TIMEOUT_MAX 120
+#define HEAD_MAX 1024
+#define URI_MAX 8192
+
+/* lws's per-session data of a long-poll wsi; zeroed by lws. The
+ * subscriber comes first: its transport tells the wsi's kind. */
+struct lp_poll {
+	struct subscriber sub;
+	struct ws_ready_link link;
+	struct ws_loop *loop;
+	struct lws *wsi;
+	char *path; /* the channel list */
+	size_t nch;
+	struct cursor *cursor; /* as the client will have it */
+	uint64_t bytes_base;   /* written to the socket, counted */
+	int fd;
+	bool opened;   /* the HTTP callback came */
+	bool attached; /* to the bus */
+	bool watched;  /* fd is registered with the watcher */
+	bool given;    /* ?client= was sent: presence may be recorded */
+	bool cut;      /* set under the bus lock, read on the loop thread */
+	bool killing;  /* cut seen: the wsi is ending */
+	bool replied;  /* the reply is written: hand back once it is sent */
+	bool keep;     /* hand the socket back (not at shutdown, not errors) */
+};
+
+/* ---- transport ops (any thread, under the bus lock) ---- */
+
+static struct lp_poll *from_link(struct ws_ready_link *link)
+{
+	return (struct lp_poll *)((char *)link -
+				  offsetof(struct lp_poll, link));
+}
+
+static void lp_wake(struct subscriber *sub)
+{
+	struct lp_poll *lp = (struct lp_poll *)sub;
+
+	ws_ready(lp->loop, &lp->link);
+}
+
+static void lp_cut(struct subscriber *sub)
+{
+	struct lp_poll *lp = (struct lp_poll *)sub;
+
+	lp->cut = true;
+	ws_ready(lp->loop, &lp->link);
+}
+
+/* Never reached: this table is only the subscribers' (the bus counts
+ * them as long polls); ?transport=longpoll names transport_longpoll. */
+static int lp_lws_serve(struct http_request *req)
+{
+	(void)req;
+	return 0;
+}
+
+static void lp_lws_finish(struct http_request *req)
+{
+	(void)req;
+}
+
+const struct transport transport_longpoll_lws = {
+	.name = "longpoll",
+	.id = TRANSPORT_LONGPOLL,
+	.serve = lp_lws_serve,
+	.finish = lp_lws_finish,
+	.park = transport_no_op, /* not asking for WRITEABLE is the park */
+	.wake = lp_wake,
+	.cut = lp_cut,
+};
+
+/* ---- loop thread ---- */
+
+static void unwatch(struct lp_poll *lp)
+{
+	/* before the fd is closed or given away */
+	if (lp->watched)
+		watcher_remove(ws_server(lp->loop)->watcher, lp->fd);
+	lp->watched = false;
+}
+
+static void detach(struct lp_poll *lp)
+{
+	unwatch(lp);
+	if (lp->attached)
+		bus_detach(ws_server(lp->loop)->bus, &lp->sub);
+	lp->attached = false;
+}
+
+/* The head libmicrohttpd sends with a reply (http_reply_queue), then the
+ * body: one write, which lws finishes sending if the socket does not
+ * take it whole. */
+static int write_reply(struct lp_poll *lp, unsigned status,
+		       const char *status_text, const char *body, size_t len,
+		       bool close)
+{
+	char date[64];
+	time_t now = time(NULL);
+	struct tm tm;
+	unsigned char *buf;
+	int n, r;
+
+	gmtime_r(&now, &tm);
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	buf = xmalloc(LWS_PRE + HEAD_MAX + len);
+	n = snprintf((char *)buf + LWS_PRE, HEAD_MAX,
+		     "HTTP/1.1 %u %s\r\nDate: %s\r\n"
+		     "Content-Type: application/json\r\n"
+		     "%s%s%s"
+		     "Vary: Origin\r\n"
+		     "Access-Control-Expose-Headers: X-Client-Id, "
+		     "Idempotent-Replayed\r\n"
+		     "Cache-Control: no-cache\r\n%s"
+		     "Content-Length: %zu\r\n\r\n",
+		     status, status_text, date,
+		     status == 200 ? "X-Client-Id: " : "",
+		     status == 200 ? lp->sub.client : "",
+		     status == 200 ? "\r\n" : "",
+		     close ? "Connection: close\r\n" : "", len);
+	memcpy(buf + LWS_PRE + n, body, len);
+	r = lws_write(lp->wsi, buf + LWS_PRE, (size_t)n + len, LWS_WRITE_HTTP) <
+			    (int)((size_t)n + len) ?
+		    -1 :
+		    0;
+	free(buf);
+	cost_bytes(TRANSPORT_LONGPOLL, lp->fd, &lp->bytes_base);
+	lp->replied = true;
+	lws_callback_on_writable(lp->wsi);
+	return r;
+}
+
+/* {"error":{"code","message"}}, as http_reply_error sends it, then
+ * close once it is sent. */
+static int reply_error(struct lp_poll *lp, unsigned status, const char *text,
+		       const char *code, const char *message)
+{
+	char body[512];
+	int n = snprintf(body, sizeof body,
+			 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+			 code, message);
+
+	metrics_add(&metrics.http_errors, 1);
+	detach(lp);
+	lp->keep = false;
+	return write_reply(lp, status, text, body, (size_t)n, true);
+}
+
+/* The reply of pollreply.c: the message's shared single reply when it
+ * is the only one on the only channel, else the list. */
+static int reply(struct lp_poll *lp, struct bus_item *items, size_t count,
+		 bool more)
+{
+	struct bus *bus = ws_server(lp->loop)->bus;
+	char cursor[CURSOR_TEXT_MAX];
+	struct channel_list chs;
+	size_t cap, len = 0, tlen;
+	char *body, *tail;
+	int r;
+
+	for (size_t i = 0; i < count; i++) {
+		lp->cursor[items[i].tap].epoch = items[i].epoch;
+		lp->cursor[items[i].tap].id = items[i].cursor;
+	}
+	if (count == 1 && items[0].msg && !more && lp->nch == 1) {
+		const char *one = bus_single_reply(bus, items[0].msg, &len);
+
+		return write_reply(lp, 200, "OK", one, len, !lp->keep);
+	}
+	(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
+	cursor_format(lp->cursor, lp->nch, cursor);
+	cap = poll_format_tail_cap(count);
+	tail = xmalloc(cap);
+	tlen = poll_format_tail(tail, cap, cursor, &chs, items, count, more);
+	len = sizeof POLL_FORMAT_HEAD - 1 + tlen;
+	for (size_t i = 0; i < count; i++)
+		if (items[i].msg)
+			len += items[i].msg->json_len + 1;
+	body = xmalloc(len);
+	len = 0;
+	memcpy(body, POLL_FORMAT_HEAD, sizeof POLL_FORMAT_HEAD - 1);
+	len = sizeof POLL_FORMAT_HEAD - 1;
+	for (size_t i = 0, k = 0; i < count; i++) {
+		struct message *m = items[i].msg;
+
+		if (m == NULL)
+			continue;
+		if (k++)
+			body[len++] = ',';
+		memcpy(body + len, message_json(m), m->json_len);
+		len += m->json_len;
+	}
+	memcpy(body + len, tail, tlen);
+	len += tlen;
+	r = write_reply(lp, 200, "OK", body, len, !lp->keep);
+	free(body);
+	free(tail);
+	return r;
+}
+
+/* Pull; reply if there is anything or the hold is over. */
+static int answer(struct lp_poll *lp)
+{
+	struct server *srv = ws_server(lp->loop);
+	struct bus_item items[LP_MAX_ITEMS];
+	struct channel_list chs;
+	struct bus_pull got;
+	int r;
+
+	bus_pull(srv->bus, &lp->sub, items, LP_MAX_ITEMS, LP_MAX_BYTES, true,
+		 &got);
+	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
+		return -1;
+	if (got.parked)
+		return 0;
+	/* seen again on the way out: a long hold is still presence */
+	if (lp->given) {
+		(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
+		bus_poll_seen(srv->bus, &chs, lp->sub.client,
+			      TRANSPORT_LONGPOLL, false);
+	}
+	/* the gateway stops: the reply, then the end of the connection */
+	lp->keep = got.end != SUB_END_SHUTDOWN;
+	detach(lp);
+	r = reply(lp, items, got.count, got.more);
+	bus_items_release(items, got.count);
+	return r;
+}
+
+/* The reply is sent: the socket goes back to the router, or closes. */
+static int on_sent(struct lp_poll *lp)
+{
+	int fd;
+
+	if (!lp->keep)
+		return -1;
+	fd = ws_release(lp->wsi);
+	if (fd >= 0)
+		router_take_back(fd);
+	return -1;
+}
+
+static int on_writable(struct lp_poll *lp)
+{
+	int r;
+
+	if (lp->killing)
+		return -1;
+	if (lp->replied)
+		return on_sent(lp);
+	r = answer(lp);
+	cost_bytes(TRANSPORT_LONGPOLL, lp->fd, &lp->bytes_base);
+	return r;
+}
+
+static void service(struct ws_ready_link *link)
+{
+	struct lp_poll *lp = from_link(link);
+	uint64_t cpu = cost_cpu_now();
+
+	if (lp->cut && !lp->replied) {
+		lp->killing = true;
+		lws_set_timeout(lp->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+	} else {
+		lws_callback_on_writable(lp->wsi);
+	}
+	cost_cpu(TRANSPORT_LONGPOLL, cpu);
+}
+
+/* ?timeout= as transport_longpoll.c reads it; -1 if malformed. */
+static long read_timeout(const char *s, unsigned long dflt)
+{
+	char *end;
+	long t;
+
+	if (s == NULL)
+		return (long)dflt;
+	if (s[0] < '0' || s[0] > '9' || strlen(s) > 6)
+		return -1;
+	t = strtol(s, &end, 10);
+	if (*end || t <= 0)
+		return -1;
+	return t > LP_TIMEOUT_MAX ? LP_TIMEOUT_MAX : t;
+}
+
+static const char *arg(struct lp_poll *lp, const char *name, char *buf, int len)
+{
+	return lws_get_urlarg_by_name(lp->wsi, name, buf, len);
+}
+
+static bool flag(const char *v)
+{
+	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+}
+
+/* The request as lws decoded it, checked again (the router checked the
+ * raw head). The hold in seconds, or -1. */
+static long parse_request(struct lp_poll *lp, struct cursor *since,
+			  bool *has_since, bool *presence)
+{
+	static const char prefix[] = "/channels/";
+	char *uri = xmalloc(URI_MAX), buf[CURSOR_TEXT_MAX + 16];
+	struct channel_list chs;
+	const char *v;
+	long t = -1;
+
+	if (lws_hdr_copy(lp->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0 ||
+	    strncmp(uri, prefix, sizeof prefix - 1) != 0)
+		goto out;
+	lp->path = xstrdup(uri + sizeof prefix - 1);
+	if (channel_list_parse(lp->path, strlen(lp->path), &chs) < 0)
+		goto out;
+	lp->nch = chs.count;
+	v = arg(lp, "since=", buf, sizeof buf);
+	*has_since = v != NULL;
+	if (v && cursor_parse(v, strlen(v), chs.count, since) < 0)
+		goto out;
+	v = arg(lp, "client=", buf, sizeof buf);
+	if (v && !client_id_valid(v, strlen(v)))
+		goto out;
+	lp->given = v != NULL;
+	if (v)
+		snprintf(lp->sub.client, sizeof lp->sub.client, "%s", v);
+	else
+		clientid_new(lp->sub.client);
+	*presence = flag(arg(lp, "presence=", buf, sizeof buf));
+	t = read_timeout(arg(lp, "timeout=", buf, sizeof buf),
+			 ws_server(lp->loop)->cfg->longpoll_timeout);
+out:
+	free(uri);
+	return t;
+}
+
+static int on_http(struct lp_poll *lp, struct lws *wsi)
+{
+	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
+	bool has_since = false, presence = false;
+	struct channel_list chs;
+	struct server *srv;
+	enum bus_error err;
+	long t;
+
+	if (lp->opened)
+		return -1;
+	lp->opened = true;
+	lp->wsi = wsi;
+	lp->loop = ws_loop_of(wsi);
+	lp->sub.transport = &transport_longpoll_lws;
+	lp->sub.conn = lp;
+	lp->link.service = service;
+	lp->fd = lws_get_socket_fd(wsi);
+	/* what earlier requests on this connection wrote is theirs */
+	lp->bytes_base = cost_written(lp->fd);
+	srv = ws_server(lp->loop);
+	cost_request(TRANSPORT_LONGPOLL);
+	t = parse_request(lp, since, &has_since, &presence);
+	/* the head is read: its 8 KiB table is not needed again */
+	lws_http_headers_detach(wsi);
+	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+	if (t < 0) {
+		log_debug("long poll refused after routing");
+		return reply_error(lp, 400, "Bad Request", "bad_request",
+				   "the request did not parse as it was "
+				   "routed");
+	}
+	metrics_add(&metrics.subscriptions[TRANSPORT_LONGPOLL], 1);
+	(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
+	lp->cursor = xcalloc(lp->nch, sizeof *lp->cursor);
+	lp->sub.deadline_ms = bus_now_ms() + (uint64_t)t * 1000;
+	/* presence is the pollers' (bus_poll_seen), not the taps' */
+	lp->sub.announce = false;
+	err = bus_attach(srv->bus, &lp->sub, &chs, has_since ? since : NULL,
+			 lp->cursor);
+	if (err == BUS_SHUTTING_DOWN)
+		return reply_error(lp, 503, "Service Unavailable",
+				   "shutting_down",
+				   "the gateway is restarting; retry");
+	if (err != BUS_OK)
+		return reply_error(lp, 503, "Service Unavailable",
+				   "over_capacity", "too many channels");
+	lp->attached = true;
+	/* only a client that brings its id back can be seen again */
+	if (lp->given)
+		bus_poll_seen(srv->bus, &chs, lp->sub.client,
+			      TRANSPORT_LONGPOLL, presence);
+	/* lws reads nothing while the poll is held: the watcher notices a
+	 * client that leaves, or sends more */
+	lp->watched = watcher_add_quiet(srv->watcher, lp->fd, lp->sub.id) == 0;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+/* Idempotent: lws may close a wsi from several places. */
+static void on_closed(struct lp_poll *lp)
+{
+	if (!lp->opened)
+		return;
+	detach(lp);
+	ws_unready(lp->loop, &lp->link);
+	free(lp->cursor);
+	lp->cursor = NULL;
+	free(lp->path);
+	lp->path = NULL;
+	lp->opened = false;
+	lp->wsi = NULL;
+}
+
+/* A long poll's LWS_CALLBACK_HTTP names ?transport=longpoll; the router
+ * sends no other plain HTTP with it. */
+static bool is_longpoll(struct lws *wsi)
+{
+	char buf[32];
+	const char *v = lws_get_urlarg_by_name(wsi, "transport=", buf,
+					       sizeof buf);
+
+	return v && strcmp(v, "longpoll") == 0;
+}
+
+bool transport_longpoll_lws_callback(struct lws *wsi, int reason, void *user,
+				     void *in, size_t len, int *ret)
+{
+	struct lp_poll *lp = user;
+	uint64_t cpu;
+
+	(void)in;
+	(void)len;
+	if (lp == NULL)
+		return false;
+	if (reason == LWS_CALLBACK_HTTP ?
+		    !is_longpoll(wsi) :
+		    lp->sub.transport != &transport_longpoll_lws)
+		return false;
+	cpu = cost_cpu_now();
+	*ret = 0;
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		*ret = on_http(lp, wsi);
+		break;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		*ret = lp->opened ? on_writable(lp) : -1;
+		break;
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_WSI_DESTROY:
+		on_closed(lp);
+		break;
+	default:
+		break;
+	}
+	cost_cpu(TRANSPORT_LONGPOLL, cpu);
+	return true;
+}
+
+size_t transport_longpoll_lws_session_size(void)
+{
+	return sizeof(struct lp_poll);
+}

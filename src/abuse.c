@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,7 +274,11 @@ bool limits_publish(const char *ip, uint64_t now_ms, unsigned *retry_s)
 	if (ok)
 		s->tokens -= 1.0;
 	else
-		*retry_s = (unsigned)((1.0 - s->tokens) / rate) + 1;
+		/* the whole seconds until one token is back: an empty bucket
+		 * at one a second says 1, not 2 */
+		*retry_s = (unsigned)ceil((1.0 - s->tokens) / rate);
+	if (!ok && *retry_s == 0)
+		*retry_s = 1;
 	pthread_mutex_unlock(&lim.lock);
 	return ok;
 }

@@ -87,6 +87,15 @@ START_TEST(test_bucket)
 	ck_assert(!limits_publish("192.0.2.1", 100000, &retry));
 	limits_configure(0, "");
 	ck_assert(limits_publish("192.0.2.1", 100000, &retry));
+	/* one a second, two in the same millisecond: the bucket is exactly
+	 * empty and one second brings a token back (it said 2) */
+	limits_configure(1, "");
+	ck_assert(limits_publish("192.0.2.3", 5000, &retry));
+	ck_assert(!limits_publish("192.0.2.3", 5000, &retry));
+	ck_assert_uint_eq(retry, 1);
+	ck_assert(!limits_publish("192.0.2.3", 5400, &retry));
+	ck_assert_uint_eq(retry, 1);
+	limits_configure(0, "");
 }
 END_TEST
 

@@ -477,12 +477,20 @@ static void make_name(struct input *in, bool raw, size_t k, char *buf,
 	size_t len = in_name(in, raw, CHANNEL_NAME_MAX, buf);
 	bool ok = channel_name_valid(buf, len);
 
-	for (size_t j = 0; j < k && ok; j++)
-		ok = strcmp(w->names[j], buf) != 0;
-	/* "c" and a number: no name of the input's has that form and is
-	 * still a duplicate, since those are the ones replaced */
-	if (!ok)
-		sprintf(buf, "_%zu", k);
+	/* an invalid or repeated name becomes "_K" (or "_K_N"), itself
+	 * checked against the names before it: the input may have made
+	 * "_K" already (a list of "_2,_1,_2" once failed here) */
+	for (unsigned n = 0;; n++) {
+		for (size_t j = 0; j < k && ok; j++)
+			ok = strcmp(w->names[j], buf) != 0;
+		if (ok)
+			return;
+		if (n == 0)
+			sprintf(buf, "_%zu", k);
+		else
+			sprintf(buf, "_%zu_%u", k, n);
+		ok = true;
+	}
 }
 
 static void make_message(struct input *in, bool raw, struct world *w,

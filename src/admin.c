@@ -68,9 +68,9 @@ struct admin_wait {
 	struct MHD_Connection *conn;
 	atomic_bool ready;
 	bool is_delete;
-	bool here;   /* delete: the channel existed on this node */
+	bool here;     /* delete: the channel existed on this node */
 	size_t here_n; /* disconnect: connections ended on this node */
-	long long n; /* the engine's answer: -1 Redis unreachable */
+	long long n;   /* the engine's answer: -1 Redis unreachable */
 	char name[CHANNEL_NAME_MAX + 1];
 };
 
@@ -117,9 +117,10 @@ static int admin_answer(struct http_request *req)
 	else
 		r = http_reply_json(
 			req->conn, 200, body,
-			(size_t)snprintf(body, sizeof body,
-					 "{\"disconnected\":%zu,\"nodes\":%lld}",
-					 w->here_n, w->n));
+			(size_t)snprintf(
+				body, sizeof body,
+				"{\"disconnected\":%zu,\"nodes\":%lld}",
+				w->here_n, w->n));
 	if (w->is_delete && w->n > 0)
 		log_info("channel %s deleted by the admin API", w->name);
 	admin_wait_free(req);

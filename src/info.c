@@ -38,8 +38,8 @@ static int reply(struct http_request *req, const char *name, size_t len,
 	char body[512 + CHANNEL_NAME_MAX], epoch[EPOCH_TEXT_MAX];
 	size_t n;
 
-	n = fmt_at(body, sizeof body, 0, "{\"channel\":\"%.*s\",\"epoch\":",
-		   (int)len, name);
+	n = fmt_at(body, sizeof body, 0,
+		   "{\"channel\":\"%.*s\",\"epoch\":", (int)len, name);
 	if (in->epoch) {
 		cursor_epoch_text(in->epoch, epoch);
 		n = fmt_at(body, sizeof body, n, "\"%s\"", epoch);

@@ -58,8 +58,8 @@ struct active {
 	bool full;       /* ... from the start of what Redis keeps */
 	/* this node's counts as last written to Redis (redis_nodes.h) */
 	size_t counts[TRANSPORT_COUNT];
-	bool dirty;            /* in the engine's dirty list */
-	struct active *dnext;  /* that list */
+	bool dirty;           /* in the engine's dirty list */
+	struct active *dnext; /* that list */
 	size_t len;
 	char name[];
 };
@@ -120,7 +120,7 @@ struct redis_engine {
 	atomic_bool healthy;
 	char node[REDIS_NODE_ID_MAX + 1]; /* this node's id in Redis */
 	ev_timer beat;                    /* its heartbeat */
-	struct active *dirty; /* channels whose counts to write */
+	struct active *dirty;             /* channels whose counts to write */
 };
 
 static void done_noop(void *cls, enum redis_engine_status st, uint64_t epoch,
@@ -226,8 +226,8 @@ static void remote_counts(void *cls, const char *channel, size_t len)
 	enqueue(cls, op_new(OP_COUNTS, channel, len));
 }
 
-void redis_engine_info(struct redis_engine *e, const char *channel,
-		       size_t len, redis_engine_info_fn *done, void *cls)
+void redis_engine_info(struct redis_engine *e, const char *channel, size_t len,
+		       redis_engine_info_fn *done, void *cls)
 {
 	struct op *op = op_new(OP_INFO, channel, len);
 
@@ -624,7 +624,8 @@ static void send_cmd(redisAsyncContext *ac, redisCallbackFn *fn, void *priv,
 		     struct redis_cmd *cmd)
 {
 	if (redisAsyncCommandArgv(ac, fn, priv, cmd->argc, cmd->argv,
-				  cmd->argvlen) != REDIS_OK && fn)
+				  cmd->argvlen) != REDIS_OK &&
+	    fn)
 		fn(ac, NULL, priv);
 	redis_cmd_free(cmd);
 }
@@ -816,8 +817,8 @@ static void subscribe_control(struct shard *s)
 
 /* The node ops of run_op; false if op was handed to hiredis (its
  * callback frees it). */
-static bool run_node_op(struct redis_engine *e, struct op *op,
-			struct shard *s, struct active *a)
+static bool run_node_op(struct redis_engine *e, struct op *op, struct shard *s,
+			struct active *a)
 {
 	struct redis_cmd cmd;
 

@@ -68,8 +68,8 @@ void redis_engine_publish(struct redis_engine *e, const char *channel,
 /* What Redis knows of the channel, other nodes' counts summed (this
  * node's are not in them); NULL: Redis unreachable. */
 typedef void redis_engine_info_fn(void *cls, const struct redis_info *in);
-void redis_engine_info(struct redis_engine *e, const char *channel,
-		       size_t len, redis_engine_info_fn *done, void *cls);
+void redis_engine_info(struct redis_engine *e, const char *channel, size_t len,
+		       redis_engine_info_fn *done, void *cls);
 /* n: keys deleted, or nodes the message reached; -1: Redis unreachable. */
 typedef void redis_engine_admin_fn(void *cls, long long n);
 /* Delete the channel's meta and stream, then tell every node (this one

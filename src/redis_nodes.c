@@ -172,8 +172,8 @@ int redis_nodes_info_reply(const redisReply *r, struct redis_info *out)
 	out->retained = out->exists ? (size_t)r->element[3]->integer : 0;
 	out->oldest_id = out->last_id + 1;
 	if (out->retained > 0 &&
-	    lead_u64(r->element[2]->str, r->element[2]->len,
-		     &out->oldest_id) < 0)
+	    lead_u64(r->element[2]->str, r->element[2]->len, &out->oldest_id) <
+		    0)
 		return -1;
 	sums = r->element[4];
 	s = sums->str;

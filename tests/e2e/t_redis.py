@@ -273,7 +273,7 @@ def presence_events(c):
 
 
 async def test_info_summed_over_nodes():
-    "info on any node: Redis' epoch and ids (in use there or not) and every node's subscribers; a killed node's go within the TTL; joins cross nodes"
+    "info on any node: Redis' epoch and ids (in use there or not) and every node's subscribers; a killed node's go within the TTL; joins and leaves cross nodes"
     with RedisServer() as r, Gateway("--redis", r.url(), check_exit=False) as a, node(r) as b, node(r) as c:
         epoch = publish_n(b, "quiet", 1, 3)
         for gw in (a, b, c):
@@ -293,13 +293,18 @@ async def test_info_summed_over_nodes():
         await watch.wait_for(lambda: len(presence_events(watch)) >= 2, 10, "joins on node C")
         expect_eq(sorted(presence_events(watch), key=lambda e: e[1]["client"]), joins,
                   "node A's joins seen on node C")
-        problem = ids_problem(watch.ids(), list(range(1, len(watch.ids()) + 1)))
+        sa[1].abort()
+        leave = ("leave", {"client": "sa1", "transport": "sse"})
+        await watch.wait_for(lambda: len(presence_events(watch)) >= 3, 10, "a leave on node C")
+        expect_eq(presence_events(watch)[2], leave, "node A's leave seen on node C")
+        problem = ids_problem(watch.ids(), [1, 2, 3])
         check(problem is None, f"node C's stream: {problem}")
+        want = {"poll": 1, "longpoll": 0, "sse": 2, "ws": 1}
+        await wait_counts((a, b, c), "pres", want, 15, "counts once sa1 left")
         t0 = time.monotonic()
         a.signal(signal.SIGKILL)
         expect_eq(a.wait_exit(5), -signal.SIGKILL, "node A killed")
-        for s in sa:
-            s.abort()
+        sa[0].abort()
         want = {"poll": 1, "longpoll": 0, "sse": 1, "ws": 1}
         await wait_counts((b, c), "pres", want, NODE_TTL + 15, "counts once node A is gone")
         diag(f"node A's counts gone {time.monotonic() - t0:.1f} s after its kill (TTL {NODE_TTL} s)")

@@ -540,6 +540,16 @@ static void end_subscriber(struct subscriber *sub, enum sub_end why)
 		sub->transport->cut(sub);
 }
 
+bool bus_shutting_down(struct bus *bus)
+{
+	bool r;
+
+	pthread_mutex_lock(&bus->lock);
+	r = bus->shutting_down;
+	pthread_mutex_unlock(&bus->lock);
+	return r;
+}
+
 void bus_shutdown(struct bus *bus)
 {
 	pthread_mutex_lock(&bus->lock);
@@ -697,6 +707,14 @@ static struct cursor start_cursor(const struct channel *ch,
 
 /* Under the lock: remember a join or leave to publish after unlocking
  * (publishing takes the lock). */
+/* Under the lock: the channel's counts of subscribers changed; a remote
+ * node's engine writes them to Redis, for info on every node. */
+static void counts_changed(struct bus *bus, const struct channel *ch)
+{
+	if (bus->remote)
+		bus->remote->counts(bus->remote_cls, ch->name, ch->name_len);
+}
+
 static void queue_announcement(struct announcement **list,
 			       const struct channel *ch, const char *event,
 			       const char *client, enum transport_id t)
@@ -787,6 +805,7 @@ static void unlink_tap(struct bus *bus, struct subscriber *sub, struct tap *t,
 	if (t->next)
 		t->next->prev = t->prev;
 	t->ch->subs_by[sub->transport->id]--;
+	counts_changed(bus, t->ch);
 	if (t->ch->taps == NULL)
 		maybe_idle(bus, t->ch);
 	free(t);
@@ -812,6 +831,7 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 		start[i] = start_cursor(chs[i], since, i);
 		link_tap(sub, chs[i], start[i], since == NULL, sub->announce,
 			 &joins);
+		counts_changed(bus, chs[i]);
 	}
 	id_insert(bus, sub);
 	sub->next = bus->subs;
@@ -846,6 +866,7 @@ enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 		goto out;
 	*start = start_cursor(ch, since, 0);
 	link_tap(sub, ch, *start, since == NULL, announce_it, &joins);
+	counts_changed(bus, ch);
 out:
 	pthread_mutex_unlock(&bus->lock);
 	announce(bus, joins);
@@ -1222,6 +1243,7 @@ static void poller_left(const struct poller *p, void *cls)
 	struct channel *ch = p->owner;
 
 	ch->pollers_by[p->transport]--;
+	counts_changed(news->bus, ch);
 	if (p->announce)
 		queue_announcement(&news->list, ch, "leave", p->client,
 				   p->transport);
@@ -1250,6 +1272,7 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 						announce_it, now, &news))
 			continue;
 		ch->pollers_by[t]++;
+		counts_changed(bus, ch);
 		if (announce_it)
 			queue_announcement(&news.list, ch, "join", client, t);
 	}

@@ -132,6 +132,10 @@ void bus_free(struct bus *bus);
 void bus_set_limits(struct bus *bus, const struct bus_config *config);
 /* End every subscriber (SUB_END_SHUTDOWN) and refuse new ones. */
 void bus_shutdown(struct bus *bus);
+/* bus_shutdown ran: with --redis, publishes are refused with this
+ * (shutting_down) before they reach the engine, as the bus refuses its
+ * own. */
+bool bus_shutting_down(struct bus *bus);
 
 /* Publishing */
 /* Seal and append m to the channel, creating it, and wake its parked
@@ -227,6 +231,9 @@ struct bus_remote_ops {
 	 * the lock. */
 	void (*publish)(void *cls, const char *channel, size_t len,
 			struct message *m);
+	/* Its subscriber or poller counts changed (bus_info has the new
+	 * ones): write them where other nodes' info sums them. */
+	void (*counts)(void *cls, const char *channel, size_t len);
 };
 
 enum bus_ingest {

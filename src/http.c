@@ -13,6 +13,7 @@
 #include "http_auth.h"
 #include "http_reply.h"
 #include "http_route.h"
+#include "info.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
@@ -102,38 +103,6 @@ static int subscribe(struct http_request *req, const char *list)
 	return req->transport->serve(req);
 }
 
-static int info(struct http_request *req, const char *name, size_t len)
-{
-	struct bus_channel_info in;
-	char body[512 + CHANNEL_NAME_MAX], epoch[EPOCH_TEXT_MAX];
-	size_t n;
-
-	if (!channel_name_valid(name, len))
-		return http_reply_error(req->conn, 400, "bad_channel",
-					"channel names match "
-					"[A-Za-z0-9_.:~-]{1,200}");
-	bus_info(req->srv->bus, name, len, &in);
-	n = fmt_at(body, sizeof body, 0, "{\"channel\":\"%.*s\",\"epoch\":",
-		   (int)len, name);
-	if (in.epoch) {
-		cursor_epoch_text(in.epoch, epoch);
-		n = fmt_at(body, sizeof body, n, "\"%s\"", epoch);
-	} else {
-		n = fmt_at(body, sizeof body, n, "null");
-	}
-	n = fmt_at(body, sizeof body, n,
-		   ",\"last_id\":%llu,\"oldest_id\":%llu,"
-		   "\"retained\":%zu,\"subscribers\":{",
-		   (unsigned long long)in.last_id,
-		   (unsigned long long)in.oldest_id, in.retained);
-	/* every registered transport, so a new one shows up by itself */
-	for (int i = 0; i < TRANSPORT_COUNT; i++)
-		n = fmt_at(body, sizeof body, n, "%s\"%s\":%zu", i ? "," : "",
-			   transport_by_id(i)->name, in.subscribers[i]);
-	n = fmt_at(body, sizeof body, n, "}}");
-	return http_reply_json(req->conn, 200, body, n);
-}
-
 static int preflight(struct http_request *req)
 {
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -167,7 +136,7 @@ static int channels(struct http_request *req, const char *method,
 	if (len > 5 && strcmp(rest + len - 5, suffix) == 0) {
 		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
 			return method_not_allowed(req);
-		return info(req, rest, len - 5);
+		return info_serve(req, rest, len - 5);
 	}
 	if (strcmp(method, "GET") == 0)
 		return subscribe(req, rest);
@@ -304,7 +273,7 @@ static enum MHD_Result handle(struct http_request *req, const char *url,
 	if (req->transport)
 		return (enum MHD_Result)req->transport->serve(req);
 	if (req->wait)
-		return (enum MHD_Result)publish_answer(req);
+		return (enum MHD_Result)req->wait_ops->answer(req);
 	if (*upload_size) {
 		if (!req->dispatched)
 			take_body(req, upload_data, *upload_size);
@@ -406,7 +375,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		/* the reply has been handed to the socket by now */
 		cost_bytes(req->transport->id, req->fd, &req->bytes_base);
 	}
-	publish_wait_free(req);
+	if (req->wait)
+		req->wait_ops->free(req);
 	free(req->body);
 	free(req->path);
 	free(req->since);

@@ -11,9 +11,19 @@
 #include <stdint.h>
 
 struct MHD_Connection;
-struct publish_wait;
+struct http_request;
 struct server;
 struct transport;
+
+/* A request suspended until the Redis engine answers it (with --redis:
+ * a publish, an info, an admin call). The engine's callback resumes the
+ * connection; MHD then runs the request again and http.c calls answer,
+ * which replies once the answer is there (MHD_YES before that); free
+ * runs when the request completes, answered or not. */
+struct http_wait_ops {
+	int (*answer)(struct http_request *req);
+	void (*free)(struct http_request *req);
+};
 
 /* One HTTP request, from the first access-handler call to MHD's
  * completed notification. Touched only by the connection's MHD thread. */
@@ -41,8 +51,9 @@ struct http_request {
 	/* what the transport's bytes are counted from (cost_bytes) */
 	int fd;
 	uint64_t bytes_base;
-	/* a publish suspended until Redis answers (publish.c) */
-	struct publish_wait *wait;
+	/* suspended until Redis answers: the module's state, its ops */
+	void *wait;
+	const struct http_wait_ops *wait_ops;
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages handed to MHD */

@@ -36,6 +36,14 @@ struct publish_wait {
 	char channel[CHANNEL_NAME_MAX + 1];
 };
 
+static int publish_answer(struct http_request *req);
+static void publish_wait_free(struct http_request *req);
+
+static const struct http_wait_ops publish_wait_ops = {
+	.answer = publish_answer,
+	.free = publish_wait_free,
+};
+
 int publish_message_keyed(struct server *srv, const char *channel,
 			  size_t len, const char *event, const char *from,
 			  bool exclude_sender, const struct payload *data,
@@ -83,6 +91,8 @@ int publish_message(struct server *srv, const char *channel, size_t len,
 {
 	bool replayed;
 
+	if (srv->redis && bus_shutting_down(srv->bus))
+		return BUS_SHUTTING_DOWN;
 	if (srv->redis) {
 		at->epoch = at->id = 0;
 		redis_engine_publish(srv->redis, channel, len,
@@ -140,6 +150,7 @@ static int publish_remote(struct http_request *req, const char *channel,
 	w->conn = req->conn;
 	snprintf(w->channel, sizeof w->channel, "%s", channel);
 	req->wait = w;
+	req->wait_ops = &publish_wait_ops;
 	MHD_suspend_connection(req->conn);
 	redis_engine_publish(req->srv->redis, channel, len, m, key,
 			     key ? redis_store_message_hash(m) : 0, on_stored,
@@ -162,7 +173,7 @@ static int reply_published(struct http_request *req, const char *channel,
 	return http_reply_json(req->conn, 201, body, n);
 }
 
-int publish_answer(struct http_request *req)
+static int publish_answer(struct http_request *req)
 {
 	struct publish_wait *w = req->wait;
 	struct cursor at;
@@ -188,7 +199,7 @@ int publish_answer(struct http_request *req)
 	return r;
 }
 
-void publish_wait_free(struct http_request *req)
+static void publish_wait_free(struct http_request *req)
 {
 	free(req->wait);
 	req->wait = NULL;
@@ -299,6 +310,13 @@ int publish_serve(struct http_request *req, const char *channel)
 	r = read_payload(req, &data);
 	if (data.json == NULL)
 		return r;
+	if (req->srv->redis && bus_shutting_down(req->srv->bus)) {
+		/* the drain: refused as the embedded bus refuses it, though
+		 * Redis could still take it */
+		payload_free(&data);
+		return http_reply_error(req->conn, 503, "shutting_down",
+					"the gateway is restarting; retry");
+	}
 	if (req->srv->redis) {
 		if (config_live(req->srv->cfg, idempotency_window) == 0)
 			key = NULL; /* checked, not remembered */

@@ -17,12 +17,6 @@ struct server;
  * `channel` (the path after /channels/). MHD_YES/NO. */
 int publish_serve(struct http_request *req, const char *channel);
 
-/* With --redis: a publish suspended until Redis answers (http.c calls
- * publish_answer when MHD runs the request again, and publish_wait_free
- * when it completes). */
-int publish_answer(struct http_request *req);
-void publish_wait_free(struct http_request *req);
-
 /* Publish already-checked data (any thread); 0, or a negative
  * enum bus_error. *at: the channel's epoch and the message's id. With
  * --redis the message is handed to the engine and *at is zero: nobody

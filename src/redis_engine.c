@@ -12,8 +12,10 @@
 #include "idem.h"
 #include "log.h"
 #include "message.h"
+#include "redis_nodes.h"
 #include "redis_store.h"
 #include "siphash.h"
+#include "transport.h"
 #include "validate.h"
 #include "xalloc.h"
 
@@ -54,11 +56,23 @@ struct active {
 	bool reading;    /* a read is in flight */
 	bool reread;     /* read again (after the last id) when it returns */
 	bool full;       /* ... from the start of what Redis keeps */
+	/* this node's counts as last written to Redis (redis_nodes.h) */
+	size_t counts[TRANSPORT_COUNT];
+	bool dirty;           /* in the engine's dirty list */
+	struct active *dnext; /* that list */
 	size_t len;
 	char name[];
 };
 
-enum op_kind { OP_ACTIVATE, OP_DEACTIVATE, OP_PUBLISH };
+enum op_kind {
+	OP_ACTIVATE,
+	OP_DEACTIVATE,
+	OP_PUBLISH,
+	OP_COUNTS,     /* the bus's counts of a channel changed */
+	OP_INFO,       /* redis_engine_info */
+	OP_DELETE,     /* redis_engine_delete */
+	OP_DISCONNECT, /* redis_engine_disconnect (channel: the client id) */
+};
 
 struct op {
 	struct op *next;
@@ -68,6 +82,9 @@ struct op {
 	bool has_key;
 	uint64_t hash;
 	redis_engine_done_fn *done;
+	redis_engine_info_fn *info_done;   /* OP_INFO */
+	redis_engine_admin_fn *admin_done; /* OP_DELETE, OP_DISCONNECT */
+	long long n;                       /* OP_DELETE: keys deleted */
 	void *cls;
 	bool retried; /* sent again with the script's text (NOSCRIPT) */
 	struct shard *shard;
@@ -101,6 +118,9 @@ struct redis_engine {
 	size_t nbuckets, nactive;
 	struct siphash_key key;
 	atomic_bool healthy;
+	char node[REDIS_NODE_ID_MAX + 1]; /* this node's id in Redis */
+	ev_timer beat;                    /* its heartbeat */
+	struct active *dirty;             /* channels whose counts to write */
 };
 
 static void done_noop(void *cls, enum redis_engine_status st, uint64_t epoch,
@@ -113,6 +133,28 @@ static void done_noop(void *cls, enum redis_engine_status st, uint64_t epoch,
 }
 
 /* ---- the queue (any thread) ---- */
+
+/* Answer an op that will not reach Redis (stopped, or its shard down),
+ * as its caller expects: DOWN, NULL or -1. Frees nothing but m. */
+static void op_refuse(struct op *op)
+{
+	switch (op->kind) {
+	case OP_PUBLISH:
+		op->done(op->cls, REDIS_ENGINE_DOWN, 0, 0);
+		message_unref(op->m);
+		op->m = NULL;
+		break;
+	case OP_INFO:
+		op->info_done(op->cls, NULL);
+		break;
+	case OP_DELETE:
+	case OP_DISCONNECT:
+		op->admin_done(op->cls, -1);
+		break;
+	default:
+		break;
+	}
+}
 
 static void enqueue(struct redis_engine *e, struct op *op)
 {
@@ -132,10 +174,7 @@ static void enqueue(struct redis_engine *e, struct op *op)
 		ev_async_send(e->loop, &e->wake);
 		return;
 	}
-	if (op->kind == OP_PUBLISH) {
-		op->done(op->cls, REDIS_ENGINE_DOWN, 0, 0);
-		message_unref(op->m);
-	}
+	op_refuse(op);
 	free(op);
 }
 
@@ -182,10 +221,46 @@ static void remote_publish(void *cls, const char *channel, size_t len,
 	redis_engine_publish(cls, channel, len, m, NULL, 0, NULL, NULL);
 }
 
+static void remote_counts(void *cls, const char *channel, size_t len)
+{
+	enqueue(cls, op_new(OP_COUNTS, channel, len));
+}
+
+void redis_engine_info(struct redis_engine *e, const char *channel, size_t len,
+		       redis_engine_info_fn *done, void *cls)
+{
+	struct op *op = op_new(OP_INFO, channel, len);
+
+	op->info_done = done;
+	op->cls = cls;
+	enqueue(e, op);
+}
+
+void redis_engine_delete(struct redis_engine *e, const char *channel,
+			 size_t len, redis_engine_admin_fn *done, void *cls)
+{
+	struct op *op = op_new(OP_DELETE, channel, len);
+
+	op->admin_done = done;
+	op->cls = cls;
+	enqueue(e, op);
+}
+
+void redis_engine_disconnect(struct redis_engine *e, const char *client,
+			     redis_engine_admin_fn *done, void *cls)
+{
+	struct op *op = op_new(OP_DISCONNECT, client, strlen(client));
+
+	op->admin_done = done;
+	op->cls = cls;
+	enqueue(e, op);
+}
+
 static const struct bus_remote_ops engine_ops = {
 	.activate = remote_activate,
 	.deactivate = remote_deactivate,
 	.publish = remote_publish,
+	.counts = remote_counts,
 };
 
 bool redis_engine_healthy(const struct redis_engine *e)
@@ -541,6 +616,246 @@ static void send_publish(struct op *op)
 	redis_cmd_free(&cmd);
 }
 
+/* ---- this node in Redis: counts, info, control (redis_nodes.h) ---- */
+
+static void for_shard_actives(struct shard *s, void (*fn)(struct active *));
+
+static void send_cmd(redisAsyncContext *ac, redisCallbackFn *fn, void *priv,
+		     struct redis_cmd *cmd)
+{
+	if (redisAsyncCommandArgv(ac, fn, priv, cmd->argc, cmd->argv,
+				  cmd->argvlen) != REDIS_OK &&
+	    fn)
+		fn(ac, NULL, priv);
+	redis_cmd_free(cmd);
+}
+
+static void mark_dirty(struct active *a)
+{
+	struct redis_engine *e = a->shard->e;
+
+	if (a->dirty)
+		return;
+	a->dirty = true;
+	a->dnext = e->dirty;
+	e->dirty = a;
+}
+
+static void undirty(struct redis_engine *e, struct active *a)
+{
+	struct active **p = &e->dirty;
+
+	if (!a->dirty)
+		return;
+	while (*p != a)
+		p = &(*p)->dnext;
+	*p = a->dnext;
+	a->dirty = false;
+}
+
+static void write_counts(struct redis_engine *e, struct active *a,
+			 const size_t *counts)
+{
+	struct redis_cmd cmd;
+
+	redis_nodes_counts_cmd(e->node, a->name, a->len, counts, &cmd);
+	send_cmd(a->shard->cmd, NULL, NULL, &cmd);
+	/* a new hash has no TTL yet; a renewed one loses nothing */
+	redis_nodes_expire_cmd(e->node, &cmd);
+	send_cmd(a->shard->cmd, NULL, NULL, &cmd);
+	redis_nodes_join_cmd(e->node, &cmd);
+	send_cmd(a->shard->cmd, NULL, NULL, &cmd);
+	memcpy(a->counts, counts, sizeof a->counts);
+}
+
+/* After a batch of ops: the counts that changed, once per channel,
+ * read from the bus (its lock only; the engine holds none). A shard
+ * that is down keeps them dirty-free: its reconnect writes them all. */
+static void flush_counts(struct redis_engine *e)
+{
+	while (e->dirty) {
+		struct active *a = e->dirty;
+		struct bus_channel_info info;
+
+		e->dirty = a->dnext;
+		a->dirty = false;
+		if (!a->shard->cmd_up)
+			continue;
+		bus_info(e->bus, a->name, a->len, &info);
+		if (memcmp(info.subscribers, a->counts, sizeof a->counts))
+			write_counts(e, a, info.subscribers);
+	}
+}
+
+/* Redis may not have what we wrote (it restarted, or our hash
+ * expired): forget it, so the next flush writes every count again. */
+static void recount(struct active *a)
+{
+	memset(a->counts, 0, sizeof a->counts);
+	mark_dirty(a);
+}
+
+static void on_beat_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct shard *s = privdata;
+	redisReply *r = reply;
+
+	(void)ac;
+	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
+		for_shard_actives(s, recount);
+		flush_counts(s->e);
+	}
+}
+
+static void beat_shard(struct shard *s)
+{
+	struct redis_cmd cmd;
+
+	redis_nodes_join_cmd(s->e->node, &cmd);
+	send_cmd(s->cmd, NULL, NULL, &cmd);
+	redis_nodes_expire_cmd(s->e->node, &cmd);
+	send_cmd(s->cmd, on_beat_reply, s, &cmd);
+}
+
+static void on_beat(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct redis_engine *e = w->data;
+
+	(void)loop;
+	(void)revents;
+	for (size_t i = 0; i < e->cfg.nshards; i++)
+		if (e->shards[i].cmd_up)
+			beat_shard(&e->shards[i]);
+}
+
+static void on_info(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct op *op = privdata;
+	struct redis_info in;
+
+	(void)ac;
+	if (reply && redis_nodes_info_reply(reply, &in) == 0) {
+		op->info_done(op->cls, &in);
+	} else {
+		if (reply)
+			log_warn("info of %s: unexpected reply", op->channel);
+		op->info_done(op->cls, NULL);
+	}
+	free(op);
+}
+
+static void on_deleted(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct op *op = privdata;
+	redisReply *r = reply;
+
+	(void)ac;
+	op->n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+}
+
+/* The control message's reply: the delete's (or the disconnect's)
+ * answer. */
+static void on_told(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct op *op = privdata;
+	redisReply *r = reply;
+	long long n = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+
+	(void)ac;
+	if (op->kind == OP_DELETE)
+		n = n < 0 ? -1 : op->n;
+	op->admin_done(op->cls, n);
+	free(op);
+}
+
+/* A control message from any node (this one too). */
+static void on_control(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct shard *s = ac->data;
+	redisReply *r = reply;
+	char kind, name[CHANNEL_NAME_MAX + 1];
+	const char *n;
+	size_t len;
+
+	(void)privdata;
+	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+	    r->element[0]->type != REDIS_REPLY_STRING ||
+	    strcmp(r->element[0]->str, "message") != 0 ||
+	    r->element[2]->type != REDIS_REPLY_STRING ||
+	    redis_nodes_control_decode(r->element[2]->str, r->element[2]->len,
+				       &kind, &n, &len) < 0 ||
+	    len > CHANNEL_NAME_MAX)
+		return;
+	memcpy(name, n, len);
+	name[len] = '\0';
+	if (kind == 'c') {
+		if (client_id_valid(name, len))
+			bus_disconnect_client(s->e->bus, name);
+		return;
+	}
+	if (!channel_name_valid(name, len))
+		return;
+	if (bus_channel_delete(s->e->bus, name, len) == 0)
+		log_info("channel %s deleted by the admin API of a node", name);
+	{
+		struct active *a = *active_slot(s->e, name, len);
+
+		/* Redis has it no more: the next read gives it a new epoch,
+		 * and every cursor of the old one is a gap */
+		if (a)
+			send_read(s->e, a, true, 0);
+	}
+}
+
+static void subscribe_control(struct shard *s)
+{
+	const char *argv[2] = { "SUBSCRIBE", REDIS_CONTROL_CHANNEL };
+	size_t argvlen[2] = { 9, sizeof REDIS_CONTROL_CHANNEL - 1 };
+
+	redisAsyncCommandArgv(s->sub, on_control, NULL, 2, argv, argvlen);
+}
+
+/* The node ops of run_op; false if op was handed to hiredis (its
+ * callback frees it). */
+static bool run_node_op(struct redis_engine *e, struct op *op, struct shard *s,
+			struct active *a)
+{
+	struct redis_cmd cmd;
+
+	switch (op->kind) {
+	case OP_COUNTS:
+		if (a)
+			mark_dirty(a);
+		return true;
+	case OP_INFO:
+		if (!s->cmd_up)
+			break;
+		redis_nodes_info_cmd(op->channel, op->len, e->node, &cmd);
+		send_cmd(s->cmd, on_info, op, &cmd);
+		return false;
+	case OP_DELETE:
+		if (!s->cmd_up)
+			break;
+		redis_nodes_delete_cmd(op->channel, op->len, &cmd);
+		send_cmd(s->cmd, on_deleted, op, &cmd);
+		redis_nodes_control_cmd('d', op->channel, op->len, &cmd);
+		send_cmd(s->cmd, on_told, op, &cmd);
+		return false;
+	case OP_DISCONNECT:
+		/* one shard carries it, or a node would hear it twice */
+		s = &e->shards[0];
+		if (!s->cmd_up)
+			break;
+		redis_nodes_control_cmd('c', op->channel, op->len, &cmd);
+		send_cmd(s->cmd, on_told, op, &cmd);
+		return false;
+	default:
+		return true;
+	}
+	op_refuse(op);
+	return true;
+}
+
 /* ---- the queue (engine thread) ---- */
 
 static void run_op(struct redis_engine *e, struct op *op)
@@ -569,6 +884,13 @@ static void run_op(struct redis_engine *e, struct op *op)
 			break;
 		if (s->sub_up && a->subscribed)
 			unsubscribe(a);
+		undirty(e, a);
+		{
+			static const size_t none[TRANSPORT_COUNT];
+
+			if (s->cmd_up && memcmp(a->counts, none, sizeof none))
+				write_counts(e, a, none);
+		}
 		*slot = a->hnext;
 		e->nactive--;
 		free(a);
@@ -582,6 +904,10 @@ static void run_op(struct redis_engine *e, struct op *op)
 		}
 		send_publish(op);
 		return; /* on_published frees it */
+	default:
+		if (!run_node_op(e, op, s, a))
+			return;
+		break;
 	}
 	free(op);
 }
@@ -604,6 +930,7 @@ static void on_wake(struct ev_loop *loop, ev_async *w, int revents)
 		run_op(e, list);
 		list = next;
 	}
+	flush_counts(e);
 	if (stop)
 		ev_break(loop, EVBREAK_ALL);
 }
@@ -673,8 +1000,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		s->cmd_up = true;
 		/* reads asked for while it was down */
 		for_shard_actives(s, read_all);
+		/* counts changed meanwhile, or Redis restarted empty */
+		for_shard_actives(s, recount);
+		flush_counts(s->e);
+		beat_shard(s);
 	} else if (s->sub == ac) {
 		s->sub_up = true;
+		subscribe_control(s);
 		for_shard_actives(s, subscribe);
 	}
 	if (s->cmd_up && s->sub_up && s->down_logged) {
@@ -776,6 +1108,11 @@ struct redis_engine *redis_engine_start(const struct redis_engine_config *c,
 	ev_timer_init(&e->retry, on_retry, retry, retry);
 	e->retry.data = e;
 	ev_timer_start(e->loop, &e->retry);
+	redis_nodes_id_new(e->node);
+	ev_timer_init(&e->beat, on_beat, REDIS_NODE_BEAT_MS / 1000.0,
+		      REDIS_NODE_BEAT_MS / 1000.0);
+	e->beat.data = e;
+	ev_timer_start(e->loop, &e->beat);
 	bus_set_remote(bus, &engine_ops, e);
 	if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
 		log_error("cannot start the Redis engine's thread");
@@ -813,10 +1150,7 @@ void redis_engine_stop(struct redis_engine *e)
 	while (list) {
 		struct op *next = list->next;
 
-		if (list->kind == OP_PUBLISH) {
-			list->done(list->cls, REDIS_ENGINE_DOWN, 0, 0);
-			message_unref(list->m);
-		}
+		op_refuse(list);
 		free(list);
 		list = next;
 	}

@@ -9,6 +9,7 @@
 #ifndef ANYPUSH_REDIS_ENGINE_H
 #define ANYPUSH_REDIS_ENGINE_H
 
+#include "redis_nodes.h"
 #include "redis_url.h"
 
 #include <stdbool.h>
@@ -61,6 +62,23 @@ void redis_engine_free(struct redis_engine *e);
 void redis_engine_publish(struct redis_engine *e, const char *channel,
 			  size_t len, struct message *m, const char *key,
 			  uint64_t hash, redis_engine_done_fn *done, void *cls);
+
+/* Info and the admin API (any thread); the answers come on the engine's
+ * thread, exactly once. */
+/* What Redis knows of the channel, other nodes' counts summed (this
+ * node's are not in them); NULL: Redis unreachable. */
+typedef void redis_engine_info_fn(void *cls, const struct redis_info *in);
+void redis_engine_info(struct redis_engine *e, const char *channel, size_t len,
+		       redis_engine_info_fn *done, void *cls);
+/* n: keys deleted, or nodes the message reached; -1: Redis unreachable. */
+typedef void redis_engine_admin_fn(void *cls, long long n);
+/* Delete the channel's meta and stream, then tell every node (this one
+ * too) to end its subscribers and read it again: its next epoch is new. */
+void redis_engine_delete(struct redis_engine *e, const char *channel,
+			 size_t len, redis_engine_admin_fn *done, void *cls);
+/* Tell every node (this one too) to end that client id's connections. */
+void redis_engine_disconnect(struct redis_engine *e, const char *client,
+			     redis_engine_admin_fn *done, void *cls);
 
 /* State */
 /* Every shard connected (both connections): /healthz. */

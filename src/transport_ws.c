@@ -801,7 +801,11 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 		return;
 	}
 	if (srv_of(s)->redis) {
-		mux_publish_remote(s, op, data);
+		/* the drain: refused here, as the embedded bus refuses it */
+		if (bus_shutting_down(srv_of(s)->bus))
+			refused(s, op, BUS_SHUTTING_DOWN);
+		else
+			mux_publish_remote(s, op, data);
 		return;
 	}
 	if (refused(s, op,

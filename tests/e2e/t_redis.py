@@ -5,8 +5,11 @@ Publishes on one node reach every transport on another with the same ids
 and epoch, clients hop between nodes with their cursors, a node killed
 mid-stream loses its clients nothing once they resume on another, and Redis killed
 mid-stream means 503s and a degraded /healthz, then the gap when it comes
-back without its data. Every scenario checks the exact ids: nothing lost,
-twice or out of order. A missing redis-server fails (scripts/setup
+back without its data. info sums the subscribers of every node (a killed
+node's vanish within the TTL) and knows channels not in use on the node
+asked; the admin API deletes a channel and disconnects a client on every
+node; a draining node refuses publishes with shutting_down. Every
+scenario checks the exact ids: nothing lost, twice or out of order. A missing redis-server fails (scripts/setup
 installs it), it is never skipped."""
 
 import asyncio
@@ -19,8 +22,14 @@ import subprocess
 import tempfile
 import time
 
-from gwlib import (Gateway, LongPollClient, MuxClient, PollClient, SSEClient, WSClient, check,
-                   expect_eq, expect_error, get, ids_problem, publish, run)
+import threading
+
+from gwlib import (Gateway, LongPollClient, MuxClient, PollClient, Publisher, SSEClient, WSClient, check,
+                   diag, expect_eq, expect_error, get, ids_problem, info, metrics, publish, publish_until,
+                   request, run, wait_until)
+
+NODE_TTL = 6.0  # redis_nodes.h REDIS_NODE_TTL_MS
+DRAIN = 3.0     # server.c DRAIN_MS
 
 
 class RedisServer:
@@ -248,7 +257,200 @@ async def test_redis_down_then_back_empty():
         s.abort()
 
 
+def counts(gw, ch):
+    return info(gw, ch)["subscribers"]
+
+
+async def wait_counts(gws, ch, want, timeout, what):
+    """Every node's info of ch shows these subscriber counts, within timeout."""
+    for gw in gws:
+        await wait_until(lambda: counts(gw, ch) == want, timeout, 0.1,
+                         f"{what}: {want} (last seen {counts(gw, ch)})")
+
+
+def presence_events(c):
+    return [(m["event"], m["data"]) for m in c.messages if m.get("event") in ("join", "leave")]
+
+
+async def test_info_summed_over_nodes():
+    "info on any node: Redis' epoch and ids (in use there or not) and every node's subscribers; a killed node's go within the TTL; joins and leaves cross nodes"
+    with RedisServer() as r, Gateway("--redis", r.url(), check_exit=False) as a, node(r) as b, node(r) as c:
+        epoch = publish_n(b, "quiet", 1, 3)
+        for gw in (a, b, c):
+            got = info(gw, "quiet")
+            expect_eq((got["epoch"], got["last_id"], got["oldest_id"], got["retained"]), (epoch, 3, 1, 3),
+                      "info of a channel in use on no node")
+        none = info(a, "never")
+        expect_eq((none["epoch"], none["last_id"], none["oldest_id"]), (None, 0, 1), "info of no channel")
+        watch = await SSEClient(c, "pres", since="0").start()
+        sa = [await SSEClient(a, "pres", since="0", client=f"sa{i}",
+                              extra_query=[("presence", "1")]).start() for i in range(2)]
+        ws = await WSClient(c, "pres").start()
+        poll = await PollClient(b, "pres", since="0", client="pb").start()
+        want = {"poll": 1, "longpoll": 0, "sse": 3, "ws": 1}
+        await wait_counts((a, b, c), "pres", want, 15, "counts of three nodes")
+        joins = [("join", {"client": f"sa{i}", "transport": "sse"}) for i in range(2)]
+        await watch.wait_for(lambda: len(presence_events(watch)) >= 2, 10, "joins on node C")
+        expect_eq(sorted(presence_events(watch), key=lambda e: e[1]["client"]), joins,
+                  "node A's joins seen on node C")
+        sa[1].abort()
+        leave = ("leave", {"client": "sa1", "transport": "sse"})
+        await watch.wait_for(lambda: len(presence_events(watch)) >= 3, 10, "a leave on node C")
+        expect_eq(presence_events(watch)[2], leave, "node A's leave seen on node C")
+        problem = ids_problem(watch.ids(), [1, 2, 3])
+        check(problem is None, f"node C's stream: {problem}")
+        want = {"poll": 1, "longpoll": 0, "sse": 2, "ws": 1}
+        await wait_counts((a, b, c), "pres", want, 15, "counts once sa1 left")
+        t0 = time.monotonic()
+        a.signal(signal.SIGKILL)
+        expect_eq(a.wait_exit(5), -signal.SIGKILL, "node A killed")
+        sa[0].abort()
+        want = {"poll": 1, "longpoll": 0, "sse": 1, "ws": 1}
+        await wait_counts((b, c), "pres", want, NODE_TTL + 15, "counts once node A is gone")
+        diag(f"node A's counts gone {time.monotonic() - t0:.1f} s after its kill (TTL {NODE_TTL} s)")
+        ws.abort()
+        poll.abort()
+        await wait_counts((b, c), "pres", {"poll": 1, "longpoll": 0, "sse": 1, "ws": 0}, 10,
+                          "a WebSocket gone on node C")
+        watch.abort()
+
+
+def apikey_files():
+    d = tempfile.mkdtemp(prefix="anypush-t-redis-key-")
+    k = os.path.join(d, "key")
+    with open(k, "w") as f:
+        f.write("k" * 40 + "\n")
+    return k, {"Authorization": "apikey " + "k" * 40}
+
+
+async def test_admin_across_nodes():
+    "admin API with --redis: a delete ends subscribers on every node and empties Redis (new epoch: a gap on resume); a disconnect reaches every node"
+    key, hdr = apikey_files()
+    with RedisServer() as r, Gateway("--redis", r.url(), "--api-key-file", key) as a, \
+            Gateway("--redis", r.url(), "--api-key-file", key) as b:
+        def post(gw, ch, i):
+            st, _, body = request(gw, "POST", f"/channels/{ch}", body=json.dumps({"n": i}).encode(),
+                                  headers=dict(hdr, **{"Content-Type": "application/json"}))
+            expect_eq(st, 201, f"publish {i}: {body!r}")
+            return json.loads(body)
+        old = [post(a, "adm", i)["epoch"] for i in range(1, 6)][0]
+        sa = await SSEClient(a, "adm", since="0", headers=hdr).start()
+        sb = await SSEClient(b, "adm", since="0", headers=hdr).start()
+        for s in (sa, sb):
+            await s.wait_count(5, 10)
+        st, _, body = request(b, "DELETE", "/admin/channels/adm", headers=hdr)
+        expect_eq((st, json.loads(body)), (200, {"deleted": "adm"}), "delete on node B")
+        for name, s in (("A", sa), ("B", sb)):
+            await s.wait_done(10)
+            check(any(ev == "error" and "closed_by_admin" in d for ev, _, d in s.raw_events),
+                  f"node {name}'s SSE stream's last events: {s.raw_events[-2:]!r}")
+            # the closing error event is no message
+            problem = ids_problem([m["id"] for m in s.messages if m.get("event") != "error"],
+                                  list(range(1, 6)))
+            check(problem is None, f"node {name} before the delete: {problem}")
+        cursor = sb.cursor
+        for gw in (a, b):
+            got = info(gw, "adm")
+            check(got["epoch"] != old and got["last_id"] == 0 and got["retained"] == 0,
+                  f"info after the delete: {got}")
+        back = await SSEClient(a, "adm", since=cursor, headers=hdr).start()
+        new = [post(b, "adm", i)["epoch"] for i in range(1, 4)][0]
+        check(new != old, "the deleted channel kept its epoch")
+        await back.wait_count(3, 10)
+        await asyncio.sleep(0.2)
+        expect_eq(len(back.gaps), 1, f"a resume across the delete: {back.describe()}")
+        expect_eq([(m["id"], m["epoch"]) for m in back.messages], [(1, new), (2, new), (3, new)],
+                  "ids after the delete")
+        back.abort()
+        expect_error(request(a, "DELETE", "/admin/channels/nope", headers=hdr), 404, "no_channel",
+                     "delete a channel no node has")
+        za = await WSClient(a, "z1", client="zed", headers=hdr).start()
+        zb = await SSEClient(b, "z2", client="zed", headers=hdr).start()
+        keep = await SSEClient(b, "z2", client="other", headers=hdr).start()
+        st, _, body = request(a, "DELETE", "/admin/clients/zed", headers=hdr)
+        expect_eq((st, json.loads(body)), (200, {"disconnected": 1, "nodes": 2}), "disconnect zed from node A")
+        await za.wait_done(10)
+        expect_eq(za.close_code, 4002, "zed's WebSocket on node A")
+        await zb.wait_done(10)
+        check(any(ev == "error" and "closed_by_admin" in d for ev, _, d in zb.raw_events),
+              f"zed's SSE on node B: {zb.raw_events[-2:]!r}")
+        check(keep.end_reason is None, f"another client was ended: {keep.describe()}")
+        keep.abort()
+
+
+def publish_loop(gw, stop, out):
+    """Publish over one keep-alive connection until it closes or stop is
+    set; out gets (monotonic time, status, body)."""
+    pub = Publisher(gw, timeout=5)
+    deadline = time.monotonic() + 20
+    try:
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                st, body = pub.publish("loop", {"n": len(out)})
+            except Exception as e:  # noqa: BLE001 - the close, whatever http.client calls it
+                out.append((time.monotonic(), None, repr(e)))
+                return
+            out.append((time.monotonic(), st, body))
+            time.sleep(0.005)
+    finally:
+        pub.close()
+
+
+async def test_drain_refuses_publishes():
+    "SIGTERM on a --redis node held by a stalled reader: publishes in the drain get 503 shutting_down, none reaches Redis"
+    with RedisServer() as r, node(r) as b:
+        a = Gateway("--redis", r.url(), "--outq-limit", str(64 << 20), "--max-message", "16384")
+        stop, out, loop = threading.Event(), [], None
+        try:
+            sse = await SSEClient(a, "stall", rcvbuf=4096).start()
+            sse.pause()
+
+            def stalled():
+                m, last = metrics(a), info(a, "stall")["last_id"]
+                return m.get('anypush_delivered_total{transport="sse"}', 0) < last - 40
+            await publish_until(a, "stall", stalled)
+            # behind is not yet stalled: a stream that catches up ends at
+            # SIGTERM without holding the drain open for the publisher
+            last, same_since = None, time.monotonic()
+            deadline = time.monotonic() + 15
+            while time.monotonic() - same_since < 0.5:
+                check(time.monotonic() < deadline, "the stalled reader kept receiving for 15 s")
+                now = metrics(a).get('anypush_delivered_total{transport="sse"}', 0)
+                if now != last:
+                    last, same_since = now, time.monotonic()
+                await asyncio.sleep(0.1)
+            loop = threading.Thread(target=publish_loop, args=(a, stop, out))
+            loop.start()
+            await wait_until(lambda: len(out) >= 5, 10, 0.01, "the publisher looping")
+            a.signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            rc = await asyncio.to_thread(a.wait_exit, DRAIN + 15)
+            held = time.monotonic() - t0
+            stop.set()
+            await asyncio.to_thread(loop.join, 10)
+            expect_eq(rc, 0, "exit status after SIGTERM")
+            # how long the stalled reader held the drain open varies with
+            # the kernel's buffers; any time in it is enough here
+            diag(f"exit {held:.2f} s after SIGTERM")
+            statuses = [s for _, s, _ in out if s is not None]
+            diag(f"publisher: {statuses.count(201)} x 201, {statuses.count(503)} x 503, then {out[-1][2]!s:.60}")
+            check(503 in statuses, f"no 503 during the drain: {statuses[-10:]}")
+            first = statuses.index(503)
+            check(all(s == 201 for s in statuses[:first]) and all(s == 503 for s in statuses[first:]),
+                  f"statuses around SIGTERM: {statuses[max(0, first - 3):first + 5]}")
+            bad = [b for _, s, b in out if s == 503 and b.get("error", {}).get("code") != "shutting_down"]
+            check(not bad, f"503 answers that are not shutting_down: {bad[:2]}")
+            got = info(b, "loop")
+            expect_eq(got["last_id"], statuses.count(201), "publishes Redis stored: the 201s, no more")
+        finally:
+            stop.set()
+            if loop is not None:
+                loop.join(10)
+            a.stop(check=False, timeout=1)
+
+
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
          test_ws_publish_acks_from_redis, test_node_killed_mid_stream,
-         test_redis_down_then_back_empty], budget=120, timeout=40)
+         test_redis_down_then_back_empty, test_info_summed_over_nodes, test_admin_across_nodes,
+         test_drain_refuses_publishes], budget=240, timeout=60)

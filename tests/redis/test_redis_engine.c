@@ -5,7 +5,9 @@
  * notification (a hole) filled from the stream, the subscription
  * connection killed while the other node publishes (caught up once it
  * is back), Redis killed (publishes DOWN, health off) and restarted
- * with its data (same epoch, nothing twice) or without (the gap). */
+ * with its data (same epoch, nothing twice) or without (the gap). Each
+ * node's info counts the other's subscribers; a delete on one node ends
+ * the subscribers of the other, which moves to a new epoch. */
 #include "../unit/unit.h"
 
 #include "bus.h"
@@ -421,14 +423,166 @@ START_TEST(test_redis_restart_without_data_is_a_gap)
 }
 END_TEST
 
-static long long dbsize(const struct redis_server *server)
+/* ---- what nodes tell each other: counts, info, control ---- */
+
+struct info_answer {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool done, down;
+	struct redis_info in;
+	long long n;
+};
+
+static void on_info(void *cls, const struct redis_info *in)
+{
+	struct info_answer *ans = cls;
+
+	pthread_mutex_lock(&ans->lock);
+	ans->done = true;
+	ans->down = in == NULL;
+	if (in)
+		ans->in = *in;
+	pthread_cond_signal(&ans->cond);
+	pthread_mutex_unlock(&ans->lock);
+}
+
+static void on_admin(void *cls, long long n)
+{
+	struct info_answer *ans = cls;
+
+	pthread_mutex_lock(&ans->lock);
+	ans->done = true;
+	ans->n = n;
+	pthread_cond_signal(&ans->cond);
+	pthread_mutex_unlock(&ans->lock);
+}
+
+static void answer_wait(struct info_answer *ans)
+{
+	struct timespec until;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += WAIT_MS / 1000;
+	pthread_mutex_lock(&ans->lock);
+	while (!ans->done)
+		if (pthread_cond_timedwait(&ans->cond, &ans->lock, &until) != 0)
+			break;
+	pthread_mutex_unlock(&ans->lock);
+	ck_assert_msg(ans->done, "no answer from the engine within 5 s");
+	pthread_mutex_destroy(&ans->lock);
+	pthread_cond_destroy(&ans->cond);
+}
+
+static struct redis_info ask_info(struct node *n, const char *ch)
+{
+	struct info_answer ans = { .done = false };
+
+	pthread_mutex_init(&ans.lock, NULL);
+	pthread_cond_init(&ans.cond, NULL);
+	redis_engine_info(n->engine, ch, strlen(ch), on_info, &ans);
+	answer_wait(&ans);
+	ck_assert(!ans.down);
+	return ans.in;
+}
+
+/* Other nodes' SSE count of ch as n's info sees it reaches want. */
+static void wait_others_sse(struct node *n, const char *ch, size_t want)
+{
+	size_t got = 0;
+
+	for (int i = 0; i < WAIT_MS / 20; i++) {
+		got = ask_info(n, ch).subscribers[TRANSPORT_SSE];
+		if (got == want)
+			return;
+		sleep_ms(20);
+	}
+	ck_abort_msg("other nodes' sse count of %s: %zu, want %zu", ch, got,
+		     want);
+}
+
+/* Each node's info counts the other's subscribers, not its own; a
+ * channel in use on no node is known from Redis. */
+START_TEST(test_counts_and_info)
+{
+	struct tsub s1, s2, s3;
+	struct redis_info in;
+
+	attach(&a, &s1, "cnt");
+	attach(&a, &s2, "cnt");
+	attach(&b, &s3, "cnt");
+	wait_others_sse(&b, "cnt", 2);
+	wait_others_sse(&a, "cnt", 1);
+	bus_detach(a.bus, &s1.sub);
+	wait_others_sse(&b, "cnt", 1);
+	bus_detach(a.bus, &s2.sub);
+	wait_others_sse(&b, "cnt", 0);
+	bus_detach(b.bus, &s3.sub);
+	for (int i = 1; i <= 3; i++)
+		ck_assert_int_eq(publish(&a, "quiet", "1").st,
+				 REDIS_ENGINE_STORED);
+	in = ask_info(&b, "quiet");
+	ck_assert(in.exists);
+	ck_assert_uint_eq(in.last_id, 3);
+	ck_assert_uint_eq(in.oldest_id, 1);
+	ck_assert_uint_eq(in.retained, 3);
+	in = ask_info(&b, "never");
+	ck_assert(!in.exists);
+	ck_assert_uint_eq(in.oldest_id, 1);
+}
+END_TEST
+
+/* A delete removes the channel's keys and ends its subscribers on the
+ * other node, whose ring moves to a new epoch: an old cursor is a gap. */
+START_TEST(test_delete_reaches_every_node)
+{
+	struct info_answer ans = { .done = false };
+	struct tsub s;
+	struct bus_channel_info info;
+	uint64_t old;
+	bool ended = false;
+
+	attach(&a, &s, "del");
+	old = publish(&b, "del", "1").epoch;
+	publish(&b, "del", "2");
+	collect(&a, &s, 2);
+	expect_ids(&s, 0, 1, 2, old);
+	pthread_mutex_init(&ans.lock, NULL);
+	pthread_cond_init(&ans.cond, NULL);
+	redis_engine_delete(b.engine, "del", 3, on_admin, &ans);
+	answer_wait(&ans);
+	ck_assert_int_eq(ans.n, 2); /* meta and stream */
+	for (int i = 0; i < WAIT_MS / 10 && !ended; i++) {
+		struct bus_item items[MAXI];
+		struct bus_pull out;
+
+		bus_pull(a.bus, &s.sub, items, MAXI, 1 << 20, false, &out);
+		bus_items_release(items, out.count);
+		ended = out.end == SUB_END_ADMIN;
+		if (!ended)
+			sleep_ms(10);
+	}
+	ck_assert_msg(ended, "node A's subscriber was not ended");
+	bus_detach(a.bus, &s.sub);
+	for (int i = 0; i < WAIT_MS / 10; i++) {
+		bus_info(a.bus, "del", 3, &info);
+		if (info.epoch != old && info.epoch != 0)
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_uint_ne(info.epoch, old);
+	ck_assert_uint_eq(publish(&b, "del", "3").id, 1);
+}
+END_TEST
+
+/* The keys of channels (not the nodes' counts, redis_nodes.h). */
+static long long channel_keys(const struct redis_server *server)
 {
 	redisContext *c = redis_server_connect(server);
-	redisReply *r = redisCommand(c, "DBSIZE");
+	redisReply *r = redisCommand(c, "KEYS ap:{*");
 	long long n;
 
-	ck_assert_int_eq(r->type, REDIS_REPLY_INTEGER);
-	n = r->integer;
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	n = (long long)r->elements;
 	freeReplyObject(r);
 	redisFree(c);
 	return n;
@@ -467,8 +621,8 @@ START_TEST(test_two_shards)
 	}
 	/* each instance holds the keys of its own channels: 2 per channel
 	 * (meta and stream) */
-	ck_assert_int_eq(dbsize(&rs), (long long)(2 * on[0]));
-	ck_assert_int_eq(dbsize(&rs2), (long long)(2 * on[1]));
+	ck_assert_int_eq(channel_keys(&rs), (long long)(2 * on[0]));
+	ck_assert_int_eq(channel_keys(&rs2), (long long)(2 * on[1]));
 }
 END_TEST
 
@@ -484,6 +638,8 @@ static Suite *redis_engine_suite(void)
 	tcase_add_test(tc, test_catch_up_after_pubsub_lost);
 	tcase_add_test(tc, test_redis_restart_with_data);
 	tcase_add_test(tc, test_redis_restart_without_data_is_a_gap);
+	tcase_add_test(tc, test_counts_and_info);
+	tcase_add_test(tc, test_delete_reaches_every_node);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(shards, setup_shards, teardown_shards);
 	tcase_add_test(shards, test_two_shards);

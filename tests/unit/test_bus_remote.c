@@ -88,7 +88,15 @@ static void fake_publish(void *cls, const char *ch, size_t len,
 	message_unref(m);
 }
 
+static void fake_counts(void *cls, const char *ch, size_t len)
+{
+	(void)cls;
+	(void)ch;
+	(void)len;
+}
+
 static const struct bus_remote_ops fake_engine = {
+	.counts = fake_counts,
 	.activate = fake_activate,
 	.deactivate = fake_deactivate,
 	.publish = fake_publish,

@@ -229,7 +229,7 @@ def redis_section(path):
                          fnum(rd.get("calls_per_publish"), 1), fnum(scripts, 2),
                          fnum(rd.get("in_bytes_per_publish"), 0), fnum(rd.get("out_bytes_per_publish"), 0)])
         L.append(table(["server", "nodes", "msg/s", "deliv/s", "server CPU µs/deliv", "of which Redis", "p50 ms",
-                        "p99 ms", "lost/dup/ooo", "Redis calls/publish", "scripts/publish",
+                        "p99 ms", "lost/dup/ooo", "Redis calls/publish", "scripts per publish",
                         "Redis B in/publish", "Redis B out/publish"], rows))
     if mem:
         m0 = mem[0]
@@ -497,6 +497,7 @@ def main():
         L.append("\n" + an.read_text())
     L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 7 minutes; the report goes to bench/out/\n"
              "bench/run --full --docs  # under 40 minutes; rewrites this page\n"
+             "bench/run redis --docs   # 2 to 5 minutes; rewrites the Redis section's results and this page\n"
              f"bench/report.py --docs docs/bench/{Path(a.results).name}  # rewrite this page from the committed results\n```\n\n"
              "One run by hand (the exact command of each run is in the JSON lines, `loadgen_cmd`):\n\n"
              "```sh\nsrc/anypush --bind 127.0.0.1 --port 8080 & \n"

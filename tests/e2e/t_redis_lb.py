@@ -11,8 +11,8 @@ Idempotency-Key. redis-server, nginx and haproxy missing fail (scripts/setup
 installs them), they are never skipped."""
 
 import asyncio
-import json
 import http.client
+import json
 import os
 import shutil
 import signal

@@ -67,7 +67,9 @@ static struct {
   int srv, tr, subs, channels, count, size, pub_conns, idle;
   double hold; /* --idle: seconds to keep the connections open after the result */
   double rate, max_time, drain, interval_ms, drop_every_ms, drop_frac;
-  int port, pids[8], npids, open_conc, lp_timeout, warmup;
+  /* several ports = several gateway nodes: subscriber i and publisher
+   * connection i use ports[i % nports], so clients spread evenly */
+  int port, ports[8], nports, pids[8], npids, open_conc, lp_timeout, warmup;
   const char *label, *prefix;
 } O = {.srv = SRV_ANYPUSH, .tr = T_SSE, .subs = 10, .channels = 1, .count = 100,
        .size = 100, .pub_conns = 4, .rate = 100, .max_time = 120, .drain = 5,
@@ -144,7 +146,8 @@ static int conn_open(conn *c) {
   if (fd < 0) return -1;
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
+  int port = O.ports[c->idx % O.nports];
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(0x7f000001);
   int r = connect(fd, (struct sockaddr *)&a, sizeof a);
   if (r < 0 && errno != EINPROGRESS) {
@@ -966,10 +969,10 @@ static void pub_event(conn *c, uint32_t evs) {
 }
 
 /* ---- blocking helper for readiness checks (between phases) ---- */
-static long server_held_count(void) {
+static long server_held_count_at(int port) {
   const char *path = O.srv == SRV_ANYPUSH ? "/metrics" : O.srv == SRV_NCHAN ? "/nchan_status" : "/stats";
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)O.port)};
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   a.sin_addr.s_addr = htonl(0x7f000001);
   struct timeval tv = {2, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
@@ -1003,6 +1006,17 @@ static long server_held_count(void) {
   const char *q = strstr(buf, O.srv == SRV_NCHAN ? "subscribers: " : "\"clients\":");
   if (!q) return -1;
   return atol(strchr(q, O.srv == SRV_NCHAN ? ' ' : ':') + 1);
+}
+
+/* summed over the nodes: each counts only the subscribers it holds */
+static long server_held_count(void) {
+  long total = 0;
+  for (int i = 0; i < O.nports; i++) {
+    long n = server_held_count_at(O.ports[i]);
+    if (n < 0) return -1;
+    total += n;
+  }
+  return total;
 }
 
 /* ---- main loop ---- */
@@ -1056,17 +1070,19 @@ static void run_for(double sec) {
 
 typedef struct snap {
   long long ticks, sched_ns, rss_kb;
+  long long pid_sched_ns[8]; /* per --pid: which process the CPU went to */
   double self_cpu;
   uint64_t t;
 } snap;
 
 static snap take_snap(void) {
-  snap s = {0, 0, 0, 0, lg_now_us()};
+  snap s = {.t = lg_now_us()};
   for (int i = 0; i < O.npids; i++) {
     long long t = lg_proc_ticks(O.pids[i]), n = lg_proc_sched_ns(O.pids[i]),
               r = lg_proc_rss_kb(O.pids[i]);
     if (t > 0) s.ticks += t;
     if (n > 0) s.sched_ns += n;
+    s.pid_sched_ns[i] = n > 0 ? n : 0;
     if (r > 0) s.rss_kb += r;
   }
   struct rusage ru;
@@ -1079,7 +1095,8 @@ static snap take_snap(void) {
 static void usage(void) {
   puts("usage: loadgen [options]\n"
        "  --server anypush|nchan|socketio   URL templates and framing [anypush]\n"
-       "  --port N            server port on 127.0.0.1 [8080]\n"
+       "  --port N[,N..]      server port(s) on 127.0.0.1 [8080]; several: one per node,\n"
+       "                      subscriber and publisher connection i use the (i mod n)th\n"
        "  --pid PID[,PID..]   server processes to read CPU and RSS from (/proc)\n"
        "  --transport poll|longpoll|sse|ws|mix   subscriber transport [sse]\n"
        "  --subs N            subscribers [10]      --channels K   channels [1]\n"
@@ -1128,7 +1145,14 @@ int main(int argc, char **argv) {
       O.srv = !strcmp(optarg, "nchan") ? SRV_NCHAN : !strcmp(optarg, "socketio") ? SRV_SIO : SRV_ANYPUSH;
       if (O.srv == SRV_ANYPUSH && strcmp(optarg, "anypush")) die("unknown server %s", optarg);
       break;
-    case 'p': O.port = atoi(optarg); break;
+    case 'p': {
+      char *tok, *save = NULL, *dup = strdup(optarg);
+      O.nports = 0;
+      for (tok = strtok_r(dup, ",", &save); tok && O.nports < 8; tok = strtok_r(NULL, ",", &save))
+        O.ports[O.nports++] = atoi(tok);
+      free(dup);
+      break;
+    }
     case 'P': {
       char *tok, *save = NULL, *dup = strdup(optarg);
       for (tok = strtok_r(dup, ",", &save); tok && O.npids < 8; tok = strtok_r(NULL, ",", &save))
@@ -1159,6 +1183,8 @@ int main(int argc, char **argv) {
     default: usage(); return 2;
     }
   }
+  if (!O.nports) O.ports[O.nports++] = O.port;
+  O.port = O.ports[0];
   if (O.subs < 1 || O.channels < 1 || O.count < 0 || O.pub_conns < 1 || O.size < 40 ||
       O.channels > O.subs || O.pub_conns > 64)
     die("bad numbers (subs>=1, 1<=channels<=subs, size>=40)");
@@ -1337,6 +1363,11 @@ int main(int argc, char **argv) {
   double srv_sched = (double)(b.sched_ns - a.sched_ns) / 1e9;
   double lg_cpu = b.self_cpu - a.self_cpu;
   double span = (double)(b.t - a.t) / 1e6;
+  char per_pid[8 * 24 + 4] = "[";
+  for (int i = 0; i < O.npids; i++)
+    snprintf(per_pid + strlen(per_pid), sizeof per_pid - strlen(per_pid), "%s%.4f", i ? "," : "",
+             (double)(b.pid_sched_ns[i] - a.pid_sched_ns[i]) / 1e9);
+  strcat(per_pid, "]");
   printf("{\"mode\":\"%s\",\"server\":\"%s\",\"transport\":\"%s\",\"subs\":%d,\"channels\":%d,"
          "\"count\":%d,\"rate\":%.1f,\"size\":%d,\"interval_ms\":%.0f,\"drop_every_ms\":%.0f,"
          "\"drop_frac\":%.2f,\"published\":%llu,\"pub_errors\":%llu,\"expected\":%llu,"
@@ -1349,7 +1380,8 @@ int main(int argc, char **argv) {
          "\"srv_sched_cpu_s\":%.4f,\"srv_sched_us_per_delivery\":%.3f,\"srv_cpu_pct\":%.1f,"
          "\"srv_rss_kb\":%lld,\"lg_cpu_s\":%.3f,\"lg_cpu_pct\":%.1f,\"wall_s\":%.2f,"
          "\"open_s\":%.2f,\"open_wait_p50_ms\":%.3f,\"open_wait_p99_ms\":%.3f,"
-         "\"open_wait_max_ms\":%.3f,\"open_slow\":%d,\"held_seen\":%ld,\"label\":\"%s\"}\n",
+         "\"open_wait_max_ms\":%.3f,\"open_slow\":%d,\"held_seen\":%ld,\"nodes\":%d,"
+         "\"srv_sched_cpu_s_per_pid\":%s,\"label\":\"%s\"}\n",
          O.drop_every_ms > 0 ? "reconnect" : "stream", srv_names[O.srv], tr_names[O.tr], O.subs,
          O.channels, O.count, O.rate, O.size, O.interval_ms, O.drop_every_ms, O.drop_frac,
          (unsigned long long)g_pub_sent, (unsigned long long)g_pub_err,
@@ -1363,7 +1395,8 @@ int main(int argc, char **argv) {
          (double)(g_rx + g_tx) / d, (double)g_reqs / d, (unsigned long long)g_pub_bytes, srv_cpu,
          srv_cpu * 1e6 / d, srv_sched, srv_sched * 1e6 / d, span > 0 ? srv_sched * 100 / span : 0,
          b.rss_kb, lg_cpu, span > 0 ? lg_cpu * 100 / span : 0, wall, open_s, lg_hist_pct(&HO, 50) / 1e3,
-         lg_hist_pct(&HO, 99) / 1e3, (double)HO.max / 1e3, g_open_slow, held_seen, O.label);
+         lg_hist_pct(&HO, 99) / 1e3, (double)HO.max / 1e3, g_open_slow, held_seen, O.nports,
+         per_pid, O.label);
   fprintf(stderr,
           "%-8s %-8s %5d subs %4d ch %6.0f/s x%-5d %5dB: %9.0f deliv/s  p50 %7.2f ms  p99 %8.2f ms  "
           "max %8.2f ms  lost %llu dup %llu ooo %llu  %6.1f B/deliv %.3f req/deliv  srv %.2f us/deliv "

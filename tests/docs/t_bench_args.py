@@ -41,7 +41,7 @@ def plan(*args):
 
 
 def main():
-    print("1..8")
+    print("1..10")
     out = TOP / "bench" / "out"
     r, runs, results, report = plan("--quick")
     diag = r.stdout + r.stderr
@@ -58,6 +58,16 @@ def main():
        report.split()[1:] == [results, "--docs"], "--docs: results and report go to docs/", diag)
     r, _, _, report = plan("--no-report")
     ok(report == "none", "--no-report: no report", r.stdout + r.stderr)
+    r, runs, results, report = plan("redis")
+    diag = r.stdout + r.stderr
+    ok(r.returncode == 0 and runs and all(" x1 " in l or " x2 " in l or " x3 " in l for l in runs)
+       and results == str(out / "results-redis.jsonl"),
+       "redis --dry-run plans 1, 2 and 3 nodes; results go to bench/out/", diag)
+    r, runs, results, report = plan("redis", "--docs")
+    diag = r.stdout + r.stderr
+    ok(results == str(TOP / "docs" / "bench" / "results-redis.jsonl") and report is not None and
+       report.split()[1:] == [str(TOP / "docs" / "bench" / "results-full.jsonl"), "--docs", "--keep-plots"],
+       "redis --docs: results in docs/bench/, the page rewritten from the full results beside them", diag)
 
     with tempfile.TemporaryDirectory(prefix="anypush-bench-") as tmp:
         t = Path(tmp)

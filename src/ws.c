@@ -467,6 +467,19 @@ int ws_release(struct lws *wsi)
 	}
 	if (dummy >= 0)
 		close(dummy);
+	/* the count per client IP goes back now, before the router can see
+	 * the next head: given back at the wsi's destroy, which may come
+	 * after, it would still be held then, and a client at its
+	 * --max-conns-per-ip would be refused its own next request. The
+	 * slots stay until the destroy. */
+	if (keep >= 0) {
+		void *mark = lws_get_opaque_user_data(wsi);
+
+		if (mark != NULL && mark != &counted) {
+			lws_set_opaque_user_data(wsi, &counted);
+			ipconns_give(mark);
+		}
+	}
 	return keep;
 }
 

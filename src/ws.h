@@ -64,7 +64,8 @@ void ws_unready(struct ws_loop *loop, struct ws_ready_link *link);
 struct ws_loop *ws_loop_of(struct lws *wsi);
 /* Take a served HTTP wsi's socket out of lws without ending the TCP
  * connection: a new descriptor for it, or -1 (then nothing changed).
- * The caller then closes the wsi, which closes only the old number. */
+ * Its count per client IP (ipconns.h) is given back at once. The caller
+ * then closes the wsi, which closes only the old number. */
 int ws_release(struct lws *wsi);
 /* The client's IP for the limits (abuse.h), from the peer and, when the
  * peer is a trusted proxy, X-Forwarded-For (a header longer than 1 KiB

@@ -23,7 +23,7 @@ import tempfile
 import time
 
 from gwlib import (BodyReader, Gateway, MuxClient, WSClient, check, expect_eq, info, metric_sum, metrics,
-                   open_stream, read_head, request, run, wait_until, _http_request_bytes)
+                   open_stream, read_head, request, run, wait_until, ws_frame, _http_request_bytes)
 
 RATE = 3
 
@@ -78,7 +78,9 @@ async def test_client_rate_http():
     with Gateway("--publish-rate-per-client", RATE) as gw:
         taken, r = until_refused(lambda i: None if pub_keep(gw, "c1", client="alice")[0] == 201 else r_last(gw),
                                  4 * RATE)
-        check(RATE <= taken <= RATE + 1, f"{taken} taken before the 429, want about {RATE}")
+        # at least the burst; more only if the machine was slow enough for
+        # a refill between two requests
+        check(taken >= RATE, f"{taken} taken before the 429, want at least {RATE}")
         retry = expect_429(r, "rate_limited", "--publish-rate-per-client", "alice past the rate")
         # other ids, and publishes naming none, are not alice's
         expect_eq(pub(gw, "c1", "bob")[0], 201, "bob")
@@ -95,10 +97,13 @@ async def test_client_rate_shared_by_ws_and_http():
     with Gateway("--publish-rate-per-client", RATE) as gw:
         m = MuxClient(gw, client="carol")
         await m.start()
-        acks = [await m.op({"op": "publish", "channel": "c2", "data": {"n": i}}) for i in range(RATE + 2)]
-        bad = [a for a in acks if a.get("type") == "error"]
-        ok = len(acks) - len(bad)
-        check(bad and RATE <= ok <= RATE + 1, f"acks {acks}")
+        acks = []
+        while not acks or acks[-1].get("type") != "error":
+            acks.append(await m.op({"op": "publish", "channel": "c2", "data": {"n": len(acks)}}))
+            check(len(acks) <= 10 * RATE, f"no /ws publish refused: {acks[-3:]}")
+        bad = [acks[-1]]
+        ok = len(acks) - 1
+        check(ok >= RATE, f"only {ok} /ws publishes taken")
         expect_eq(bad[0].get("code"), "rate_limited", f"the error frame {bad[0]}")
         check("--publish-rate-per-client" in bad[0].get("message", ""), f"names the option: {bad[0]}")
         # carol's HTTP publishes share the bucket; dave's /ws has its own
@@ -114,18 +119,19 @@ async def test_client_rate_shared_by_ws_and_http():
                   "carol a second later")
         # a single-channel WebSocket publishes what it sends: past the rate
         # it is dropped (that mode has no error frame)
-        before = info(gw, "c3")["last_id"]
+        limited0 = metric_sum(metrics(gw), "anypush_rate_limited_total")
         w = WSClient(gw, "c3", client="erin")
         await w.start()
-        sent = 4 * RATE
-        for i in range(sent):
-            await w.send_text(json.dumps({"n": i}))
-        await wait_until(lambda: metric_sum(metrics(gw), "anypush_rate_limited_total") >= len(bad) + sent - RATE - 1,
-                         10, 0.05, "the single-channel publishes handled")
-        stored = info(gw, "c3")["last_id"] - before
-        refused = metric_sum(metrics(gw), "anypush_rate_limited_total") - len(bad) - (0 if r[0] == 201 else 1)
-        expect_eq(stored + refused, sent, "every single-channel publish stored or refused, once")
-        check(RATE <= stored <= 2 * RATE, f"{stored} stored of {sent} sent at once")
+        sent = 10 * RATE
+        await w.send_raw(b"".join(ws_frame(0x1, json.dumps({"n": i}).encode())
+                                  for i in range(sent)))
+
+        def handled():
+            return info(gw, "c3")["last_id"] + metric_sum(metrics(gw), "anypush_rate_limited_total") - limited0
+        # every publish stored or refused, once
+        await wait_until(lambda: handled() == sent, 10, 0.05, f"{sent} single-channel publishes handled")
+        stored = info(gw, "c3")["last_id"]
+        check(RATE <= stored < sent, f"{stored} stored of {sent} sent in one write")
         for c in (m, d, w):
             await c.close()
 
@@ -152,7 +158,7 @@ async def test_client_rate_token_sub():
         other = {"Authorization": "Bearer " + mint({"sub": "grace", "channels": ["t*"], "publish": ["t*"]})}
         taken, r = until_refused(lambda i: None if pub_keep(gw, "t1", headers=tok)[0] == 201 else r_last(gw),
                                  4 * RATE)
-        check(RATE <= taken <= RATE + 1, f"{taken} taken with the token")
+        check(taken >= RATE, f"{taken} taken with the token")
         expect_429(r, "rate_limited", "--publish-rate-per-client", "frank (the token's sub) past the rate")
         expect_eq(pub(gw, "t1", headers=other)[0], 201, "grace's token")
 

@@ -1,9 +1,11 @@
-/* Token buckets per client IP, in a set-associative table: an IP hashes
- * to a set of WAYS slots, and a new IP takes the slot of the set's least
- * recently seen one. An evicted IP starts again with a full bucket, which
- * only lets a client that spreads over more IPs than the table holds
- * publish more: the table holds far more IPs than one client commands,
- * and memory stays SETS * WAYS slots whatever arrives. */
+/* Token buckets per client IP and per client id, in a set-associative
+ * table: a key ("i:" and an IP for its publishes, "n:" and an IP for its
+ * new channels, "c:" and a client id) hashes to a set of WAYS slots, and
+ * a new key takes the slot of the set's least recently seen one. An
+ * evicted key starts again with a full bucket, which only lets a client
+ * that spreads over more IPs or ids than the table holds publish more:
+ * the table holds far more keys than one client commands, and memory
+ * stays SETS * WAYS slots whatever arrives. */
 #include "abuse.h"
 
 #include "siphash.h"
@@ -20,9 +22,11 @@
 #define WAYS 4
 #define CIDRS_MAX 64
 #define XFF_MAX 1024 /* bytes of X-Forwarded-For read, from the right */
+/* a namespace of two bytes, then an IP or a client id (CLIENT_ID_MAX) */
+#define KEY_MAX (2 + 64 + 1)
 
 struct slot {
-	char ip[LIMITS_IP_MAX]; /* "" for a free slot */
+	char ip[KEY_MAX]; /* the key; "" for a free slot */
 	uint64_t seen_ms;
 	double tokens; /* publishes left; refills at the rate per second */
 };
@@ -37,7 +41,7 @@ atomic_ullong abuse_ips_evicted;
 
 static struct {
 	pthread_mutex_t lock;
-	unsigned long publish_rate;
+	struct limits_rates rates;
 	struct cidr trusted[CIDRS_MAX];
 	size_t ntrusted;
 	struct slot *slots; /* SETS * WAYS, made on the first use */
@@ -122,9 +126,9 @@ static bool keep_cidr(const struct cidr *c)
 	return true;
 }
 
-void limits_configure(unsigned long publish_rate, const char *trusted)
+void limits_configure(const struct limits_rates *rates, const char *trusted)
 {
-	lim.publish_rate = publish_rate;
+	lim.rates = *rates;
 	lim.ntrusted = 0;
 	(void)each_cidr(trusted, keep_cidr);
 }
@@ -252,16 +256,16 @@ static struct slot *slot_of(const char *ip, uint64_t now_ms, bool *fresh)
 	return victim;
 }
 
-bool limits_publish(const char *ip, uint64_t now_ms, unsigned *retry_s)
+/* Take one token from key's bucket of rate per second: true, or false
+ * with *retry_s. Under lim.lock. */
+static bool take(const char *key, unsigned long rate_per_s, uint64_t now_ms,
+		 unsigned *retry_s)
 {
-	double rate = (double)lim.publish_rate;
+	double rate = (double)rate_per_s;
 	struct slot *s;
 	bool fresh, ok;
 
-	if (lim.publish_rate == 0)
-		return true;
-	pthread_mutex_lock(&lim.lock);
-	s = slot_of(ip, now_ms, &fresh);
+	s = slot_of(key, now_ms, &fresh);
 	/* a burst of one second's worth, refilled continuously */
 	if (fresh)
 		s->tokens = rate;
@@ -279,6 +283,98 @@ bool limits_publish(const char *ip, uint64_t now_ms, unsigned *retry_s)
 		*retry_s = (unsigned)ceil((1.0 - s->tokens) / rate);
 	if (!ok && *retry_s == 0)
 		*retry_s = 1;
+	return ok;
+}
+
+/* Give back the token take just took (the other bucket refused), if the
+ * key still has its slot. Under lim.lock. */
+static void untake(const char *key, unsigned long rate_per_s, uint64_t now_ms)
+{
+	bool fresh;
+	struct slot *s = slot_of(key, now_ms, &fresh);
+
+	if (!fresh && (s->tokens += 1.0) > (double)rate_per_s)
+		s->tokens = (double)rate_per_s;
+	if (fresh)
+		s->tokens = (double)rate_per_s;
+}
+
+static void make_key(char key[KEY_MAX], char ns, const char *id)
+{
+	key[0] = ns;
+	key[1] = ':';
+	strncpy(key + 2, id, KEY_MAX - 3);
+	key[KEY_MAX - 1] = '\0';
+}
+
+enum limits_verdict limits_publish_from(const char *ip, const char *client,
+					uint64_t now_ms, unsigned *retry_s)
+{
+	unsigned long ip_rate = lim.rates.publish_per_ip,
+		      client_rate = lim.rates.publish_per_client;
+	enum limits_verdict v = LIMITS_OK;
+	char ikey[KEY_MAX], ckey[KEY_MAX];
+
+	if (client == NULL || client[0] == '\0')
+		client_rate = 0;
+	if (ip_rate == 0 && client_rate == 0)
+		return LIMITS_OK;
+	make_key(ikey, 'i', ip);
+	if (client_rate)
+		make_key(ckey, 'c', client);
+	pthread_mutex_lock(&lim.lock);
+	if (ip_rate && !take(ikey, ip_rate, now_ms, retry_s)) {
+		v = LIMITS_IP;
+	} else if (client_rate && !take(ckey, client_rate, now_ms, retry_s)) {
+		v = LIMITS_CLIENT;
+		/* a refused publish spends nothing */
+		if (ip_rate)
+			untake(ikey, ip_rate, now_ms);
+	}
+	pthread_mutex_unlock(&lim.lock);
+	return v;
+}
+
+bool limits_publish(const char *ip, uint64_t now_ms, unsigned *retry_s)
+{
+	return limits_publish_from(ip, NULL, now_ms, retry_s) == LIMITS_OK;
+}
+
+bool limits_new_channels_on(void)
+{
+	return lim.rates.new_channels_per_ip > 0;
+}
+
+void limits_new_channels_refund(const char *ip, size_t count,
+				uint64_t now_ms)
+{
+	char key[KEY_MAX];
+
+	if (lim.rates.new_channels_per_ip == 0 || count == 0)
+		return;
+	make_key(key, 'n', ip);
+	pthread_mutex_lock(&lim.lock);
+	while (count--)
+		untake(key, lim.rates.new_channels_per_ip, now_ms);
+	pthread_mutex_unlock(&lim.lock);
+}
+
+bool limits_new_channels(const char *ip, size_t count, uint64_t now_ms,
+			 unsigned *retry_s)
+{
+	char key[KEY_MAX];
+	bool ok;
+
+	if (lim.rates.new_channels_per_ip == 0 || count == 0)
+		return true;
+	make_key(key, 'n', ip);
+	pthread_mutex_lock(&lim.lock);
+	ok = take(key, lim.rates.new_channels_per_ip, now_ms, retry_s);
+	/* the rest on credit: a subscribe may name more new channels than
+	 * the bucket holds, and would otherwise never be served */
+	if (ok)
+		slot_of(key, now_ms, &(bool){ false })->tokens -=
+			(double)(count - 1);
 	pthread_mutex_unlock(&lim.lock);
 	return ok;
 }

@@ -199,6 +199,18 @@ static struct channel *channel_find(struct bus *bus, const char *name,
 	return ch && !ch->tomb ? ch : NULL;
 }
 
+size_t bus_channels_missing(struct bus *bus, const struct channel_list *chs)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = 0; i < chs->count; i++)
+		if (channel_find(bus, chs->name[i], chs->len[i]) == NULL)
+			n++;
+	pthread_mutex_unlock(&bus->lock);
+	return n;
+}
+
 /* The channel, created if missing; NULL when over the channel limit. A
  * tomb of that name comes back to life with its epoch and last id, so
  * the cursors handed out before it was reclaimed stay exact. */

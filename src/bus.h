@@ -137,6 +137,11 @@ void bus_shutdown(struct bus *bus);
  * own. */
 bool bus_shutting_down(struct bus *bus);
 
+/* How many of the channels do not exist now, that a publish or subscribe
+ * to them would create (--new-channels-per-ip). A look, not a promise:
+ * another thread may create or reclaim one right after. */
+size_t bus_channels_missing(struct bus *bus, const struct channel_list *chs);
+
 /* Publishing */
 /* Seal and append m to the channel, creating it, and wake its parked
  * subscribers. Takes over the caller's reference. *at is where the

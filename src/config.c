@@ -11,6 +11,7 @@
 
 #include "config_doc.h"
 #include "abuse.h"
+#include "ipconns.h"
 #include "log.h"
 #include "redis_url.h"
 #include "origin.h"
@@ -80,6 +81,17 @@ static const struct option_def options[] = {
 	NUM(publish_rate_per_ip, "0", 0, 1000000,
 	    "publishes per second per client IP, HTTP and /ws, in bursts of "
 	    "as many; more get 429 rate_limited (0: no limit)"),
+	NUM(publish_rate_per_client, "0", 0, 1000000,
+	    "publishes per second per client id (X-Client-Id, a token's sub, "
+	    "a /ws connection's client), in bursts of as many; more get 429 "
+	    "rate_limited (0: no limit)"),
+	NUM(new_channels_per_ip, "0", 0, 1000000,
+	    "channels a client IP may create per second by publishing or "
+	    "subscribing, in bursts of as many; more get 429 "
+	    "channel_rate_limited (0: no limit)"),
+	NUM(max_conns_per_ip, "0", 0, 100000000,
+	    "open connections per client IP; one more gets 429 "
+	    "too_many_connections (0: no limit)"),
 	NUM(max_subscriptions, "256", 1, 256, /* docs/protocol.md: 256 */
 	    "channels one /ws connection may subscribe to; one more gets "
 	    "the error frame too_many_channels"),
@@ -590,8 +602,12 @@ enum config_result config_parse(struct config *cfg, int argc, char **argv,
 	if (r == CONFIG_RUN) {
 		transport_enable_only(cfg->transports);
 		origin_configure(cfg->allow_origin);
-		limits_configure(cfg->publish_rate_per_ip,
+		limits_configure(&(struct limits_rates){
+					 cfg->publish_rate_per_ip,
+					 cfg->publish_rate_per_client,
+					 cfg->new_channels_per_ip },
 				 cfg->trusted_proxies);
+		ipconns_configure(cfg->max_conns_per_ip);
 	}
 	return r;
 }

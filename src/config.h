@@ -27,6 +27,9 @@ struct config {
 	const char *transports;
 	const char *allow_origin; /* origin.h */
 	unsigned long publish_rate_per_ip; /* abuse.h; 0: none */
+	unsigned long publish_rate_per_client; /* abuse.h; 0: none */
+	unsigned long new_channels_per_ip;     /* abuse.h; 0: none */
+	unsigned long max_conns_per_ip;        /* ipconns.h; 0: none */
 	const char *trusted_proxies;
 	unsigned long max_subscriptions; /* per /ws connection */
 	unsigned long history_size;

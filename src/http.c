@@ -14,6 +14,7 @@
 #include "http_reply.h"
 #include "http_route.h"
 #include "info.h"
+#include "ipconns.h"
 #include "log.h"
 #include "metrics.h"
 #include "publish.h"
@@ -58,6 +59,15 @@ const char *http_arg(struct http_request *req, const char *name)
 const char *http_header(struct http_request *req, const char *name)
 {
 	return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+void http_client_ip(struct http_request *req, char ip[LIMITS_IP_MAX])
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+	limits_client_ip(ci ? ci->client_addr : NULL,
+			 http_header(req, "X-Forwarded-For"), ip);
 }
 
 /* The socket under conn, -1 if MHD does not say. */
@@ -386,21 +396,35 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* The router took a --max-connections slot for every connection it hands
  * over; give it back when MHD closes one. Its pokes (http_poke) are Unix
- * sockets and were never counted. STARTED and CLOSED come in pairs. */
+ * sockets and were never counted. STARTED and CLOSED come in pairs. With
+ * --max-conns-per-ip the router also parked the connection's count per
+ * client IP under its socket (ipconns_park): it becomes the socket
+ * context instead of the marker, and is given back with the slot. */
 static void on_connection(void *cls, struct MHD_Connection *conn,
 			  void **socket_context,
 			  enum MHD_ConnectionNotificationCode code)
 {
 	struct server *srv = cls;
 	const union MHD_ConnectionInfo *ci;
+	void *mark = *socket_context;
 
 	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		struct ipconn *ipc = NULL;
+
 		ci = MHD_get_connection_info(
 			conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		if (ci && ci->client_addr->sa_family != AF_UNIX)
-			*socket_context = &counted;
-	} else if (*socket_context == &counted) {
+		if (ci == NULL || ci->client_addr->sa_family == AF_UNIX)
+			return;
+		if (ipconns_on()) {
+			ci = MHD_get_connection_info(
+				conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+			ipc = ci ? ipconns_claim(ci->connect_fd) : NULL;
+		}
+		*socket_context = ipc ? (void *)ipc : &counted;
+	} else if (mark != NULL) {
 		*socket_context = NULL;
+		if (mark != &counted)
+			ipconns_give(mark);
 		capacity_give_connection(srv->cap);
 	}
 }

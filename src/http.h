@@ -3,6 +3,7 @@
 #ifndef ANYPUSH_HTTP_H
 #define ANYPUSH_HTTP_H
 
+#include "abuse.h"
 #include "cursor.h"
 #include "validate.h"
 
@@ -69,5 +70,8 @@ void http_poke(struct MHD_Daemon *d, unsigned workers);
 /* Value of a query argument or header, NULL if absent. */
 const char *http_arg(struct http_request *req, const char *name);
 const char *http_header(struct http_request *req, const char *name);
+/* The client's IP for the limits (abuse.h): the peer's, or the one a
+ * trusted proxy's X-Forwarded-For names. */
+void http_client_ip(struct http_request *req, char ip[LIMITS_IP_MAX]);
 
 #endif

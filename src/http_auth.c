@@ -2,6 +2,8 @@
  * one line each. */
 #include "http_auth.h"
 
+#include <string.h>
+
 #include "auth.h"
 #include "http.h"
 #include "http_reply.h"
@@ -47,17 +49,20 @@ out:
 }
 
 int http_auth_publish(struct http_request *req, const char *channel,
-		      const char *from)
+		      const char *from, char sub[AUTH_SUB_MAX + 1])
 {
 	struct auth_grant g;
 	struct auth_error err;
 	int r = -1;
 
+	sub[0] = '\0';
 	if (auth_open())
 		return -1;
 	if (grant_of(req, &g, &err) < 0 ||
 	    auth_publish_check(&g, channel, from, &err) < 0)
 		r = reply(req, &err);
+	else
+		memcpy(sub, g.sub, sizeof g.sub);
 	auth_grant_free(&g);
 	return r;
 }

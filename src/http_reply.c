@@ -2,6 +2,8 @@
  * (a fallback on transport_disabled, a retry on over_capacity). */
 #include "http_reply.h"
 
+#include "abuse.h"
+
 #include "fmt.h"
 #include "metrics.h"
 #include "origin.h"
@@ -116,23 +118,40 @@ int http_reply_over_capacity(struct MHD_Connection *conn, const char *message)
 	return http_reply_queue(conn, 503, resp);
 }
 
-int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
-			    const char *message)
+/* 429 code with Retry-After, counted in counter too. */
+static int too_many(struct MHD_Connection *conn, const char *code,
+		    atomic_ullong *counter, unsigned retry_s,
+		    const char *message)
 {
 	char body[512], retry[16];
 	size_t n = fmt_at(body, sizeof body, 0,
-			  "{\"error\":{\"code\":\"rate_limited\","
+			  "{\"error\":{\"code\":\"%s\","
 			  "\"message\":\"%s\"}}",
-			  message);
+			  code, message);
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
 		n, body, MHD_RESPMEM_MUST_COPY);
 
 	metrics_add(&metrics.http_errors, 1);
-	metrics_add(&metrics.rate_limited, 1);
+	metrics_add(counter, 1);
 	if (resp == NULL)
 		return MHD_NO;
 	snprintf(retry, sizeof retry, "%u", retry_s);
 	MHD_add_response_header(resp, "Content-Type", "application/json");
 	MHD_add_response_header(resp, "Retry-After", retry);
 	return http_reply_queue(conn, 429, resp);
+}
+
+int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
+			    const char *message)
+{
+	return too_many(conn, "rate_limited", &metrics.rate_limited, retry_s,
+			message);
+}
+
+int http_reply_channel_rate_limited(struct MHD_Connection *conn,
+				    unsigned retry_s)
+{
+	return too_many(conn, "channel_rate_limited",
+			&metrics.channel_rate_limited, retry_s,
+			LIMITS_CHANNELS_TEXT);
 }

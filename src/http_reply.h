@@ -25,6 +25,10 @@ int http_reply_over_capacity(struct MHD_Connection *conn, const char *message);
 /* 429 {"error":{"code":"rate_limited",...}} with Retry-After: retry_s. */
 int http_reply_rate_limited(struct MHD_Connection *conn, unsigned retry_s,
 			    const char *message);
+/* 429 {"error":{"code":"channel_rate_limited",...}} with Retry-After:
+ * the request would create channels past --new-channels-per-ip. */
+int http_reply_channel_rate_limited(struct MHD_Connection *conn,
+				    unsigned retry_s);
 /* A JSON body (copied) with that status. MHD_NO, which closes the
  * connection, when MHD cannot make the response. */
 int http_reply_json(struct MHD_Connection *conn, unsigned status,

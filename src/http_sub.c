@@ -33,6 +33,20 @@ int http_sub_open(struct http_sub *hs, struct http_request *req,
 	ci = MHD_get_connection_info(req->conn,
 				     MHD_CONNECTION_INFO_CONNECTION_FD);
 	hs->fd = ci ? ci->connect_fd : -1;
+	/* --new-channels-per-ip: a subscribe (a poll too) creates the
+	 * channels it names that do not exist */
+	if (limits_new_channels_on()) {
+		char ip[LIMITS_IP_MAX];
+		unsigned retry = 1;
+
+		http_client_ip(req, ip);
+		if (!limits_new_channels(ip,
+					 bus_channels_missing(req->srv->bus,
+							      &req->channels),
+					 bus_now_ms(), &retry))
+			return http_reply_channel_rate_limited(req->conn,
+							       retry);
+	}
 	hs->cursor = xcalloc(req->channels.count, sizeof *hs->cursor);
 	err = bus_attach(req->srv->bus, &hs->sub, &req->channels,
 			 req->has_since ? req->since : NULL, hs->cursor);

@@ -5,6 +5,7 @@
 
 #include "bus.h"
 #include "capacity.h"
+#include "ipconns.h"
 #include "message.h"
 #include "xalloc.h"
 
@@ -113,8 +114,15 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 		"(--allow-origin).",
 		&metrics.origin_refused);
 	counter(&t, "rate_limited_total",
-		"Publishes refused for --publish-rate-per-ip.",
+		"Publishes refused for --publish-rate-per-ip or "
+		"--publish-rate-per-client.",
 		&metrics.rate_limited);
+	counter(&t, "channel_rate_limited_total",
+		"Publishes and subscribes refused for --new-channels-per-ip.",
+		&metrics.channel_rate_limited);
+	counter(&t, "conns_refused_per_ip_total",
+		"Connections refused for --max-conns-per-ip.",
+		&ipconns_refused);
 	counter(&t, "subscriptions_refused_total",
 		"/ws subscribes refused for --max-subscriptions "
 		"(too_many_channels).",
@@ -157,10 +165,14 @@ char *metrics_render(struct bus *bus, const struct capacity *cap,
 	    "# TYPE anypush_connections gauge\n"
 	    "anypush_connections %zu\n"
 	    "# TYPE anypush_streams gauge\n"
-	    "anypush_streams %zu\n",
+	    "anypush_streams %zu\n"
+	    "# TYPE anypush_ip_connections gauge\n"
+	    "anypush_ip_connections %zu\n"
+	    "# TYPE anypush_ip_connections_ips gauge\n"
+	    "anypush_ip_connections_ips %zu\n",
 	    st.channels, st.retained, st.retained_bytes, message_alive(),
 	    st.pollers, st.idem_keys, capacity_connections(cap),
-	    capacity_streams(cap));
+	    capacity_streams(cap), ipconns_held(), ipconns_ips());
 	put(&t, "# HELP anypush_ws_loop_connections WebSocket connections "
 		"and SSE streams "
 		"each loop (--threads) holds now.\n"

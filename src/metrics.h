@@ -33,6 +33,7 @@ struct metrics {
 	atomic_ullong http_errors;     /* JSON error replies */
 	atomic_ullong origin_refused;  /* 403 origin_not_allowed */
 	atomic_ullong rate_limited;    /* 429 rate_limited publishes */
+	atomic_ullong channel_rate_limited; /* 429 channel_rate_limited */
 	atomic_ullong subscriptions_refused; /* past --max-subscriptions */
 	atomic_ullong idempotent_replays; /* keyed publishes answered again */
 };

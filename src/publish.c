@@ -272,16 +272,47 @@ static int check_request(struct http_request *req, const char *channel,
 	return -1;
 }
 
-/* The client's per-IP publish bucket (abuse.h). */
-static bool rate_ok(struct http_request *req, unsigned *retry_s)
+/* The client's publish buckets (abuse.h): its IP's, and its client id's
+ * (X-Client-Id, else the token's sub; none: the IP's alone); and, when
+ * the publish would create the channel, its IP's new channels (with
+ * --redis a publish goes to Redis and creates no channel here). -1 or
+ * the refusal queued; a refused publish spends nothing. */
+static int rate_check(struct http_request *req, const char *channel,
+		      const char *client)
 {
-	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-		req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct channel_list one = { .count = 1,
+				    .name = { channel },
+				    .len = { strlen(channel) } };
 	char ip[LIMITS_IP_MAX];
+	unsigned retry = 1;
+	size_t fresh = 0;
+	uint64_t now = bus_now_ms();
+	enum limits_verdict v;
 
-	limits_client_ip(ci ? ci->client_addr : NULL,
-			 http_header(req, "X-Forwarded-For"), ip);
-	return limits_publish(ip, bus_now_ms(), retry_s);
+	http_client_ip(req, ip);
+	if (limits_new_channels_on() && req->srv->redis == NULL)
+		fresh = bus_channels_missing(req->srv->bus, &one);
+	if (!limits_new_channels(ip, fresh, now, &retry))
+		return http_reply_channel_rate_limited(req->conn, retry);
+	v = limits_publish_from(ip, client, now, &retry);
+	if (v != LIMITS_OK)
+		limits_new_channels_refund(ip, fresh, now);
+	switch (v) {
+	case LIMITS_OK:
+		break;
+	case LIMITS_IP:
+		return http_reply_rate_limited(
+			req->conn, retry,
+			"too many publishes from this address "
+			"(--publish-rate-per-ip); retry after Retry-After");
+	case LIMITS_CLIENT:
+		return http_reply_rate_limited(
+			req->conn, retry,
+			"too many publishes from this client id "
+			"(--publish-rate-per-client); retry after "
+			"Retry-After");
+	}
+	return -1;
 }
 
 int publish_serve(struct http_request *req, const char *channel)
@@ -294,19 +325,17 @@ int publish_serve(struct http_request *req, const char *channel)
 	char body[CHANNEL_NAME_MAX + 64 + EPOCH_TEXT_MAX], epoch[EPOCH_TEXT_MAX];
 	int r = check_request(req, channel, event, from, key);
 	bool replayed = false;
-	unsigned retry = 1;
+	char sub[AUTH_SUB_MAX + 1];
 	size_t n;
 
 	if (r != -1)
 		return r;
-	r = http_auth_publish(req, channel, from);
+	r = http_auth_publish(req, channel, from, sub);
 	if (r != -1)
 		return r;
-	if (!rate_ok(req, &retry))
-		return http_reply_rate_limited(
-			req->conn, retry,
-			"too many publishes from this address "
-			"(--publish-rate-per-ip); retry after Retry-After");
+	r = rate_check(req, channel, from ? from : sub);
+	if (r != -1)
+		return r;
 	r = read_payload(req, &data);
 	if (data.json == NULL)
 		return r;

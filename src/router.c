@@ -17,11 +17,13 @@
  * head plus a bounded amount per connection. */
 #include "router.h"
 
+#include "abuse.h"
 #include "auth.h"
 #include "bus.h"
 #include "capacity.h"
 #include "fmt.h"
 #include "http.h"
+#include "ipconns.h"
 #include "log.h"
 #include "metrics.h"
 #include "origin.h"
@@ -120,10 +122,11 @@ static void unlink_pending(struct router *r, struct pending *p)
 
 /* Answer with a short JSON error, then close. The socket is fresh, so
  * the send cannot block; reading what the client sent first avoids a
- * reset that would discard our answer. A 503 says when to retry. */
+ * reset that would discard our answer. A 503 or 429 says when to retry. */
 static void refuse(struct router *r, struct pending *p, const char *status,
 		   const char *code, const char *message)
 {
+	bool retry = status[0] == '5' || strncmp(status, "429", 3) == 0;
 	char body[256], buf[600];
 	size_t len = fmt_at(body, sizeof body, 0,
 			    "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
@@ -131,7 +134,7 @@ static void refuse(struct router *r, struct pending *p, const char *status,
 	size_t n = fmt_at(buf, sizeof buf, 0,
 			  "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
 			  "%sConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-			  status, status[0] == '5' ? "Retry-After: 1\r\n" : "",
+			  status, retry ? "Retry-After: 1\r\n" : "",
 			  len, body);
 
 	unlink_pending(r, p);
@@ -176,10 +179,45 @@ static bool within_capacity(struct router *r, struct pending *p, bool to_ws)
 	return false;
 }
 
+/* With --max-conns-per-ip: the connection's count per client IP, the
+ * client being the one X-Forwarded-For names when the peer is a trusted
+ * proxy (so behind nginx each real client has its own count). *ipc is
+ * NULL when nothing is counted; false: refused (429 sent). */
+static bool within_ip_limit(struct router *r, struct pending *p, size_t n,
+			    struct ipconn **ipc)
+{
+	char ip[LIMITS_IP_MAX], xff[1024];
+	size_t vlen = 0;
+	const char *v;
+
+	*ipc = NULL;
+	if (!ipconns_on())
+		return true;
+	v = router_head_header(r->head, n, "X-Forwarded-For:", &vlen);
+	if (v) {
+		/* the rightmost hops are the ones that count */
+		if (vlen >= sizeof xff) {
+			v += vlen - (sizeof xff - 1);
+			vlen = sizeof xff - 1;
+		}
+		memcpy(xff, v, vlen);
+		xff[vlen] = '\0';
+	}
+	limits_client_ip((struct sockaddr *)&p->sa, v ? xff : NULL, ip);
+	*ipc = ipconns_take(ip);
+	if (*ipc)
+		return true;
+	log_debug("refused a connection from %s: --max-conns-per-ip", ip);
+	refuse(r, p, "429 Too Many Requests", "too_many_connections",
+	       "this address holds as many connections as it may "
+	       "(--max-conns-per-ip); close one and retry");
+	return false;
+}
+
 /* A long poll for lws: read exactly its head off the socket, so that
  * lws cannot read past it (ws_adopt_head); false: leave it to MHD. */
 static bool hand_off_longpoll(struct router *r, struct pending *p,
-			      size_t head_len)
+			      size_t head_len, struct ipconn *ipc)
 {
 	char *head;
 
@@ -191,24 +229,32 @@ static bool hand_off_longpoll(struct router *r, struct pending *p,
 		free(head);
 		capacity_give_stream(r->srv->cap);
 		capacity_give_connection(r->srv->cap);
+		ipconns_give(ipc);
 		drop(r, p);
 		return true;
 	}
 	unlink_pending(r, p);
 	metrics_add(&metrics.routed_ws, 1);
-	ws_adopt_head(r->srv->ws, p->fd, head, head_len);
+	ws_adopt_head(r->srv->ws, p->fd, head, head_len, ipc);
 	free(p);
 	return true;
 }
 
+/* n: the bytes of the head in r->head. The connection is counted here,
+ * once (capacity, per IP); the library that gets it gives back. */
 static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
-		     size_t longpoll_len)
+		     size_t n, size_t longpoll_len)
 {
 	bool to_ws = v == HEAD_WS;
+	struct ipconn *ipc;
 
-	if (!within_capacity(r, p, to_ws))
+	if (!within_ip_limit(r, p, n, &ipc))
 		return;
-	if (longpoll_len && hand_off_longpoll(r, p, longpoll_len))
+	if (!within_capacity(r, p, to_ws)) {
+		ipconns_give(ipc);
+		return;
+	}
+	if (longpoll_len && hand_off_longpoll(r, p, longpoll_len, ipc))
 		return;
 	/* An event stream goes to lws only with a stream slot; past
 	 * --max-streams libmicrohttpd answers its 503, with the CORS
@@ -218,14 +264,20 @@ static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
 	unlink_pending(r, p);
 	if (to_ws) {
 		metrics_add(&metrics.routed_ws, 1);
-		ws_adopt(r->srv->ws, p->fd);
+		ws_adopt(r->srv->ws, p->fd, ipc);
 	} else {
 		metrics_add(&metrics.routed_http, 1);
+		/* MHD claims it on its own thread (http.c's on_connection) */
+		if (ipc)
+			ipconns_park(p->fd, ipc);
 		/* MHD owns the fd from here, and closes it on failure */
 		if (MHD_add_connection(r->srv->mhd, p->fd,
 				       (struct sockaddr *)&p->sa,
-				       p->salen) != MHD_YES)
+				       p->salen) != MHD_YES) {
 			capacity_give_connection(r->srv->cap);
+			if (ipc)
+				ipconns_give(ipconns_claim(p->fd));
+		}
 	}
 	free(p);
 }
@@ -269,12 +321,12 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 			       "gateway (--allow-origin)");
 			return;
 		}
-		hand_off(r, p, v, 0);
+		hand_off(r, p, v, (size_t)n, 0);
 		return;
 	case HEAD_HTTP:
 		/* a long poll goes to lws only in open mode: tokens are
 		 * checked for long polls by http.c alone */
-		hand_off(r, p, v,
+		hand_off(r, p, v, (size_t)n,
 			 transport_enabled(&transport_longpoll) && auth_open() ?
 				 router_head_longpoll(r->head, (size_t)n) :
 				 0);

@@ -135,6 +135,15 @@ static const char *header_value(const char *head, size_t len, const char *name,
 	return NULL;
 }
 
+const char *router_head_header(const char *buf, size_t len, const char *name,
+			       size_t *vlen)
+{
+	const char *end = find_end(buf, len);
+
+	return end ? header_value(buf, (size_t)(end - buf), name, vlen) :
+		     NULL;
+}
+
 /* An upgrade lws will complete: Upgrade: websocket, a 16-byte base64
  * key and version 13 (lws 4.1.6 answers 101 even without a key). */
 static bool websocket_handshake_ok(const char *head, size_t len)

@@ -41,6 +41,12 @@ enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
  * it, a Host, keep-alive, no body, no upgrade, no Last-Event-ID, and
  * nothing after the head; else 0. */
 size_t router_head_longpoll(const char *buf, size_t len);
+/* The value of the first header named name (with its colon, as
+ * "X-Forwarded-For:") in the complete head among the len bytes, blanks
+ * trimmed, its length in *vlen; NULL when absent or the head has not
+ * ended. */
+const char *router_head_header(const char *buf, size_t len, const char *name,
+			       size_t *vlen);
 /* Feed the len bytes that follow those already fed. True once
  * router_head_classify on every byte fed so far (and any later ones)
  * would say more than HEAD_INCOMPLETE: the head has ended, is malformed,

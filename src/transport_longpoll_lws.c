@@ -59,6 +59,7 @@ struct lp_poll {
 	struct ws_ready_link link;
 	struct ws_loop *loop;
 	struct lws *wsi;
+	unsigned retry_after; /* seconds, for a 429 reply_error; 0: none */
 	char *path; /* the channel list */
 	size_t nch;
 	struct cursor *cursor; /* as the client will have it */
@@ -161,13 +162,15 @@ static int write_reply(struct lp_poll *lp, unsigned status,
 		     "Vary: Origin\r\n"
 		     "Access-Control-Expose-Headers: X-Client-Id, "
 		     "Idempotent-Replayed\r\n"
-		     "Cache-Control: no-cache\r\n%s"
+		     "Cache-Control: no-cache\r\n%s%s%.0u%s"
 		     "Content-Length: %zu\r\n\r\n",
 		     status, status_text, date,
 		     status == 200 ? "X-Client-Id: " : "",
 		     status == 200 ? lp->sub.client : "",
 		     status == 200 ? "\r\n" : "",
-		     close ? "Connection: close\r\n" : "", len);
+		     close ? "Connection: close\r\n" : "",
+		     lp->retry_after ? "Retry-After: " : "", lp->retry_after,
+		     lp->retry_after ? "\r\n" : "", len);
 	memcpy(buf + LWS_PRE + n, body, len);
 	r = lws_write(lp->wsi, buf + LWS_PRE, (size_t)n + len, LWS_WRITE_HTTP) <
 			    (int)((size_t)n + len) ?
@@ -389,6 +392,7 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 	struct channel_list chs;
 	struct server *srv;
 	enum bus_error err;
+	char ip[LIMITS_IP_MAX] = "";
 	long t;
 
 	if (lp->opened)
@@ -405,6 +409,9 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 	srv = ws_server(lp->loop);
 	cost_request(TRANSPORT_LONGPOLL);
 	t = parse_request(lp, since, &has_since, &presence);
+	/* X-Forwarded-For is in the table detached below */
+	if (limits_new_channels_on())
+		ws_client_ip(wsi, ip);
 	/* the head is read: its 8 KiB table is not needed again */
 	lws_http_headers_detach(wsi);
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -416,6 +423,16 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 	}
 	metrics_add(&metrics.subscriptions[TRANSPORT_LONGPOLL], 1);
 	(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
+	/* --new-channels-per-ip: the channels it names that do not exist
+	 * are created */
+	if (limits_new_channels_on() &&
+	    !limits_new_channels(ip, bus_channels_missing(srv->bus, &chs),
+				 bus_now_ms(), &lp->retry_after)) {
+		metrics_add(&metrics.channel_rate_limited, 1);
+		return reply_error(lp, 429, "Too Many Requests",
+				   "channel_rate_limited",
+				   LIMITS_CHANNELS_TEXT);
+	}
 	lp->cursor = xcalloc(lp->nch, sizeof *lp->cursor);
 	lp->sub.deadline_ms = bus_now_ms() + (uint64_t)t * 1000;
 	/* presence is the pollers' (bus_poll_seen), not the taps' */

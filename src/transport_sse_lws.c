@@ -68,6 +68,7 @@ struct sse_stream {
 	struct ws_ready_link link;
 	struct ws_loop *loop;
 	struct lws *wsi;
+	unsigned retry_after; /* seconds, for a 429 reply_error; 0: none */
 	char *path; /* the channel list */
 	size_t nch;
 	struct cursor *cursor;   /* as the client has it, one per channel */
@@ -441,14 +442,17 @@ static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 	unsigned char buf[LWS_PRE + HEAD_MAX + 512];
 	unsigned char *start = buf + LWS_PRE, *p = start,
 		      *end = buf + sizeof buf - 512;
-	char body[512], len[24];
+	char body[512], len[24], retry[16];
 	int n = snprintf(body, sizeof body,
 			 "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
 			 code, message);
 
 	metrics_add(&metrics.http_errors, 1);
 	snprintf(len, sizeof len, "%d", n);
+	snprintf(retry, sizeof retry, "%u", st->retry_after);
 	if (start_head(st, status, start, &p, end) ||
+	    (st->retry_after &&
+	     add_header(st->wsi, "Retry-After:", retry, &p, end)) ||
 	    add_header(st->wsi, "Content-Type:", "application/json", &p, end) ||
 	    add_header(st->wsi, "Connection:", "close", &p, end) ||
 	    add_header(st->wsi, "Content-Length:", len, &p, end) ||
@@ -593,6 +597,20 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 	(void)channel_list_parse(st->path, strlen(st->path), &chs);
 	if (authorize(st, &chs, &aerr) < 0)
 		return reply_error(st, aerr.status, aerr.code, aerr.message);
+	/* --new-channels-per-ip: the channels it names that do not exist
+	 * are created */
+	if (limits_new_channels_on()) {
+		char ip[LIMITS_IP_MAX];
+
+		ws_client_ip(wsi, ip);
+		if (!limits_new_channels(ip,
+					 bus_channels_missing(srv->bus, &chs),
+					 bus_now_ms(), &st->retry_after)) {
+			metrics_add(&metrics.channel_rate_limited, 1);
+			return reply_error(st, 429, "channel_rate_limited",
+					   LIMITS_CHANNELS_TEXT);
+		}
+	}
 	metrics_add(&metrics.subscriptions[TRANSPORT_SSE], 1);
 	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
 	st->sub.period_ms = hb;

@@ -559,31 +559,57 @@ static int authorize(struct ws_session *s, const struct channel_list *chs)
 	return 0;
 }
 
-/* The client IP for the per-IP limits (abuse.h), read once. A header
- * longer than the buffer is not believed: the peer's address counts. */
-static void read_client_ip(struct ws_session *s, struct lws *wsi)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	char xff[1024];
-	int fd = lws_get_socket_fd(wsi);
-	bool peer = fd >= 0 &&
-		    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
-	int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
 
-	limits_client_ip(peer ? (struct sockaddr *)&ss : NULL,
-			 n > 0 ? xff : NULL, s->ip);
-}
+#define WS_CHANNELS_TEXT                                                    \
+	"this address creates channels faster than it may "                 \
+	"(--new-channels-per-ip); retry later"
 
-/* Take a publish from the client IP's bucket; false when it is empty. */
-static bool publish_allowed(struct ws_session *s)
+/* --new-channels-per-ip: take a token for each of the channels that do
+ * not exist (a publish or subscribe creates them); false when refused.
+ * With --redis a publish goes to Redis and creates no channel here: the
+ * caller says so with none. */
+static bool channels_allowed(struct ws_session *s,
+			     const struct channel_list *chs, size_t *fresh)
 {
 	unsigned retry;
 
-	if (limits_publish(s->ip, bus_now_ms(), &retry))
+	*fresh = 0;
+	if (chs == NULL || !limits_new_channels_on())
 		return true;
-	metrics_add(&metrics.rate_limited, 1);
+	*fresh = bus_channels_missing(srv_of(s)->bus, chs);
+	if (limits_new_channels(s->ip, *fresh, bus_now_ms(), &retry))
+		return true;
+	metrics_add(&metrics.channel_rate_limited, 1);
 	return false;
+}
+
+/* Take a publish to channel from the client IP's buckets and the client
+ * id's; NULL when all gave one, else the error frame's code in *code and
+ * message as the result. A refused publish spends nothing. */
+static const char *publish_refusal(struct ws_session *s, const char *channel,
+				   const char **code)
+{
+	struct channel_list one = { .count = 1,
+				    .name = { channel },
+				    .len = { strlen(channel) } };
+	unsigned retry;
+	size_t fresh;
+	enum limits_verdict v;
+
+	*code = "channel_rate_limited";
+	if (!channels_allowed(s, srv_of(s)->redis ? NULL : &one, &fresh))
+		return WS_CHANNELS_TEXT;
+	v = limits_publish_from(s->ip, s->sub.client, bus_now_ms(), &retry);
+	if (v == LIMITS_OK)
+		return NULL;
+	limits_new_channels_refund(s->ip, fresh, bus_now_ms());
+	metrics_add(&metrics.rate_limited, 1);
+	*code = "rate_limited";
+	return v == LIMITS_IP ? "too many publishes from this address "
+				"(--publish-rate-per-ip); retry in a second" :
+				"too many publishes from this client id "
+				"(--publish-rate-per-client); retry in a "
+				"second";
 }
 
 static int on_established(struct ws_session *s, struct lws *wsi)
@@ -593,12 +619,14 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	uint64_t hb = config_live(ws_server(loop)->cfg, heartbeat) * 1000;
 	struct channel_list chs = { .count = 0 };
 	bool has_since = false;
+	size_t fresh;
 
 	s->loop = loop;
 	s->wsi = wsi;
 	s->link.service = transport_ws_service;
 	s->opened_ms = bus_now_ms();
-	read_client_ip(s, wsi);
+	/* read once, for the limits (abuse.h) */
+	ws_client_ip(wsi, s->ip);
 	cost_request(TRANSPORT_WS);
 	if (parse_request(s, since, &has_since) < 0) {
 		log_debug("ws request refused after routing");
@@ -611,6 +639,13 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	chs.count = s->nch;
 	if (authorize(s, &chs) < 0)
 		return -1;
+	/* after the upgrade: a close with the code as its reason */
+	if (!channels_allowed(s, &chs, &fresh)) {
+		lws_close_reason(wsi, (enum lws_close_status)1013,
+				 (unsigned char *)"channel_rate_limited", 20);
+		s->why = "--new-channels-per-ip";
+		return -1;
+	}
 	s->sub.transport = &transport_ws;
 	s->sub.conn = s;
 	s->sub.period_ms = hb;
@@ -662,6 +697,7 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 	struct channel_list one = { .count = 1,
 				    .name = { op->channel },
 				    .len = { strlen(op->channel) } };
+	size_t fresh;
 
 	if (auth_refused(s, op,
 			 auth_subscribe_check(&s->grant, &one, NULL, &err),
@@ -682,6 +718,10 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 			 srv_of(s)->cfg->max_subscriptions);
 		metrics_add(&metrics.subscriptions_refused, 1);
 		reply_error(s, op, "too_many_channels", why);
+		return;
+	}
+	if (!channels_allowed(s, &one, &fresh)) {
+		reply_error(s, op, "channel_rate_limited", WS_CHANNELS_TEXT);
 		return;
 	}
 	if (refused(s, op,
@@ -789,15 +829,15 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 	bool replayed;
 	struct cursor at;
 	struct auth_error err;
+	const char *why, *code;
 
 	if (auth_refused(s, op,
 			 auth_publish_check(&s->grant, op->channel, NULL, &err),
 			 &err))
 		return;
-	if (!publish_allowed(s)) {
-		reply_error(s, op, "rate_limited",
-			    "too many publishes from this address "
-			    "(--publish-rate-per-ip); retry in a second");
+	why = publish_refusal(s, op->channel, &code);
+	if (why) {
+		reply_error(s, op, code, why);
 		return;
 	}
 	if (srv_of(s)->redis) {
@@ -911,14 +951,16 @@ static void publish_rx(struct ws_session *s)
 {
 	struct payload p;
 	struct cursor at;
+	const char *why, *code;
 
 	if (!auth_may_publish(&s->grant, s->names[0])) {
 		log_debug("publish from ws refused: no grant");
 		return;
 	}
 	/* this mode has no error frame: a refused publish is dropped */
-	if (!publish_allowed(s)) {
-		log_debug("publish from ws refused: --publish-rate-per-ip");
+	why = publish_refusal(s, s->names[0], &code);
+	if (why) {
+		log_debug("publish from ws refused: %s", why);
 		return;
 	}
 	if (s->rx_binary)

@@ -14,8 +14,10 @@
  * ev_async of our own, after which nothing else runs on the loop. */
 #include "ws.h"
 
+#include "abuse.h"
 #include "bus.h"
 #include "capacity.h"
+#include "ipconns.h"
 #include "log.h"
 #include "server.h"
 #include "ws_alive.h"
@@ -41,7 +43,9 @@
 
 /* The opaque user data of every wsi the router counted: the router took
  * a connection and a stream slot for it (see router.c), given back once,
- * when lws destroys the wsi or fails to adopt the socket. */
+ * when lws destroys the wsi or fails to adopt the socket. With
+ * --max-conns-per-ip the data is instead the connection's struct ipconn
+ * (ipconns.h), given back at the same moment. */
 static char counted;
 
 struct ws_loop {
@@ -72,6 +76,7 @@ struct adoption {
 	int fd;
 	char *head;
 	size_t len;
+	struct ipconn *ipc; /* its count per client IP, or NULL */
 };
 
 struct ws {
@@ -132,12 +137,13 @@ static struct ws_loop *least_loaded(struct ws *ws)
 	return best;
 }
 
-void ws_adopt(struct ws *ws, int fd)
+void ws_adopt(struct ws *ws, int fd, struct ipconn *ipc)
 {
-	ws_adopt_head(ws, fd, NULL, 0);
+	ws_adopt_head(ws, fd, NULL, 0, ipc);
 }
 
-void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len)
+void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len,
+		   struct ipconn *ipc)
 {
 	struct ws_loop *l = least_loaded(ws);
 	bool first;
@@ -149,7 +155,7 @@ void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len)
 		l->adopt = xrealloc(l->adopt, l->adopt_cap * sizeof *l->adopt);
 	}
 	first = l->nadopt == 0;
-	l->adopt[l->nadopt++] = (struct adoption){ fd, head, len };
+	l->adopt[l->nadopt++] = (struct adoption){ fd, head, len, ipc };
 	if (first && !l->stop)
 		lws_cancel_service(l->ctx);
 	pthread_mutex_unlock(&l->lock);
@@ -195,8 +201,9 @@ void ws_unready(struct ws_loop *l, struct ws_ready_link *link)
  * reports it). So those adoptions take turns. */
 static pthread_mutex_t adopt_head_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void give_back(struct ws_loop *l)
+static void give_back(struct ws_loop *l, struct ipconn *ipc)
 {
+	ipconns_give(ipc);
 	atomic_fetch_sub(&l->load, 1);
 	capacity_give_stream(ws_server(l)->cap);
 	capacity_give_connection(ws_server(l)->cap);
@@ -231,10 +238,11 @@ static void adopt_pending(struct ws_loop *l)
 				NULL, NULL);
 		free(fds[i].head);
 		if (wsi) {
-			lws_set_opaque_user_data(wsi, &counted);
+			lws_set_opaque_user_data(
+				wsi, fds[i].ipc ? (void *)fds[i].ipc : &counted);
 		} else {
 			log_warn("lws could not adopt a connection");
-			give_back(l);
+			give_back(l, fds[i].ipc);
 		}
 	}
 	free(fds);
@@ -277,9 +285,11 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 	/* the last callback of every wsi, whether or not it got to be a
 	 * WebSocket (lws 4.1.6 core-net/close.c) */
 	if (reason == LWS_CALLBACK_WSI_DESTROY &&
-	    lws_get_opaque_user_data(wsi) == &counted) {
+	    lws_get_opaque_user_data(wsi) != NULL) {
+		void *mark = lws_get_opaque_user_data(wsi);
+
 		lws_set_opaque_user_data(wsi, NULL);
-		give_back(ws_loop_of(wsi));
+		give_back(ws_loop_of(wsi), mark == &counted ? NULL : mark);
 	}
 	/* plain HTTP here is a long poll or an event stream (the router
 	 * sends nothing else that is not an upgrade) */
@@ -419,6 +429,20 @@ static int find_epoll_fd(struct ev_loop *loop)
 	return found;
 }
 
+void ws_client_ip(struct lws *wsi, char ip[LIMITS_IP_MAX])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char xff[1024];
+	int fd = lws_get_socket_fd(wsi);
+	bool peer = fd >= 0 &&
+		    getpeername(fd, (struct sockaddr *)&ss, &len) == 0;
+	int n = lws_hdr_copy(wsi, xff, sizeof xff, WSI_TOKEN_X_FORWARDED_FOR);
+
+	limits_client_ip(peer ? (struct sockaddr *)&ss : NULL,
+			 n > 0 ? xff : NULL, ip);
+}
+
 int ws_release(struct lws *wsi)
 {
 	struct ws_loop *l = ws_loop_of(wsi);
@@ -443,6 +467,19 @@ int ws_release(struct lws *wsi)
 	}
 	if (dummy >= 0)
 		close(dummy);
+	/* the count per client IP goes back now, before the router can see
+	 * the next head: given back at the wsi's destroy, which may come
+	 * after, it would still be held then, and a client at its
+	 * --max-conns-per-ip would be refused its own next request. The
+	 * slots stay until the destroy. */
+	if (keep >= 0) {
+		void *mark = lws_get_opaque_user_data(wsi);
+
+		if (mark != NULL && mark != &counted) {
+			lws_set_opaque_user_data(wsi, &counted);
+			ipconns_give(mark);
+		}
+	}
 	return keep;
 }
 
@@ -518,6 +555,7 @@ static void loop_free(struct ws_loop *l)
 	for (size_t i = 0; i < l->nadopt; i++) {
 		close(l->adopt[i].fd);
 		free(l->adopt[i].head);
+		ipconns_give(l->adopt[i].ipc);
 	}
 	free(l->adopt);
 	if (l->loop)

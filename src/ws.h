@@ -5,9 +5,12 @@
 #ifndef ANYPUSH_WS_H
 #define ANYPUSH_WS_H
 
+#include "abuse.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
+struct ipconn;
 struct lws;
 struct lws_protocols;
 struct server;
@@ -40,11 +43,13 @@ void ws_stop(struct ws *ws);
 /* From other threads */
 /* Give lws an accepted socket whose peeked head is a WebSocket upgrade;
  * the loop holding the fewest connections gets it. Any thread; lws owns
- * the fd from here. */
-void ws_adopt(struct ws *ws, int fd);
+ * the fd from here, and ipc (its count per client IP, ipconns.h; may be
+ * NULL), which it gives back once when it closes the socket. */
+void ws_adopt(struct ws *ws, int fd, struct ipconn *ipc);
 /* The same for a long poll whose head (len bytes, malloc'd; lws serves
  * it) the router has read off the socket. */
-void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len);
+void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len,
+		   struct ipconn *ipc);
 /* Ask a session's loop thread to look at it (it has news or must end).
  * Any thread, including under the bus lock. */
 void ws_ready(struct ws_loop *loop, struct ws_ready_link *link);
@@ -59,8 +64,13 @@ void ws_unready(struct ws_loop *loop, struct ws_ready_link *link);
 struct ws_loop *ws_loop_of(struct lws *wsi);
 /* Take a served HTTP wsi's socket out of lws without ending the TCP
  * connection: a new descriptor for it, or -1 (then nothing changed).
- * The caller then closes the wsi, which closes only the old number. */
+ * Its count per client IP (ipconns.h) is given back at once. The caller
+ * then closes the wsi, which closes only the old number. */
 int ws_release(struct lws *wsi);
+/* The client's IP for the limits (abuse.h), from the peer and, when the
+ * peer is a trusted proxy, X-Forwarded-For (a header longer than 1 KiB
+ * is not believed: the peer's address counts). */
+void ws_client_ip(struct lws *wsi, char ip[LIMITS_IP_MAX]);
 /* The server a loop serves. */
 struct server *ws_server(struct ws_loop *loop);
 /* The loop's keepalive wheel (ws_alive.h), turned on every wake. */

@@ -338,6 +338,26 @@ async def row_rate_limited():
         http_error(r, 429, "rate_limited", "a publish past one a second", retry_after=True)
 
 
+async def row_too_many_connections():
+    with Gateway("--max-conns-per-ip", "1") as gw:
+        held = WSClient(gw, "held")
+        await held.start()
+        router_refusal(await raw(gw, req("GET", "/healthz"), "a second connection from the address"),
+                       429, "too_many_connections", "a second connection from the address", retry_after=True)
+        await held.close()
+
+
+async def row_channel_rate_limited():
+    with Gateway("--new-channels-per-ip", "1") as gw:
+        hdr = {"Content-Type": "text/plain"}
+        # one new channel a second: publish to new ones until one is refused
+        for i in range(10):
+            r = request(gw, "POST", f"/channels/new{i}", body=b"1", headers=hdr)
+            if r[0] != 201:
+                break
+        http_error(r, 429, "channel_rate_limited", "a publish creating one channel too many", retry_after=True)
+
+
 def stalled(gw, ch, kinds):
     """Every subscriber of these transports is messages behind on ch: it
     stopped reading and the socket buffers in between are full."""
@@ -513,6 +533,8 @@ ERROR_ROWS = {
     "redis_unavailable": row_redis_unavailable,
     "origin_not_allowed": row_origin_not_allowed,
     "rate_limited": row_rate_limited,
+    "too_many_connections": row_too_many_connections,
+    "channel_rate_limited": row_channel_rate_limited,
 }
 
 
@@ -592,6 +614,15 @@ async def close_1013():
         await c.connect()
         await c.start(wait_welcome=False)
         await closed_with(c, 1013, "unavailable", "a subscription past --max-channels")
+    with Gateway("--new-channels-per-ip", "1") as gw:
+        # one new channel a second: five at once, so no refill comes between
+        cs = [WSClient(gw, f"new{i}") for i in range(5)]
+        await asyncio.gather(*(c.connect() for c in cs))
+        for c in cs:
+            await c.start(wait_welcome=False)
+        await wait_until(lambda: any(c.done for c in cs), 5, 0.05, "a subscription refused")
+        c = next(c for c in cs if c.done)
+        await closed_with(c, 1013, "channel_rate_limited", "a subscription past --new-channels-per-ip")
 
 
 async def close_4001():

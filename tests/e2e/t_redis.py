@@ -449,8 +449,28 @@ async def test_drain_refuses_publishes():
             a.stop(check=False, timeout=1)
 
 
+async def test_new_channels_per_ip_with_redis():
+    """--new-channels-per-ip with --redis (docs/security.md): a publish goes
+    to Redis and creates no channel on the node, so it is not limited; a
+    subscribe to a channel new to this node is."""
+    with RedisServer() as r, Gateway("--redis", r.url(), "--new-channels-per-ip", "2") as gw:
+        for i in range(10):
+            st, body = publish(gw, f"rn{i}", {"n": i})
+            expect_eq(st, 201, f"a publish to new channel {i} through Redis: {body!r}")
+        m = MuxClient(gw)
+        await m.start()
+        got = [await m.op({"op": "subscribe", "channel": f"rs{i}"}) for i in range(10)]
+        refused = [f for f in got if f.get("type") == "error"]
+        check(refused and len(got) - len(refused) >= 2, f"subscribes to new channels: {got}")
+        check(all(f.get("code") == "channel_rate_limited" for f in refused), f"the error frames: {refused}")
+        st, _, body = get(gw, "/metrics")
+        line = [x for x in body.decode().splitlines() if x.startswith("anypush_channel_rate_limited_total ")]
+        expect_eq(line, [f"anypush_channel_rate_limited_total {len(refused)}"], "refusals counted exactly")
+        await m.close()
+
+
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
          test_ws_publish_acks_from_redis, test_node_killed_mid_stream,
          test_redis_down_then_back_empty, test_info_summed_over_nodes, test_admin_across_nodes,
-         test_drain_refuses_publishes], budget=240, timeout=60)
+         test_drain_refuses_publishes, test_new_channels_per_ip_with_redis], budget=260, timeout=60)

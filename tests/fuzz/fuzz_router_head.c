@@ -1,7 +1,8 @@
 /* libFuzzer target: the router's classification of a peeked head, whole
  * and fed in pieces as segments arrive. The first byte picks the piece
  * sizes; after every piece the scanner must agree with the classifier
- * on whether anything but HEAD_INCOMPLETE can be said yet. */
+ * on whether anything but HEAD_INCOMPLETE can be said yet. A header
+ * value found in it lies within it. */
 #include "router_head.h"
 
 #include <stdint.h>
@@ -41,6 +42,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(buf, data, size);
 	router_head_classify(buf, size, 8192, true, true);
 	router_head_classify(buf, size, size, false, false);
+	/* the router reads X-Forwarded-For for --max-conns-per-ip: the
+	 * value must lie inside the head */
+	{
+		size_t vlen = 0;
+		const char *v = router_head_header(buf, size, "X-Forwarded-For:",
+						   &vlen);
+
+		if (v && (v < buf || v + vlen > buf + size))
+			abort();
+	}
 	if (size > 0) {
 		feed_in_pieces(buf + 1, size - 1, 8192, data[0]);
 		feed_in_pieces(buf + 1, size - 1, size, data[0]);

@@ -59,8 +59,8 @@ for t in $targets; do
 	case $t in
 	router_head) own="router_head" ;;
 	ws_mux) own="ws_mux idem siphash" ;;
-	request) own="bus dheap message pollers siphash idem capacity metrics abuse transport sse_format frame_format poll_format" ;;
-	config) own="config config_doc transport redis_url origin abuse siphash" ;;
+	request) own="bus dheap message pollers siphash idem capacity metrics abuse ipconns transport sse_format frame_format poll_format" ;;
+	config) own="config config_doc transport redis_url origin abuse ipconns siphash" ;;
 	encode) own="message" ;;
 	framing) own="message sse_format frame_format poll_format ws_mux idem siphash" ;;
 	request_path) own="http_route clientid transport" ;;

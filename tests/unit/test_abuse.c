@@ -1,5 +1,6 @@
-/* Per-IP limits (abuse.h): CIDR lists, whose X-Forwarded-For is believed,
- * the token bucket, and a table that stays bounded under many IPs. */
+/* Rate limits (abuse.h): CIDR lists, whose X-Forwarded-For is believed,
+ * the token buckets per IP, per client id and for new channels, and a
+ * table that stays bounded under many IPs. */
 #include "unit.h"
 
 #include "abuse.h"
@@ -41,7 +42,7 @@ END_TEST
 
 START_TEST(test_client_ip)
 {
-	limits_configure(0, "127.0.0.1, 10.0.0.0/8");
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "127.0.0.1, 10.0.0.0/8");
 	/* an untrusted peer's header is its own: ignored */
 	ck_assert_str_eq(ip_of("192.0.2.1", "198.51.100.1"), "192.0.2.1");
 	ck_assert_str_eq(ip_of("127.0.0.1", NULL), "127.0.0.1");
@@ -62,7 +63,7 @@ START_TEST(test_client_ip)
 	ck_assert_str_eq(ip_of("11.0.0.1", "198.51.100.1"), "11.0.0.1");
 	/* a v4 client of a dual-stack socket */
 	ck_assert_str_eq(ip_of("::ffff:192.0.2.7", NULL), "192.0.2.7");
-	limits_configure(0, "");
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "");
 }
 END_TEST
 
@@ -70,7 +71,7 @@ START_TEST(test_bucket)
 {
 	unsigned retry = 0;
 
-	limits_configure(3, "");
+	limits_configure(&(struct limits_rates){ 3, 0, 0 }, "");
 	for (int i = 0; i < 3; i++)
 		ck_assert(limits_publish("192.0.2.1", 1000, &retry));
 	ck_assert(!limits_publish("192.0.2.1", 1000, &retry));
@@ -85,17 +86,17 @@ START_TEST(test_bucket)
 	for (int i = 0; i < 3; i++)
 		ck_assert(limits_publish("192.0.2.1", 100000, &retry));
 	ck_assert(!limits_publish("192.0.2.1", 100000, &retry));
-	limits_configure(0, "");
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "");
 	ck_assert(limits_publish("192.0.2.1", 100000, &retry));
 	/* one a second, two in the same millisecond: the bucket is exactly
 	 * empty and one second brings a token back (it said 2) */
-	limits_configure(1, "");
+	limits_configure(&(struct limits_rates){ 1, 0, 0 }, "");
 	ck_assert(limits_publish("192.0.2.3", 5000, &retry));
 	ck_assert(!limits_publish("192.0.2.3", 5000, &retry));
 	ck_assert_uint_eq(retry, 1);
 	ck_assert(!limits_publish("192.0.2.3", 5400, &retry));
 	ck_assert_uint_eq(retry, 1);
-	limits_configure(0, "");
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "");
 }
 END_TEST
 
@@ -105,7 +106,7 @@ START_TEST(test_table_bounded)
 	char ip[LIMITS_IP_MAX];
 	unsigned long long before = abuse_ips_evicted;
 
-	limits_configure(1, "");
+	limits_configure(&(struct limits_rates){ 1, 0, 0 }, "");
 	/* 100000 IPs into 16384 slots: most are evicted, none fails */
 	for (unsigned i = 0; i < 100000; i++) {
 		snprintf(ip, sizeof ip, "10.%u.%u.%u", i >> 16, (i >> 8) & 255,
@@ -115,7 +116,82 @@ START_TEST(test_table_bounded)
 	ck_assert_uint_ge(abuse_ips_evicted - before, 100000 - 16384);
 	/* a recent IP is still known: its bucket is empty */
 	ck_assert(!limits_publish("10.1.134.159", 5000, &retry));
-	limits_configure(0, "");
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "");
+}
+END_TEST
+
+START_TEST(test_client_bucket)
+{
+	unsigned retry = 0;
+
+	limits_configure(&(struct limits_rates){ 0, 2, 0 }, "");
+	ck_assert_int_eq(limits_publish_from("192.0.2.9", "alice", 7000, &retry),
+			 LIMITS_OK);
+	/* the client id's bucket, whatever the IP */
+	ck_assert_int_eq(limits_publish_from("192.0.2.10", "alice", 7000, &retry),
+			 LIMITS_OK);
+	ck_assert_int_eq(limits_publish_from("192.0.2.11", "alice", 7000, &retry),
+			 LIMITS_CLIENT);
+	ck_assert_uint_eq(retry, 1);
+	/* another id, or none, is not limited by it */
+	ck_assert_int_eq(limits_publish_from("192.0.2.9", "bob", 7000, &retry),
+			 LIMITS_OK);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(limits_publish_from("192.0.2.9", NULL, 7000,
+						     &retry),
+				 LIMITS_OK);
+	/* an id is not an IP: the namespaces are apart */
+	limits_configure(&(struct limits_rates){ 1, 1, 0 }, "");
+	ck_assert_int_eq(limits_publish_from("carol", "carol", 8000, &retry),
+			 LIMITS_OK);
+	/* both buckets or neither: the IP's token refused by the id's comes
+	 * back */
+	ck_assert_int_eq(limits_publish_from("192.0.2.20", "carol", 8000,
+					     &retry),
+			 LIMITS_CLIENT);
+	ck_assert_int_eq(limits_publish_from("192.0.2.20", "dave", 8000, &retry),
+			 LIMITS_OK);
+	ck_assert_int_eq(limits_publish_from("192.0.2.20", "erin", 8000, &retry),
+			 LIMITS_IP);
+	/* a second later both have refilled */
+	ck_assert_int_eq(limits_publish_from("192.0.2.20", "carol", 9000,
+					     &retry),
+			 LIMITS_OK);
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "");
+}
+END_TEST
+
+START_TEST(test_new_channels)
+{
+	unsigned retry = 0;
+
+	ck_assert(!limits_new_channels_on());
+	ck_assert(limits_new_channels("192.0.2.30", 32, 1000, &retry));
+	limits_configure(&(struct limits_rates){ 0, 0, 2 }, "");
+	ck_assert(limits_new_channels_on());
+	/* existing channels cost nothing */
+	for (int i = 0; i < 5; i++)
+		ck_assert(limits_new_channels("192.0.2.30", 0, 1000, &retry));
+	ck_assert(limits_new_channels("192.0.2.30", 1, 1000, &retry));
+	ck_assert(limits_new_channels("192.0.2.30", 1, 1000, &retry));
+	ck_assert(!limits_new_channels("192.0.2.30", 1, 1000, &retry));
+	ck_assert_uint_eq(retry, 1);
+	/* a refund gives one back */
+	limits_new_channels_refund("192.0.2.30", 1, 1000);
+	ck_assert(limits_new_channels("192.0.2.30", 1, 1000, &retry));
+	/* more at once than the bucket holds: served on credit, then the
+	 * debt is paid before the next: 6 new with 2 a second leaves -4,
+	 * and one token is back 2.5 s later (a little more: floats) */
+	ck_assert(limits_new_channels("192.0.2.31", 6, 2000, &retry));
+	ck_assert(!limits_new_channels("192.0.2.31", 1, 2000, &retry));
+	ck_assert_uint_eq(retry, 3);
+	ck_assert(!limits_new_channels("192.0.2.31", 1, 4400, &retry));
+	ck_assert(limits_new_channels("192.0.2.31", 1, 4510, &retry));
+	/* the publish buckets of the same IP are apart */
+	limits_configure(&(struct limits_rates){ 1, 0, 1 }, "");
+	ck_assert(limits_new_channels("192.0.2.32", 1, 1000, &retry));
+	ck_assert(limits_publish("192.0.2.32", 1000, &retry));
+	limits_configure(&(struct limits_rates){ 0, 0, 0 }, "");
 }
 END_TEST
 
@@ -128,6 +204,8 @@ static Suite *abuse_suite(void)
 	tcase_add_test(tc, test_client_ip);
 	tcase_add_test(tc, test_bucket);
 	tcase_add_test(tc, test_table_bounded);
+	tcase_add_test(tc, test_client_bucket);
+	tcase_add_test(tc, test_new_channels);
 	suite_add_tcase(s, tc);
 	return s;
 }

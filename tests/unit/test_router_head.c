@@ -904,6 +904,30 @@ START_TEST(test_longpoll_doubtful_goes_to_http)
 }
 END_TEST
 
+/* The router reads X-Forwarded-For for --max-conns-per-ip: only in a
+ * complete head, the first such line, trimmed, never from the body. */
+START_TEST(test_header_value)
+{
+	const char *h = "GET / HTTP/1.1\r\nHost: x\r\n"
+			"x-forwarded-for:  10.0.0.1, 10.0.0.2 \r\n"
+			"X-Forwarded-For: 192.0.2.1\r\n\r\n"
+			"X-Forwarded-For: 203.0.113.1\r\n";
+	const char *body = "POST / HTTP/1.1\r\nContent-Length: 30\r\n\r\n"
+			   "X-Forwarded-For: 203.0.113.1\r\n";
+	size_t n = 0;
+	const char *v = router_head_header(h, strlen(h), "X-Forwarded-For:", &n);
+
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(n, strlen("10.0.0.1, 10.0.0.2"));
+	ck_assert(strncmp(v, "10.0.0.1, 10.0.0.2", n) == 0);
+	ck_assert_ptr_null(router_head_header(body, strlen(body),
+					      "X-Forwarded-For:", &n));
+	/* not ended yet: nothing */
+	ck_assert_ptr_null(router_head_header(h, 40, "X-Forwarded-For:", &n));
+	ck_assert_ptr_null(router_head_header(h, strlen(h), "Origin:", &n));
+}
+END_TEST
+
 static Suite *router_head_suite(void)
 {
 	Suite *s = suite_create("router_head");
@@ -939,6 +963,7 @@ static Suite *router_head_suite(void)
 	tcase_add_test(tc, test_scan_matches_classify);
 	tcase_add_test(tc, test_scan_byte_by_byte_to_the_cap);
 	tcase_add_test(tc, test_scan_random_mutations);
+	tcase_add_test(tc, test_header_value);
 	suite_add_tcase(s, tc);
 	return s;
 }

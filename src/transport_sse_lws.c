@@ -21,7 +21,6 @@
 #include "cursor.h"
 #include "log.h"
 #include "lws_auth.h"
-#include "message.h"
 #include "metrics.h"
 #include "server.h"
 #include "sse_format.h"
@@ -72,9 +71,7 @@ struct sse_stream {
 	size_t nch;
 	struct cursor *cursor;   /* as the client has it, one per channel */
 	struct sse_busy *busy;   /* NULL while idle */
-	size_t nitems, next;     /* of busy->items */
-	struct message *writing; /* reference held while its data is copied */
-	struct sse_out out;
+	struct sse_out out;      /* what is staged, of busy->items */
 	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages */
@@ -82,7 +79,6 @@ struct sse_stream {
 	bool opened;   /* the HTTP callback came */
 	bool attached; /* to the bus */
 	bool detached; /* lws's header table given back */
-	bool started;  /* the welcome is staged */
 	bool named;    /* messages as events of their own name */
 	bool chunked;  /* HTTP/1.1: the body is chunked */
 	bool cut;      /* set under the bus lock, read on the loop thread */
@@ -149,58 +145,21 @@ const struct transport transport_sse_lws = {
 
 /* ---- loop thread: the text ---- */
 
-static void stage_welcome(struct sse_stream *st)
-{
-	char cursor[CURSOR_TEXT_MAX];
-	size_t n;
-
-	cursor_format(st->cursor, st->nch, cursor);
-	n = sse_format_welcome(
-		st->busy->scratch, sizeof st->busy->scratch, cursor,
-		st->sub.client,
-		config_live(ws_server(st->loop)->cfg, heartbeat));
-	sse_out_stage(&st->out, st->busy->scratch, n);
-}
-
-static void stage_item(struct sse_stream *st, struct bus_item *it)
-{
-	const struct channel_list *chs = &st->busy->chs;
-	char cursor[CURSOR_TEXT_MAX];
-	struct message *m = it->msg;
-	size_t n;
-
-	if (m)
-		st->sent++;
-	st->cursor[it->tap].epoch = it->epoch;
-	st->cursor[it->tap].id = it->cursor;
-	cursor_format(st->cursor, st->nch, cursor);
-	n = sse_format_item(st->busy->scratch, sizeof st->busy->scratch, cursor,
-			    chs->name[it->tap], chs->len[it->tap], it,
-			    st->named);
-	sse_out_stage(&st->out, st->busy->scratch, n);
-	if (m == NULL)
-		return;
-	sse_out_stage(&st->out, message_json(m), m->json_len);
-	sse_out_stage(&st->out, "\n\n", 2);
-	st->writing = m;
-	it->msg = NULL;
-}
-
 /* Stage the next thing to send; false if nothing is ready. */
 static bool stage_next(struct sse_stream *st)
 {
-	message_unref(st->writing);
-	st->writing = NULL;
-	if (!st->started) {
-		st->started = true;
-		stage_welcome(st);
-		return true;
-	}
-	if (st->next < st->nitems) {
-		stage_item(st, &st->busy->items[st->next++]);
-		return true;
-	}
-	return false;
+	const struct sse_out_src src = {
+		.items = st->busy->items,
+		.scratch = st->busy->scratch,
+		.cursor = st->cursor,
+		.chs = &st->busy->chs,
+		.client = st->sub.client,
+		.heartbeat = config_live(ws_server(st->loop)->cfg, heartbeat),
+		.named = st->named,
+		.sent = &st->sent,
+	};
+
+	return sse_out_next(&st->out, &src);
 }
 
 static void go_busy(struct sse_stream *st)
@@ -251,8 +210,7 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 					sizeof AUTH_SSE_EXPIRED - 1, "token expired");
 		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
-		st->nitems = got.count;
-		st->next = 0;
+		sse_out_pulled(&st->out, got.count);
 		if (got.end == SUB_END_SHUTDOWN) {
 			st->why = "shutdown";
 			return FILL_END;
@@ -635,14 +593,9 @@ static void on_closed(struct sse_stream *st)
 		bus_detach(ws_server(st->loop)->bus, &st->sub);
 	st->attached = false;
 	ws_unready(st->loop, &st->link);
-	if (st->busy)
-		bus_items_release(st->busy->items + st->next,
-				  st->nitems - st->next);
-	st->nitems = st->next = 0;
+	sse_out_free(&st->out, st->busy ? st->busy->items : NULL);
 	free(st->busy);
 	st->busy = NULL;
-	message_unref(st->writing);
-	st->writing = NULL;
 	free(st->cursor);
 	st->cursor = NULL;
 	free(st->path);

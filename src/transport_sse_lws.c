@@ -21,6 +21,7 @@
 #include "cursor.h"
 #include "log.h"
 #include "lws_auth.h"
+#include "lws_held.h"
 #include "metrics.h"
 #include "server.h"
 #include "sse_format.h"
@@ -47,7 +48,6 @@
 /* room before a chunk's data for its size line: 8 hex digits, CRLF */
 #define CHUNK_HEAD 10
 #define HEAD_MAX 1024
-#define URI_MAX 8192
 #define PING ": ping\nevent: ping\ndata: {}\n\n"
 
 /* What only a stream with something to write needs: allocated when it
@@ -120,24 +120,13 @@ static void sse_cut(struct subscriber *sub)
 	ws_ready(st->loop, &st->link);
 }
 
-/* Never reached: this table is only the subscribers' (the bus counts
- * them as sse); ?transport=sse names transport_sse, libmicrohttpd's. */
-static int sse_lws_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void sse_lws_finish(struct http_request *req)
-{
-	(void)req;
-}
-
+/* Only the subscribers' table (the bus counts them as sse):
+ * ?transport=sse names transport_sse, libmicrohttpd's. */
 const struct transport transport_sse_lws = {
 	.name = "sse",
 	.id = TRANSPORT_SSE,
-	.serve = sse_lws_serve,
-	.finish = sse_lws_finish,
+	.serve = transport_no_serve,
+	.finish = transport_no_finish,
 	.park = transport_no_op, /* not asking for WRITEABLE is the park */
 	.wake = sse_wake,
 	.cut = sse_cut,
@@ -422,58 +411,39 @@ static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 	return 0;
 }
 
-/* The value of ?name= as lws decoded it, or NULL. */
-static const char *arg(struct sse_stream *st, const char *name, char *buf,
-		       int len)
-{
-	return lws_get_urlarg_by_name(st->wsi, name, buf, len);
-}
-
-static bool flag(const char *v)
-{
-	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-}
-
 /* The request as lws decoded it, checked again (the router checked the
  * raw head): the channels, the cursor (Last-Event-ID wins over since),
  * client, presence, sse_events. */
 static int parse_request(struct sse_stream *st, struct cursor *since,
 			 bool *has_since)
 {
-	static const char prefix[] = "/channels/";
-	char *uri = xmalloc(URI_MAX), buf[CURSOR_TEXT_MAX + 16];
+	char buf[CURSOR_TEXT_MAX + 16];
 	struct channel_list chs;
 	const char *v;
-	int r = -1, n;
+	int n;
 
-	if (lws_hdr_copy(st->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0 ||
-	    strncmp(uri, prefix, sizeof prefix - 1) != 0)
-		goto out;
-	st->path = xstrdup(uri + sizeof prefix - 1);
-	if (channel_list_parse(st->path, strlen(st->path), &chs) < 0)
-		goto out;
+	if (lws_held_path(st->wsi, &st->path, &chs) < 0)
+		return -1;
 	st->nch = chs.count;
 	n = lws_hdr_custom_copy(st->wsi, buf, sizeof buf, "last-event-id:", 14);
-	v = n > 0 ? buf : arg(st, "since=", buf, sizeof buf);
+	v = n > 0 ? buf : lws_held_arg(st->wsi, "since=", buf, sizeof buf);
 	*has_since = v != NULL;
 	if (v && cursor_parse(v, strlen(v), chs.count, since) < 0)
-		goto out;
-	v = arg(st, "client=", buf, sizeof buf);
+		return -1;
+	v = lws_held_arg(st->wsi, "client=", buf, sizeof buf);
 	if (v && !client_id_valid(v, strlen(v)))
-		goto out;
+		return -1;
 	if (v)
 		snprintf(st->sub.client, sizeof st->sub.client, "%s", v);
 	else
 		clientid_new(st->sub.client);
-	v = arg(st, "sse_events=", buf, sizeof buf);
-	st->named = v == NULL || flag(v);
+	v = lws_held_arg(st->wsi, "sse_events=", buf, sizeof buf);
+	st->named = v == NULL || lws_held_flag(v);
 	if (v && !st->named && strcmp(v, "0") != 0 && strcmp(v, "false") != 0)
-		goto out;
-	st->sub.announce = flag(arg(st, "presence=", buf, sizeof buf));
-	r = 0;
-out:
-	free(uri);
-	return r;
+		return -1;
+	st->sub.announce = lws_held_flag(
+		lws_held_arg(st->wsi, "presence=", buf, sizeof buf));
+	return 0;
 }
 
 /* The credential against the channels and ?client=; a token's sub is

@@ -79,3 +79,14 @@ void transport_no_op(struct subscriber *sub)
 {
 	(void)sub;
 }
+
+int transport_no_serve(struct http_request *req)
+{
+	(void)req;
+	return 0;
+}
+
+void transport_no_finish(struct http_request *req)
+{
+	(void)req;
+}

@@ -61,5 +61,9 @@ int transport_list_valid(const char *list);
 bool transport_enabled(const struct transport *t);
 /* A park, wake or cut that does nothing, for transports that never park. */
 void transport_no_op(struct subscriber *sub);
+/* serve and finish for the tables of subscribers libmicrohttpd never
+ * serves (those held on the libwebsockets loops): never called. */
+int transport_no_serve(struct http_request *req);
+void transport_no_finish(struct http_request *req);
 
 #endif

@@ -26,6 +26,7 @@
 #include "cost.h"
 #include "cursor.h"
 #include "log.h"
+#include "lws_held.h"
 #include "message.h"
 #include "metrics.h"
 #include "poll_format.h"
@@ -50,7 +51,6 @@
 #define LP_MAX_BYTES (1u << 20)
 #define LP_TIMEOUT_MAX 120
 #define HEAD_MAX 1024
-#define URI_MAX 8192
 
 /* lws's per-session data of a long-poll wsi; zeroed by lws. The
  * subscriber comes first: its transport tells the wsi's kind. */
@@ -98,24 +98,13 @@ static void lp_cut(struct subscriber *sub)
 	ws_ready(lp->loop, &lp->link);
 }
 
-/* Never reached: this table is only the subscribers' (the bus counts
- * them as long polls); ?transport=longpoll names transport_longpoll. */
-static int lp_lws_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void lp_lws_finish(struct http_request *req)
-{
-	(void)req;
-}
-
+/* Only the subscribers' table (the bus counts them as long polls):
+ * ?transport=longpoll names transport_longpoll. */
 const struct transport transport_longpoll_lws = {
 	.name = "longpoll",
 	.id = TRANSPORT_LONGPOLL,
-	.serve = lp_lws_serve,
-	.finish = lp_lws_finish,
+	.serve = transport_no_serve,
+	.finish = transport_no_finish,
 	.park = transport_no_op, /* not asking for WRITEABLE is the park */
 	.wake = lp_wake,
 	.cut = lp_cut,
@@ -337,52 +326,34 @@ static long read_timeout(const char *s, unsigned long dflt)
 	return t > LP_TIMEOUT_MAX ? LP_TIMEOUT_MAX : t;
 }
 
-static const char *arg(struct lp_poll *lp, const char *name, char *buf, int len)
-{
-	return lws_get_urlarg_by_name(lp->wsi, name, buf, len);
-}
-
-static bool flag(const char *v)
-{
-	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-}
-
 /* The request as lws decoded it, checked again (the router checked the
  * raw head). The hold in seconds, or -1. */
 static long parse_request(struct lp_poll *lp, struct cursor *since,
 			  bool *has_since, bool *presence)
 {
-	static const char prefix[] = "/channels/";
-	char *uri = xmalloc(URI_MAX), buf[CURSOR_TEXT_MAX + 16];
+	char buf[CURSOR_TEXT_MAX + 16];
 	struct channel_list chs;
 	const char *v;
-	long t = -1;
 
-	if (lws_hdr_copy(lp->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0 ||
-	    strncmp(uri, prefix, sizeof prefix - 1) != 0)
-		goto out;
-	lp->path = xstrdup(uri + sizeof prefix - 1);
-	if (channel_list_parse(lp->path, strlen(lp->path), &chs) < 0)
-		goto out;
+	if (lws_held_path(lp->wsi, &lp->path, &chs) < 0)
+		return -1;
 	lp->nch = chs.count;
-	v = arg(lp, "since=", buf, sizeof buf);
+	v = lws_held_arg(lp->wsi, "since=", buf, sizeof buf);
 	*has_since = v != NULL;
 	if (v && cursor_parse(v, strlen(v), chs.count, since) < 0)
-		goto out;
-	v = arg(lp, "client=", buf, sizeof buf);
+		return -1;
+	v = lws_held_arg(lp->wsi, "client=", buf, sizeof buf);
 	if (v && !client_id_valid(v, strlen(v)))
-		goto out;
+		return -1;
 	lp->given = v != NULL;
 	if (v)
 		snprintf(lp->sub.client, sizeof lp->sub.client, "%s", v);
 	else
 		clientid_new(lp->sub.client);
-	*presence = flag(arg(lp, "presence=", buf, sizeof buf));
-	t = read_timeout(arg(lp, "timeout=", buf, sizeof buf),
-			 ws_server(lp->loop)->cfg->longpoll_timeout);
-out:
-	free(uri);
-	return t;
+	*presence = lws_held_flag(
+		lws_held_arg(lp->wsi, "presence=", buf, sizeof buf));
+	return read_timeout(lws_held_arg(lp->wsi, "timeout=", buf, sizeof buf),
+			    ws_server(lp->loop)->cfg->longpoll_timeout);
 }
 
 static int on_http(struct lp_poll *lp, struct lws *wsi)

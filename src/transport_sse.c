@@ -14,7 +14,6 @@
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
-#include "message.h"
 #include "server.h"
 #include "sse_format.h"
 #include "sse_out.h"
@@ -50,63 +49,28 @@ struct sse_busy {
 
 struct sse {
 	struct http_sub hs;
-	struct sse_busy *busy;   /* NULL while idle */
-	size_t nitems, next;     /* of busy->items */
-	struct message *writing; /* reference held while its data is copied */
-	struct sse_out out;
-	bool started;
+	struct sse_busy *busy; /* NULL while idle */
+	struct sse_out out;    /* what is staged, of busy->items */
 	bool named; /* messages as events of their own name (?sse_events) */
 	bool expired; /* the token's end is staged: end once it is sent */
 };
 
-static void stage_welcome(struct sse *st)
-{
-	char cursor[CURSOR_TEXT_MAX];
-	size_t n;
-
-	http_sub_cursor(&st->hs, cursor);
-	n = sse_format_welcome(st->busy->scratch, sizeof st->busy->scratch,
-			       cursor, st->hs.sub.client,
-			       config_live(st->hs.req->srv->cfg, heartbeat));
-	sse_out_stage(&st->out, st->busy->scratch, n);
-}
-
-static void stage_item(struct sse *st, struct bus_item *it)
-{
-	const struct channel_list *chs = &st->hs.req->channels;
-	char cursor[CURSOR_TEXT_MAX];
-	struct message *m = it->msg;
-	size_t n;
-
-	http_sub_advance(&st->hs, it, 1);
-	http_sub_cursor(&st->hs, cursor);
-	n = sse_format_item(st->busy->scratch, sizeof st->busy->scratch, cursor,
-			    chs->name[it->tap], chs->len[it->tap], it,
-			    st->named);
-	sse_out_stage(&st->out, st->busy->scratch, n);
-	if (m == NULL)
-		return;
-	sse_out_stage(&st->out, message_json(m), m->json_len);
-	sse_out_stage(&st->out, "\n\n", 2);
-	st->writing = m;
-	it->msg = NULL;
-}
-
 /* Stage the next thing to send; false if nothing is ready. */
 static bool stage_next(struct sse *st)
 {
-	message_unref(st->writing);
-	st->writing = NULL;
-	if (!st->started) {
-		st->started = true;
-		stage_welcome(st);
-		return true;
-	}
-	if (st->next < st->nitems) {
-		stage_item(st, &st->busy->items[st->next++]);
-		return true;
-	}
-	return false;
+	struct http_request *req = st->hs.req;
+	const struct sse_out_src src = {
+		.items = st->busy->items,
+		.scratch = st->busy->scratch,
+		.cursor = st->hs.cursor,
+		.chs = &req->channels,
+		.client = st->hs.sub.client,
+		.heartbeat = config_live(req->srv->cfg, heartbeat),
+		.named = st->named,
+		.sent = &req->sent,
+	};
+
+	return sse_out_next(&st->out, &src);
 }
 
 /* Parked, so nothing is staged and every pulled item is written. */
@@ -140,8 +104,7 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 		}
 		bus_pull(st->hs.req->srv->bus, &st->hs.sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
-		st->nitems = got.count;
-		st->next = 0;
+		sse_out_pulled(&st->out, got.count);
 		if (got.end == SUB_END_SHUTDOWN)
 			return n ? (ssize_t)n :
 				   MHD_CONTENT_READER_END_OF_STREAM;
@@ -238,10 +201,7 @@ static void sse_finish(struct http_request *req)
 	if (st == NULL)
 		return;
 	http_sub_close(&st->hs);
-	if (st->busy)
-		bus_items_release(st->busy->items + st->next,
-				  st->nitems - st->next);
-	message_unref(st->writing);
+	sse_out_free(&st->out, st->busy ? st->busy->items : NULL);
 	free(st->busy);
 	free(st);
 	req->tstate = NULL;

@@ -21,7 +21,7 @@
 #include "cursor.h"
 #include "log.h"
 #include "lws_auth.h"
-#include "message.h"
+#include "lws_held.h"
 #include "metrics.h"
 #include "server.h"
 #include "sse_format.h"
@@ -48,7 +48,6 @@
 /* room before a chunk's data for its size line: 8 hex digits, CRLF */
 #define CHUNK_HEAD 10
 #define HEAD_MAX 1024
-#define URI_MAX 8192
 #define PING ": ping\nevent: ping\ndata: {}\n\n"
 
 /* What only a stream with something to write needs: allocated when it
@@ -73,9 +72,7 @@ struct sse_stream {
 	size_t nch;
 	struct cursor *cursor;   /* as the client has it, one per channel */
 	struct sse_busy *busy;   /* NULL while idle */
-	size_t nitems, next;     /* of busy->items */
-	struct message *writing; /* reference held while its data is copied */
-	struct sse_out out;
+	struct sse_out out;      /* what is staged, of busy->items */
 	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages */
@@ -83,7 +80,6 @@ struct sse_stream {
 	bool opened;   /* the HTTP callback came */
 	bool attached; /* to the bus */
 	bool detached; /* lws's header table given back */
-	bool started;  /* the welcome is staged */
 	bool named;    /* messages as events of their own name */
 	bool chunked;  /* HTTP/1.1: the body is chunked */
 	bool cut;      /* set under the bus lock, read on the loop thread */
@@ -125,24 +121,13 @@ static void sse_cut(struct subscriber *sub)
 	ws_ready(st->loop, &st->link);
 }
 
-/* Never reached: this table is only the subscribers' (the bus counts
- * them as sse); ?transport=sse names transport_sse, libmicrohttpd's. */
-static int sse_lws_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void sse_lws_finish(struct http_request *req)
-{
-	(void)req;
-}
-
+/* Only the subscribers' table (the bus counts them as sse):
+ * ?transport=sse names transport_sse, libmicrohttpd's. */
 const struct transport transport_sse_lws = {
 	.name = "sse",
 	.id = TRANSPORT_SSE,
-	.serve = sse_lws_serve,
-	.finish = sse_lws_finish,
+	.serve = transport_no_serve,
+	.finish = transport_no_finish,
 	.park = transport_no_op, /* not asking for WRITEABLE is the park */
 	.wake = sse_wake,
 	.cut = sse_cut,
@@ -150,58 +135,21 @@ const struct transport transport_sse_lws = {
 
 /* ---- loop thread: the text ---- */
 
-static void stage_welcome(struct sse_stream *st)
-{
-	char cursor[CURSOR_TEXT_MAX];
-	size_t n;
-
-	cursor_format(st->cursor, st->nch, cursor);
-	n = sse_format_welcome(
-		st->busy->scratch, sizeof st->busy->scratch, cursor,
-		st->sub.client,
-		config_live(ws_server(st->loop)->cfg, heartbeat));
-	sse_out_stage(&st->out, st->busy->scratch, n);
-}
-
-static void stage_item(struct sse_stream *st, struct bus_item *it)
-{
-	const struct channel_list *chs = &st->busy->chs;
-	char cursor[CURSOR_TEXT_MAX];
-	struct message *m = it->msg;
-	size_t n;
-
-	if (m)
-		st->sent++;
-	st->cursor[it->tap].epoch = it->epoch;
-	st->cursor[it->tap].id = it->cursor;
-	cursor_format(st->cursor, st->nch, cursor);
-	n = sse_format_item(st->busy->scratch, sizeof st->busy->scratch, cursor,
-			    chs->name[it->tap], chs->len[it->tap], it,
-			    st->named);
-	sse_out_stage(&st->out, st->busy->scratch, n);
-	if (m == NULL)
-		return;
-	sse_out_stage(&st->out, message_json(m), m->json_len);
-	sse_out_stage(&st->out, "\n\n", 2);
-	st->writing = m;
-	it->msg = NULL;
-}
-
 /* Stage the next thing to send; false if nothing is ready. */
 static bool stage_next(struct sse_stream *st)
 {
-	message_unref(st->writing);
-	st->writing = NULL;
-	if (!st->started) {
-		st->started = true;
-		stage_welcome(st);
-		return true;
-	}
-	if (st->next < st->nitems) {
-		stage_item(st, &st->busy->items[st->next++]);
-		return true;
-	}
-	return false;
+	const struct sse_out_src src = {
+		.items = st->busy->items,
+		.scratch = st->busy->scratch,
+		.cursor = st->cursor,
+		.chs = &st->busy->chs,
+		.client = st->sub.client,
+		.heartbeat = config_live(ws_server(st->loop)->cfg, heartbeat),
+		.named = st->named,
+		.sent = &st->sent,
+	};
+
+	return sse_out_next(&st->out, &src);
 }
 
 static void go_busy(struct sse_stream *st)
@@ -252,8 +200,7 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 					sizeof AUTH_SSE_EXPIRED - 1, "token expired");
 		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
 			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
-		st->nitems = got.count;
-		st->next = 0;
+		sse_out_pulled(&st->out, got.count);
 		if (got.end == SUB_END_SHUTDOWN) {
 			st->why = "shutdown";
 			return FILL_END;
@@ -468,58 +415,39 @@ static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 	return 0;
 }
 
-/* The value of ?name= as lws decoded it, or NULL. */
-static const char *arg(struct sse_stream *st, const char *name, char *buf,
-		       int len)
-{
-	return lws_get_urlarg_by_name(st->wsi, name, buf, len);
-}
-
-static bool flag(const char *v)
-{
-	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-}
-
 /* The request as lws decoded it, checked again (the router checked the
  * raw head): the channels, the cursor (Last-Event-ID wins over since),
  * client, presence, sse_events. */
 static int parse_request(struct sse_stream *st, struct cursor *since,
 			 bool *has_since)
 {
-	static const char prefix[] = "/channels/";
-	char *uri = xmalloc(URI_MAX), buf[CURSOR_TEXT_MAX + 16];
+	char buf[CURSOR_TEXT_MAX + 16];
 	struct channel_list chs;
 	const char *v;
-	int r = -1, n;
+	int n;
 
-	if (lws_hdr_copy(st->wsi, uri, URI_MAX, WSI_TOKEN_GET_URI) <= 0 ||
-	    strncmp(uri, prefix, sizeof prefix - 1) != 0)
-		goto out;
-	st->path = xstrdup(uri + sizeof prefix - 1);
-	if (channel_list_parse(st->path, strlen(st->path), &chs) < 0)
-		goto out;
+	if (lws_held_path(st->wsi, &st->path, &chs) < 0)
+		return -1;
 	st->nch = chs.count;
 	n = lws_hdr_custom_copy(st->wsi, buf, sizeof buf, "last-event-id:", 14);
-	v = n > 0 ? buf : arg(st, "since=", buf, sizeof buf);
+	v = n > 0 ? buf : lws_held_arg(st->wsi, "since=", buf, sizeof buf);
 	*has_since = v != NULL;
 	if (v && cursor_parse(v, strlen(v), chs.count, since) < 0)
-		goto out;
-	v = arg(st, "client=", buf, sizeof buf);
+		return -1;
+	v = lws_held_arg(st->wsi, "client=", buf, sizeof buf);
 	if (v && !client_id_valid(v, strlen(v)))
-		goto out;
+		return -1;
 	if (v)
 		snprintf(st->sub.client, sizeof st->sub.client, "%s", v);
 	else
 		clientid_new(st->sub.client);
-	v = arg(st, "sse_events=", buf, sizeof buf);
-	st->named = v == NULL || flag(v);
+	v = lws_held_arg(st->wsi, "sse_events=", buf, sizeof buf);
+	st->named = v == NULL || lws_held_flag(v);
 	if (v && !st->named && strcmp(v, "0") != 0 && strcmp(v, "false") != 0)
-		goto out;
-	st->sub.announce = flag(arg(st, "presence=", buf, sizeof buf));
-	r = 0;
-out:
-	free(uri);
-	return r;
+		return -1;
+	st->sub.announce = lws_held_flag(
+		lws_held_arg(st->wsi, "presence=", buf, sizeof buf));
+	return 0;
 }
 
 /* The credential against the channels and ?client=; a token's sub is
@@ -653,14 +581,9 @@ static void on_closed(struct sse_stream *st)
 		bus_detach(ws_server(st->loop)->bus, &st->sub);
 	st->attached = false;
 	ws_unready(st->loop, &st->link);
-	if (st->busy)
-		bus_items_release(st->busy->items + st->next,
-				  st->nitems - st->next);
-	st->nitems = st->next = 0;
+	sse_out_free(&st->out, st->busy ? st->busy->items : NULL);
 	free(st->busy);
 	st->busy = NULL;
-	message_unref(st->writing);
-	st->writing = NULL;
 	free(st->cursor);
 	st->cursor = NULL;
 	free(st->path);

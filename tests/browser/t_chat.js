@@ -346,9 +346,13 @@ const PEOPLE = [
       }
       return true;
     }, 10000, 'the messages of quiet and other to age out of history');
+    const opens = (await L.rec(page, 'sse')).opens;
     proxy.cut();                    // the sse client reconnects with its cursor
-    await L.sleep(1500);
-    await L.waitFor(async () => (await L.rec(page, 'sse')).readyState === 'open', 10000, 'sse open again');
+    // its next open, waited for (a fixed sleep hoped it had left 'open')
+    await L.waitFor(async () => {
+      const r = await L.rec(page, 'sse');
+      return r.opens > opens && r.readyState === 'open';
+    }, 10000, 'sse open again');
     await L.publish(gw3.base, 'quiet', 'note', 'after');
     await L.waitFor(async () => (await L.rec(page, 'sse')).msgs.length === 5 &&
       (await L.rec(page, 'poll')).msgs.length === 5, 10000, 'both to get the last message');

@@ -117,13 +117,15 @@ const t = L.tap(7, 150000);
     await page.click('#reset');
     await page.click('#rates button[data-rate="20"]');
     await L.waitFor(async () => parseInt(await page.textContent('#sent'), 10) >= 5, 5000, 'publishing');
-    for (const tr of T) await page.click('.panel[data-transport=' + tr + '] [data-k=drop]');
-    const atDrop = parseInt(await page.textContent('#sent'), 10);
-    const during = await page.evaluate(() => window.demo.snapshot());
+    // each panel looked at right after its own click: a drop lasts 1.5 s,
+    // which four clicks on a loaded machine can outlast
     for (const tr of T) {
-      assert.strictEqual(during[tr].dropping, true, tr + ' dropping');
-      assert.strictEqual(during[tr].state, 'closed', tr + ' closed while dropped');
+      await page.click('.panel[data-transport=' + tr + '] [data-k=drop]');
+      const during = await page.evaluate((tr) => window.demo.snapshot()[tr], tr);
+      assert.strictEqual(during.dropping, true, tr + ' dropping');
+      assert.strictEqual(during.state, 'closed', tr + ' closed while dropped');
     }
+    const atDrop = parseInt(await page.textContent('#sent'), 10);
     await L.waitFor(async () => {
       const s = await page.evaluate(() => window.demo.snapshot());
       return T.every((tr) => !s[tr].dropping && s[tr].state === 'open');
@@ -164,11 +166,19 @@ const t = L.tap(7, 150000);
       return n;
     });
     assert(inked > 100, 'the chart has lines: ' + inked + ' pixels');
+    // something to draw: 30 more messages at 20 a second, then every
+    // panel showing all of them (the page redraws four times a second)
+    const from = parseInt(await page.textContent('#sent'), 10);
     await page.click('#rates button[data-rate="20"]');
-    await L.sleep(2500);
+    await L.waitFor(async () => parseInt(await page.textContent('#sent'), 10) >= from + 30, 15000, '30 more published');
     await page.click('#rates button[data-rate="0"]');
-    await settled(page, 'screenshot');
-    await L.sleep(1500); // a poll (every second) catches up
+    const shot = await settled(page, 'screenshot');
+    await L.waitFor(async () => {
+      for (const tr of T) {
+        if (Number(await page.textContent('.panel[data-transport=' + tr + '] [data-k=received]')) !== shot) return false;
+      }
+      return true;
+    }, 5000, 'every panel to show every message');
     await page.screenshot({ path: path.join(L.ARTIFACTS, 'demo-1280.png'), fullPage: true });
   });
 
@@ -222,7 +232,10 @@ const t = L.tap(7, 150000);
       await page2.fill('#text', text);
       await page2.press('#text', 'Enter');
     }
-    await L.sleep(3000);
+    // both tabs publishing at once, until 40 and more are out (at 20 and
+    // 5 a second, about 2 s; waited for, not slept for)
+    const sentOf = async (pg) => parseInt(await pg.textContent('#sent'), 10);
+    await L.waitFor(async () => await sentOf(page) >= 32 && await sentOf(page2) >= 10, 15000, 'both tabs publishing');
     await page.click('#rates button[data-rate="0"]');
     await page2.click('#rates button[data-rate="0"]');
     const acked = await settled(page, 'tab 1') + await settled(page2, 'tab 2');

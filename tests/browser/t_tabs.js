@@ -83,7 +83,7 @@ function exactly(msgs, n, who) {
   assert.strictEqual(new Set(msgs.map((m) => m.epoch)).size, 1, who + ' one epoch');
 }
 
-async function run(mode) {
+async function run(mode, test) {
   const name = mode.hub + ' on ' + mode.t;
   const gw = await L.startGateway(['--transports', 'poll,' + mode.t]);
   const base = gw.base;
@@ -95,7 +95,7 @@ async function run(mode) {
   let ids;
   let sent = 0;
 
-  await t.test(name + ': 8 tabs, one held connection, every message once in order, acks to their tab', async () => {
+  await test(name + ': 8 tabs, one held connection, every message once in order, acks to their tab', async () => {
     for (let i = 0; i < TABS; i++) {
       const p = await tabPage(context, base);
       pages.push(p);
@@ -152,7 +152,7 @@ async function run(mode) {
     assert.strictEqual(all[0].msgs.find((m) => m.id === bid).from, ids[3], "the broadcast is from tab 3's id");
   });
 
-  await t.test(name + ': a ninth page navigates and publishes at once', async () => {
+  await test(name + ': a ninth page navigates and publishes at once', async () => {
     const t0 = Date.now();
     const p9 = await context.newPage();
     await p9.goto(base + '/healthz', { timeout: 5000 });
@@ -168,7 +168,7 @@ async function run(mode) {
     assert.strictEqual(await metric(base, 'subscribers', mode.t), 1, 'still one subscriber');
   });
 
-  await t.test(name + ': a client subscribing from an earlier cursor gets it all, the others nothing twice', async () => {
+  await test(name + ': a client subscribing from an earlier cursor gets it all, the others nothing twice', async () => {
     // a second shared client in one tab (not the leader's): its since 0 is
     // behind the connection, which goes back for it
     const ss = await Promise.all(pages.map(state));
@@ -199,7 +199,7 @@ async function run(mode) {
     await p.evaluate(() => T2.c.close());
   });
 
-  await t.test(name + ': closing the ' + (mode.hub === 'worker' ? "worker's first" : 'leader') + ' tab loses nothing', async () => {
+  await test(name + ': closing the ' + (mode.hub === 'worker' ? "worker's first" : 'leader') + ' tab loses nothing', async () => {
     const ss = await Promise.all(pages.map(state));
     const gone = mode.hub === 'worker' ? 0 : ss.findIndex((s) => s.leads);
     await pages[gone].close();
@@ -230,7 +230,7 @@ async function run(mode) {
     assert.strictEqual(id, sent, 'a publish after the takeover is acked');
   });
 
-  await t.test(name + ': a ' + (mode.hub === 'worker' ? 'tab' : 'leader') + ' gone without a word (no pagehide) ' +
+  await test(name + ': a ' + (mode.hub === 'worker' ? 'tab' : 'leader') + ' gone without a word (no pagehide) ' +
       (mode.hub === 'worker' ? 'is forgotten after the hub\'s timeout' : 'is replaced after its heartbeat timeout, nothing lost'), async () => {
     const left = pages.filter((p) => !p.isClosed());
     const ss = await Promise.all(left.map(state));
@@ -293,9 +293,55 @@ async function run(mode) {
   await gw.stop();
 }
 
+// The modes share nothing (a gateway and a browser context each), and a
+// mode spends most of its time waiting: for the hub's and the leader's
+// timeouts, for takeovers. So LANES of them run at once, each test
+// recorded, and the results are reported in the order of MODES as soon as
+// the modes before are done.
+const LANES = 2;
+const runs = MODES.map(() => ({ results: [], done: false }));
+let reported = 0;
+let reporting = Promise.resolve();
+
+function report() {
+  reporting = reporting.then(async () => {
+    for (; reported < runs.length && runs[reported].done; reported++) {
+      for (const r of runs[reported].results) {
+        console.log('# ' + r.ms + ' ms in its lane: ' + r.name);
+        await t.test(r.name, async () => { if (r.err) throw r.err; });
+      }
+    }
+  });
+  return reporting;
+}
+
+async function lane(queue) {
+  while (queue.length) {
+    const i = queue.shift();
+    const out = runs[i];
+    const test = async (name, fn) => {
+      const t0 = Date.now();
+      try {
+        await fn();
+        out.results.push({ name, ms: Date.now() - t0 });
+      } catch (e) {
+        out.results.push({ name, ms: Date.now() - t0, err: e });
+      }
+    };
+    try {
+      await run(MODES[i], test);
+    } catch (e) {
+      out.results.push({ name: MODES[i].hub + ' on ' + MODES[i].t + ': set up and tear down', ms: 0, err: e });
+    }
+    out.done = true;
+    await report();
+  }
+}
+
 let browser;
 (async () => {
   browser = await L.launch();
-  for (const m of MODES) await run(m);
+  const queue = MODES.map((_, i) => i);
+  await Promise.all(Array.from({ length: LANES }, () => lane(queue)));
   await t.done();
 })();

@@ -290,7 +290,7 @@ async def test_cursor_past_redis_head_is_a_gap():
 
 
 async def test_first_poll_waits_for_the_sync():
-    "a poll reaching a node that has not synced the channel answers with Redis' epoch in next, and a tail poll then gets what follows"
+    "a poll or long poll reaching a node that has not synced the channel answers with Redis' epoch in next, and a tail poll then gets what follows"
     with RedisServer() as r, node(r) as a, node(r) as b:
         epoch = publish_n(b, "first", 1, 4)
         st, _, body = get(a, "/channels/first?transport=poll")
@@ -308,6 +308,11 @@ async def test_first_poll_waits_for_the_sync():
                 break
             await asyncio.sleep(0.05)
         expect_eq(got, [5], "what was published after the first poll")
+        # a long poll that times out on a channel new to A: Redis' epoch too
+        epoch = publish_n(b, "first-lp", 1, 2)
+        st, _, body = get(a, "/channels/first-lp?transport=longpoll&timeout=1", timeout=15)
+        expect_eq(st, 200, f"the first long poll on A: {body!r}")
+        expect_eq(json.loads(body)["next"], f"{epoch}:2", f"its next: {body!r}")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@
 #include <time.h>
 
 #define LOG_PREFIX "bus"
+/* Older messages a tap asks Redis for at once: a tap holds them until
+ * it has sent them, so this bounds what one subscriber keeps */
+#define BUS_BACKFILL_MAX 256
 
 struct channel {
 	struct channel *hnext;
@@ -49,6 +52,8 @@ struct channel {
 	bool tomb; /* reclaimed: only its name, epoch and last id remain */
 	bool synced; /* remote: epoch and ids are Redis' (bus_sync) */
 	bool remote; /* fed by the Redis engine: it may be behind Redis */
+	uint64_t asks; /* remote: head checks asked (tap.ask tickets) */
+	uint64_t redis_last; /* remote: Redis' last id as last read */
 	struct channel *tprev, *tnext; /* the tombs, oldest first */
 	struct idem_entry *idem; /* its keys in bus.idem; kept by a tomb */
 	struct channel *idle_next; /* on bus.idle: may be idle, tick looks */
@@ -804,6 +809,19 @@ static void link_tap(struct subscriber *sub, struct channel *ch,
 	sub->taps[sub->ntaps++] = t;
 }
 
+/* Under the lock: forget what a tap asked of Redis and what it
+ * answered (a restarted ring, a tap leaving). */
+static void drop_backfill(struct tap *t)
+{
+	for (size_t i = t->back_next; i < t->nback; i++)
+		message_unref(t->back[i]);
+	free(t->back);
+	t->back = NULL;
+	t->nback = t->back_next = 0;
+	t->filling = t->nofill = t->back_gap = t->past = false;
+	t->ask = 0;
+}
+
 static void unlink_tap(struct bus *bus, struct subscriber *sub, struct tap *t,
 		       struct announcement **leaves)
 {
@@ -820,6 +838,7 @@ static void unlink_tap(struct bus *bus, struct subscriber *sub, struct tap *t,
 	counts_changed(bus, t->ch);
 	if (t->ch->taps == NULL)
 		maybe_idle(bus, t->ch);
+	drop_backfill(t);
 	free(t);
 }
 
@@ -931,11 +950,56 @@ static bool gap_pending(const struct tap *t)
 {
 	if (!t->ch->synced)
 		return false; /* remote, not synced yet: nothing is known */
-	/* a cursor past a remote ring's end, in its epoch, was handed out
-	 * by a node ahead of this one (Redis gives an epoch once): this
-	 * ring is still filling up to it, so wait; locally it is a gap */
-	return t->stale || (t->cursor > t->ch->last_id && !t->ch->remote) ||
-	       t->cursor + 1 < oldest_id(t->ch);
+	if (t->stale || t->back_gap)
+		return true;
+	if (t->back_next < t->nback || t->filling)
+		return false; /* older messages from Redis come first */
+	/* a cursor past a remote ring's end, in its epoch, may have been
+	 * handed out by a node ahead of this one: a gap only once Redis'
+	 * head is known to be before it; locally it is a gap at once */
+	if (t->cursor > t->ch->last_id)
+		return !t->ch->remote || t->past;
+	/* before a remote ring: Redis may still have them (backfill) */
+	return t->cursor + 1 < oldest_id(t->ch) &&
+	       (!t->ch->remote || t->nofill);
+}
+
+/* Under the lock: the tap waits on Redis (its channel's sync, a head
+ * check, older messages); what it has in hand is not all there is. */
+static bool tap_waits(const struct tap *t)
+{
+	if (!t->ch->synced || t->filling)
+		return true;
+	return t->ch->remote && !t->stale && !t->past &&
+	       t->cursor > t->ch->last_id;
+}
+
+/* Under the lock: a remote tap whose cursor is outside the ring asks
+ * the engine once: past it, for Redis' head (is it a cursor Redis
+ * gave?); before it, for the messages between (Redis keeps longer than
+ * a ring: by count alone, and a ring also evicts by age and memory). */
+static void ask_redis(struct bus *bus, struct subscriber *sub, struct tap *t)
+{
+	struct channel *ch = t->ch;
+
+	if (!ch->remote || !ch->synced || t->stale || t->back_gap ||
+	    t->filling || t->back_next < t->nback)
+		return;
+	if (t->cursor > ch->last_id && t->cursor <= ch->redis_last)
+		return; /* Redis had it: the ring is getting there */
+	if (t->cursor > ch->last_id && t->ask == 0 && !t->past) {
+		t->ask = ++ch->asks;
+		bus->remote->check(bus->remote_cls, ch->name, ch->name_len,
+				   t->ask);
+	} else if (t->cursor + 1 < oldest_id(ch) && !t->nofill) {
+		uint64_t count = oldest_id(ch) - 1 - t->cursor;
+
+		if (count > BUS_BACKFILL_MAX)
+			count = BUS_BACKFILL_MAX;
+		t->filling = true;
+		bus->remote->backfill(bus->remote_cls, ch->name, ch->name_len,
+				      sub->id, t->cursor, count);
+	}
 }
 
 /* A gap on tap i, if one is pending. */
@@ -951,8 +1015,18 @@ static bool take_gap(struct subscriber *sub, unsigned i, struct bus_item *it)
 	it->tap = i;
 	it->epoch = t->ch->epoch;
 	it->gap_last = t->cursor;
+	if (t->back_gap && !t->stale) {
+		/* Redis lacks the first ones; what it has follows */
+		it->cursor = t->cursor = t->back_gap_to;
+		t->back_gap = false;
+		metrics_add(&metrics.gaps, 1);
+		return true;
+	}
 	it->cursor = t->cursor = oldest - 1;
-	t->stale = false;
+	t->stale = t->past = t->nofill = false;
+	t->ask = 0;
+	if (t->back_gap || t->nback) /* stale: Redis' answer is moot */
+		drop_backfill(t);
 	metrics_add(&metrics.gaps, 1);
 	return true;
 }
@@ -970,10 +1044,11 @@ static int next_tap(const struct subscriber *sub)
 		const struct tap *t = sub->taps[i];
 		const struct message *m;
 
-		if (gap_pending(t))
-			return (int)i;
-		if (!t->ch->synced || t->cursor >= t->ch->last_id)
-			continue;
+		if (gap_pending(t) || t->back_next < t->nback)
+			return (int)i; /* a gap, or older messages: first */
+		if (!t->ch->synced || t->cursor >= t->ch->last_id ||
+		    t->cursor + 1 < oldest_id(t->ch))
+			continue; /* waiting on Redis */
 		m = ring_at(t->ch, t->cursor + 1);
 		if (m->seq < best_seq) {
 			best_seq = m->seq;
@@ -983,8 +1058,9 @@ static int next_tap(const struct subscriber *sub)
 	return best;
 }
 
-static size_t fill(struct subscriber *sub, struct bus_item *items,
-		   size_t max_items, size_t max_bytes, bool *more)
+static size_t fill(struct bus *bus, struct subscriber *sub,
+		   struct bus_item *items, size_t max_items, size_t max_bytes,
+		   bool *more)
 {
 	size_t n = 0, bytes = 0;
 
@@ -994,6 +1070,9 @@ static size_t fill(struct subscriber *sub, struct bus_item *items,
 		struct tap *t;
 		int i;
 
+		if (bus->remote)
+			for (unsigned k = 0; k < sub->ntaps; k++)
+				ask_redis(bus, sub, sub->taps[k]);
 		for (unsigned k = 0; k < sub->ntaps && !gap; k++)
 			gap = take_gap(sub, k, &items[n]);
 		if (gap) {
@@ -1004,6 +1083,26 @@ static size_t fill(struct subscriber *sub, struct bus_item *items,
 		if (i < 0)
 			return n;
 		t = sub->taps[i];
+		if (t->back_next < t->nback) {
+			m = t->back[t->back_next];
+			if (n > 0 && bytes + m->json_len > max_bytes)
+				break;
+			/* the tap's reference goes to the item */
+			t->back[t->back_next++] = NULL;
+			t->cursor = m->id;
+			items[n].skip = excluded(m, sub);
+			items[n].msg = items[n].skip ? NULL : m;
+			if (items[n].skip)
+				message_unref(m);
+			if (t->back_next == t->nback)
+				drop_backfill(t); /* the ring, or more, next */
+			items[n].tap = (unsigned)i;
+			items[n].epoch = t->ch->epoch;
+			items[n].cursor = t->cursor;
+			n++;
+			bytes += m->json_len;
+			continue;
+		}
 		m = ring_at(t->ch, t->cursor + 1);
 		if (n > 0 && bytes + m->json_len > max_bytes)
 			break;
@@ -1036,13 +1135,16 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	sub->parked = false; /* it is asking, so it is not parked */
 	if (out->end != SUB_END_NONE)
 		goto out;
-	out->count = fill(sub, items, max_items, max_bytes, &out->more);
+	out->count = fill(bus, sub, items, max_items, max_bytes, &out->more);
 	out->timer = sub->timer_due;
 	sub->timer_due = false;
+	for (size_t i = 0; i < sub->ntaps && !out->waiting; i++)
+		out->waiting = tap_waits(sub->taps[i]);
 	if ((out->count > 0 || out->timer) && sub->period_ms)
 		sub->deadline_ms = bus_now_ms() + sub->period_ms;
 	deadline_file(bus, sub);
-	if (out->count == 0 && !out->timer && may_park) {
+	if (out->count == 0 && !out->timer &&
+	    (may_park || (sub->wait_redis && out->waiting))) {
 		sub->parked = true;
 		out->parked = true;
 		sub->transport->park(sub);
@@ -1051,6 +1153,28 @@ out:
 	pthread_mutex_unlock(&bus->lock);
 	if (out->count)
 		metrics_add(&metrics.delivered[sub->transport->id], out->count);
+}
+
+bool bus_start(struct bus *bus, struct subscriber *sub, size_t from,
+	       size_t n, struct cursor *out)
+{
+	bool ready = true;
+
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = from; i < from + n && i < sub->ntaps; i++)
+		ready = ready && sub->taps[i]->ch->synced;
+	for (size_t i = from; ready && i < from + n && i < sub->ntaps; i++) {
+		const struct tap *t = sub->taps[i];
+
+		/* a stale cursor is echoed as the client sent it, so a
+		 * reconnect before its gap is read is told again */
+		out[i - from].epoch = t->stale && t->want_epoch ?
+					      t->want_epoch :
+					      t->ch->epoch;
+		out[i - from].id = t->cursor;
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return ready;
 }
 
 void bus_items_release(struct bus_item *items, size_t count)
@@ -1152,8 +1276,12 @@ int bus_sync(struct bus *bus, const char *channel, size_t len,
 	    first_id > last_id + 1)
 		goto out;
 	rc = 0;
-	if (ch->synced && ch->epoch == epoch && first_id <= ch->last_id + 1)
+	if (ch->synced && ch->epoch == epoch && first_id <= ch->last_id + 1) {
+		if (last_id > ch->redis_last)
+			ch->redis_last = last_id;
 		goto out; /* what is new comes through bus_ingest */
+	}
+	ch->redis_last = last_id;
 	/* a first sync, another epoch (Redis lost the channel), or a hole
 	 * Redis no longer holds: start over where Redis' history starts */
 	drop_history(bus, ch);
@@ -1167,6 +1295,8 @@ int bus_sync(struct bus *bus, const char *channel, size_t len,
 		} else if (ch->epoch != epoch) {
 			t->stale = true;
 		}
+		/* what it asked of the old ring is moot: asked again */
+		drop_backfill(t);
 		t->lag_base = ch->bytes;
 	}
 	ch->epoch = epoch;
@@ -1213,6 +1343,83 @@ out:
 	pthread_mutex_unlock(&bus->lock);
 	message_unref(m);
 	return r;
+}
+
+void bus_heard(struct bus *bus, const char *channel, size_t len,
+	       uint64_t epoch, uint64_t last_id, uint64_t ticket)
+{
+	struct channel *ch;
+
+	pthread_mutex_lock(&bus->lock);
+	ch = channel_find(bus, channel, len);
+	if (ch == NULL || !ch->synced || ch->epoch != epoch)
+		goto out; /* another epoch: the resync decides */
+	if (last_id > ch->redis_last)
+		ch->redis_last = last_id;
+	for (struct tap *t = ch->taps; t; t = t->next) {
+		if (t->ask == 0 || t->ask > ticket || t->stale ||
+		    t->cursor <= ch->last_id)
+			continue;
+		if (t->cursor > last_id) {
+			/* Redis never gave it: the gap the embedded bus
+			 * reports at once */
+			t->past = true;
+			if (t->sub->end == SUB_END_NONE)
+				wake(t->sub);
+		}
+	}
+out:
+	pthread_mutex_unlock(&bus->lock);
+}
+
+void bus_backfill(struct bus *bus, const char *channel, size_t len,
+		  uint64_t sub_id, uint64_t epoch, struct message **msgs,
+		  const uint64_t *ids, size_t n)
+{
+	struct subscriber *sub;
+	struct channel *ch;
+	struct tap *t = NULL;
+	size_t used = 0;
+
+	pthread_mutex_lock(&bus->lock);
+	sub = *id_slot(bus, sub_id);
+	ch = channel_find(bus, channel, len);
+	for (size_t i = 0; sub && ch && i < sub->ntaps && t == NULL; i++)
+		if (sub->taps[i]->ch == ch && sub->taps[i]->filling)
+			t = sub->taps[i];
+	if (t == NULL)
+		goto out; /* gone, or the ring restarted meanwhile */
+	t->filling = false;
+	if (n == 0 || epoch != ch->epoch || ids[0] <= t->cursor) {
+		t->nofill = true; /* nothing Redis has: the gap */
+		goto wake;
+	}
+	t->back = xcalloc(n, sizeof *t->back);
+	if (ids[0] > t->cursor + 1) {
+		t->back_gap = true;
+		t->back_gap_to = ids[0] - 1;
+	}
+	/* consecutive ids only, and none the ring has */
+	for (; used < n && ids[used] == ids[0] + used &&
+	       ids[used] < oldest_id(ch);
+	     used++) {
+		message_seal(msgs[used], epoch, ids[used]);
+		t->back[used] = msgs[used];
+	}
+	t->nback = used;
+	if (used == 0) {
+		free(t->back);
+		t->back = NULL;
+		t->back_gap = false;
+		t->nofill = true;
+	}
+wake:
+	if (sub->end == SUB_END_NONE)
+		wake(sub);
+out:
+	pthread_mutex_unlock(&bus->lock);
+	for (size_t i = used; i < n; i++)
+		message_unref(msgs[i]);
 }
 
 /* ---- presence of pollers ---- */

@@ -48,6 +48,18 @@ struct tap {
 	uint64_t lag_base; /* channel byte count the subscriber has reached */
 	uint64_t want_epoch; /* remote: the epoch its cursor named (0: none) */
 	bool tail;           /* joined with no cursor: "from now on" */
+	/* remote: a cursor past the ring asked Redis for its head (ticket
+	 * ask, 0: not asked); past: Redis' head is before the cursor, a gap */
+	uint64_t ask;
+	bool past;
+	/* remote: a cursor before the ring asked Redis for the ids between
+	 * (filling); nofill: Redis has none of them, a gap. back[] holds
+	 * what it answered, delivered before the ring; back_gap: Redis
+	 * lacks the first ones, a gap up to back_gap_to comes first */
+	bool filling, nofill, back_gap;
+	uint64_t back_gap_to;
+	struct message **back;
+	size_t nback, back_next;
 	struct tap *prev, *next; /* the channel's taps */
 	struct subscriber *sub;
 };
@@ -60,6 +72,9 @@ struct subscriber {
 	char client[CLIENT_ID_MAX + 1]; /* its client id */
 	uint64_t period_ms; /* >0: deadline = last output + period (heartbeat) */
 	bool announce;      /* taps made by bus_attach publish join/leave */
+	/* park while a channel waits on Redis, though may_park is not set
+	 * (a short poll: it waits for Redis, not for news) */
+	bool wait_redis;
 	/* Guarded by the bus lock from bus_attach to bus_detach. */
 	uint64_t id; /* handle for bus_kill */
 	bool attached;
@@ -92,6 +107,8 @@ struct bus_pull {
 	bool timer;       /* the deadline passed (heartbeat or timeout) */
 	bool parked;      /* nothing at all: the transport was parked */
 	bool more;        /* stopped at a limit with more pending */
+	bool waiting;     /* a channel waits on Redis (its sync, a head
+			   * check, older messages): more will come */
 	enum sub_end end; /* close the connection; no items */
 };
 
@@ -183,6 +200,12 @@ void bus_detach(struct bus *bus, struct subscriber *sub);
 void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	      size_t max_items, size_t max_bytes, bool may_park,
 	      struct bus_pull *out);
+/* The cursors taps [from, from + n) stand at, into out[0..n): false,
+ * and nothing filled, while one of their channels waits for its first
+ * sync (remote: its epoch is not known yet). What a welcome, an ack or
+ * a poll's next hands out before anything is pulled. */
+bool bus_start(struct bus *bus, struct subscriber *sub, size_t from,
+	       size_t n, struct cursor *out);
 /* Drop the references of pulled items. */
 void bus_items_release(struct bus_item *items, size_t count);
 /* message_single_reply of a pulled message, its bytes counted in the
@@ -239,6 +262,15 @@ struct bus_remote_ops {
 	/* Its subscriber or poller counts changed (bus_info has the new
 	 * ones): write them where other nodes' info sums them. */
 	void (*counts)(void *cls, const char *channel, size_t len);
+	/* A cursor is past the ring: read Redis' head (and what the ring
+	 * lacks) with a read sent after this call, then bus_heard with
+	 * this ticket or a later one. */
+	void (*check)(void *cls, const char *channel, size_t len,
+		      uint64_t ticket);
+	/* A cursor is before the ring: read up to count ids after after
+	 * from the stream, then bus_backfill (also when it failed). */
+	void (*backfill)(void *cls, const char *channel, size_t len,
+			 uint64_t sub_id, uint64_t after, uint64_t count);
 };
 
 enum bus_ingest {
@@ -269,6 +301,21 @@ int bus_sync(struct bus *bus, const char *channel, size_t len,
 enum bus_ingest bus_ingest(struct bus *bus, const char *channel, size_t len,
 			   struct message *m, uint64_t epoch, uint64_t id,
 			   uint64_t *last_id);
+
+/* A read sent after ticket's check found Redis' head at (epoch,
+ * last_id): taps that asked with that ticket or an earlier one and
+ * whose cursor is past last_id in that epoch get their gap (a cursor
+ * Redis never gave); the others wait for the ring to reach them. */
+void bus_heard(struct bus *bus, const char *channel, size_t len,
+	       uint64_t epoch, uint64_t last_id, uint64_t ticket);
+/* The answer to a backfill of subscriber sub_id: n messages (unsealed,
+ * references taken over) of ids ids[0..n), rising, read from Redis at
+ * epoch. Delivered to that tap before the ring, after a gap if Redis
+ * no longer has the first ones. n 0 (Redis has none, or was not
+ * reachable) or another epoch: the tap gets the gap. */
+void bus_backfill(struct bus *bus, const char *channel, size_t len,
+		  uint64_t sub_id, uint64_t epoch, struct message **msgs,
+		  const uint64_t *ids, size_t n);
 
 /* The admin API (admin.c) */
 struct bus_channel_row {

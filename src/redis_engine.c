@@ -60,6 +60,8 @@ struct active {
 	size_t counts[TRANSPORT_COUNT];
 	bool dirty;           /* in the engine's dirty list */
 	struct active *dnext; /* that list */
+	bool synced;     /* a full read reached bus_sync */
+	uint64_t ticket; /* the latest head check asked (bus_heard) */
 	size_t len;
 	char name[];
 };
@@ -72,6 +74,8 @@ enum op_kind {
 	OP_INFO,       /* redis_engine_info */
 	OP_DELETE,     /* redis_engine_delete */
 	OP_DISCONNECT, /* redis_engine_disconnect (channel: the client id) */
+	OP_CHECK,      /* bus remote check: Redis' head, after a ticket */
+	OP_BACKFILL,   /* bus remote backfill: older ids for one subscriber */
 };
 
 struct op {
@@ -87,6 +91,8 @@ struct op {
 	long long n;                       /* OP_DELETE: keys deleted */
 	void *cls;
 	bool retried; /* sent again with the script's text (NOSCRIPT) */
+	uint64_t ticket;          /* OP_CHECK */
+	uint64_t sub_id, after, count; /* OP_BACKFILL */
 	struct shard *shard;
 	size_t len;
 	char channel[CHANNEL_NAME_MAX + 1];
@@ -98,6 +104,15 @@ struct read {
 	bool full;
 	bool retried;
 	uint64_t after;
+	uint64_t ticket; /* the head check it answers (0: none) */
+	size_t len;
+	char channel[CHANNEL_NAME_MAX + 1];
+};
+
+/* A backfill in flight: older messages for one subscriber. */
+struct fill {
+	struct redis_engine *e;
+	uint64_t sub_id;
 	size_t len;
 	char channel[CHANNEL_NAME_MAX + 1];
 };
@@ -136,9 +151,14 @@ static void done_noop(void *cls, enum redis_engine_status st, uint64_t epoch,
 
 /* Answer an op that will not reach Redis (stopped, or its shard down),
  * as its caller expects: DOWN, NULL or -1. Frees nothing but m. */
-static void op_refuse(struct op *op)
+static void op_refuse(struct redis_engine *e, struct op *op)
 {
 	switch (op->kind) {
+	case OP_BACKFILL:
+		/* the subscriber gets its gap rather than waiting */
+		bus_backfill(e->bus, op->channel, op->len, op->sub_id, 0, NULL,
+			     NULL, 0);
+		break;
 	case OP_PUBLISH:
 		op->done(op->cls, REDIS_ENGINE_DOWN, 0, 0);
 		message_unref(op->m);
@@ -174,7 +194,7 @@ static void enqueue(struct redis_engine *e, struct op *op)
 		ev_async_send(e->loop, &e->wake);
 		return;
 	}
-	op_refuse(op);
+	op_refuse(e, op);
 	free(op);
 }
 
@@ -256,11 +276,33 @@ void redis_engine_disconnect(struct redis_engine *e, const char *client,
 	enqueue(e, op);
 }
 
+static void remote_check(void *cls, const char *channel, size_t len,
+			 uint64_t ticket)
+{
+	struct op *op = op_new(OP_CHECK, channel, len);
+
+	op->ticket = ticket;
+	enqueue(cls, op);
+}
+
+static void remote_backfill(void *cls, const char *channel, size_t len,
+			    uint64_t sub_id, uint64_t after, uint64_t count)
+{
+	struct op *op = op_new(OP_BACKFILL, channel, len);
+
+	op->sub_id = sub_id;
+	op->after = after;
+	op->count = count;
+	enqueue(cls, op);
+}
+
 static const struct bus_remote_ops engine_ops = {
 	.activate = remote_activate,
 	.deactivate = remote_deactivate,
 	.publish = remote_publish,
 	.counts = remote_counts,
+	.check = remote_check,
+	.backfill = remote_backfill,
 };
 
 bool redis_engine_healthy(const struct redis_engine *e)
@@ -409,12 +451,28 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
 				redis_store_range_entry(&range, 0, &rec) == 0 ?
 			rec.id :
 			range.last_id + 1;
+	if (!rd->full) {
+		struct bus_channel_info info;
+
+		/* an empty answer says nothing of the epoch by itself */
+		if (bus_info(e->bus, a->name, a->len, &info) < 0 ||
+		    info.epoch != range.epoch) {
+			a->reread = a->full = true;
+			goto again;
+		}
+	}
 	if (rd->full && bus_sync(e->bus, a->name, a->len, range.epoch,
 				 range.last_id, first) < 0)
 		goto out;
+	if (rd->full)
+		a->synced = true;
 	for (size_t i = 0; i < range.count; i++)
 		if (redis_store_range_entry(&range, i, &rec) == 0)
 			ingest(e, a, &rec);
+	/* after the ingests: a cursor up to here is one the ring reaches */
+	if (rd->ticket)
+		bus_heard(e->bus, a->name, a->len, range.epoch, range.last_id,
+			  rd->ticket);
 again:
 	if (a->reread && !a->reading) {
 		bool full = a->full;
@@ -451,6 +509,7 @@ static void send_read(struct redis_engine *e, struct active *a, bool full,
 	rd->e = e;
 	rd->full = full;
 	rd->after = full ? 0 : after;
+	rd->ticket = a->ticket;
 	rd->len = a->len;
 	memcpy(rd->channel, a->name, a->len);
 	redis_store_read_cmd(a->name, a->len, rd->after, e->cfg.history_size,
@@ -461,6 +520,67 @@ static void send_read(struct redis_engine *e, struct active *a, bool full,
 		a->reading = true;
 	else
 		free(rd);
+	redis_cmd_free(&cmd);
+}
+
+/* ---- backfill: older messages for one subscriber ---- */
+
+static void on_fill(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct fill *f = privdata;
+	struct redis_range range;
+	struct redis_record rec;
+	struct message **msgs = NULL;
+	uint64_t *ids = NULL;
+	size_t n = 0;
+
+	(void)ac;
+	if (r && redis_store_read_reply(r, &range) == 0 && range.exists &&
+	    range.count > 0) {
+		msgs = xcalloc(range.count, sizeof *msgs);
+		ids = xcalloc(range.count, sizeof *ids);
+		for (size_t i = 0; i < range.count; i++) {
+			if (redis_store_range_entry(&range, i, &rec) < 0)
+				break;
+			msgs[n] = redis_store_message(f->channel, f->len, &rec,
+						      born_of(rec.ts_ms));
+			if (msgs[n] == NULL)
+				break;
+			ids[n++] = rec.id;
+		}
+	}
+	/* n 0 (nothing, an error, Redis gone): the subscriber's gap */
+	bus_backfill(f->e->bus, f->channel, f->len, f->sub_id,
+		     n ? range.epoch : 0, msgs, ids, n);
+	free(msgs);
+	free(ids);
+	free(f);
+}
+
+/* Read ids after op->after for one subscriber whose cursor is before
+ * the ring. The script's text goes every time: backfills are rare, and
+ * a NOSCRIPT round trip would cost more. */
+static void send_fill(struct redis_engine *e, struct shard *s, struct op *op)
+{
+	struct fill *f;
+	struct redis_cmd cmd;
+
+	if (!s->cmd_up) {
+		bus_backfill(e->bus, op->channel, op->len, op->sub_id, 0, NULL,
+			     NULL, 0);
+		return;
+	}
+	f = xcalloc(1, sizeof *f);
+	f->e = e;
+	f->sub_id = op->sub_id;
+	f->len = op->len;
+	memcpy(f->channel, op->channel, op->len);
+	redis_store_read_cmd(op->channel, op->len, op->after,
+			     (size_t)op->count, 0, e->cfg.history_age_ms, true,
+			     &cmd);
+	if (redisAsyncCommandArgv(s->cmd, on_fill, f, cmd.argc, cmd.argv,
+				  cmd.argvlen) != REDIS_OK)
+		on_fill(NULL, NULL, f);
 	redis_cmd_free(&cmd);
 }
 
@@ -488,8 +608,8 @@ static void on_notice(redisAsyncContext *ac, void *reply, void *privdata)
 		return;
 	if (strcmp(r->element[0]->str, "subscribe") == 0) {
 		/* from now on every publish reaches us: read what came
-		 * before */
-		send_read(s->e, a, true, 0);
+		 * before, after what the activation's read gave */
+		send_read(s->e, a, !a->synced, 0);
 		return;
 	}
 	if (strcmp(r->element[0]->str, "message") != 0 ||
@@ -852,7 +972,7 @@ static bool run_node_op(struct redis_engine *e, struct op *op, struct shard *s,
 	default:
 		return true;
 	}
-	op_refuse(op);
+	op_refuse(e, op);
 	return true;
 }
 
@@ -878,6 +998,22 @@ static void run_op(struct redis_engine *e, struct op *op)
 			active_grow(e);
 		if (s->sub_up)
 			subscribe(a);
+		/* read at once, on the command connection, ahead of any
+		 * publish queued after this: the head it gives is where a
+		 * tap that joined "from now" starts, so a message published
+		 * after it joined, even from this node, is after its start */
+		if (s->cmd_up)
+			send_read(e, a, true, 0);
+		break;
+	case OP_CHECK:
+		if (a == NULL)
+			break;
+		if (op->ticket > a->ticket)
+			a->ticket = op->ticket;
+		send_read(e, a, !a->synced, 0);
+		break;
+	case OP_BACKFILL:
+		send_fill(e, s, op);
 		break;
 	case OP_DEACTIVATE:
 		if (a == NULL)
@@ -1150,7 +1286,7 @@ void redis_engine_stop(struct redis_engine *e)
 	while (list) {
 		struct op *next = list->next;
 
-		op_refuse(list);
+		op_refuse(e, list);
 		free(list);
 		list = next;
 	}

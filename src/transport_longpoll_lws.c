@@ -249,12 +249,20 @@ static int answer(struct lp_poll *lp)
 	struct bus_pull got;
 	int r;
 
+	/* with --redis, the cursor given at attach may predate the sync */
+	bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor);
 	bus_pull(srv->bus, &lp->sub, items, LP_MAX_ITEMS, LP_MAX_BYTES, true,
 		 &got);
 	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
 		return -1;
 	if (got.parked)
 		return 0;
+	if (got.count == 0 &&
+	    !bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor))
+		/* the hold is over and Redis never gave the epoch */
+		return reply_error(lp, 503, "Service Unavailable",
+				   "redis_unavailable",
+				   "Redis did not answer in time; retry");
 	/* seen again on the way out: a long hold is still presence */
 	if (lp->given) {
 		(void)channel_list_parse(lp->path, strlen(lp->path), &chs);

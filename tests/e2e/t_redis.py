@@ -469,8 +469,77 @@ async def test_new_channels_per_ip_with_redis():
         await m.close()
 
 
+async def test_resume_older_than_the_ring():
+    "a cursor older than a node's ring (node A keeps 5) gets the ids between from Redis, then the ring: each once, in order, no gap, every transport"
+    with RedisServer() as r, node(r) as b, Gateway("--redis", r.url(), "--history-size", "5") as a:
+        keep = await SSEClient(a, "old").start()  # keeps the channel in use on A
+        epoch = publish_n(b, "old", 1, 20)
+        await keep.wait_count(20, 15)
+        st, _, body = get(a, "/channels/old/info")
+        expect_eq(json.loads(body)["oldest_id"], 16, f"A's ring: {body!r}")
+        subs = {k: await begin(cls, a, "old", f"{epoch}:3") for k, cls in CLIENTS.items()}
+        for k, s in subs.items():
+            await s.wait_count(17, 15)
+        publish_n(b, "old", 21, 22)
+        for k, s in subs.items():
+            await s.wait_count(19, 15)
+            await asyncio.sleep(0.1)
+            s.abort()
+            problem = ids_problem(s.ids(), list(range(4, 23)))
+            check(problem is None, f"{k} resumed at 3 on A: {problem}")
+            check(not s.gaps, f"{k}: gaps {s.gaps}, yet Redis had them all")
+        keep.abort()
+
+
+async def test_cursor_past_redis_head_is_a_gap():
+    "a made-up cursor far past Redis' head is the gap the embedded bus reports, on every transport; then new ids come"
+    with RedisServer() as r, node(r) as a, node(r) as b:
+        epoch = publish_n(b, "far", 1, 3)
+        subs = {k: await begin(cls, a, "far", f"{epoch}:500") for k, cls in CLIENTS.items()}
+        for k, s in subs.items():
+            deadline = time.monotonic() + 15
+            while not s.gaps and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            expect_eq(len(s.gaps), 1, f"{k}: a cursor Redis never gave: {s.describe()}")
+        publish_n(b, "far", 4, 5)
+        for k, s in subs.items():
+            await s.wait_count(5, 15)
+            await asyncio.sleep(0.1)
+            s.abort()
+            problem = ids_problem(s.ids(), list(range(1, 6)))
+            check(problem is None, f"{k} after the gap: {problem}")
+
+
+async def test_first_poll_waits_for_the_sync():
+    "a poll or long poll reaching a node that has not synced the channel answers with Redis' epoch in next, and a tail poll then gets what follows"
+    with RedisServer() as r, node(r) as a, node(r) as b:
+        epoch = publish_n(b, "first", 1, 4)
+        st, _, body = get(a, "/channels/first?transport=poll")
+        expect_eq(st, 200, f"the first poll on A: {body!r}")
+        reply = json.loads(body)
+        expect_eq(reply["next"], f"{epoch}:4", f"its next: {reply!r}")
+        expect_eq(reply["messages"], [], "a tail poll gets nothing old")
+        publish_n(b, "first", 5, 5)
+        deadline = time.monotonic() + 10
+        got = []
+        while time.monotonic() < deadline:
+            st, _, body = get(a, f"/channels/first?transport=poll&since={reply['next']}")
+            got = [m["id"] for m in json.loads(body)["messages"]]
+            if got:
+                break
+            await asyncio.sleep(0.05)
+        expect_eq(got, [5], "what was published after the first poll")
+        # a long poll that times out on a channel new to A: Redis' epoch too
+        epoch = publish_n(b, "first-lp", 1, 2)
+        st, _, body = get(a, "/channels/first-lp?transport=longpoll&timeout=1", timeout=15)
+        expect_eq(st, 200, f"the first long poll on A: {body!r}")
+        expect_eq(json.loads(body)["next"], f"{epoch}:2", f"its next: {body!r}")
+
+
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
          test_ws_publish_acks_from_redis, test_node_killed_mid_stream,
          test_redis_down_then_back_empty, test_info_summed_over_nodes, test_admin_across_nodes,
-         test_drain_refuses_publishes, test_new_channels_per_ip_with_redis], budget=260, timeout=60)
+         test_drain_refuses_publishes, test_new_channels_per_ip_with_redis,
+         test_resume_older_than_the_ring, test_cursor_past_redis_head_is_a_gap,
+         test_first_poll_waits_for_the_sync], budget=320, timeout=60)

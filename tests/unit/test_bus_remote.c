@@ -95,11 +95,37 @@ static void fake_counts(void *cls, const char *ch, size_t len)
 	(void)len;
 }
 
+static int checked, backfills;
+static uint64_t last_ticket, fill_sub, fill_after, fill_count;
+
+static void fake_check(void *cls, const char *ch, size_t len, uint64_t ticket)
+{
+	(void)cls;
+	(void)ch;
+	(void)len;
+	checked++;
+	last_ticket = ticket;
+}
+
+static void fake_backfill(void *cls, const char *ch, size_t len,
+			  uint64_t sub_id, uint64_t after, uint64_t count)
+{
+	(void)cls;
+	(void)ch;
+	(void)len;
+	backfills++;
+	fill_sub = sub_id;
+	fill_after = after;
+	fill_count = count;
+}
+
 static const struct bus_remote_ops fake_engine = {
 	.counts = fake_counts,
 	.activate = fake_activate,
 	.deactivate = fake_deactivate,
 	.publish = fake_publish,
+	.check = fake_check,
+	.backfill = fake_backfill,
 };
 
 static struct bus *bus;
@@ -119,6 +145,7 @@ static void setup(void)
 
 	alive_before = message_alive();
 	activated = deactivated = published = 0;
+	checked = backfills = 0;
 	bus = bus_new(&cfg);
 	bus_set_remote(bus, &fake_engine, NULL);
 }
@@ -312,6 +339,11 @@ START_TEST(test_hole_redis_no_longer_holds)
 	ck_assert_int_eq(bus_sync(bus, LIT("c"), 77, 25, 18), 0);
 	for (uint64_t id = 18; id <= 25; id++)
 		ck_assert_int_eq(ingest("c", 77, id, NULL), BUS_INGESTED);
+	/* Redis is asked for 4..17 before anything is called a gap */
+	ck_assert_uint_eq(pull(&a, ids, NULL), 0);
+	ck_assert_int_eq(backfills, 1);
+	ck_assert_uint_eq(fill_after, 3);
+	bus_backfill(bus, LIT("c"), fill_sub, 77, NULL, NULL, 0);
 	ck_assert_uint_eq(pull(&a, ids, NULL), 9);
 	ck_assert_uint_eq(ids[0], 0);
 	ck_assert_uint_eq(ids[1], 18);
@@ -379,6 +411,196 @@ START_TEST(test_cursor_ahead_waits)
 }
 END_TEST
 
+/* Messages from Redis for a backfill, ids first..last. */
+static size_t redis_range(uint64_t first, uint64_t last, struct message **m,
+			  uint64_t *ids)
+{
+	size_t n = 0;
+
+	for (uint64_t id = first; id <= last; id++, n++) {
+		m[n] = msg("c", "1");
+		ids[n] = id;
+	}
+	return n;
+}
+
+/* A ring of 8 (the history size) at 5..12 of epoch 77. */
+static void ring_5_to_12(struct tsub *a)
+{
+	struct cursor start;
+
+	attach(a, "c", NULL, &start);
+	bus_sync(bus, LIT("c"), 77, 12, 1);
+	for (uint64_t id = 1; id <= 12; id++)
+		ingest("c", 77, id, NULL);
+}
+
+/* A made-up cursor far past the ring is a gap once Redis' head, read
+ * after the tap asked, is before it: bounded, not a wait forever. */
+START_TEST(test_cursor_past_redis_head_is_a_gap)
+{
+	struct cursor far = { 77, 50 }, start;
+	struct bus_item items[MAXI];
+	struct bus_pull out;
+	struct tsub a, b;
+	uint64_t ids[MAXI];
+
+	ring_5_to_12(&a);
+	attach(&b, "c", &far, &start);
+	bus_pull(bus, &b.sub, items, MAXI, 1 << 20, true, &out);
+	ck_assert_uint_eq(out.count, 0);
+	ck_assert(out.waiting);
+	ck_assert_int_eq(checked, 1);
+	/* an answer to an earlier ticket says nothing of this cursor */
+	bus_heard(bus, LIT("c"), 77, 12, last_ticket - 1);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 0);
+	bus_heard(bus, LIT("c"), 77, 12, last_ticket);
+	ck_assert_int_eq(b.wakes, 1);
+	/* the gap, then what is retained, as the embedded bus does */
+	ck_assert_uint_eq(pull(&b, ids, NULL), 9);
+	ck_assert_uint_eq(ids[0], 0);
+	ck_assert_uint_eq(ids[1], 5);
+	ck_assert_int_eq(ingest("c", 77, 13, NULL), BUS_INGESTED);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 13);
+	ck_assert_int_eq(checked, 1);
+	bus_detach(bus, &a.sub);
+	bus_detach(bus, &b.sub);
+}
+END_TEST
+
+/* A cursor past the ring that Redis did give (another node is ahead)
+ * waits for the ring to get there: no gap, nothing twice. */
+START_TEST(test_cursor_within_redis_head_waits)
+{
+	struct cursor ahead = { 77, 14 }, start;
+	struct tsub a, b;
+	uint64_t ids[MAXI];
+
+	ring_5_to_12(&a);
+	attach(&b, "c", &ahead, &start);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 0);
+	bus_heard(bus, LIT("c"), 77, 15, last_ticket);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 0);
+	for (uint64_t id = 13; id <= 15; id++)
+		ck_assert_int_eq(ingest("c", 77, id, NULL), BUS_INGESTED);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 1);
+	ck_assert_uint_eq(ids[0], 15);
+	bus_detach(bus, &a.sub);
+	bus_detach(bus, &b.sub);
+}
+END_TEST
+
+/* A cursor older than the ring: the ids between come from Redis,
+ * before the ring, each once, in order. */
+START_TEST(test_backfill_before_the_ring)
+{
+	struct cursor old = { 77, 2 }, start;
+	struct message *m[MAXI];
+	uint64_t ids[MAXI], rids[MAXI];
+	struct bus_item items[MAXI];
+	struct bus_pull out;
+	struct tsub a, b;
+	size_t n;
+
+	ring_5_to_12(&a);
+	attach(&b, "c", &old, &start);
+	bus_pull(bus, &b.sub, items, MAXI, 1 << 20, true, &out);
+	ck_assert_uint_eq(out.count, 0);
+	ck_assert(out.waiting);
+	ck_assert_int_eq(backfills, 1);
+	ck_assert_uint_eq(fill_after, 2);
+	ck_assert_uint_eq(fill_count, 2); /* 3 and 4: the ring has 5 on */
+	n = redis_range(3, 4, m, rids);
+	bus_backfill(bus, LIT("c"), fill_sub, 77, m, rids, n);
+	ck_assert_int_eq(b.wakes, 1);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 10);
+	for (size_t i = 0; i < 10; i++)
+		ck_assert_uint_eq(ids[i], 3 + i);
+	ck_assert_int_eq(backfills, 1);
+	bus_detach(bus, &a.sub);
+	bus_detach(bus, &b.sub);
+}
+END_TEST
+
+/* Redis lost some of them too: a gap for those alone. */
+START_TEST(test_backfill_gap_for_what_redis_lacks)
+{
+	struct cursor old = { 77, 1 }, start;
+	struct message *m[MAXI];
+	uint64_t ids[MAXI], rids[MAXI];
+	struct tsub a, b;
+	size_t n;
+
+	ring_5_to_12(&a);
+	attach(&b, "c", &old, &start);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 0);
+	ck_assert_uint_eq(fill_count, 3);
+	n = redis_range(4, 4, m, rids);
+	bus_backfill(bus, LIT("c"), fill_sub, 77, m, rids, n);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 10);
+	ck_assert_uint_eq(ids[0], 0);
+	for (size_t i = 1; i < 10; i++)
+		ck_assert_uint_eq(ids[i], 3 + i);
+	bus_detach(bus, &a.sub);
+	bus_detach(bus, &b.sub);
+}
+END_TEST
+
+/* A tap that left before the answer: dropped, nothing leaks. */
+START_TEST(test_backfill_after_leaving)
+{
+	struct cursor old = { 77, 2 }, start;
+	struct message *m[MAXI];
+	uint64_t ids[MAXI], rids[MAXI], sub_id;
+	struct tsub a, b;
+	size_t n;
+
+	ring_5_to_12(&a);
+	attach(&b, "c", &old, &start);
+	ck_assert_uint_eq(pull(&b, ids, NULL), 0);
+	sub_id = fill_sub;
+	bus_detach(bus, &b.sub);
+	n = redis_range(3, 4, m, rids);
+	bus_backfill(bus, LIT("c"), sub_id, 77, m, rids, n);
+	bus_detach(bus, &a.sub);
+}
+END_TEST
+
+/* What a welcome or a poll's next hands out waits for the sync, and
+ * then carries Redis' epoch; a short poll parks while it waits. */
+START_TEST(test_start_waits_for_the_sync)
+{
+	struct cursor start;
+	struct bus_item items[MAXI];
+	struct bus_pull out;
+	uint64_t ids[MAXI];
+	struct tsub a;
+
+	attach(&a, "c", NULL, &start);
+	a.sub.wait_redis = true;
+	ck_assert(!bus_start(bus, &a.sub, 0, 1, &start));
+	bus_pull(bus, &a.sub, items, MAXI, 1 << 20, false, &out);
+	ck_assert(out.parked);
+	ck_assert(out.waiting);
+	bus_sync(bus, LIT("c"), 77, 9, 1);
+	ck_assert_int_eq(a.wakes, 1);
+	ck_assert(bus_start(bus, &a.sub, 0, 1, &start));
+	ck_assert_uint_eq(start.epoch, 77);
+	ck_assert_uint_eq(start.id, 9);
+	/* the ring gets to Redis' head with no question asked */
+	ck_assert_uint_eq(pull(&a, ids, NULL), 0);
+	for (uint64_t id = 1; id <= 9; id++)
+		ingest("c", 77, id, NULL);
+	ck_assert_int_eq(checked, 0);
+	/* synced and nothing new: a short poll answers at once */
+	bus_pull(bus, &a.sub, items, MAXI, 1 << 20, false, &out);
+	ck_assert(!out.parked);
+	ck_assert(!out.waiting);
+	bus_detach(bus, &a.sub);
+}
+END_TEST
+
 static Suite *bus_remote_suite(void)
 {
 	Suite *s = suite_create("bus_remote");
@@ -393,6 +615,12 @@ static Suite *bus_remote_suite(void)
 	tcase_add_test(tc, test_hole_redis_no_longer_holds);
 	tcase_add_test(tc, test_reclaim_unsubscribes_and_joins_go_to_redis);
 	tcase_add_test(tc, test_cursor_ahead_waits);
+	tcase_add_test(tc, test_cursor_past_redis_head_is_a_gap);
+	tcase_add_test(tc, test_cursor_within_redis_head_waits);
+	tcase_add_test(tc, test_backfill_before_the_ring);
+	tcase_add_test(tc, test_backfill_gap_for_what_redis_lacks);
+	tcase_add_test(tc, test_backfill_after_leaving);
+	tcase_add_test(tc, test_start_waits_for_the_sync);
 	suite_add_tcase(s, tc);
 	return s;
 }

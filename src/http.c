@@ -107,11 +107,17 @@ static int info(struct http_request *req, const char *name, size_t len)
 	struct bus_channel_info in;
 	char body[512 + CHANNEL_NAME_MAX], epoch[EPOCH_TEXT_MAX];
 	size_t n;
+	int r;
 
 	if (!channel_name_valid(name, len))
 		return http_reply_error(req->conn, 400, "bad_channel",
 					"channel names match "
 					"[A-Za-z0-9_.:~-]{1,200}");
+	/* its counters (who listens, how far it got) are the channel's to
+	 * tell: they need what reading it needs */
+	r = http_auth_read(req, name, len);
+	if (r != -1)
+		return r;
 	bus_info(req->srv->bus, name, len, &in);
 	n = fmt_at(body, sizeof body, 0, "{\"channel\":\"%.*s\",\"epoch\":",
 		   (int)len, name);

@@ -814,9 +814,35 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 	reply_ack(s, op, NULL, &at, replayed);
 }
 
+/* After a new grant: end every subscription it does not cover, each
+ * with an error frame naming the channel, queued before the auth op's
+ * ack. Staged items of the channel go with it (channel_drop), so nothing
+ * of it is written after the frame. */
+static void drop_uncovered(struct ws_session *s)
+{
+	for (size_t i = s->nch; i-- > 0;) {
+		struct ctl *c;
+
+		if (auth_may_read(&s->grant, s->names[i]))
+			continue;
+		c = ctl_new();
+		c->len = frame_format_channel_error(
+			(char *)c->buf + LWS_PRE, FRAME_CTL_MAX, s->names[i],
+			"forbidden",
+			"the new token does not cover this channel: "
+			"unsubscribed");
+		ctl_append(s, c);
+		log_debug("ws subscriber %llu: %s no longer covered, dropped",
+			  (unsigned long long)s->sub.id, s->names[i]);
+		channel_drop(s, i);
+		bus_tap_remove(srv_of(s)->bus, &s->sub, i);
+	}
+}
+
 /* A fresh token for this socket, before the old one's exp. Its sub, if
  * any, must be the connection's client id: a socket does not change who
- * it is. Channels already subscribed stay. */
+ * it is. Channels it no longer covers are unsubscribed (drop_uncovered);
+ * the others stay. */
 static void mux_auth(struct ws_session *s, const struct mux_op *op)
 {
 	struct auth_grant g = { .admin = false };
@@ -836,6 +862,7 @@ static void mux_auth(struct ws_session *s, const struct mux_op *op)
 	auth_grant_free(&s->grant);
 	s->grant = g;
 	memset(&g, 0, sizeof g);
+	drop_uncovered(s);
 	reply_ack(s, op, NULL, NULL, false);
 out:
 	auth_grant_free(&g);

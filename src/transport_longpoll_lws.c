@@ -263,6 +263,9 @@ static int answer(struct lp_poll *lp)
 		return -1;
 	if (got.parked)
 		return 0;
+	if (got.end == SUB_END_ADMIN)
+		return reply_error(lp, 410, "Gone", "closed_by_admin",
+				   POLL_FORMAT_ADMIN_ENDED);
 	/* seen again on the way out: a long hold is still presence */
 	if (lp->given) {
 		(void)channel_list_parse(lp->path, strlen(lp->path), &chs);

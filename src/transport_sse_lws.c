@@ -458,11 +458,13 @@ static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 	return 0;
 }
 
-/* The value of ?name= as lws decoded it, or NULL. */
+/* The value of ?name= as lws decoded it, or NULL. lws_auth_urlarg: an
+ * argument after a long ?token= is still found (lws_get_urlarg_by_name
+ * stops at the first one longer than its buffer). */
 static const char *arg(struct sse_stream *st, const char *name, char *buf,
-		       int len)
+		       size_t len)
 {
-	return lws_get_urlarg_by_name(st->wsi, name, buf, len);
+	return lws_auth_urlarg(st->wsi, name, buf, len);
 }
 
 static bool flag(const char *v)

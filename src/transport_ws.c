@@ -487,7 +487,8 @@ static int on_writable(struct ws_session *s)
 
 /* ---- loop thread: opening ---- */
 
-/* /channels/LIST?since=&client= as lws decoded it, or /ws?client=. */
+/* /channels/LIST?since=&client= as lws decoded it, or /ws?client=; each
+ * found after any ?token=, however long (lws_auth_urlarg). */
 static int parse_request(struct ws_session *s, struct cursor *since,
 			 bool *has)
 {
@@ -509,14 +510,14 @@ static int parse_request(struct ws_session *s, struct cursor *since,
 		for (size_t i = 0; i < chs.count; i++)
 			channel_push(s, chs.name[i], chs.len[i],
 				     (struct cursor){ 0, 0 });
-		v = lws_get_urlarg_by_name(s->wsi, "since=", arg, sizeof arg);
+		v = lws_auth_urlarg(s->wsi, "since=", arg, sizeof arg);
 		*has = v != NULL;
 		if (v && cursor_parse(v, strlen(v), s->nch, since) < 0)
 			goto out;
 	}
-	v = lws_get_urlarg_by_name(s->wsi, "presence=", arg, sizeof arg);
+	v = lws_auth_urlarg(s->wsi, "presence=", arg, sizeof arg);
 	s->sub.announce = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-	v = lws_get_urlarg_by_name(s->wsi, "client=", arg, sizeof arg);
+	v = lws_auth_urlarg(s->wsi, "client=", arg, sizeof arg);
 	if (v && !client_id_valid(v, strlen(v)))
 		goto out;
 	if (v)

@@ -21,8 +21,8 @@ struct bus_item;
 /* The last event of a stream the admin API ended (its channel deleted,
  * its client disconnected), on both SSE paths. */
 #define SSE_FORMAT_ADMIN_ENDED                                          \
-	"event: error\ndata: {\"type\":\"error\",\"code\":"          \
-	"\"closed_by_admin\",\"message\":\"the channel was deleted or "  \
+	"event: error\ndata: {\"type\":\"error\",\"code\":"             \
+	"\"closed_by_admin\",\"message\":\"the channel was deleted or " \
 	"the client disconnected\"}\n\n"
 
 /* Blocks */

@@ -64,7 +64,7 @@ struct lp_poll {
 	struct ws_ready_link link;
 	struct ws_loop *loop;
 	struct lws *wsi;
-	char *path; /* the channel list */
+	char *path;   /* the channel list */
 	char *origin; /* the request's Origin, echoed; NULL: none */
 	size_t nch;
 	struct cursor *cursor; /* as the client will have it */

@@ -131,7 +131,8 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 		if (stage_next(st))
 			continue;
 		if (st->ending)
-			return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+			return n ? (ssize_t)n :
+				   MHD_CONTENT_READER_END_OF_STREAM;
 		if (st->hs.req->token_exp &&
 		    (long long)time(NULL) >= st->hs.req->token_exp) {
 			st->ending = true;

@@ -448,7 +448,7 @@ async def test_ws_refresh_narrower():
 
 
 async def test_admin_ends_held_requests():
-    "DELETE /admin/clients/ID ends its held long polls (410 closed_by_admin) and SSE streams, on both engines"
+    "DELETE /admin/clients/ID ends its held long polls (410 closed_by_admin) and SSE streams, on both engines, and its presence as a poller"
     with secured("--metrics-public", "1") as gw:
         auth = {"Authorization": "Bearer " + mint({"sub": "dave", "channels": ["*"]})}
         other = {"Authorization": "Bearer " + mint({"sub": "erin", "channels": ["*"]})}
@@ -471,8 +471,13 @@ async def test_admin_ends_held_requests():
         expect_eq(shead.status, 200, "the keep-alive SSE")
         await wait_until(lambda: streams(gw) == 5 and attached(gw, "room") == 5, 10, 0.05,
                          "five held requests, attached")
+        # dave also short-polls, naming himself: a poller the info counts
+        expect_eq(get(gw, "/channels/room?transport=poll&client=dave", auth)[0], 200, "dave's short poll")
+        polls = lambda: json.loads(get(gw, "/channels/room/info", apikey())[2])["subscribers"]["poll"]
+        expect_eq(polls(), 1, "dave counted as a poller")
         st, _, body = request(gw, "DELETE", "/admin/clients/dave", headers=apikey())
         expect_eq((st, json.loads(body)), (200, {"disconnected": 4}), "dave's four")
+        expect_eq(polls(), 0, "dave forgotten as a poller at once, not a presence window later")
         for what, r in (("lws", lws_r), ("libmicrohttpd", mhd_r)):
             head, b = await answer(r)
             expect_error((head.status, head.headers, b), 410, "closed_by_admin", f"the long poll on {what}")

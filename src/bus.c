@@ -1703,6 +1703,7 @@ int bus_channel_delete(struct bus *bus, const char *name, size_t len)
 
 size_t bus_disconnect_client(struct bus *bus, const char *client)
 {
+	struct poller_news news = { .bus = bus, .list = NULL };
 	size_t n = 0;
 
 	pthread_mutex_lock(&bus->lock);
@@ -1712,6 +1713,10 @@ size_t bus_disconnect_client(struct bus *bus, const char *client)
 			n++;
 		}
 	}
+	/* its polls leave the channels' presence now, not a window later:
+	 * a poller that announced its join gets its leave */
+	pollers_forget(bus->pollers, client, &news);
 	pthread_mutex_unlock(&bus->lock);
+	announce(bus, news.list);
 	return n;
 }

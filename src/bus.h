@@ -328,7 +328,9 @@ size_t bus_channels(struct bus *bus, struct bus_channel_row **rows);
 /* Drop a channel's history and end its subscribers (SUB_END_ADMIN); its
  * ids go on from where they were. -1: no such channel. */
 int bus_channel_delete(struct bus *bus, const char *name, size_t len);
-/* End every subscriber with that client id (SUB_END_ADMIN); how many. */
+/* End every subscriber with that client id (SUB_END_ADMIN), and forget
+ * it as a poller (its announced presence gets its leave); how many
+ * subscribers were ended. */
 size_t bus_disconnect_client(struct bus *bus, const char *client);
 
 /* Monotonic and wall clocks in milliseconds. */

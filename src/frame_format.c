@@ -89,3 +89,12 @@ size_t frame_format_error(char *buf, size_t cap, const struct mux_op *op,
 		      "\"message\":\"%s\"}",
 		      ref, code, text);
 }
+
+size_t frame_format_channel_error(char *buf, size_t cap, const char *channel,
+				  const char *code, const char *message)
+{
+	return fmt_at(buf, cap, 0,
+		      "{\"type\":\"error\",\"ref\":null,\"code\":\"%s\","
+		      "\"channel\":\"%s\",\"message\":\"%s\"}",
+		      code, channel, message);
+}

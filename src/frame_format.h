@@ -44,5 +44,10 @@ size_t frame_format_ack(char *buf, size_t cap, const struct mux_op *op,
 /* {"type":"error","ref":R,"code":"C","message":"M"}; M is escaped. */
 size_t frame_format_error(char *buf, size_t cap, const struct mux_op *op,
 			  const char *code, const char *message);
+/* {"type":"error","ref":null,"code":"C","channel":"CH","message":"M"}:
+ * the gateway ended the subscription to CH on its own (a refreshed token
+ * that no longer covers it). M is our own text, not escaped. */
+size_t frame_format_channel_error(char *buf, size_t cap, const char *channel,
+				  const char *code, const char *message);
 
 #endif

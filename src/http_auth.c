@@ -7,6 +7,7 @@
 #include "auth.h"
 #include "http.h"
 #include "http_reply.h"
+#include "validate.h"
 
 #include <microhttpd.h>
 #include <stdio.h>
@@ -44,6 +45,24 @@ int http_auth_subscribe(struct http_request *req)
 		snprintf(req->client, sizeof req->client, "%s", g.sub);
 	req->token_exp = g.exp;
 out:
+	auth_grant_free(&g);
+	return r;
+}
+
+int http_auth_read(struct http_request *req, const char *channel, size_t len)
+{
+	struct channel_list one = { .count = 1,
+				    .name = { channel },
+				    .len = { len } };
+	struct auth_grant g;
+	struct auth_error err;
+	int r = -1;
+
+	if (auth_open())
+		return -1;
+	if (grant_of(req, &g, &err) < 0 ||
+	    auth_subscribe_check(&g, &one, NULL, &err) < 0)
+		r = reply(req, &err);
 	auth_grant_free(&g);
 	return r;
 }

@@ -1,5 +1,5 @@
 /* http_auth.h: auth.c's checks on libmicrohttpd requests (subscribe,
- * publish, the admin API), each refusal a documented JSON error. */
+ * info, publish, the admin API), each refusal a documented JSON error. */
 #ifndef ANYPUSH_HTTP_AUTH_H
 #define ANYPUSH_HTTP_AUTH_H
 
@@ -11,6 +11,9 @@ struct http_request;
 /* A routed subscribe: its channels and client id; a token's sub becomes
  * the client id when the request named none. */
 int http_auth_subscribe(struct http_request *req);
+/* A read of one channel's counters (GET /channels/X/info): what a
+ * subscribe to it needs. */
+int http_auth_read(struct http_request *req, const char *channel, size_t len);
 /* A publish to channel, with the X-Client-Id it names (NULL: none); the
  * token's sub into sub ("" for none, and in open mode). */
 int http_auth_publish(struct http_request *req, const char *channel,

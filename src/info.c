@@ -9,6 +9,7 @@
 #include "bus.h"
 #include "fmt.h"
 #include "http.h"
+#include "http_auth.h"
 #include "http_reply.h"
 #include "redis_engine.h"
 #include "server.h"
@@ -118,11 +119,17 @@ int info_serve(struct http_request *req, const char *name, size_t len)
 {
 	struct bus_channel_info in;
 	struct info_wait *w;
+	int r;
 
 	if (!channel_name_valid(name, len))
 		return http_reply_error(req->conn, 400, "bad_channel",
 					"channel names match "
 					"[A-Za-z0-9_.:~-]{1,200}");
+	/* its counters (who listens, how far it got) are the channel's to
+	 * tell: they need what reading it needs */
+	r = http_auth_read(req, name, len);
+	if (r != -1)
+		return r;
 	if (req->srv->redis == NULL) {
 		bus_info(req->srv->bus, name, len, &in);
 		return reply(req, name, len, &in);

@@ -3,6 +3,7 @@
  * same text lws holds. */
 #include "lws_held.h"
 
+#include "lws_auth.h"
 #include "validate.h"
 #include "xalloc.h"
 
@@ -32,7 +33,9 @@ out:
 
 const char *lws_held_arg(struct lws *wsi, const char *name, char *buf, int len)
 {
-	return lws_get_urlarg_by_name(wsi, name, buf, len);
+	/* not lws_get_urlarg_by_name: it stops at the first argument
+	 * longer than buf, so a long ?token= would hide what follows */
+	return lws_auth_urlarg(wsi, name, buf, (size_t)len);
 }
 
 bool lws_held_flag(const char *v)

@@ -15,7 +15,9 @@ struct lws;
  * names point into *path. 0, or -1 for a URI the router should not
  * have sent. */
 int lws_held_path(struct lws *wsi, char **path, struct channel_list *chs);
-/* The value of ?name= (name with its '=') as lws decoded it, or NULL. */
+/* The value of ?name= (name with its '=') as lws decoded it, or NULL
+ * (also when longer than buf); a long argument before it (a token)
+ * does not hide it (lws_auth_urlarg). */
 const char *lws_held_arg(struct lws *wsi, const char *name, char *buf, int len);
 /* Whether an argument's value is true: "1" or "true". */
 bool lws_held_flag(const char *v);

@@ -14,6 +14,11 @@ struct channel_list;
 /* What the reply opens with, before the first envelope. */
 #define POLL_FORMAT_HEAD "{\"messages\":["
 
+/* The message of the 410 closed_by_admin that ends a held long poll
+ * when the admin API deletes its channel or disconnects its client. */
+#define POLL_FORMAT_ADMIN_ENDED \
+	"the channel was deleted or the client disconnected"
+
 /* The tail */
 /* Room poll_format_tail needs for a reply of count items. */
 size_t poll_format_tail_cap(size_t count);

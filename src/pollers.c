@@ -187,6 +187,19 @@ void pollers_expire(struct pollers *set, uint64_t before, uint64_t now,
 	}
 }
 
+void pollers_forget(struct pollers *set, const char *client, void *cls)
+{
+	struct poller *p = set->stalest;
+
+	while (p) {
+		struct poller *next = p->newer;
+
+		if (strcmp(p->client, client) == 0)
+			remove_poller(set, p, cls);
+		p = next;
+	}
+}
+
 size_t pollers_count(const struct pollers *set)
 {
 	return set->count;

@@ -53,6 +53,11 @@ bool pollers_seen(struct pollers *set, void *owner, const char *client,
 void pollers_expire(struct pollers *set, uint64_t before, uint64_t now,
 		    void *cls);
 
+/* Remove every poller with that client id, on any channel, through
+ * ops->gone (the admin API disconnects a client). Walks the whole set:
+ * an admin's act, not a poll's. */
+void pollers_forget(struct pollers *set, const char *client, void *cls);
+
 /* Counts */
 size_t pollers_count(const struct pollers *set);
 /* Entries pollers_expire has looked at, ever (tests: expiry cost). */

@@ -282,6 +282,22 @@ static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
 	free(p);
 }
 
+/* The head's length if it is a long poll lws may hold, else 0. lws
+ * checks its token as libmicrohttpd would (transport_longpoll_lws.c); a
+ * refused Origin stays with libmicrohttpd, which answers its 403 with
+ * the CORS rules of every other reply. */
+static size_t longpoll_len(struct router *r, size_t n)
+{
+	size_t len;
+
+	if (!transport_enabled(&transport_longpoll))
+		return 0;
+	len = router_head_longpoll(r->head, n);
+	if (len && !origin_head_allowed(r->head, n))
+		return 0;
+	return len;
+}
+
 /* The head is ready to classify: peek at all of it from the start, once.
  * r->head already holds it when the last peek started at 0. */
 static void classify(struct router *r, struct pending *p, ssize_t n)
@@ -324,12 +340,7 @@ static void classify(struct router *r, struct pending *p, ssize_t n)
 		hand_off(r, p, v, (size_t)n, 0);
 		return;
 	case HEAD_HTTP:
-		/* a long poll goes to lws only in open mode: tokens are
-		 * checked for long polls by http.c alone */
-		hand_off(r, p, v, (size_t)n,
-			 transport_enabled(&transport_longpoll) && auth_open() ?
-				 router_head_longpoll(r->head, (size_t)n) :
-				 0);
+		hand_off(r, p, v, (size_t)n, longpoll_len(r, (size_t)n));
 		return;
 	case HEAD_BAD:
 		metrics_add(&metrics.head_rejected, 1);

@@ -321,17 +321,13 @@ size_t router_head_longpoll(const char *buf, size_t len)
 	hlen = len;
 	/* lws and libmicrohttpd must read the same request: no body, no
 	 * upgrade, a Host, keep-alive, no Last-Event-ID (which would win
-	 * over since in http_route.c). No Origin either: the lws side sends
-	 * no CORS headers, so cross-origin polls stay where http.c checks
-	 * and answers them (--allow-origin); nor credentials, which only
-	 * http.c checks for long polls (http_auth.c) */
+	 * over since in http_route.c). Credentials and an Origin may come:
+	 * the lws side checks the token (lws_auth.c) and echoes an Origin
+	 * the router allowed (router.c refuses the others first) */
 	if (header_value(buf, hlen, "Content-Length:", &vlen) ||
 	    header_value(buf, hlen, "Transfer-Encoding:", &vlen) ||
 	    header_value(buf, hlen, "Upgrade:", &vlen) ||
 	    header_value(buf, hlen, "Last-Event-ID:", &vlen) ||
-	    header_value(buf, hlen, "Origin:", &vlen) ||
-	    header_value(buf, hlen, "Authorization:", &vlen) ||
-	    header_value(buf, hlen, "Cookie:", &vlen) ||
 	    !header_value(buf, hlen, "Host:", &vlen))
 		return 0;
 	v = header_value(buf, hlen, "Connection:", &vlen);

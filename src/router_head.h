@@ -39,7 +39,8 @@ enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
  * hold (transport_longpoll_lws.c): GET /channels/LIST HTTP/1.1 with
  * ?transport=longpoll, every argument as transport_longpoll.c would take
  * it, a Host, keep-alive, no body, no upgrade, no Last-Event-ID, and
- * nothing after the head; else 0. */
+ * nothing after the head; else 0. Credentials and Origin are not looked
+ * at here: the caller checks the Origin, lws the token. */
 size_t router_head_longpoll(const char *buf, size_t len);
 /* The value of the first header named name (with its colon, as
  * "X-Forwarded-For:") in the complete head among the len bytes, blanks

@@ -18,6 +18,13 @@ struct bus_item;
  * block, the cursor and a channel name. */
 #define SSE_FORMAT_MAX (2 * CURSOR_TEXT_MAX + CHANNEL_NAME_MAX + 256)
 
+/* The last event of a stream the admin API ended (its channel deleted,
+ * its client disconnected), on both SSE paths. */
+#define SSE_FORMAT_ADMIN_ENDED                                          \
+	"event: error\ndata: {\"type\":\"error\",\"code\":"             \
+	"\"closed_by_admin\",\"message\":\"the channel was deleted or " \
+	"the client disconnected\"}\n\n"
+
 /* Blocks */
 /* retry, then the welcome event at cursor (text of cursor_format). */
 size_t sse_format_welcome(char *buf, size_t cap, const char *cursor,

@@ -5,6 +5,7 @@
 #include "http.h"
 #include "http_reply.h"
 #include "http_sub.h"
+#include "poll_format.h"
 #include "pollreply.h"
 #include "server.h"
 #include "transport.h"
@@ -81,6 +82,11 @@ static int longpoll_serve(struct http_request *req)
 		return MHD_NO;
 	if (got.parked)
 		return MHD_YES;
+	if (got.end == SUB_END_ADMIN) {
+		http_sub_close(hs);
+		return http_reply_error(req->conn, 410, "closed_by_admin",
+					POLL_FORMAT_ADMIN_ENDED);
+	}
 	if (got.count == 0 && !bus_start(req->srv->bus, &hs->sub, 0,
 					 req->channels.count, hs->cursor)) {
 		/* the timeout passed and Redis never gave the epoch */

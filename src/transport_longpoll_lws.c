@@ -1,7 +1,10 @@
 /* Long polls on the libwebsockets loops. The router sends here only
  * long-poll heads it has checked in full (router_head_longpoll), over
- * HTTP/1.1, with nothing queued after the head and a stream slot taken;
- * anything doubtful goes to libmicrohttpd (transport_longpoll.c).
+ * HTTP/1.1, with nothing queued after the head, an allowed Origin or
+ * none, and a stream slot taken; anything doubtful goes to
+ * libmicrohttpd (transport_longpoll.c). The token is checked here as
+ * http_auth.c checks it there, so a held poll costs the same with
+ * --token-secret-file as without.
  *
  * Why here and not on libmicrohttpd: MHD 0.9.75 keeps its connection
  * struct and two touched pages of its pool for a held request, 6.3 KB of
@@ -21,12 +24,14 @@
  *
  * Everything runs on the poll's loop thread except the wake and cut ops,
  * which run under the bus lock on any thread and only queue the poll. */
+#include "auth.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
 #include "cursor.h"
 #include "log.h"
 #include "lws_held.h"
+#include "lws_auth.h"
 #include "message.h"
 #include "metrics.h"
 #include "poll_format.h"
@@ -60,7 +65,8 @@ struct lp_poll {
 	struct ws_loop *loop;
 	struct lws *wsi;
 	unsigned retry_after; /* seconds, for a 429 reply_error; 0: none */
-	char *path; /* the channel list */
+	char *path;   /* the channel list */
+	char *origin; /* the request's Origin, echoed; NULL: none */
 	size_t nch;
 	struct cursor *cursor; /* as the client will have it */
 	uint64_t bytes_base;   /* written to the socket, counted */
@@ -148,6 +154,7 @@ static int write_reply(struct lp_poll *lp, unsigned status,
 		     "HTTP/1.1 %u %s\r\nDate: %s\r\n"
 		     "Content-Type: application/json\r\n"
 		     "%s%s%s"
+		     "%s%s%s"
 		     "Vary: Origin\r\n"
 		     "Access-Control-Expose-Headers: X-Client-Id, "
 		     "Idempotent-Replayed\r\n"
@@ -157,6 +164,8 @@ static int write_reply(struct lp_poll *lp, unsigned status,
 		     status == 200 ? "X-Client-Id: " : "",
 		     status == 200 ? lp->sub.client : "",
 		     status == 200 ? "\r\n" : "",
+		     lp->origin ? "Access-Control-Allow-Origin: " : "",
+		     lp->origin ? lp->origin : "", lp->origin ? "\r\n" : "",
 		     close ? "Connection: close\r\n" : "",
 		     lp->retry_after ? "Retry-After: " : "", lp->retry_after,
 		     lp->retry_after ? "\r\n" : "", len);
@@ -257,6 +266,9 @@ static int answer(struct lp_poll *lp)
 		return -1;
 	if (got.parked)
 		return 0;
+	if (got.end == SUB_END_ADMIN)
+		return reply_error(lp, 410, "Gone", "closed_by_admin",
+				   POLL_FORMAT_ADMIN_ENDED);
 	if (got.count == 0 &&
 	    !bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor))
 		/* the hold is over and Redis never gave the epoch */
@@ -364,8 +376,43 @@ static long parse_request(struct lp_poll *lp, struct cursor *since,
 			    ws_server(lp->loop)->cfg->longpoll_timeout);
 }
 
+/* The credential against the channels and ?client=, as http_auth.c
+ * checks a long poll on libmicrohttpd; a token's sub is the client id
+ * when none was asked for. The Origin is kept to be echoed: the router
+ * let only an allowed one through (router.c). Before the head table is
+ * given back. */
+static int authorize(struct lp_poll *lp, const struct channel_list *chs,
+		     struct auth_error *err)
+{
+	struct auth_grant g;
+	char origin[256];
+	int r = 0;
+
+	if (lws_hdr_copy(lp->wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) > 0)
+		lp->origin = xstrdup(origin);
+	if (auth_open())
+		return 0;
+	if (lws_auth_check(lp->wsi, &g, err) < 0 ||
+	    auth_subscribe_check(&g, chs, lp->given ? lp->sub.client : NULL,
+				 err) < 0) {
+		r = -1;
+		goto out;
+	}
+	if (g.sub[0] && !lp->given)
+		snprintf(lp->sub.client, sizeof lp->sub.client, "%s", g.sub);
+out:
+	auth_grant_free(&g);
+	return r;
+}
+
+static const char *status_text(unsigned status)
+{
+	return status == 401 ? "Unauthorized" : "Forbidden";
+}
+
 static int on_http(struct lp_poll *lp, struct lws *wsi)
 {
+	struct auth_error aerr;
 	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	bool has_since = false, presence = false;
 	struct channel_list chs;
@@ -391,6 +438,14 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 	/* X-Forwarded-For is in the table detached below */
 	if (limits_new_channels_on())
 		ws_client_ip(wsi, ip);
+	if (t >= 0)
+		(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
+	if (t >= 0 && authorize(lp, &chs, &aerr) < 0) {
+		lws_http_headers_detach(wsi);
+		lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+		return reply_error(lp, aerr.status, status_text(aerr.status),
+				   aerr.code, aerr.message);
+	}
 	/* the head is read: its 8 KiB table is not needed again */
 	lws_http_headers_detach(wsi);
 	lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -401,7 +456,6 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 				   "routed");
 	}
 	metrics_add(&metrics.subscriptions[TRANSPORT_LONGPOLL], 1);
-	(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
 	/* --new-channels-per-ip: the channels it names that do not exist
 	 * are created */
 	if (limits_new_channels_on() &&
@@ -448,17 +502,20 @@ static void on_closed(struct lp_poll *lp)
 	lp->cursor = NULL;
 	free(lp->path);
 	lp->path = NULL;
+	free(lp->origin);
+	lp->origin = NULL;
 	lp->opened = false;
 	lp->wsi = NULL;
 }
 
 /* A long poll's LWS_CALLBACK_HTTP names ?transport=longpoll; the router
- * sends no other plain HTTP with it. */
+ * sends no other plain HTTP with it. Found after any argument however
+ * long (a token, a cursor of many channels): else the poll would be
+ * served as an event stream. */
 static bool is_longpoll(struct lws *wsi)
 {
 	char buf[32];
-	const char *v = lws_get_urlarg_by_name(wsi, "transport=", buf,
-					       sizeof buf);
+	const char *v = lws_auth_urlarg(wsi, "transport=", buf, sizeof buf);
 
 	return v && strcmp(v, "longpoll") == 0;
 }

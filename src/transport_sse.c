@@ -52,7 +52,8 @@ struct sse {
 	struct sse_busy *busy; /* NULL while idle */
 	struct sse_out out;    /* what is staged, of busy->items */
 	bool named; /* messages as events of their own name (?sse_events) */
-	bool expired; /* the token's end is staged: end once it is sent */
+	/* the last event (token expired, admin) is staged: end once sent */
+	bool ending;
 };
 
 /* Stage the next thing to send; false if nothing is ready. */
@@ -93,11 +94,12 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 			return (ssize_t)n;
 		if (stage_next(st))
 			continue;
-		if (st->expired)
-			return n ? (ssize_t)n : MHD_CONTENT_READER_END_OF_STREAM;
+		if (st->ending)
+			return n ? (ssize_t)n :
+				   MHD_CONTENT_READER_END_OF_STREAM;
 		if (st->hs.req->token_exp &&
 		    (long long)time(NULL) >= st->hs.req->token_exp) {
-			st->expired = true;
+			st->ending = true;
 			sse_out_stage(&st->out, AUTH_SSE_EXPIRED,
 				      sizeof AUTH_SSE_EXPIRED - 1);
 			continue;
@@ -108,6 +110,13 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 		if (got.end == SUB_END_SHUTDOWN)
 			return n ? (ssize_t)n :
 				   MHD_CONTENT_READER_END_OF_STREAM;
+		/* the documented end, as transport_sse_lws.c sends it */
+		if (got.end == SUB_END_ADMIN) {
+			st->ending = true;
+			sse_out_stage(&st->out, SSE_FORMAT_ADMIN_ENDED,
+				      sizeof SSE_FORMAT_ADMIN_ENDED - 1);
+			continue;
+		}
 		if (got.end != SUB_END_NONE)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		/* the comment keeps proxies from timing out; the event is for

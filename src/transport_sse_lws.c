@@ -161,13 +161,6 @@ static void go_busy(struct sse_stream *st)
 	(void)channel_list_parse(st->path, strlen(st->path), &st->busy->chs);
 }
 
-/* The last event of a stream the admin API ended (its channel deleted,
- * its client disconnected). */
-#define ADMIN_ENDED                                                     \
-	"event: error\ndata: {\"type\":\"error\",\"code\":"          \
-	"\"closed_by_admin\",\"message\":\"the channel was deleted or "  \
-	"the client disconnected\"}\n\n"
-
 /* The n bytes in buf, then the event, then the end of the stream. */
 static enum fill_end end_with(struct sse_stream *st, char *buf, size_t max,
 			      size_t n, size_t *len, const char *event,
@@ -206,8 +199,9 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 			return FILL_END;
 		}
 		if (got.end == SUB_END_ADMIN)
-			return end_with(st, buf, max, n, len, ADMIN_ENDED,
-					sizeof ADMIN_ENDED - 1,
+			return end_with(st, buf, max, n, len,
+					SSE_FORMAT_ADMIN_ENDED,
+					sizeof SSE_FORMAT_ADMIN_ENDED - 1,
 					"closed by the admin API");
 		if (got.end != SUB_END_NONE) {
 			st->why = got.end == SUB_END_SLOW ? "slow consumer" :

@@ -487,7 +487,8 @@ static int on_writable(struct ws_session *s)
 
 /* ---- loop thread: opening ---- */
 
-/* /channels/LIST?since=&client= as lws decoded it, or /ws?client=. */
+/* /channels/LIST?since=&client= as lws decoded it, or /ws?client=; each
+ * found after any ?token=, however long (lws_auth_urlarg). */
 static int parse_request(struct ws_session *s, struct cursor *since,
 			 bool *has)
 {
@@ -509,14 +510,14 @@ static int parse_request(struct ws_session *s, struct cursor *since,
 		for (size_t i = 0; i < chs.count; i++)
 			channel_push(s, chs.name[i], chs.len[i],
 				     (struct cursor){ 0, 0 });
-		v = lws_get_urlarg_by_name(s->wsi, "since=", arg, sizeof arg);
+		v = lws_auth_urlarg(s->wsi, "since=", arg, sizeof arg);
 		*has = v != NULL;
 		if (v && cursor_parse(v, strlen(v), s->nch, since) < 0)
 			goto out;
 	}
-	v = lws_get_urlarg_by_name(s->wsi, "presence=", arg, sizeof arg);
+	v = lws_auth_urlarg(s->wsi, "presence=", arg, sizeof arg);
 	s->sub.announce = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
-	v = lws_get_urlarg_by_name(s->wsi, "client=", arg, sizeof arg);
+	v = lws_auth_urlarg(s->wsi, "client=", arg, sizeof arg);
 	if (v && !client_id_valid(v, strlen(v)))
 		goto out;
 	if (v)
@@ -858,9 +859,35 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 	reply_ack(s, op, NULL, &at, replayed);
 }
 
+/* After a new grant: end every subscription it does not cover, each
+ * with an error frame naming the channel, queued before the auth op's
+ * ack. Staged items of the channel go with it (channel_drop), so nothing
+ * of it is written after the frame. */
+static void drop_uncovered(struct ws_session *s)
+{
+	for (size_t i = s->nch; i-- > 0;) {
+		struct ctl *c;
+
+		if (auth_may_read(&s->grant, s->names[i]))
+			continue;
+		c = ctl_new();
+		c->len = frame_format_channel_error(
+			(char *)c->buf + LWS_PRE, FRAME_CTL_MAX, s->names[i],
+			"forbidden",
+			"the new token does not cover this channel: "
+			"unsubscribed");
+		ctl_append(s, c);
+		log_debug("ws subscriber %llu: %s no longer covered, dropped",
+			  (unsigned long long)s->sub.id, s->names[i]);
+		channel_drop(s, i);
+		bus_tap_remove(srv_of(s)->bus, &s->sub, i);
+	}
+}
+
 /* A fresh token for this socket, before the old one's exp. Its sub, if
  * any, must be the connection's client id: a socket does not change who
- * it is. Channels already subscribed stay. */
+ * it is. Channels it no longer covers are unsubscribed (drop_uncovered);
+ * the others stay. */
 static void mux_auth(struct ws_session *s, const struct mux_op *op)
 {
 	struct auth_grant g = { .admin = false };
@@ -880,6 +907,7 @@ static void mux_auth(struct ws_session *s, const struct mux_op *op)
 	auth_grant_free(&s->grant);
 	s->grant = g;
 	memset(&g, 0, sizeof g);
+	drop_uncovered(s);
 	reply_ack(s, op, NULL, NULL, false);
 out:
 	auth_grant_free(&g);

@@ -21,7 +21,8 @@
  *                    (docs/security.md): a string, or function (cb) that
  *                    calls cb(err, token) with a fresh one; asked before
  *                    every (re)connect, sent as ?token= and, on HTTP
- *                    publishes, as Authorization: Bearer. A failure is an
+ *                    publishes and /info lookups, as Authorization:
+ *                    Bearer. A failure is an
  *                    'error' with code 'token_failed', then a retry.
  *                    shared is ignored with a token
  *       ackTimeout   ms a publish may take, its retries included, from
@@ -888,7 +889,7 @@
   };
 
   Client.prototype._connect = function () {
-    var self = this, avail, t, missing = [], i, gen;
+    var avail, t;
     if (this._closed) { return; }
     if (this._shared) { this._shared.sync(); return; }
     if (!this.channelList.length) {
@@ -911,30 +912,35 @@
     t = avail[this._ti];
     this._setTransport(t);
     if (!this._resub && this.readyState !== 'reconnecting') { this._setState('connecting'); }
+    this._open(t);
+  };
 
-    /* A composite cursor needs an id for every channel. When some channels
-       have one and others do not (a channel added to a running
-       subscription), learn where the others' tails are first. */
+  /* A composite cursor needs an id for every channel. When some channels
+     have one and others do not (a channel added to a running
+     subscription), learn where the others' tails are first: after the
+     token, which /info needs as a subscribe does. */
+  Client.prototype._tailsThenOpen = function (t) {
+    var self = this, missing = [], i, gen;
     for (i = 0; i < this.channelList.length; i++) {
       if (this.channels[this.channelList[i]].id === null) { missing.push(this.channelList[i]); }
     }
-    if (t !== 'ws' && missing.length && missing.length < this.channelList.length) {
-      gen = ++this._gen;
-      this._tails(missing, function (err) {
-        if (gen !== self._gen) { return; }
-        self._aux = null;
-        if (err) {
-          /* the gateway is away, not this transport: try again later */
-          self._lostConn(t, err);
-          self.emit('error', err);
-          self._retry();
-          return;
-        }
-        self._open(t);
-      });
+    if (t === 'ws' || !missing.length || missing.length === this.channelList.length) {
+      this._openNow(t);
       return;
     }
-    this._open(t);
+    gen = ++this._gen;
+    this._tails(missing, function (err) {
+      if (gen !== self._gen) { return; }
+      self._aux = null;
+      if (err) {
+        /* the gateway is away, not this transport: try again later */
+        self._lostConn(t, err);
+        self.emit('error', err);
+        self._retry();
+        return;
+      }
+      self._openNow(t);
+    });
   };
 
   Client.prototype._tails = function (names, cb) {
@@ -943,7 +949,8 @@
       var name;
       if (i >= names.length) { cb(null); return; }
       name = names[i++];
-      self._aux = request(self, 'GET', self.url + '/channels/' + name + '/info', {timeout: self.options.requestTimeout},
+      self._aux = request(self, 'GET', self.url + '/channels/' + name + '/info',
+                          {timeout: self.options.requestTimeout, headers: self._authorize({})},
         function (err, status, text) {
           var j;
           if (err) { cb(err); return; }
@@ -993,7 +1000,7 @@
     var self = this, tok = this.options.token, gen;
     if (typeof tok !== 'function') {
       this._token = typeof tok === 'string' && tok ? tok : null;
-      this._openNow(t);
+      this._tailsThenOpen(t);
       return;
     }
     gen = ++this._gen;
@@ -1009,7 +1016,7 @@
         return;
       }
       self._token = value;
-      self._openNow(t);
+      self._tailsThenOpen(t);
     });
   };
 

@@ -15,7 +15,7 @@ const L = require('./lib');
 const SECRET = 'browser-secret-0123456789';
 const KEY = 'browser-api-key-0123456789';
 const TRANSPORTS = ['ws', 'sse', 'longpoll', 'poll'];
-const t = L.tap(TRANSPORTS.length + 1, 120000);
+const t = L.tap(TRANSPORTS.length + 2, 150000);
 
 function b64(x) { return Buffer.from(x).toString('base64url'); }
 function mint(claims, ttl) {
@@ -96,6 +96,36 @@ function mint(claims, ttl) {
       c.on('error', function (e) { c.close(); resolve(e.code || e.status); });
     }), gw.base);
     assert.ok(bad, 'a bad token is reported: ' + bad);
+  });
+
+  // a channel added to a running poll subscription: the client asks
+  // /channels/X/info for its tail, which needs the token as a subscribe
+  // does (a 401 there left the client retrying for ever)
+  await t.test('poll: a channel added later learns its tail with the token', async () => {
+    const tok = mint({ sub: 'quinn', channels: ['p1', 'p2'] }, 60);
+    await page.evaluate(([b, tok]) => {
+      const r = window.ADD = { got: [], errors: [], opens: 0 };
+      const c = r.c = anypush.connect(b, { transports: ['poll'], token: tok, pollInterval: 200 });
+      c.on('open', function () { r.opens++; });
+      c.on('error', function (e) { r.errors.push(e.code); });
+      c.subscribe('p1').on('message', function (d) { r.got.push(['p1', d]); });
+    }, [gw.base, tok]);
+    await L.waitFor(async () => (await page.evaluate(() => window.ADD.opens)) >= 1, 10000, 'open on p1');
+    let r = await L.httpReq('POST', gw.base + '/channels/p1', '1', apikey);
+    assert.strictEqual(r.status, 201, r.body);
+    await L.waitFor(async () => (await page.evaluate(() => window.ADD.got.length)) >= 1, 10000, 'p1 message');
+    await page.evaluate(() => {
+      const ch = window.ADD.c.subscribe('p2');
+      ch.on('subscribed', function () { window.ADD.p2 = true; });
+      ch.on('message', function (d) { window.ADD.got.push(['p2', d]); });
+    });
+    await L.waitFor(async () => page.evaluate(() => window.ADD.p2 === true), 10000, 'p2 subscribed');
+    r = await L.httpReq('POST', gw.base + '/channels/p2', '2', apikey);
+    assert.strictEqual(r.status, 201, r.body);
+    await L.waitFor(async () => (await page.evaluate(() => window.ADD.got.length)) >= 2, 10000, 'p2 message');
+    const out = await page.evaluate(() => { const x = window.ADD; x.c.close(); return { got: x.got, errors: x.errors }; });
+    assert.deepStrictEqual(out.got, [['p1', 1], ['p2', 2]], 'each message once');
+    assert.deepStrictEqual(out.errors, [], 'no error on the way');
   });
 
   t.done();

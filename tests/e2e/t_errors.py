@@ -24,9 +24,9 @@ import signal
 import tempfile
 import time
 
-from gwlib import (REPO, AsyncHTTP, Gateway, Publisher, SSEClient, WSClient, check, expect_eq, expect_error,
+from gwlib import (REPO, AsyncHTTP, BodyReader, Gateway, Publisher, SSEClient, WSClient, check, expect_eq, expect_error,
                    get, info, metric_sum, metrics, open_stream, parse_response, publish, publish_until, raw_exchange,
-                   request, run, wait_until, ws_frame)
+                   read_head, request, run, wait_until, ws_frame)
 
 DOC = REPO / "docs" / "protocol.md"
 WEB = os.environ.get("ANYPUSH_WEB") or str(REPO / "web")
@@ -517,8 +517,29 @@ async def row_no_channel():
                    404, "no_channel", "deleting a channel that does not exist")
 
 
+async def row_closed_by_admin():
+    with secured_gw() as gw:
+        key = {"Authorization": "apikey key-1"}
+        tok = mint({"sub": "carol", "channels": ["*"]})
+        reader, writer = await open_stream(gw.port)
+        writer.write((f"GET /channels/held?transport=longpoll&timeout=60&token={tok} HTTP/1.1\r\n"
+                      f"Host: 127.0.0.1:{gw.port}\r\n\r\n").encode())
+        await writer.drain()
+
+        def attached():
+            st, _, body = get(gw, "/admin/channels", headers=key)
+            return any(c["name"] == "held" and c["subscribers"] == 1 for c in json.loads(body)["channels"])
+        await wait_until(attached, 10, 0.05, "the long poll held")
+        st, _, _ = request(gw, "DELETE", "/admin/clients/carol", headers=key)
+        expect_eq(st, 200, "disconnect carol")
+        head = await read_head(reader, 10)
+        body = await asyncio.wait_for(BodyReader(reader, head).read_all(), 10)
+        http_error((head.status, head.headers, body), 410, "closed_by_admin", "a held long poll of carol")
+        writer.close()
+
+
 ERROR_ROWS = {
-    "no_channel": row_no_channel,
+    "no_channel": row_no_channel, "closed_by_admin": row_closed_by_admin,
     "unauthorized": row_unauthorized, "bad_token": row_bad_token, "token_expired": row_token_expired,
     "bad_api_key": row_bad_api_key, "forbidden": row_forbidden, "client_mismatch": row_client_mismatch,
     "bad_request": row_bad_request, "head_too_large": row_head_too_large, "head_timeout": row_head_timeout,

@@ -92,6 +92,33 @@ START_TEST(test_acks)
 }
 END_TEST
 
+/* The end of one /ws subscription after a token refresh: it names the
+ * channel, and the longest name fits. */
+START_TEST(test_channel_error_longest_fits)
+{
+	char name[CHANNEL_NAME_MAX + 1], buf[FRAME_CTL_MAX];
+	size_t n;
+	cJSON *doc;
+
+	memset(name, 'c', CHANNEL_NAME_MAX);
+	name[CHANNEL_NAME_MAX] = '\0';
+	n = frame_format_channel_error(buf, sizeof buf, name, "forbidden",
+				       "the new token does not cover this "
+				       "channel: unsubscribed");
+	ck_assert_uint_lt(n, sizeof buf - 1);
+	doc = cJSON_ParseWithLength(buf, n);
+	ck_assert_ptr_nonnull(doc);
+	ck_assert_str_eq(
+		cJSON_GetObjectItemCaseSensitive(doc, "channel")->valuestring,
+		name);
+	ck_assert_str_eq(
+		cJSON_GetObjectItemCaseSensitive(doc, "code")->valuestring,
+		"forbidden");
+	ck_assert(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(doc, "ref")));
+	cJSON_Delete(doc);
+}
+END_TEST
+
 static Suite *frame_format_suite(void)
 {
 	Suite *s = suite_create("frame_format");
@@ -100,6 +127,7 @@ static Suite *frame_format_suite(void)
 	tcase_add_test(tc, test_welcome_largest_fits);
 	tcase_add_test(tc, test_error_escapes_and_echoes_ref);
 	tcase_add_test(tc, test_acks);
+	tcase_add_test(tc, test_channel_error_longest_fits);
 	suite_add_tcase(s, tc);
 	return s;
 }

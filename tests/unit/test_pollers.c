@@ -257,6 +257,28 @@ START_TEST(test_dropped_poller_leaves)
 }
 END_TEST
 
+START_TEST(test_disconnected_poller_leaves)
+{
+	/* the admin API's disconnect forgets the client as a poller on every
+	 * channel at once, with the leave it announced a join for, and
+	 * leaves the others */
+	open_presence_bus(30000, 100);
+	publish("p", "first");
+	publish("q", "first");
+	poll_seen("p,q", "gone", TRANSPORT_POLL, true);
+	poll_seen("p", "gone", TRANSPORT_LONGPOLL, false);
+	poll_seen("p", "stays", TRANSPORT_POLL, true);
+	ck_assert_uint_eq(pollers_on("p"), 3);
+	ck_assert_uint_eq(bus_disconnect_client(bus, "gone"), 0);
+	ck_assert_uint_eq(pollers_on("p"), 1);
+	ck_assert_uint_eq(pollers_on("q"), 0);
+	ck_assert_int_eq(announced("p", "leave", "gone"), 1);
+	ck_assert_int_eq(announced("q", "leave", "gone"), 1);
+	ck_assert_int_eq(announced("p", "leave", "stays"), 0);
+	ck_assert_uint_eq(stats().pollers, 1);
+}
+END_TEST
+
 START_TEST(test_tick_cost_is_what_expires)
 {
 	/* the watcher ticks every 250 ms; with N pollers remembered and none
@@ -372,6 +394,7 @@ static Suite *pollers_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_cap_holds_with_fresh_ids);
 	tcase_add_test(tc, test_dropped_poller_leaves);
+	tcase_add_test(tc, test_disconnected_poller_leaves);
 	tcase_add_test(tc, test_tick_cost_is_what_expires);
 	tcase_add_test(tc, test_seen_again_stays);
 	tcase_add_test(tc, test_held_longpoll_kept);

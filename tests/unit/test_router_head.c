@@ -838,11 +838,23 @@ START_TEST(test_longpoll_valid)
 		"/channels/a?transport=longpoll&since=k3x:7&presence=1",
 		"/channels/a?transport=long%70oll",
 	};
+
+	/* credentials and an Origin go too: lws checks the token and the
+	 * router the Origin (router.c) */
+	static const char *const extras[] = {
+		"Connection: keep-alive\r\n",
+		"Authorization: Bearer x.y.z\r\n",
+		"Cookie: anypush_token=x.y.z\r\n",
+		"Origin: https://app.example\r\n",
+	};
 	size_t len;
 
 	for (size_t i = 0; i < NELEM(ok); i++)
 		ck_assert_uint_eq(lp(ok[i], "", &len), len);
-	ck_assert_uint_eq(lp(ok[0], "Connection: keep-alive\r\n", &len), len);
+	for (size_t i = 0; i < NELEM(extras); i++)
+		ck_assert_uint_eq(lp(ok[0], extras[i], &len), len);
+	ck_assert_uint_eq(
+		lp("/channels/a?token=x.y.z&transport=longpoll", "", &len), len);
 }
 END_TEST
 

@@ -785,8 +785,8 @@ def publish(gw, ch, data, content_type=_AUTO, event=None, client=None,
     return st, _decode_json(resp)
 
 
-def info(gw, ch):
-    st, _, body = get(gw, f"/channels/{ch}/info")
+def info(gw, ch, headers=None):
+    st, _, body = get(gw, f"/channels/{ch}/info", headers=headers)
     check(st == 200, f"GET /channels/{ch}/info: status {st}: {body[:300]!r}")
     return json.loads(body)
 

@@ -869,15 +869,30 @@
     if (info && typeof info.client === 'string' && CLIENT_RE.test(info.client)) { this.id = info.client; }
   };
 
+  /* Refusals that pass by themselves: the gateway is busy or stopping, or
+     a rate limit of the client's (it refills within seconds). Anything
+     else will not change by trying again. */
+  function busyCode(code) {
+    return code === 'shutting_down' || code === 'over_capacity' || code === 'rate_limited' ||
+      code === 'channel_rate_limited' || code === 'too_many_connections';
+  }
+
+  /* Retry-After of a 429, in ms (1 s when absent or unreadable). */
+  function retryAfterMs(xhr) {
+    var v = null;
+    try { v = parseInt(xhr.getResponseHeader('Retry-After'), 10); } catch (e) { /* ignore */ }
+    return (v > 0 && v < 3600 ? v : 1) * 1000;
+  }
+
   /* The gateway refused a /ws subscribe. Busy (shutting down, too many
-     channels): again after a while, as a reconnect would. Anything else
+     channels, a rate limit: busyCode): again after a while, as a reconnect would. Anything else
      will not change: the channel is left, with the gateway's code. */
   Client.prototype._subRefused = function (ch, f) {
     var self = this, conn, err = {code: typeof f.code === 'string' ? f.code : 'error', message: f.message || f.code,
                             channel: ch.name, transport: 'ws'};
     if (this.channels[ch.name] !== ch) { return; }
     this.emit('error', err);
-    if (err.code === 'shutting_down' || err.code === 'over_capacity') {
+    if (busyCode(err.code)) {
       ch._retries = (ch._retries || 0) + 1;
       conn = this._conn;
       setTimeout(function () {
@@ -1437,6 +1452,11 @@
       if (!err && status === 201 && j && j.id !== undefined) {
         try { replayed = xhr.getResponseHeader('Idempotent-Replayed') === 'true'; } catch (e) { /* ignore */ }
         self._pubDone(job, null, j.id, j.epoch, replayed);
+      } else if (status === 429) {
+        /* refused, not stored (a rate limit): again after Retry-After,
+           within the publish's own deadline */
+        job.lastErr = errorOf(status, text);
+        self._pubLater(job, retryAfterMs(xhr));
       } else if (err || status >= 500) {
         /* maybe stored, maybe not: again, with the same key */
         job.lastErr = err || errorOf(status, text);
@@ -1453,10 +1473,11 @@
     if (job.done) { return; }
     if (f.type === 'ack') {
       this._pubDone(job, null, f.id, f.epoch, f.replayed === true);
-    } else if (f.code === 'shutting_down' || f.code === 'over_capacity') {
-      /* not stored: again soon (the socket is closed meanwhile) */
+    } else if (busyCode(f.code)) {
+      /* not stored: again soon (the socket may be closed meanwhile;
+         a rate limit refills within a second) */
       job.lastErr = {code: f.code, message: f.message || f.code};
-      this._pubLater(job, 500);
+      this._pubLater(job, f.code === 'shutting_down' || f.code === 'over_capacity' ? 500 : 1000);
     } else {
       this._pubDone(job, {code: typeof f.code === 'string' ? f.code : 'error', message: f.message || f.code});
     }

@@ -8,7 +8,7 @@ const assert = require('assert');
 const net = require('net');
 const L = require('./lib');
 
-const t = L.tap(3, 40000);
+const t = L.tap(4, 60000);
 const N = 300;
 
 (async () => {
@@ -109,6 +109,34 @@ const N = 300;
     assert(codes.every((x) => x === 'network' || x === 'timeout'), 'codes ' + JSON.stringify(codes));
     // read as HTTP statuses, no try would end as 'network'
     assert(codes.indexOf('network') >= 0, 'no publish ended as network: ' + JSON.stringify(codes));
+  });
+
+  await t.test('publishes past --publish-rate-per-ip wait and go again (429, /ws rate_limited): all stored once, in call order', async () => {
+    const lim = await L.startGateway(['--publish-rate-per-ip', '2']);
+    // a page of its own origin (the gateway allows no other)
+    const { page: p2 } = await L.clientPage(browser, lim.base);
+    const res = await p2.evaluate((b) => new Promise((resolve) => {
+      // one client publishes over HTTP (no subscription), one over its /ws
+      const http = anypush.connect(b, { ackTimeout: 20000 });
+      const ws = anypush.connect(b, { transports: ['ws'], ackTimeout: 20000 });
+      const out = { http: [], ws: [], errors: [] };
+      ws.on('error', (e) => out.errors.push(e.code));
+      let left = 8;
+      function go(c, name) {
+        for (let i = 0; i < 4; i++) {
+          c.publish('rl-' + name, 'note', i, (err, id) => {
+            out[name].push(err ? 'err:' + err.code : id);
+            if (--left === 0) { http.close(); ws.close(); resolve(out); }
+          });
+        }
+      }
+      go(http, 'http');
+      ws.subscribe('rl-sub');
+      ws.on('open', () => go(ws, 'ws'));
+    }), lim.base);
+    console.log('# ' + JSON.stringify(res));
+    assert.deepStrictEqual(res.http, [1, 2, 3, 4], 'HTTP publishes: each stored once, in call order');
+    assert.deepStrictEqual(res.ws, [1, 2, 3, 4], '/ws publishes: each stored once, in call order');
   });
 
   await t.done();

@@ -51,6 +51,9 @@
  * waits for its answers), below LOW it reads again */
 #define CTL_HIGH 64
 #define CTL_LOW 16
+/* How long a welcome or a /ws subscribe ack waits on Redis for the
+ * channel's first sync */
+#define WS_WELCOME_WAIT_MS 5000
 
 /* An ack or error frame waiting to be written. */
 struct ctl {
@@ -68,6 +71,9 @@ struct ws_session {
 	struct lws *wsi;
 	bool mux;
 	bool attached, welcomed;
+	/* --redis: the welcome waits for the sync until then (monotonic
+	 * ms), closes past it; 0: no wait */
+	uint64_t welcome_by;
 	bool binary_frames; /* hello asked for raw binary frames */
 	bool raw_next;      /* inflight's raw bytes go out next */
 	bool cut; /* set under the bus lock, read on the loop thread */
@@ -322,6 +328,8 @@ void transport_ws_service(struct ws_ready_link *link)
 	cost_cpu(TRANSPORT_WS, cpu);
 }
 
+static int close_for(struct ws_session *s, enum sub_end why);
+
 static int write_text(struct ws_session *s, unsigned char *buf, int len)
 {
 	return lws_write(s->wsi, buf + LWS_PRE, (size_t)len, LWS_WRITE_TEXT) <
@@ -330,12 +338,45 @@ static int write_text(struct ws_session *s, unsigned char *buf, int len)
 		       0;
 }
 
+/* With --redis, the welcome's cursor carries Redis' epoch, so it waits
+ * for the channels' first sync (parked; the sync wakes it), at most
+ * WS_WELCOME_WAIT_MS, then closes 1013 redis_unavailable. >0: parked,
+ * 0: ready, <0: close. */
+static int welcome_ready(struct ws_session *s)
+{
+	struct bus_pull got;
+
+	for (;;) {
+		if (bus_welcome(srv_of(s)->bus, &s->sub, 0, s->nch, s->cursor))
+			return 0;
+		if (s->welcome_by && bus_now_ms() >= s->welcome_by) {
+			lws_close_reason(s->wsi, (enum lws_close_status)1013,
+					 (unsigned char *)"redis_unavailable",
+					 17);
+			s->why = "redis unavailable";
+			return -1;
+		}
+		bus_wait_sync(srv_of(s)->bus, &s->sub, &got);
+		if (got.end != SUB_END_NONE)
+			return close_for(s, got.end);
+		if (got.parked)
+			return 1;
+		/* synced, or the timer: look again */
+	}
+}
+
 static int write_welcome(struct ws_session *s)
 {
 	unsigned char buf[LWS_PRE + FRAME_WELCOME_MAX];
 	char cursor[CURSOR_TEXT_MAX];
 	size_t n;
+	int r;
 
+	if (!s->mux) {
+		r = welcome_ready(s);
+		if (r != 0)
+			return r;
+	}
 	s->welcomed = true;
 	if (!s->mux)
 		cursor_format(s->cursor, s->nch, cursor);
@@ -651,6 +692,12 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->sub.conn = s;
 	s->sub.period_ms = hb;
 	s->sub.deadline_ms = bus_now_ms() + hb;
+	if (srv_of(s)->cfg->redis[0] && !s->mux) {
+		/* the first timer also bounds the welcome's wait on Redis */
+		s->welcome_by = bus_now_ms() + WS_WELCOME_WAIT_MS;
+		if (hb == 0 || hb > WS_WELCOME_WAIT_MS)
+			s->sub.deadline_ms = s->welcome_by;
+	}
 	if (bus_attach(srv_of(s)->bus, &s->sub, &chs, has_since ? since : NULL,
 		       s->cursor) != BUS_OK) {
 		lws_close_reason(wsi, (enum lws_close_status)1013,

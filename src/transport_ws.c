@@ -58,6 +58,12 @@
 /* An ack or error frame waiting to be written. */
 struct ctl {
 	struct ctl *next;
+	/* --redis: a subscribe ack waiting for its channel's first sync
+	 * (formatted when it is written, at the head of the queue); NULL
+	 * for a frame already written out */
+	struct mux_op *wait_op;
+	uint64_t wait_by; /* monotonic ms: redis_unavailable past it */
+	struct cursor start; /* where bus_tap_add started it */
 	size_t len;
 	unsigned char buf[]; /* LWS_PRE, then the text */
 };
@@ -219,6 +225,7 @@ static struct ctl *ctl_new(void)
 	struct ctl *c = xmalloc(sizeof *c + LWS_PRE + FRAME_CTL_MAX);
 
 	c->next = NULL;
+	c->wait_op = NULL;
 	return c;
 }
 
@@ -260,10 +267,67 @@ static void reply_ack(struct ws_session *s, const struct mux_op *op,
 	ctl_append(s, c);
 }
 
+static int close_for(struct ws_session *s, enum sub_end why);
+
+/* The subscribe ack at the head of the control queue, once its channel
+ * is synced: its cursor then carries Redis' epoch. Until then it holds
+ * the queue and the messages back (none of its channel can be pulled
+ * before it), parked; past wait_by it becomes the error frame
+ * redis_unavailable and the subscription is dropped. >0: parked, 0:
+ * the frame is ready, <0: close. */
+static int ack_ready(struct ws_session *s, struct ctl *c)
+{
+	struct bus *bus = srv_of(s)->bus;
+	struct bus_pull got;
+	long i;
+
+	for (;;) {
+		i = channel_find(s, c->wait_op->channel);
+		if (i >= 0 && !bus_welcome(bus, &s->sub, (size_t)i, 1,
+					   &s->cursor[i])) {
+			if (bus_now_ms() < c->wait_by) {
+				bus_wait_sync(bus, &s->sub, &got);
+				if (got.end != SUB_END_NONE)
+					return close_for(s, got.end);
+				if (got.parked)
+					return 1;
+				/* the timer moved to a heartbeat away */
+				if (got.timer)
+					bus_set_deadline(bus, &s->sub,
+							 c->wait_by);
+				continue; /* synced, or the timer */
+			}
+			c->len = frame_format_error(
+				(char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
+				c->wait_op, "redis_unavailable",
+				"Redis did not answer in time; subscribe "
+				"again");
+			channel_drop(s, (size_t)i);
+			bus_tap_remove(bus, &s->sub, (size_t)i);
+		} else {
+			/* an unsubscribe that came after it is answered
+			 * after it: its cursor as the subscribe left it */
+			c->len = frame_format_ack(
+				(char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
+				c->wait_op, i >= 0 ? &s->cursor[i] : &c->start,
+				NULL, false);
+		}
+		free(c->wait_op);
+		c->wait_op = NULL;
+		return 0;
+	}
+}
+
 static int write_ctl(struct ws_session *s)
 {
 	struct ctl *c = s->ctl_head;
 	int r;
+
+	if (c->wait_op) {
+		r = ack_ready(s, c);
+		if (r != 0)
+			return r;
+	}
 
 	s->ctl_head = c->next;
 	if (s->ctl_head == NULL)
@@ -327,8 +391,6 @@ void transport_ws_service(struct ws_ready_link *link)
 	service(from_link(link));
 	cost_cpu(TRANSPORT_WS, cpu);
 }
-
-static int close_for(struct ws_session *s, enum sub_end why);
 
 static int write_text(struct ws_session *s, unsigned char *buf, int len)
 {
@@ -779,6 +841,23 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
+	if (srv_of(s)->redis) {
+		/* the ack waits for the channel's first sync (ack_ready) */
+		struct ctl *c = ctl_new();
+
+		c->wait_op = xmalloc(sizeof *c->wait_op);
+		*c->wait_op = *op;
+		/* a subscribe owns neither: the copy must not free them */
+		memset(&c->wait_op->data, 0, sizeof c->wait_op->data);
+		c->wait_op->token = NULL;
+		c->wait_by = bus_now_ms() + WS_WELCOME_WAIT_MS;
+		c->start = start;
+		c->len = 0;
+		/* the timer bounds the wait when the heartbeat is longer */
+		bus_set_deadline(srv_of(s)->bus, &s->sub, c->wait_by);
+		ctl_append(s, c);
+		return;
+	}
 	reply_ack(s, op, &start, NULL, false);
 }
 
@@ -1137,6 +1216,7 @@ static void on_closed(struct ws_session *s)
 		struct ctl *c = s->ctl_head;
 
 		s->ctl_head = c->next;
+		free(c->wait_op);
 		free(c);
 	}
 	/* detached above: no ack can be queued any more */

@@ -841,7 +841,9 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
-	if (srv_of(s)->redis) {
+	if (srv_of(s)->redis && !bus_welcome(srv_of(s)->bus, &s->sub,
+					     s->nch - 1, 1,
+					     &s->cursor[s->nch - 1])) {
 		/* the ack waits for the channel's first sync (ack_ready) */
 		struct ctl *c = ctl_new();
 
@@ -858,7 +860,8 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 		ctl_append(s, c);
 		return;
 	}
-	reply_ack(s, op, &start, NULL, false);
+	/* with --redis, synced since bus_tap_add: as bus_welcome filled it */
+	reply_ack(s, op, &s->cursor[s->nch - 1], NULL, false);
 }
 
 static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)

@@ -27,9 +27,9 @@ struct bus_item;
 
 /* The only event of a stream whose welcome waited on Redis (--redis)
  * longer than SSE_OUT_WELCOME_WAIT_MS, on both SSE paths. */
-#define SSE_FORMAT_REDIS_DOWN                                           \
-	"event: error\ndata: {\"type\":\"error\",\"code\":"             \
-	"\"redis_unavailable\",\"message\":\"Redis did not answer in "  \
+#define SSE_FORMAT_REDIS_DOWN                                          \
+	"event: error\ndata: {\"type\":\"error\",\"code\":"            \
+	"\"redis_unavailable\",\"message\":\"Redis did not answer in " \
 	"time; retry\"}\n\n"
 
 /* Blocks */

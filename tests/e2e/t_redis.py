@@ -8,7 +8,8 @@ mid-stream means 503s and a degraded /healthz, then the gap when it comes
 back without its data. info sums the subscribers of every node (a killed
 node's vanish within the TTL) and knows channels not in use on the node
 asked; the admin API deletes a channel and disconnects a client on every
-node; a draining node refuses publishes with shutting_down. Every
+node; a draining node refuses publishes with shutting_down; welcomes and
+/ws subscribe acks on a node new to a channel carry Redis' epoch. Every
 scenario checks the exact ids: nothing lost, twice or out of order. A missing redis-server fails (scripts/setup
 installs it), it is never skipped."""
 

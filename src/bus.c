@@ -1177,6 +1177,43 @@ bool bus_start(struct bus *bus, struct subscriber *sub, size_t from,
 	return ready;
 }
 
+bool bus_welcome(struct bus *bus, struct subscriber *sub, size_t from,
+		 size_t n, struct cursor *inout)
+{
+	bool ready = true;
+
+	pthread_mutex_lock(&bus->lock);
+	for (size_t i = from; i < from + n && i < sub->ntaps; i++)
+		ready = ready && sub->taps[i]->ch->synced;
+	/* only a remote channel attached before its sync has epoch 0 (the
+	 * embedded bus gives every channel one at creation), so the
+	 * embedded bus's welcome is what bus_attach gave, untouched */
+	for (size_t i = from; ready && i < from + n && i < sub->ntaps; i++) {
+		const struct tap *t = sub->taps[i];
+
+		if (inout[i - from].epoch != 0)
+			continue;
+		inout[i - from].epoch = t->stale && t->want_epoch ?
+						t->want_epoch :
+						t->ch->epoch;
+		inout[i - from].id = t->cursor;
+	}
+	pthread_mutex_unlock(&bus->lock);
+	return ready;
+}
+
+void bus_wait_sync(struct bus *bus, struct subscriber *sub,
+		   struct bus_pull *out)
+{
+	bool was = sub->wait_redis;
+
+	/* parked under the lock only while a channel still waits, so a
+	 * sync that landed after bus_welcome said no is not missed */
+	sub->wait_redis = true;
+	bus_pull(bus, sub, NULL, 0, 0, false, out);
+	sub->wait_redis = was;
+}
+
 void bus_items_release(struct bus_item *items, size_t count)
 {
 	for (size_t i = 0; i < count; i++) {

@@ -206,6 +206,17 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
  * a poll's next hands out before anything is pulled. */
 bool bus_start(struct bus *bus, struct subscriber *sub, size_t from,
 	       size_t n, struct cursor *out);
+/* bus_start for a welcome or an ack: false while one of the channels
+ * waits for its first sync; then the cursors in inout[0..n) that have no
+ * epoch (attached before the sync) become where their taps stand, the
+ * others are left as they are. */
+bool bus_welcome(struct bus *bus, struct subscriber *sub, size_t from,
+		 size_t n, struct cursor *inout);
+/* What a welcome or ack bus_welcome refused waits with: pull nothing,
+ * park while a channel still waits on Redis (the sync wakes it), else
+ * return unparked (look again); the timer and the end as bus_pull. */
+void bus_wait_sync(struct bus *bus, struct subscriber *sub,
+		   struct bus_pull *out);
 /* Drop the references of pulled items. */
 void bus_items_release(struct bus_item *items, size_t count);
 /* message_single_reply of a pulled message, its bytes counted in the

@@ -25,6 +25,13 @@ struct bus_item;
 	"\"closed_by_admin\",\"message\":\"the channel was deleted or " \
 	"the client disconnected\"}\n\n"
 
+/* The only event of a stream whose welcome waited on Redis (--redis)
+ * longer than SSE_OUT_WELCOME_WAIT_MS, on both SSE paths. */
+#define SSE_FORMAT_REDIS_DOWN                                          \
+	"event: error\ndata: {\"type\":\"error\",\"code\":"            \
+	"\"redis_unavailable\",\"message\":\"Redis did not answer in " \
+	"time; retry\"}\n\n"
+
 /* Blocks */
 /* retry, then the welcome event at cursor (text of cursor_format). */
 size_t sse_format_welcome(char *buf, size_t cap, const char *cursor,

@@ -48,6 +48,9 @@ bool sse_out_next(struct sse_out *s, const struct sse_out_src *src)
 	message_unref(s->writing);
 	s->writing = NULL;
 	if (!s->started) {
+		if (!bus_welcome(src->bus, src->sub, 0, src->chs->count,
+				 src->cursor))
+			return false; /* woken by the sync */
 		s->started = true;
 		cursor_format(src->cursor, src->chs->count, cursor);
 		n = sse_format_welcome(src->scratch, SSE_FORMAT_MAX, cursor,
@@ -65,6 +68,16 @@ bool sse_out_next(struct sse_out *s, const struct sse_out_src *src)
 	cursor_format(src->cursor, src->chs->count, cursor);
 	sse_out_item(s, src->scratch, cursor, src->chs, it, src->named);
 	return true;
+}
+
+bool sse_out_waiting(const struct sse_out *s)
+{
+	return !s->started;
+}
+
+bool sse_out_late(const struct sse_out *s)
+{
+	return !s->started && s->welcome_by && bus_now_ms() >= s->welcome_by;
 }
 
 void sse_out_pulled(struct sse_out *s, size_t count)

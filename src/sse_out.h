@@ -9,11 +9,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
+struct bus;
 struct bus_item;
 struct channel_list;
 struct cursor;
 struct message;
+struct subscriber;
+
+/* How long a welcome waits on Redis for its channels' first sync */
+#define SSE_OUT_WELCOME_WAIT_MS 5000
 
 /* A stream's staged text and where it is in its pulled items. Zeroed:
  * nothing staged, nothing pulled, the welcome still to send. */
@@ -25,6 +31,9 @@ struct sse_out {
 	struct message *writing; /* its envelope is staged: reference held */
 	size_t nitems, next;     /* of the stream's pulled items */
 	bool started;            /* the welcome is staged */
+	/* with --redis: the welcome waits for the channels' first sync
+	 * until then (monotonic ms), the stream ends past it; 0: no wait */
+	uint64_t welcome_by;
 };
 
 /* What the next event is made of: the stream's own state, lent for one
@@ -39,12 +48,21 @@ struct sse_out_src {
 	unsigned long heartbeat; /* seconds, for the welcome */
 	bool named;              /* messages as events of their own name */
 	unsigned long *sent;     /* messages staged, counted */
+	struct bus *bus;         /* whose sub is the stream: the welcome */
+	struct subscriber *sub;  /* waits for its channels' sync */
 };
 
 /* Staging */
-/* Stage the next thing to send: the welcome the first time, then the
- * next pulled item; false if nothing is ready (pull more). */
+/* Stage the next thing to send: the welcome the first time (once every
+ * channel is synced: with --redis its cursor carries Redis' epoch), then
+ * the next pulled item; false if nothing is ready (pull more, or, while
+ * sse_out_waiting, wait without pulling). */
 bool sse_out_next(struct sse_out *s, const struct sse_out_src *src);
+/* The welcome is not staged yet: pull nothing, so no message goes
+ * before it. */
+bool sse_out_waiting(const struct sse_out *s);
+/* The welcome waited past welcome_by: end with SSE_FORMAT_REDIS_DOWN. */
+bool sse_out_late(const struct sse_out *s);
 /* Stage one item's event, cursor (text) being the client's after it:
  * the block, formatted into scratch, then a message's envelope and
  * "\n\n"; takes the item's message reference. */

@@ -69,6 +69,8 @@ static bool stage_next(struct sse *st)
 		.heartbeat = config_live(req->srv->cfg, heartbeat),
 		.named = st->named,
 		.sent = &req->sent,
+		.bus = req->srv->bus,
+		.sub = &st->hs.sub,
 	};
 
 	return sse_out_next(&st->out, &src);
@@ -92,11 +94,13 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 		n += sse_out_drain(&st->out, buf + n, max - n);
 		if (sse_out_staged(&st->out) || n == max)
 			return (ssize_t)n;
-		if (stage_next(st))
-			continue;
+		/* the last event is sent: nothing after it, not even a
+		 * welcome whose sync lands after redis_unavailable */
 		if (st->ending)
 			return n ? (ssize_t)n :
 				   MHD_CONTENT_READER_END_OF_STREAM;
+		if (stage_next(st))
+			continue;
 		if (st->hs.req->token_exp &&
 		    (long long)time(NULL) >= st->hs.req->token_exp) {
 			st->ending = true;
@@ -104,8 +108,20 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 				      sizeof AUTH_SSE_EXPIRED - 1);
 			continue;
 		}
-		bus_pull(st->hs.req->srv->bus, &st->hs.sub, st->busy->items,
-			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
+		if (sse_out_late(&st->out)) {
+			st->ending = true;
+			sse_out_stage(&st->out, SSE_FORMAT_REDIS_DOWN,
+				      sizeof SSE_FORMAT_REDIS_DOWN - 1);
+			continue;
+		}
+		/* nothing goes before the welcome: while it waits on Redis,
+		 * pull nothing and park until the sync's wake or the timer */
+		if (sse_out_waiting(&st->out))
+			bus_wait_sync(st->hs.req->srv->bus, &st->hs.sub, &got);
+		else
+			bus_pull(st->hs.req->srv->bus, &st->hs.sub,
+				 st->busy->items, SSE_BATCH, SSE_BATCH_BYTES,
+				 n == 0, &got);
 		sse_out_pulled(&st->out, got.count);
 		if (got.end == SUB_END_SHUTDOWN)
 			return n ? (ssize_t)n :
@@ -122,7 +138,9 @@ static ssize_t fill(struct sse *st, char *buf, size_t max)
 		/* the comment keeps proxies from timing out; the event is for
 		 * EventSource, which never shows comments to scripts, so a
 		 * client can tell an idle stream from a dead one */
-		if (got.count == 0 && got.timer) {
+		if (sse_out_waiting(&st->out) && !got.parked) {
+			continue; /* synced, or the timer: look again */
+		} else if (got.count == 0 && got.timer) {
 			sse_out_stage(&st->out, PING, sizeof PING - 1);
 		} else if (got.count == 0) {
 			/* 0 only when parked (suspended): idle until the wake.
@@ -168,6 +186,7 @@ static int sse_serve(struct http_request *req)
 {
 	uint64_t hb = config_live(req->srv->cfg, heartbeat) * 1000;
 	struct MHD_Response *resp;
+	uint64_t deadline;
 	struct sse *st;
 	int named;
 	int r;
@@ -186,7 +205,14 @@ static int sse_serve(struct http_request *req)
 	st = xcalloc(1, sizeof *st);
 	st->named = named;
 	req->tstate = st;
-	r = http_sub_open(&st->hs, req, bus_now_ms() + hb, hb, req->presence);
+	deadline = bus_now_ms() + hb;
+	if (req->srv->cfg->redis[0]) {
+		/* the first timer also bounds the welcome's wait on Redis */
+		st->out.welcome_by = bus_now_ms() + SSE_OUT_WELCOME_WAIT_MS;
+		if (hb == 0 || hb > SSE_OUT_WELCOME_WAIT_MS)
+			deadline = st->out.welcome_by;
+	}
+	r = http_sub_open(&st->hs, req, deadline, hb, req->presence);
 	if (r != -1)
 		return r;
 	resp = MHD_create_response_from_callback(

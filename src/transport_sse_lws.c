@@ -147,6 +147,8 @@ static bool stage_next(struct sse_stream *st)
 		.heartbeat = config_live(ws_server(st->loop)->cfg, heartbeat),
 		.named = st->named,
 		.sent = &st->sent,
+		.bus = ws_server(st->loop)->bus,
+		.sub = &st->sub,
 	};
 
 	return sse_out_next(&st->out, &src);
@@ -191,8 +193,19 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 		if (st->exp_s && (long long)time(NULL) >= st->exp_s)
 			return end_with(st, buf, max, n, len, AUTH_SSE_EXPIRED,
 					sizeof AUTH_SSE_EXPIRED - 1, "token expired");
-		bus_pull(ws_server(st->loop)->bus, &st->sub, st->busy->items,
-			 SSE_BATCH, SSE_BATCH_BYTES, n == 0, &got);
+		if (sse_out_late(&st->out))
+			return end_with(st, buf, max, n, len,
+					SSE_FORMAT_REDIS_DOWN,
+					sizeof SSE_FORMAT_REDIS_DOWN - 1,
+					"redis unavailable");
+		/* nothing goes before the welcome: while it waits on Redis,
+		 * pull nothing and park until the sync's wake or the timer */
+		if (sse_out_waiting(&st->out))
+			bus_wait_sync(ws_server(st->loop)->bus, &st->sub, &got);
+		else
+			bus_pull(ws_server(st->loop)->bus, &st->sub,
+				 st->busy->items, SSE_BATCH, SSE_BATCH_BYTES,
+				 n == 0, &got);
 		sse_out_pulled(&st->out, got.count);
 		if (got.end == SUB_END_SHUTDOWN) {
 			st->why = "shutdown";
@@ -208,6 +221,8 @@ static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
 							    "peer gone";
 			return FILL_ERROR;
 		}
+		if (sse_out_waiting(&st->out) && !got.parked)
+			continue; /* synced, or the timer: look again */
 		/* the comment keeps proxies from timing out; the event is for
 		 * EventSource, which never shows comments to scripts */
 		if (got.count == 0 && got.timer)
@@ -537,6 +552,12 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
 	st->sub.period_ms = hb;
 	st->sub.deadline_ms = bus_now_ms() + hb;
+	if (srv->cfg->redis[0]) {
+		/* the first timer also bounds the welcome's wait on Redis */
+		st->out.welcome_by = bus_now_ms() + SSE_OUT_WELCOME_WAIT_MS;
+		if (hb == 0 || hb > SSE_OUT_WELCOME_WAIT_MS)
+			st->sub.deadline_ms = st->out.welcome_by;
+	}
 	err = bus_attach(srv->bus, &st->sub, &chs, has_since ? since : NULL,
 			 st->cursor);
 	if (err == BUS_SHUTTING_DOWN)

@@ -51,10 +51,19 @@
  * waits for its answers), below LOW it reads again */
 #define CTL_HIGH 64
 #define CTL_LOW 16
+/* How long a welcome or a /ws subscribe ack waits on Redis for the
+ * channel's first sync */
+#define WS_WELCOME_WAIT_MS 5000
 
 /* An ack or error frame waiting to be written. */
 struct ctl {
 	struct ctl *next;
+	/* --redis: a subscribe ack waiting for its channel's first sync
+	 * (formatted when it is written, at the head of the queue); NULL
+	 * for a frame already written out */
+	struct mux_op *wait_op;
+	uint64_t wait_by; /* monotonic ms: redis_unavailable past it */
+	struct cursor start; /* where bus_tap_add started it */
 	size_t len;
 	unsigned char buf[]; /* LWS_PRE, then the text */
 };
@@ -68,6 +77,9 @@ struct ws_session {
 	struct lws *wsi;
 	bool mux;
 	bool attached, welcomed;
+	/* --redis: the welcome waits for the sync until then (monotonic
+	 * ms), closes past it; 0: no wait */
+	uint64_t welcome_by;
 	bool binary_frames; /* hello asked for raw binary frames */
 	bool raw_next;      /* inflight's raw bytes go out next */
 	bool cut; /* set under the bus lock, read on the loop thread */
@@ -213,6 +225,7 @@ static struct ctl *ctl_new(void)
 	struct ctl *c = xmalloc(sizeof *c + LWS_PRE + FRAME_CTL_MAX);
 
 	c->next = NULL;
+	c->wait_op = NULL;
 	return c;
 }
 
@@ -254,10 +267,67 @@ static void reply_ack(struct ws_session *s, const struct mux_op *op,
 	ctl_append(s, c);
 }
 
+static int close_for(struct ws_session *s, enum sub_end why);
+
+/* The subscribe ack at the head of the control queue, once its channel
+ * is synced: its cursor then carries Redis' epoch. Until then it holds
+ * the queue and the messages back (none of its channel can be pulled
+ * before it), parked; past wait_by it becomes the error frame
+ * redis_unavailable and the subscription is dropped. >0: parked, 0:
+ * the frame is ready, <0: close. */
+static int ack_ready(struct ws_session *s, struct ctl *c)
+{
+	struct bus *bus = srv_of(s)->bus;
+	struct bus_pull got;
+	long i;
+
+	for (;;) {
+		i = channel_find(s, c->wait_op->channel);
+		if (i >= 0 && !bus_welcome(bus, &s->sub, (size_t)i, 1,
+					   &s->cursor[i])) {
+			if (bus_now_ms() < c->wait_by) {
+				bus_wait_sync(bus, &s->sub, &got);
+				if (got.end != SUB_END_NONE)
+					return close_for(s, got.end);
+				if (got.parked)
+					return 1;
+				/* the timer moved to a heartbeat away */
+				if (got.timer)
+					bus_set_deadline(bus, &s->sub,
+							 c->wait_by);
+				continue; /* synced, or the timer */
+			}
+			c->len = frame_format_error(
+				(char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
+				c->wait_op, "redis_unavailable",
+				"Redis did not answer in time; subscribe "
+				"again");
+			channel_drop(s, (size_t)i);
+			bus_tap_remove(bus, &s->sub, (size_t)i);
+		} else {
+			/* an unsubscribe that came after it is answered
+			 * after it: its cursor as the subscribe left it */
+			c->len = frame_format_ack(
+				(char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
+				c->wait_op, i >= 0 ? &s->cursor[i] : &c->start,
+				NULL, false);
+		}
+		free(c->wait_op);
+		c->wait_op = NULL;
+		return 0;
+	}
+}
+
 static int write_ctl(struct ws_session *s)
 {
 	struct ctl *c = s->ctl_head;
 	int r;
+
+	if (c->wait_op) {
+		r = ack_ready(s, c);
+		if (r != 0)
+			return r;
+	}
 
 	s->ctl_head = c->next;
 	if (s->ctl_head == NULL)
@@ -330,12 +400,45 @@ static int write_text(struct ws_session *s, unsigned char *buf, int len)
 		       0;
 }
 
+/* With --redis, the welcome's cursor carries Redis' epoch, so it waits
+ * for the channels' first sync (parked; the sync wakes it), at most
+ * WS_WELCOME_WAIT_MS, then closes 1013 redis_unavailable. >0: parked,
+ * 0: ready, <0: close. */
+static int welcome_ready(struct ws_session *s)
+{
+	struct bus_pull got;
+
+	for (;;) {
+		if (bus_welcome(srv_of(s)->bus, &s->sub, 0, s->nch, s->cursor))
+			return 0;
+		if (s->welcome_by && bus_now_ms() >= s->welcome_by) {
+			lws_close_reason(s->wsi, (enum lws_close_status)1013,
+					 (unsigned char *)"redis_unavailable",
+					 17);
+			s->why = "redis unavailable";
+			return -1;
+		}
+		bus_wait_sync(srv_of(s)->bus, &s->sub, &got);
+		if (got.end != SUB_END_NONE)
+			return close_for(s, got.end);
+		if (got.parked)
+			return 1;
+		/* synced, or the timer: look again */
+	}
+}
+
 static int write_welcome(struct ws_session *s)
 {
 	unsigned char buf[LWS_PRE + FRAME_WELCOME_MAX];
 	char cursor[CURSOR_TEXT_MAX];
 	size_t n;
+	int r;
 
+	if (!s->mux) {
+		r = welcome_ready(s);
+		if (r != 0)
+			return r;
+	}
 	s->welcomed = true;
 	if (!s->mux)
 		cursor_format(s->cursor, s->nch, cursor);
@@ -651,6 +754,12 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	s->sub.conn = s;
 	s->sub.period_ms = hb;
 	s->sub.deadline_ms = bus_now_ms() + hb;
+	if (srv_of(s)->cfg->redis[0] && !s->mux) {
+		/* the first timer also bounds the welcome's wait on Redis */
+		s->welcome_by = bus_now_ms() + WS_WELCOME_WAIT_MS;
+		if (hb == 0 || hb > WS_WELCOME_WAIT_MS)
+			s->sub.deadline_ms = s->welcome_by;
+	}
 	if (bus_attach(srv_of(s)->bus, &s->sub, &chs, has_since ? since : NULL,
 		       s->cursor) != BUS_OK) {
 		lws_close_reason(wsi, (enum lws_close_status)1013,
@@ -732,7 +841,27 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
-	reply_ack(s, op, &start, NULL, false);
+	if (srv_of(s)->redis && !bus_welcome(srv_of(s)->bus, &s->sub,
+					     s->nch - 1, 1,
+					     &s->cursor[s->nch - 1])) {
+		/* the ack waits for the channel's first sync (ack_ready) */
+		struct ctl *c = ctl_new();
+
+		c->wait_op = xmalloc(sizeof *c->wait_op);
+		*c->wait_op = *op;
+		/* a subscribe owns neither: the copy must not free them */
+		memset(&c->wait_op->data, 0, sizeof c->wait_op->data);
+		c->wait_op->token = NULL;
+		c->wait_by = bus_now_ms() + WS_WELCOME_WAIT_MS;
+		c->start = start;
+		c->len = 0;
+		/* the timer bounds the wait when the heartbeat is longer */
+		bus_set_deadline(srv_of(s)->bus, &s->sub, c->wait_by);
+		ctl_append(s, c);
+		return;
+	}
+	/* with --redis, synced since bus_tap_add: as bus_welcome filled it */
+	reply_ack(s, op, &s->cursor[s->nch - 1], NULL, false);
 }
 
 static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
@@ -1090,6 +1219,7 @@ static void on_closed(struct ws_session *s)
 		struct ctl *c = s->ctl_head;
 
 		s->ctl_head = c->next;
+		free(c->wait_op);
 		free(c);
 	}
 	/* detached above: no ack can be queued any more */

@@ -8,7 +8,8 @@ mid-stream means 503s and a degraded /healthz, then the gap when it comes
 back without its data. info sums the subscribers of every node (a killed
 node's vanish within the TTL) and knows channels not in use on the node
 asked; the admin API deletes a channel and disconnects a client on every
-node; a draining node refuses publishes with shutting_down. Every
+node; a draining node refuses publishes with shutting_down; welcomes and
+/ws subscribe acks on a node new to a channel carry Redis' epoch. Every
 scenario checks the exact ids: nothing lost, twice or out of order. A missing redis-server fails (scripts/setup
 installs it), it is never skipped."""
 
@@ -535,10 +536,67 @@ async def test_first_poll_waits_for_the_sync():
         expect_eq(json.loads(body)["next"], f"{epoch}:2", f"its next: {body!r}")
 
 
+async def test_welcomes_wait_for_the_sync():
+    "on a node that has not read the channel, SSE (both paths), WebSocket welcomes and a /ws subscribe ack carry Redis' epoch and last id; resuming from them loses and repeats nothing; with Redis down they end redis_unavailable"
+    kinds = {
+        "sse": lambda gw, ch, since=None: SSEClient(gw, ch, since=since),
+        "sse-mhd": lambda gw, ch, since=None: SSEClient(gw, ch, since=since,
+                                                        extra_query=[("transport", "sse")]),
+        "ws": lambda gw, ch, since=None: WSClient(gw, ch, since=since),
+    }
+    with RedisServer() as r, node(r) as a, node(r) as b:
+        for k, make in kinds.items():
+            ch = f"wel-{k}"
+            epoch = publish_n(b, ch, 1, 3)
+            c = await make(a, ch).start(timeout=15)
+            cursor = str(c.welcome.get("cursor"))
+            c.abort()
+            expect_eq(cursor, f"{epoch}:3", f"{k}: the welcome's cursor on A: {c.describe()}")
+            publish_n(b, ch, 4, 6)
+            c = await make(a, ch, since=cursor).start(timeout=15)
+            await c.wait_count(3, 15)
+            await asyncio.sleep(0.2)  # anything extra would show
+            c.abort()
+            problem = ids_problem(c.ids(), [4, 5, 6])
+            check(problem is None, f"{k} resumed from its welcome: {problem}")
+        epoch = publish_n(b, "wel-mux", 1, 3)
+        m = await MuxClient(a).start()
+        ack = await m.subscribe("wel-mux")
+        expect_eq(ack.get("cursor"), f"{epoch}:3", f"the /ws subscribe ack on A: {ack!r}")
+        m.abort()
+        publish_n(b, "wel-mux", 4, 6)
+        m = await MuxClient(a).start()
+        await m.subscribe("wel-mux", since=ack["cursor"])
+        await m.wait_count(3, 15)
+        await asyncio.sleep(0.2)
+        m.abort()
+        problem = ids_problem(m.ids(), [4, 5, 6])
+        check(problem is None, f"/ws resumed from its ack: {problem}")
+        # Redis down: nothing can sync a channel new to A
+        r.kill()
+        s = SSEClient(a, "wel-down")
+        sm = SSEClient(a, "wel-down", extra_query=[("transport", "sse")])
+        w = WSClient(a, "wel-down")
+        m = await MuxClient(a).start()
+        for c in (s, sm):
+            asyncio.ensure_future(_quiet_start(c))
+        await w.start(wait_welcome=False)
+        f = await m.op({"op": "subscribe", "channel": "wel-down"}, timeout=15)
+        expect_eq((f.get("type"), f.get("code")), ("error", "redis_unavailable"), f"/ws subscribe with Redis down: {f!r}")
+        await w.wait_closed(15)
+        expect_eq((w.close_code, w.welcome), (1013, None), f"ws with Redis down: {w.describe()}")
+        for name, c in (("sse", s), ("sse-mhd", sm)):
+            await wait_until(lambda c=c: c.ended_at is not None, 15, what=f"{name} ends")
+            errs = [json.loads(d) for (e, _, d) in c.raw_events if e == "error"]
+            expect_eq([x.get("code") for x in errs], ["redis_unavailable"], f"{name} with Redis down: {c.describe()}")
+            expect_eq(c.welcome, None, f"{name}: no welcome")
+        m.abort()
+
+
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
          test_ws_publish_acks_from_redis, test_node_killed_mid_stream,
          test_redis_down_then_back_empty, test_info_summed_over_nodes, test_admin_across_nodes,
          test_drain_refuses_publishes, test_new_channels_per_ip_with_redis,
          test_resume_older_than_the_ring, test_cursor_past_redis_head_is_a_gap,
-         test_first_poll_waits_for_the_sync], budget=320, timeout=60)
+         test_first_poll_waits_for_the_sync, test_welcomes_wait_for_the_sync], budget=380, timeout=60)

@@ -601,6 +601,43 @@ START_TEST(test_start_waits_for_the_sync)
 }
 END_TEST
 
+/* A welcome or ack waits the same way, parked by bus_wait_sync only
+ * while the channel waits, and bus_welcome fills only the cursors that
+ * had no epoch at attach: one the client named is left as it sent it. */
+START_TEST(test_welcome_waits_for_the_sync)
+{
+	const struct cursor since = { 55, 4 };
+	struct cursor ca, cb;
+	struct bus_pull out;
+	struct tsub a, b;
+
+	attach(&a, "w", NULL, &ca);
+	attach(&b, "w", &since, &cb);
+	ck_assert_uint_eq(ca.epoch, 0);
+	ck_assert(!bus_welcome(bus, &a.sub, 0, 1, &ca));
+	ck_assert_uint_eq(ca.epoch, 0);
+	bus_wait_sync(bus, &a.sub, &out);
+	ck_assert(out.parked);
+	ck_assert_uint_eq(out.count, 0);
+	ck_assert(!a.sub.wait_redis); /* put back as it was */
+	bus_sync(bus, LIT("w"), 77, 9, 1);
+	ck_assert_int_eq(a.wakes, 1);
+	ck_assert(bus_welcome(bus, &a.sub, 0, 1, &ca));
+	ck_assert_uint_eq(ca.epoch, 77);
+	ck_assert_uint_eq(ca.id, 9);
+	ck_assert(bus_welcome(bus, &b.sub, 0, 1, &cb));
+	ck_assert_uint_eq(cb.epoch, 55); /* stale: echoed, the gap follows */
+	ck_assert_uint_eq(cb.id, 4);
+	/* synced, the ring at Redis' head: nothing to wait for */
+	for (uint64_t id = 1; id <= 9; id++)
+		ingest("w", 77, id, NULL);
+	bus_wait_sync(bus, &a.sub, &out);
+	ck_assert(!out.parked);
+	bus_detach(bus, &a.sub);
+	bus_detach(bus, &b.sub);
+}
+END_TEST
+
 static Suite *bus_remote_suite(void)
 {
 	Suite *s = suite_create("bus_remote");
@@ -621,6 +658,7 @@ static Suite *bus_remote_suite(void)
 	tcase_add_test(tc, test_backfill_gap_for_what_redis_lacks);
 	tcase_add_test(tc, test_backfill_after_leaving);
 	tcase_add_test(tc, test_start_waits_for_the_sync);
+	tcase_add_test(tc, test_welcome_waits_for_the_sync);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -28,7 +28,7 @@
 #define MAXI 64
 
 static struct redis_server rs, rs2;
-static size_t nshards = 1; /* 2: rs and rs2 (the "shards" case) */
+static size_t nshards = 1;            /* 2: rs and rs2 (the "shards" case) */
 static uint64_t engine_history = 100; /* what node_start gives the engine */
 
 struct node {

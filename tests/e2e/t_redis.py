@@ -5,7 +5,7 @@ Publishes on one node reach every transport on another with the same ids
 and epoch, clients hop between nodes with their cursors, a node killed
 mid-stream loses its clients nothing once they resume on another, and Redis killed
 mid-stream means 503s and a degraded /healthz, then the gap when it comes
-back without its data. info sums the subscribers of every node (a killed
+back without its data, or from a snapshot older than the last writes. info sums the subscribers of every node (a killed
 node's vanish within the TTL) and knows channels not in use on the node
 asked; the admin API deletes a channel and disconnects a client on every
 node; a draining node refuses publishes with shutting_down. Every

@@ -478,6 +478,53 @@ START_TEST(test_redis_back_with_older_data_is_a_gap)
 }
 END_TEST
 
+/* The same loss with no reconnect (say a replica promoted behind a
+ * proxy that kept the connections): the node's own publish gets an id
+ * its ring already has, and the read that asks for finds Redis behind
+ * the ring. That publish falls inside the gap; the next is id 1. */
+START_TEST(test_own_publish_behind_the_ring_is_a_gap)
+{
+	redisContext *rc = redis_server_connect(&rs);
+	struct answer ans, first, lost;
+	struct tsub s;
+	redisReply *r;
+
+	attach(&a, &s, "p");
+	first = publish(&a, "p", "1");
+	for (int i = 0; i < 3; i++)
+		publish(&a, "p", "1");
+	collect(&a, &s, 4);
+	/* Redis forgets ids 3 and 4 */
+	r = redisCommand(rc, "HSET ap:{p}:m last 2");
+	freeReplyObject(r);
+	r = redisCommand(rc, "XTRIM ap:{p}:s MAXLEN 0");
+	freeReplyObject(r);
+	r = redisCommand(rc, "XSETID ap:{p}:s 2-0");
+	freeReplyObject(r);
+	redisFree(rc);
+	lost = publish(&a, "p", "2");
+	ck_assert_int_eq(lost.st, REDIS_ENGINE_STORED);
+	ck_assert_uint_eq(lost.epoch, first.epoch);
+	ck_assert_uint_eq(lost.id, 3);
+	collect(&a, &s, 5);
+	ans = publish(&a, "p", "3");
+	ck_assert_int_eq(ans.st, REDIS_ENGINE_STORED);
+	ck_assert_uint_ne(ans.epoch, first.epoch);
+	ck_assert_uint_eq(ans.id, 1);
+	collect(&a, &s, 6);
+	settle(&a, &s);
+	ck_assert_uint_eq(s.n, 6);
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(s.ids[i], i + 1);
+		ck_assert_uint_eq(s.epochs[i], first.epoch);
+	}
+	ck_assert_uint_eq(s.ids[4], 0);
+	ck_assert_uint_eq(s.epochs[4], ans.epoch);
+	expect_ids(&s, 5, 1, 1, ans.epoch);
+	bus_detach(a.bus, &s.sub);
+}
+END_TEST
+
 /* A node whose engine keeps fewer entries than the stream holds starts
  * its ring at Redis' head (the newest entries), not at the oldest. */
 START_TEST(test_full_read_takes_the_newest)
@@ -716,6 +763,7 @@ static Suite *redis_engine_suite(void)
 	tcase_add_test(tc, test_redis_restart_with_data);
 	tcase_add_test(tc, test_redis_restart_without_data_is_a_gap);
 	tcase_add_test(tc, test_redis_back_with_older_data_is_a_gap);
+	tcase_add_test(tc, test_own_publish_behind_the_ring_is_a_gap);
 	tcase_add_test(tc, test_full_read_takes_the_newest);
 	tcase_add_test(tc, test_counts_and_info);
 	tcase_add_test(tc, test_delete_reaches_every_node);

@@ -105,6 +105,9 @@ struct read {
 	bool retried;
 	uint64_t after;
 	uint64_t ticket; /* the head check it answers (0: none) */
+	/* what the ring held when it was sent: Redis behind it in that
+	 * epoch lost writes, and the read moves the channel to a new one */
+	uint64_t held_epoch, held_last_id;
 	size_t len;
 	char channel[CHANNEL_NAME_MAX + 1];
 };
@@ -400,6 +403,28 @@ static void ingest(struct redis_engine *e, struct active *a,
 	}
 }
 
+/* The read script for rd. A full read takes the newest --history-size
+ * entries (a ring starts at Redis' head, not at its oldest entries); both
+ * tell Redis what the ring holds, so that a Redis that came back with
+ * older data gives the channel a new epoch (the gap) instead of giving
+ * ids this node already has to other messages. */
+static void read_cmd(struct redis_engine *e, const struct active *a,
+		     const struct read *rd, bool full_text,
+		     struct redis_cmd *cmd)
+{
+	const struct redis_read r = {
+		.after_id = rd->after,
+		.count = e->cfg.history_size,
+		.new_epoch = cursor_epoch_new(),
+		.history_age_ms = e->cfg.history_age_ms,
+		.held_epoch = rd->held_epoch,
+		.held_last_id = rd->held_last_id,
+		.newest = rd->full,
+	};
+
+	redis_store_read_held_cmd(a->name, a->len, &r, full_text, cmd);
+}
+
 static void on_read(redisAsyncContext *ac, void *r, void *privdata)
 {
 	struct read *rd = privdata;
@@ -421,10 +446,7 @@ static void on_read(redisAsyncContext *ac, void *r, void *privdata)
 		{
 			struct redis_cmd cmd;
 
-			redis_store_read_cmd(a->name, a->len, rd->after,
-					     e->cfg.history_size,
-					     cursor_epoch_new(),
-					     e->cfg.history_age_ms, true, &cmd);
+			read_cmd(e, a, rd, true, &cmd);
 			if (redisAsyncCommandArgv(a->shard->cmd, on_read, rd,
 						  cmd.argc, cmd.argv,
 						  cmd.argvlen) == REDIS_OK)
@@ -490,6 +512,7 @@ static void send_read(struct redis_engine *e, struct active *a, bool full,
 		      uint64_t after)
 {
 	struct redis_cmd cmd;
+	struct bus_channel_info info;
 	struct read *rd;
 
 	if (a->reading || !a->shard->cmd_up) {
@@ -497,24 +520,21 @@ static void send_read(struct redis_engine *e, struct active *a, bool full,
 		a->full = a->full || full;
 		return;
 	}
-	if (!full && after == 0) {
-		struct bus_channel_info info;
-
-		/* "after what the ring has" */
-		if (bus_info(e->bus, a->name, a->len, &info) < 0)
-			return;
+	/* what the ring has: "after" it, and what Redis must not be behind */
+	if (bus_info(e->bus, a->name, a->len, &info) < 0 && !full)
+		return;
+	if (!full && after == 0)
 		after = info.last_id;
-	}
 	rd = xcalloc(1, sizeof *rd);
 	rd->e = e;
 	rd->full = full;
 	rd->after = full ? 0 : after;
 	rd->ticket = a->ticket;
+	rd->held_epoch = info.epoch;
+	rd->held_last_id = info.last_id;
 	rd->len = a->len;
 	memcpy(rd->channel, a->name, a->len);
-	redis_store_read_cmd(a->name, a->len, rd->after, e->cfg.history_size,
-			     cursor_epoch_new(), e->cfg.history_age_ms, false,
-			     &cmd);
+	read_cmd(e, a, rd, false, &cmd);
 	if (redisAsyncCommandArgv(a->shard->cmd, on_read, rd, cmd.argc,
 				  cmd.argv, cmd.argvlen) == REDIS_OK)
 		a->reading = true;
@@ -688,12 +708,26 @@ static void on_published(redisAsyncContext *ac, void *reply, void *privdata)
 		uint64_t last;
 
 		/* ours: no need to wait for the notification to rebuild it */
-		if (a && !a->reading &&
-		    bus_ingest(e->bus, op->channel, op->len, op->m, at.epoch,
-			       at.id, &last) == BUS_INGEST_HOLE)
-			send_read(e, a, false, last);
-		else if (a == NULL || a->reading)
+		if (a && !a->reading) {
+			switch (bus_ingest(e->bus, op->channel, op->len, op->m,
+					   at.epoch, at.id, &last)) {
+			case BUS_INGEST_HOLE:
+				send_read(e, a, false, last);
+				break;
+			case BUS_INGEST_DUPLICATE:
+				/* the notification came first, or Redis gave
+				 * an id the ring has to another message (it
+				 * came back with older data): a read after
+				 * the ring tells the two apart, and moves a
+				 * lost channel to a new epoch */
+				send_read(e, a, false, 0);
+				break;
+			default:
+				break;
+			}
+		} else {
 			message_unref(op->m);
+		}
 		op->m = NULL;
 	}
 	message_unref(op->m);

@@ -48,30 +48,49 @@ static const char publish_lua[] =
 	"return {'ok', epoch, id}\n";
 
 /* KEYS: meta, stream. ARGV: after id, count (0: the head alone), new
- * epoch, meta TTL ms. With a new epoch (not 0), a channel Redis does not
- * know is created empty under it, as a publish would create it, so every
- * node reading it agrees on its epoch before anything is published. */
+ * epoch, meta TTL ms, held epoch, held last id, newest. With a new epoch
+ * (not 0), a channel Redis does not know is created empty under it, as a
+ * publish would create it, so every node reading it agrees on its epoch
+ * before anything is published. A node holding ids of the channel's
+ * epoch past Redis' last (Redis came back from an older snapshot, or a
+ * replica that lacked the last writes) would see those ids given again to
+ * other messages: the channel is lost like one Redis forgot, and takes
+ * the new epoch here, in the same atomic step, so a second node finding
+ * the same (or a publish meanwhile) sees the new epoch, never a second
+ * reset. Newest ("1") takes the last count entries after the id, not the
+ * first, in rising order still. */
 static const char read_lua[] =
 	"local epoch = redis.call('HGET', KEYS[1], 'epoch')\n"
+	"local last = redis.call('HGET', KEYS[1], 'last')\n"
+	"if epoch and ARGV[3] ~= '0' and epoch == ARGV[5] and\n"
+	"   tonumber(last or '0') < tonumber(ARGV[6]) then\n"
+	"  epoch = nil\n"
+	"end\n"
 	"if not epoch then\n"
 	"  if ARGV[3] == '0' then return {'none'} end\n"
 	"  redis.call('DEL', KEYS[2])\n"
 	"  epoch = ARGV[3]\n"
+	"  last = '0'\n"
 	"  redis.call('HSET', KEYS[1], 'epoch', epoch, 'last', 0)\n"
 	"  redis.call('PEXPIRE', KEYS[1], ARGV[4])\n"
 	"end\n"
-	"local last = redis.call('HGET', KEYS[1], 'last')\n"
 	"local entries = {}\n"
 	"if tonumber(ARGV[2]) > 0 then\n"
-	"  entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', "
+	"  if ARGV[7] == '1' then\n"
+	"    local rev = redis.call('XREVRANGE', KEYS[2], '+', "
+	"'(' .. ARGV[1] .. '-0', 'COUNT', ARGV[2])\n"
+	"    for i = #rev, 1, -1 do entries[#entries + 1] = rev[i] end\n"
+	"  else\n"
+	"    entries = redis.call('XRANGE', KEYS[2], '(' .. ARGV[1] .. '-0', "
 	"'+', 'COUNT', ARGV[2])\n"
+	"  end\n"
 	"end\n"
 	"return {'ok', epoch, last, entries}\n";
 
 /* SHA1 of the texts above, as SCRIPT LOAD answers it (test_redis_store
  * checks they match, so editing a script without these fails there). */
 static const char publish_sha[] = "1bb34504b2c684106253c4d2497d0f152a0d0052";
-static const char read_sha[] = "3bd9710effd9494ddc88fab261e4a9762424cf31";
+static const char read_sha[] = "eeef24be73e3e3f7031c86ad2bb520e32ead47d1";
 
 #define META_TTL_EXTRA_MS (24ull * 3600 * 1000)
 
@@ -158,17 +177,34 @@ void redis_store_read_cmd(const char *channel, size_t len, uint64_t after_id,
 			  uint64_t history_age_ms, bool full_text,
 			  struct redis_cmd *cmd)
 {
+	const struct redis_read rd = {
+		.after_id = after_id,
+		.count = count,
+		.new_epoch = new_epoch,
+		.history_age_ms = history_age_ms,
+	};
+
+	redis_store_read_held_cmd(channel, len, &rd, full_text, cmd);
+}
+
+void redis_store_read_held_cmd(const char *channel, size_t len,
+			       const struct redis_read *rd, bool full_text,
+			       struct redis_cmd *cmd)
+{
 	unsigned buf = 0;
 
 	memset(cmd, 0, sizeof *cmd);
 	script(cmd, read_lua, read_sha, full_text, 2, &buf);
 	argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
 	argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
-	argf(cmd, &buf, "%" PRIu64, after_id);
-	argf(cmd, &buf, "%zu", count);
-	argf(cmd, &buf, "%" PRIu64, new_epoch);
+	argf(cmd, &buf, "%" PRIu64, rd->after_id);
+	argf(cmd, &buf, "%zu", rd->count);
+	argf(cmd, &buf, "%" PRIu64, rd->new_epoch);
 	argf(cmd, &buf, "%" PRIu64,
-	     history_age_ms + (uint64_t)META_TTL_EXTRA_MS);
+	     rd->history_age_ms + (uint64_t)META_TTL_EXTRA_MS);
+	argf(cmd, &buf, "%" PRIu64, rd->held_epoch);
+	argf(cmd, &buf, "%" PRIu64, rd->held_last_id);
+	arg(cmd, rd->newest ? "1" : "0", 1);
 }
 
 void redis_cmd_free(struct redis_cmd *cmd)

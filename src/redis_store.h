@@ -101,6 +101,22 @@ void redis_store_read_cmd(const char *channel, size_t len, uint64_t after_id,
 			  size_t count, uint64_t new_epoch,
 			  uint64_t history_age_ms, bool full_text,
 			  struct redis_cmd *cmd);
+/* A read, in full: what redis_store_read_cmd takes, and what this node
+ * holds of the channel, so that Redis behind it (same epoch, a last id
+ * before held_last_id: writes lost) moves the channel to new_epoch (when
+ * not 0) in the same step. held_epoch 0: nothing held, nothing checked.
+ * newest: the last count entries after after_id, not the first. */
+struct redis_read {
+	uint64_t after_id;
+	size_t count;
+	uint64_t new_epoch;
+	uint64_t history_age_ms;
+	uint64_t held_epoch, held_last_id;
+	bool newest;
+};
+void redis_store_read_held_cmd(const char *channel, size_t len,
+			       const struct redis_read *rd, bool full_text,
+			       struct redis_cmd *cmd);
 /* Free what a command owns. */
 void redis_cmd_free(struct redis_cmd *cmd);
 /* The reply is Redis' NOSCRIPT error: send it again with full_text. */

@@ -5,7 +5,7 @@ Publishes on one node reach every transport on another with the same ids
 and epoch, clients hop between nodes with their cursors, a node killed
 mid-stream loses its clients nothing once they resume on another, and Redis killed
 mid-stream means 503s and a degraded /healthz, then the gap when it comes
-back without its data. info sums the subscribers of every node (a killed
+back without its data, or from a snapshot older than the last writes. info sums the subscribers of every node (a killed
 node's vanish within the TTL) and knows channels not in use on the node
 asked; the admin API deletes a channel and disconnects a client on every
 node; a draining node refuses publishes with shutting_down; welcomes and
@@ -77,6 +77,17 @@ class RedisServer:
 
     def url(self):
         return f"redis://127.0.0.1:{self.port}"
+
+    def command(self, line):
+        """One inline command; its first reply line."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c:
+            c.sendall(line.encode() + b"\r\n")
+            got = b""
+            while not got.endswith(b"\r\n"):
+                chunk = c.recv(256)
+                check(chunk, f"redis-server closed the connection on {line!r}")
+                got += chunk
+            return got.decode().strip()
 
     def __enter__(self):
         return self
@@ -256,6 +267,58 @@ async def test_redis_down_then_back_empty():
         expect_eq([(m["id"], m["epoch"]) for m in s.messages],
                   [(1, old), (2, old), (3, old), (1, new), (2, new)], "ids and epochs")
         s.abort()
+
+
+async def test_redis_back_with_older_data():
+    "Redis back from an older snapshot (ids 6..8 lost): every transport on both nodes gets one gap, then ids 1.. of a new epoch; none of the lost ids reused"
+    with RedisServer() as r, node(r) as a, node(r) as b:
+        subs = {(name, k): await begin(cls, gw, "rb", "0")
+                for name, gw in (("A", a), ("B", b)) for k, cls in CLIENTS.items()}
+        old = publish_n(b, "rb", 1, 5)
+        expect_eq(r.command("SET t-redis-snapshot 1"), "+OK", "a key that only the snapshot holds")
+        expect_eq(r.command("SAVE"), "+OK", "SAVE after id 5")
+        publish_n(a, "rb", 6, 8)
+        for key, s in subs.items():
+            await s.wait_count(8, 15)
+        # restarted from the snapshot: the channel's epoch, last id 5
+        r.kill()
+        r.start()
+        # (the nodes may already have found the loss: the key shows that
+        # Redis loaded the snapshot, whatever the channel holds by now)
+        expect_eq(r.command("GET t-redis-snapshot").split(), ["$1", "1"], "Redis is back from the snapshot")
+        for gw in (a, b):
+            deadline = time.monotonic() + 10
+            while get(gw, "/healthz")[0] != 200 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            expect_eq(get(gw, "/healthz")[0], 200, "healthz once Redis is back")
+        # the nodes' catch-up reads find Redis behind their rings and
+        # move the channel to a new epoch (what info shows, from Redis)
+        deadline = time.monotonic() + 15
+        while info(a, "rb")["epoch"] == old and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        new = info(a, "rb")["epoch"]
+        check(new != old, f"Redis lost ids 6..8, yet the channel keeps epoch {old}")
+        expect_eq(info(b, "rb")["epoch"], new, "node B sees the same new epoch")
+        publish_n(b, "rb", 1, 2)
+        publish_n(a, "rb", 3, 3)
+        want = [(i, old) for i in range(1, 9)] + [(i, new) for i in range(1, 4)]
+        for (name, k), s in subs.items():
+            await s.wait_count(11, 15)
+            await asyncio.sleep(0.1)
+            s.abort()
+            got = [(m["id"], m.get("epoch", e)) for m, (_, e) in zip(s.messages, want)]
+            expect_eq(got, want[:len(got)], f"{k} on node {name}: ids and epochs")
+            expect_eq(len(s.messages), len(want), f"{k} on node {name}: {s.describe()}")
+            expect_eq(len(s.gaps), 1, f"{k} on node {name}: one gap for the lost ids: {s.describe()}")
+        # a client resuming with a cursor Redis lost: the gap, never the
+        # new messages under the old ids
+        late = await SSEClient(a, "rb", since=f"{old}:7").start()
+        await late.wait_count(3, 15)
+        await asyncio.sleep(0.1)
+        late.abort()
+        expect_eq([(m["id"], m["epoch"]) for m in late.messages], [(i, new) for i in range(1, 4)],
+                  "a resume at a lost cursor")
+        expect_eq(len(late.gaps), 1, f"its gap: {late.describe()}")
 
 
 def counts(gw, ch):
@@ -596,7 +659,8 @@ async def test_welcomes_wait_for_the_sync():
 if __name__ == "__main__":
     run([test_four_transports_across_nodes, test_hop_between_nodes_with_cursor,
          test_ws_publish_acks_from_redis, test_node_killed_mid_stream,
-         test_redis_down_then_back_empty, test_info_summed_over_nodes, test_admin_across_nodes,
+         test_redis_down_then_back_empty, test_redis_back_with_older_data,
+         test_info_summed_over_nodes, test_admin_across_nodes,
          test_drain_refuses_publishes, test_new_channels_per_ip_with_redis,
          test_resume_older_than_the_ring, test_cursor_past_redis_head_is_a_gap,
-         test_first_poll_waits_for_the_sync, test_welcomes_wait_for_the_sync], budget=380, timeout=60)
+         test_first_poll_waits_for_the_sync, test_welcomes_wait_for_the_sync], budget=420, timeout=60)

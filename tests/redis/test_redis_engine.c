@@ -5,7 +5,9 @@
  * notification (a hole) filled from the stream, the subscription
  * connection killed while the other node publishes (caught up once it
  * is back), Redis killed (publishes DOWN, health off) and restarted
- * with its data (same epoch, nothing twice) or without (the gap). Each
+ * with its data (same epoch, nothing twice), without (the gap) or from
+ * an older snapshot (a new epoch, the gap); a full read starts a ring at
+ * Redis' newest entries. Each
  * node's info counts the other's subscribers; a delete on one node ends
  * the subscribers of the other, which moves to a new epoch. */
 #include "../unit/unit.h"
@@ -26,7 +28,8 @@
 #define MAXI 64
 
 static struct redis_server rs, rs2;
-static size_t nshards = 1; /* 2: rs and rs2 (the "shards" case) */
+static size_t nshards = 1;            /* 2: rs and rs2 (the "shards" case) */
+static uint64_t engine_history = 100; /* what node_start gives the engine */
 
 struct node {
 	struct bus *bus;
@@ -87,7 +90,7 @@ static void node_start(struct node *n)
 	struct redis_engine_config ec = {
 		.shards = t,
 		.nshards = nshards,
-		.history_size = 100,
+		.history_size = engine_history,
 		.history_age_ms = 60000,
 		.idem_window_ms = 60000,
 		.retry_ms = 50,
@@ -423,6 +426,127 @@ START_TEST(test_redis_restart_without_data_is_a_gap)
 }
 END_TEST
 
+/* Redis restarted from a snapshot older than the last writes: the node
+ * whose ring has ids past Redis' last moves the channel to a new epoch
+ * on its catch-up read, so its subscriber gets the gap and then id 1 of
+ * the new epoch, never a new message under an id it already had. */
+START_TEST(test_redis_back_with_older_data_is_a_gap)
+{
+	redisContext *rc = redis_server_connect(&rs);
+	struct answer ans, first;
+	struct bus_channel_info info;
+	struct tsub s;
+	redisReply *r;
+
+	attach(&a, &s, "o");
+	first = publish(&b, "o", "1");
+	publish(&b, "o", "2");
+	r = redisCommand(rc, "SAVE");
+	freeReplyObject(r);
+	redisFree(rc);
+	publish(&b, "o", "3");
+	publish(&b, "o", "4");
+	collect(&a, &s, 4);
+	redis_server_kill(&rs);
+	ck_assert(wait_healthy(&a, false));
+	redis_server_run(&rs);
+	ck_assert(wait_healthy(&a, true));
+	ck_assert(wait_healthy(&b, true));
+	for (int i = 0; i < WAIT_MS / 10; i++) {
+		bus_info(a.bus, "o", 1, &info);
+		if (info.epoch != first.epoch)
+			break;
+		sleep_ms(10);
+	}
+	ck_assert_uint_ne(info.epoch, first.epoch);
+	ans = publish(&b, "o", "5");
+	ck_assert_int_eq(ans.st, REDIS_ENGINE_STORED);
+	ck_assert_uint_eq(ans.epoch, info.epoch);
+	ck_assert_uint_eq(ans.id, 1);
+	collect(&a, &s, 6);
+	settle(&a, &s);
+	/* 1..4 of the old epoch, the gap, 1 of the new one */
+	ck_assert_uint_eq(s.n, 6);
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(s.ids[i], i + 1);
+		ck_assert_uint_eq(s.epochs[i], first.epoch);
+	}
+	ck_assert_uint_eq(s.ids[4], 0);
+	ck_assert_uint_eq(s.epochs[4], ans.epoch);
+	expect_ids(&s, 5, 1, 1, ans.epoch);
+	bus_detach(a.bus, &s.sub);
+}
+END_TEST
+
+/* The same loss with no reconnect (say a replica promoted behind a
+ * proxy that kept the connections): the node's own publish gets an id
+ * its ring already has, and the read that asks for finds Redis behind
+ * the ring. That publish falls inside the gap; the next is id 1. */
+START_TEST(test_own_publish_behind_the_ring_is_a_gap)
+{
+	redisContext *rc = redis_server_connect(&rs);
+	struct answer ans, first, lost;
+	struct tsub s;
+	redisReply *r;
+
+	attach(&a, &s, "p");
+	first = publish(&a, "p", "1");
+	for (int i = 0; i < 3; i++)
+		publish(&a, "p", "1");
+	collect(&a, &s, 4);
+	/* Redis forgets ids 3 and 4 */
+	r = redisCommand(rc, "HSET ap:{p}:m last 2");
+	freeReplyObject(r);
+	r = redisCommand(rc, "XTRIM ap:{p}:s MAXLEN 0");
+	freeReplyObject(r);
+	r = redisCommand(rc, "XSETID ap:{p}:s 2-0");
+	freeReplyObject(r);
+	redisFree(rc);
+	lost = publish(&a, "p", "2");
+	ck_assert_int_eq(lost.st, REDIS_ENGINE_STORED);
+	ck_assert_uint_eq(lost.epoch, first.epoch);
+	ck_assert_uint_eq(lost.id, 3);
+	collect(&a, &s, 5);
+	ans = publish(&a, "p", "3");
+	ck_assert_int_eq(ans.st, REDIS_ENGINE_STORED);
+	ck_assert_uint_ne(ans.epoch, first.epoch);
+	ck_assert_uint_eq(ans.id, 1);
+	collect(&a, &s, 6);
+	settle(&a, &s);
+	ck_assert_uint_eq(s.n, 6);
+	for (size_t i = 0; i < 4; i++) {
+		ck_assert_uint_eq(s.ids[i], i + 1);
+		ck_assert_uint_eq(s.epochs[i], first.epoch);
+	}
+	ck_assert_uint_eq(s.ids[4], 0);
+	ck_assert_uint_eq(s.epochs[4], ans.epoch);
+	expect_ids(&s, 5, 1, 1, ans.epoch);
+	bus_detach(a.bus, &s.sub);
+}
+END_TEST
+
+/* A node whose engine keeps fewer entries than the stream holds starts
+ * its ring at Redis' head (the newest entries), not at the oldest. */
+START_TEST(test_full_read_takes_the_newest)
+{
+	struct bus_channel_info info;
+	struct tsub s;
+
+	node_stop(&a);
+	engine_history = 3;
+	node_start(&a);
+	engine_history = 100;
+	ck_assert(wait_healthy(&a, true));
+	for (int i = 0; i < 10; i++)
+		publish(&b, "nw", "1");
+	attach(&a, &s, "nw");
+	bus_info(a.bus, "nw", 2, &info);
+	ck_assert_uint_eq(info.oldest_id, 8);
+	ck_assert_uint_eq(info.last_id, 10);
+	bus_detach(a.bus, &s.sub);
+}
+END_TEST
+
 /* ---- what nodes tell each other: counts, info, control ---- */
 
 struct info_answer {
@@ -638,6 +762,9 @@ static Suite *redis_engine_suite(void)
 	tcase_add_test(tc, test_catch_up_after_pubsub_lost);
 	tcase_add_test(tc, test_redis_restart_with_data);
 	tcase_add_test(tc, test_redis_restart_without_data_is_a_gap);
+	tcase_add_test(tc, test_redis_back_with_older_data_is_a_gap);
+	tcase_add_test(tc, test_own_publish_behind_the_ring_is_a_gap);
+	tcase_add_test(tc, test_full_read_takes_the_newest);
 	tcase_add_test(tc, test_counts_and_info);
 	tcase_add_test(tc, test_delete_reaches_every_node);
 	suite_add_tcase(s, tc);

@@ -321,6 +321,103 @@ START_TEST(test_lost_channel_new_epoch)
 }
 END_TEST
 
+/* Redis came back with older data (a snapshot before the last writes):
+ * a node holding ids past Redis' last in the same epoch moves the
+ * channel to a new epoch in the read itself, once: a second node (or the
+ * same one again) holding the old epoch finds the new one and changes
+ * nothing, and the next publish is id 1 there. */
+START_TEST(test_read_behind_held_new_epoch)
+{
+	struct redis_publish p = spec("rb", "1");
+	struct redis_read rd = {
+		.count = 100,
+		.new_epoch = 777,
+		.history_age_ms = 60000,
+		.held_epoch = 4242,
+		.held_last_id = 3,
+		.newest = true,
+	};
+	struct redis_range range;
+	struct redis_published a;
+	struct redis_cmd cmd;
+	redisReply *r;
+
+	for (int i = 0; i < 3; i++)
+		publish(&p);
+	/* held == Redis' last: nothing lost, nothing changed */
+	redis_store_read_held_cmd(LIT("rb"), &rd, true, &cmd);
+	r = run(&cmd, NULL);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert_uint_eq(range.epoch, 4242);
+	ck_assert_uint_eq(range.last_id, 3);
+	ck_assert_uint_eq(range.count, 3);
+	freeReplyObject(r);
+	redis_cmd_free(&cmd);
+	/* held past Redis' last, but 0 for the new epoch (a backfill):
+	 * nothing created nor reset */
+	rd.held_last_id = 5;
+	rd.new_epoch = 0;
+	redis_store_read_held_cmd(LIT("rb"), &rd, true, &cmd);
+	r = run(&cmd, NULL);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert_uint_eq(range.epoch, 4242);
+	freeReplyObject(r);
+	redis_cmd_free(&cmd);
+	/* held past Redis' last in its epoch: lost, a new epoch, empty */
+	rd.new_epoch = 777;
+	redis_store_read_held_cmd(LIT("rb"), &rd, true, &cmd);
+	r = run(&cmd, NULL);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert_uint_eq(range.epoch, 777);
+	ck_assert_uint_eq(range.last_id, 0);
+	ck_assert_uint_eq(range.count, 0);
+	freeReplyObject(r);
+	redis_cmd_free(&cmd);
+	ck_assert_int_eq(integer("EXISTS %s", "ap:{rb}:s"), 0);
+	/* a second node holding the old epoch: the new one, not another */
+	rd.new_epoch = 888;
+	redis_store_read_held_cmd(LIT("rb"), &rd, true, &cmd);
+	r = run(&cmd, NULL);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert_uint_eq(range.epoch, 777);
+	freeReplyObject(r);
+	redis_cmd_free(&cmd);
+	a = publish(&p);
+	ck_assert_uint_eq(a.epoch, 777);
+	ck_assert_uint_eq(a.id, 1);
+}
+END_TEST
+
+/* newest: the last count entries after the id, in rising order; without
+ * it, the first. */
+START_TEST(test_read_newest)
+{
+	struct redis_publish p = spec("nw", "1");
+	struct redis_read rd = { .count = 3, .newest = true };
+	struct redis_range range;
+	struct redis_record rec;
+	struct redis_cmd cmd;
+	redisReply *r;
+
+	for (int i = 0; i < 10; i++)
+		publish(&p);
+	redis_store_read_held_cmd(LIT("nw"), &rd, true, &cmd);
+	r = run(&cmd, NULL);
+	ck_assert_int_eq(redis_store_read_reply(r, &range), 0);
+	ck_assert_uint_eq(range.count, 3);
+	for (size_t i = 0; i < 3; i++) {
+		ck_assert_int_eq(redis_store_range_entry(&range, i, &rec), 0);
+		ck_assert_uint_eq(rec.id, 8 + i);
+	}
+	freeReplyObject(r);
+	redis_cmd_free(&cmd);
+	r = read_range("nw", 0, 3, &range);
+	ck_assert_int_eq(redis_store_range_entry(&range, 0, &rec), 0);
+	ck_assert_uint_eq(rec.id, 1);
+	freeReplyObject(r);
+}
+END_TEST
+
 START_TEST(test_notification)
 {
 	struct redis_publish p = spec("news", "{\"a\":1}");
@@ -474,6 +571,8 @@ static Suite *redis_store_suite(void)
 	tcase_add_test(tc, test_read_creates_channel);
 	tcase_add_test(tc, test_idempotency_keys);
 	tcase_add_test(tc, test_lost_channel_new_epoch);
+	tcase_add_test(tc, test_read_behind_held_new_epoch);
+	tcase_add_test(tc, test_read_newest);
 	tcase_add_test(tc, test_notification);
 	tcase_add_test(tc, test_rebuilt_message_same_bytes);
 	tcase_add_test(tc, test_bad_records_refused);

@@ -870,11 +870,12 @@
   };
 
   /* Refusals that pass by themselves: the gateway is busy or stopping, or
-     a rate limit of the client's (it refills within seconds). Anything
+     a rate limit of the client's (it refills within seconds), or its
+     Redis unreachable for a while (--redis). Anything
      else will not change by trying again. */
   function busyCode(code) {
     return code === 'shutting_down' || code === 'over_capacity' || code === 'rate_limited' ||
-      code === 'channel_rate_limited' || code === 'too_many_connections';
+      code === 'channel_rate_limited' || code === 'too_many_connections' || code === 'redis_unavailable';
   }
 
   /* Retry-After of a 429, in ms (1 s when absent or unreadable). */
@@ -1477,7 +1478,7 @@
       /* not stored: again soon (the socket may be closed meanwhile;
          a rate limit refills within a second) */
       job.lastErr = {code: f.code, message: f.message || f.code};
-      this._pubLater(job, f.code === 'shutting_down' || f.code === 'over_capacity' ? 500 : 1000);
+      this._pubLater(job, f.code === 'rate_limited' || f.code === 'channel_rate_limited' ? 1000 : 500);
     } else {
       this._pubDone(job, {code: typeof f.code === 'string' ? f.code : 'error', message: f.message || f.code});
     }

@@ -8,7 +8,6 @@
 
 #include "cursor.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,27 +41,6 @@ static const char info_lua[] =
 	"end\n"
 	"return {epoch or '', last, first, n, table.concat(sums, ' ')}\n";
 
-static void arg(struct redis_cmd *cmd, const char *s, size_t len)
-{
-	cmd->argv[cmd->argc] = s;
-	cmd->argvlen[cmd->argc] = len;
-	cmd->argc++;
-}
-
-static void argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
-{
-	char *b = cmd->bufs[(*buf)++];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(b, REDIS_KEY_MAX, fmt, ap);
-	va_end(ap);
-	arg(cmd, b, (size_t)n);
-}
-
 static void cmd_init(struct redis_cmd *cmd)
 {
 	memset(cmd, 0, sizeof *cmd);
@@ -87,16 +65,16 @@ void redis_nodes_counts_cmd(const char *node, const char *channel, size_t len,
 	cmd_init(cmd);
 	for (int i = 0; i < TRANSPORT_COUNT; i++)
 		any = any || counts[i] > 0;
-	arg(cmd, any ? "HSET" : "HDEL", 4);
-	argf(cmd, &buf, "ap:node:%s", node);
-	arg(cmd, channel, len);
+	redis_cmd_arg(cmd, any ? "HSET" : "HDEL", 4);
+	redis_cmd_argf(cmd, &buf, "ap:node:%s", node);
+	redis_cmd_arg(cmd, channel, len);
 	if (!any)
 		return;
 	v = cmd->bufs[buf++];
 	for (int i = 0; i < TRANSPORT_COUNT; i++)
 		n += (size_t)snprintf(v + n, REDIS_KEY_MAX - n, "%s%zu",
 				      i ? " " : "", counts[i]);
-	arg(cmd, v, n);
+	redis_cmd_arg(cmd, v, n);
 }
 
 void redis_nodes_expire_cmd(const char *node, struct redis_cmd *cmd)
@@ -104,17 +82,17 @@ void redis_nodes_expire_cmd(const char *node, struct redis_cmd *cmd)
 	unsigned buf = 0;
 
 	cmd_init(cmd);
-	arg(cmd, "PEXPIRE", 7);
-	argf(cmd, &buf, "ap:node:%s", node);
-	argf(cmd, &buf, "%d", REDIS_NODE_TTL_MS);
+	redis_cmd_arg(cmd, "PEXPIRE", 7);
+	redis_cmd_argf(cmd, &buf, "ap:node:%s", node);
+	redis_cmd_argf(cmd, &buf, "%d", REDIS_NODE_TTL_MS);
 }
 
 void redis_nodes_join_cmd(const char *node, struct redis_cmd *cmd)
 {
 	cmd_init(cmd);
-	arg(cmd, "SADD", 4);
-	arg(cmd, NODES_KEY, strlen(NODES_KEY));
-	arg(cmd, node, strlen(node));
+	redis_cmd_arg(cmd, "SADD", 4);
+	redis_cmd_arg(cmd, NODES_KEY, strlen(NODES_KEY));
+	redis_cmd_arg(cmd, node, strlen(node));
 }
 
 void redis_nodes_info_cmd(const char *channel, size_t len, const char *node,
@@ -123,13 +101,13 @@ void redis_nodes_info_cmd(const char *channel, size_t len, const char *node,
 	unsigned buf = 0;
 
 	cmd_init(cmd);
-	arg(cmd, "EVAL", 4);
-	arg(cmd, info_lua, strlen(info_lua));
-	arg(cmd, "2", 1);
-	argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
-	argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
-	arg(cmd, channel, len);
-	arg(cmd, node, strlen(node));
+	redis_cmd_arg(cmd, "EVAL", 4);
+	redis_cmd_arg(cmd, info_lua, strlen(info_lua));
+	redis_cmd_arg(cmd, "2", 1);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
+	redis_cmd_arg(cmd, channel, len);
+	redis_cmd_arg(cmd, node, strlen(node));
 }
 
 /* The decimal u64 at the start of s[0..len), up to a '-' or the end. */
@@ -196,9 +174,9 @@ void redis_nodes_delete_cmd(const char *channel, size_t len,
 	unsigned buf = 0;
 
 	cmd_init(cmd);
-	arg(cmd, "DEL", 3);
-	argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
-	argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
+	redis_cmd_arg(cmd, "DEL", 3);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
 }
 
 void redis_nodes_control_cmd(char kind, const char *name, size_t len,
@@ -207,9 +185,9 @@ void redis_nodes_control_cmd(char kind, const char *name, size_t len,
 	unsigned buf = 0;
 
 	cmd_init(cmd);
-	arg(cmd, "PUBLISH", 7);
-	arg(cmd, REDIS_CONTROL_CHANNEL, strlen(REDIS_CONTROL_CHANNEL));
-	argf(cmd, &buf, "%c %.*s", kind, (int)len, name);
+	redis_cmd_arg(cmd, "PUBLISH", 7);
+	redis_cmd_arg(cmd, REDIS_CONTROL_CHANNEL, strlen(REDIS_CONTROL_CHANNEL));
+	redis_cmd_argf(cmd, &buf, "%c %.*s", kind, (int)len, name);
 }
 
 int redis_nodes_control_decode(const char *s, size_t len, char *kind,

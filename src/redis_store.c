@@ -94,17 +94,14 @@ static const char read_sha[] = "eeef24be73e3e3f7031c86ad2bb520e32ead47d1";
 
 #define META_TTL_EXTRA_MS (24ull * 3600 * 1000)
 
-static void arg(struct redis_cmd *cmd, const char *s, size_t len)
+void redis_cmd_arg(struct redis_cmd *cmd, const char *s, size_t len)
 {
 	cmd->argv[cmd->argc] = s;
 	cmd->argvlen[cmd->argc] = len;
 	cmd->argc++;
 }
 
-/* Format into the next free buffer and add it as an argument. */
-static void argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
+void redis_cmd_argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
 {
 	char *b = cmd->bufs[(*buf)++];
 	va_list ap;
@@ -113,20 +110,20 @@ static void argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
 	va_start(ap, fmt);
 	n = vsnprintf(b, REDIS_KEY_MAX, fmt, ap);
 	va_end(ap);
-	arg(cmd, b, (size_t)n);
+	redis_cmd_arg(cmd, b, (size_t)n);
 }
 
 static void script(struct redis_cmd *cmd, const char *text, const char *sha,
 		   bool full_text, int nkeys, unsigned *buf)
 {
 	if (full_text) {
-		arg(cmd, "EVAL", 4);
-		arg(cmd, text, strlen(text));
+		redis_cmd_arg(cmd, "EVAL", 4);
+		redis_cmd_arg(cmd, text, strlen(text));
 	} else {
-		arg(cmd, "EVALSHA", 7);
-		arg(cmd, sha, strlen(sha));
+		redis_cmd_arg(cmd, "EVALSHA", 7);
+		redis_cmd_arg(cmd, sha, strlen(sha));
 	}
-	argf(cmd, buf, "%d", nkeys);
+	redis_cmd_argf(cmd, buf, "%d", nkeys);
 }
 
 /* ts\nflags\nevent\nfrom\ndata: event and from cannot hold a newline
@@ -156,20 +153,20 @@ void redis_store_publish_cmd(const struct redis_publish *p, bool full_text,
 	memset(cmd, 0, sizeof *cmd);
 	script(cmd, publish_lua, publish_sha, full_text, p->idem_key ? 3 : 2,
 	       &buf);
-	argf(cmd, &buf, "ap:{%.*s}:m", c, p->channel);
-	argf(cmd, &buf, "ap:{%.*s}:s", c, p->channel);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:m", c, p->channel);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:s", c, p->channel);
 	if (p->idem_key)
-		argf(cmd, &buf, "ap:{%.*s}:k:%s", c, p->channel, p->idem_key);
-	argf(cmd, &buf, "%" PRIu64, p->new_epoch);
-	argf(cmd, &buf, "%" PRIu64, p->history_size ? p->history_size : 1);
-	argf(cmd, &buf, "%" PRIu64, p->history_age_ms ? p->history_age_ms : 1);
-	argf(cmd, &buf, "%" PRIu64,
+		redis_cmd_argf(cmd, &buf, "ap:{%.*s}:k:%s", c, p->channel, p->idem_key);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, p->new_epoch);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, p->history_size ? p->history_size : 1);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, p->history_age_ms ? p->history_age_ms : 1);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64,
 	     p->history_age_ms + (uint64_t)META_TTL_EXTRA_MS);
 	cmd->record = encode_record(p, &rlen);
-	arg(cmd, cmd->record, rlen);
-	argf(cmd, &buf, "ap:{%.*s}:n", c, p->channel);
-	argf(cmd, &buf, "%" PRIu64, p->idem_hash);
-	argf(cmd, &buf, "%" PRIu64, p->idem_window_ms ? p->idem_window_ms : 1);
+	redis_cmd_arg(cmd, cmd->record, rlen);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:n", c, p->channel);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, p->idem_hash);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, p->idem_window_ms ? p->idem_window_ms : 1);
 }
 
 void redis_store_read_cmd(const char *channel, size_t len, uint64_t after_id,
@@ -195,16 +192,16 @@ void redis_store_read_held_cmd(const char *channel, size_t len,
 
 	memset(cmd, 0, sizeof *cmd);
 	script(cmd, read_lua, read_sha, full_text, 2, &buf);
-	argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
-	argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
-	argf(cmd, &buf, "%" PRIu64, rd->after_id);
-	argf(cmd, &buf, "%zu", rd->count);
-	argf(cmd, &buf, "%" PRIu64, rd->new_epoch);
-	argf(cmd, &buf, "%" PRIu64,
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:m", (int)len, channel);
+	redis_cmd_argf(cmd, &buf, "ap:{%.*s}:s", (int)len, channel);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, rd->after_id);
+	redis_cmd_argf(cmd, &buf, "%zu", rd->count);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, rd->new_epoch);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64,
 	     rd->history_age_ms + (uint64_t)META_TTL_EXTRA_MS);
-	argf(cmd, &buf, "%" PRIu64, rd->held_epoch);
-	argf(cmd, &buf, "%" PRIu64, rd->held_last_id);
-	arg(cmd, rd->newest ? "1" : "0", 1);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, rd->held_epoch);
+	redis_cmd_argf(cmd, &buf, "%" PRIu64, rd->held_last_id);
+	redis_cmd_arg(cmd, rd->newest ? "1" : "0", 1);
 }
 
 void redis_cmd_free(struct redis_cmd *cmd)

@@ -40,6 +40,13 @@ struct redis_cmd {
 	char *record; /* owned: the encoded message, or NULL */
 };
 
+/* Building a command: an argument the caller keeps alive while the
+ * command is, or one formatted into the command's next buffer (*buf
+ * counts the buffers used). */
+void redis_cmd_arg(struct redis_cmd *cmd, const char *s, size_t len);
+void redis_cmd_argf(struct redis_cmd *cmd, unsigned *buf, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
 /* One publish. The strings are the caller's, valid while the command is. */
 struct redis_publish {
 	const char *channel;

@@ -488,6 +488,7 @@ START_TEST(test_own_publish_behind_the_ring_is_a_gap)
 	struct answer ans, first, lost;
 	struct tsub s;
 	redisReply *r;
+	bool early;
 
 	attach(&a, &s, "p");
 	first = publish(&a, "p", "1");
@@ -504,23 +505,28 @@ START_TEST(test_own_publish_behind_the_ring_is_a_gap)
 	redisFree(rc);
 	lost = publish(&a, "p", "2");
 	ck_assert_int_eq(lost.st, REDIS_ENGINE_STORED);
-	ck_assert_uint_eq(lost.epoch, first.epoch);
-	ck_assert_uint_eq(lost.id, 3);
-	collect(&a, &s, 5);
+	/* The loss is found by the read this publish triggers when it comes
+	 * back with an id the ring holds (3), or sooner: a read the node
+	 * sent for its own earlier publishes may reach Redis after the
+	 * forgetting, and then this publish already opens the new epoch. */
+	early = lost.epoch != first.epoch;
+	ck_assert_uint_eq(lost.id, early ? 1 : 3);
+	collect(&a, &s, early ? 6 : 5);
 	ans = publish(&a, "p", "3");
 	ck_assert_int_eq(ans.st, REDIS_ENGINE_STORED);
 	ck_assert_uint_ne(ans.epoch, first.epoch);
-	ck_assert_uint_eq(ans.id, 1);
-	collect(&a, &s, 6);
+	ck_assert_uint_eq(ans.id, early ? 2 : 1);
+	collect(&a, &s, early ? 7 : 6);
 	settle(&a, &s);
-	ck_assert_uint_eq(s.n, 6);
+	ck_assert_uint_eq(s.n, early ? 7 : 6);
 	for (size_t i = 0; i < 4; i++) {
 		ck_assert_uint_eq(s.ids[i], i + 1);
 		ck_assert_uint_eq(s.epochs[i], first.epoch);
 	}
+	/* the gap, then the new epoch from its first id, nothing twice */
 	ck_assert_uint_eq(s.ids[4], 0);
 	ck_assert_uint_eq(s.epochs[4], ans.epoch);
-	expect_ids(&s, 5, 1, 1, ans.epoch);
+	expect_ids(&s, 5, 1, ans.id, ans.epoch);
 	bus_detach(a.bus, &s.sub);
 }
 END_TEST

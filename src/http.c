@@ -421,8 +421,10 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
 			ipc = ci ? ipconns_claim(ci->connect_fd) : NULL;
 		}
 		*socket_context = ipc ? (void *)ipc : &counted;
+		atomic_fetch_add(&srv->http_conns, 1);
 	} else if (mark != NULL) {
 		*socket_context = NULL;
+		atomic_fetch_sub(&srv->http_conns, 1);
 		if (mark != &counted)
 			ipconns_give(mark);
 		capacity_give_connection(srv->cap);
@@ -534,7 +536,12 @@ static void poke_worker(struct MHD_Daemon *d, unsigned worker, unsigned workers)
  * worker_pool[(i + client_socket) % worker_pool_size]). A fresh
  * socketpair gets the lowest free numbers, the same ones every 100 ms,
  * so one worker got every poke and the others could sleep for a minute.
- * So each worker gets its own socket, numbered to land on it. */
+ * So each worker gets its own socket, numbered to land on it.
+ *
+ * Only a worker with connections can be caught so, and the pokes cost
+ * CPU (a socketpair and a connection per worker, 10 times a second: 80 %
+ * of an idle gateway's CPU): the router pokes only while MHD holds client
+ * connections (server.http_conns). Held streams live on the lws loops. */
 void http_poke(struct MHD_Daemon *d, unsigned workers)
 {
 	if (workers < 2)

@@ -588,8 +588,10 @@ static void *router_main(void *arg)
 		recheck(r, now);
 		expire(r, now);
 		if (now >= r->next_poke) {
-			http_poke(r->srv->mhd,
-				  (unsigned)config_http_threads(r->srv->cfg));
+			if (atomic_load(&r->srv->http_conns) > 0)
+				http_poke(r->srv->mhd,
+					  (unsigned)config_http_threads(
+						  r->srv->cfg));
 			r->next_poke = now + POKE_MS;
 		}
 	}

@@ -25,6 +25,9 @@ struct server {
 	struct router *router;
 	struct redis_engine *redis; /* --redis; NULL: the embedded bus */
 	atomic_bool failed; /* set by server_fail, from any thread */
+	/* client connections libmicrohttpd holds now (its workers count them,
+	 * the router reads them: it pokes MHD only while there are some) */
+	atomic_size_t http_conns;
 };
 
 /* Start every part; 0 or -1 (already-started parts are stopped). */

@@ -24,9 +24,9 @@ import signal
 import tempfile
 import time
 
-from gwlib import (REPO, AsyncHTTP, BodyReader, Gateway, Publisher, SSEClient, WSClient, check, expect_eq, expect_error,
-                   get, info, metric_sum, metrics, open_stream, parse_response, publish, publish_until, raw_exchange,
-                   read_head, request, run, wait_until, ws_frame)
+from gwlib import (REPO, AsyncHTTP, BodyReader, Gateway, Publisher, SSEClient, WSClient, check, diag, expect_eq,
+                   expect_error, get, info, metric_sum, metrics, open_stream, parse_response, publish, publish_until,
+                   raw_exchange, read_head, request, run, wait_until, ws_frame)
 
 DOC = REPO / "docs" / "protocol.md"
 WEB = os.environ.get("ANYPUSH_WEB") or str(REPO / "web")
@@ -367,37 +367,88 @@ def stalled(gw, ch, kinds):
 
 async def stalled_sse(gw, ch):
     """An SSE subscriber that stops reading with its socket full, so that a
-    shutdown drain waits for it."""
+    shutdown drain waits for it.  Behind is not yet stalled: the delivered
+    count is taken when the stream pulls, and while the kernel still grows
+    the socket's send buffer (tcp_wmem) a stream that is behind catches up.
+    So behind it must be, and stay: no message pulled for half a second
+    while messages wait (as t_shutdown's settled())."""
     c = SSEClient(gw, ch, rcvbuf=4096)
     await c.start()
     c.pause()
-    await publish_until(gw, ch, lambda: stalled(gw, ch, ["sse"]))
-    return c
+
+    def delivered():
+        return metrics(gw).get('anypush_delivered_total{transport="sse"}', 0)
+    deadline = time.monotonic() + 10
+    while True:
+        await publish_until(gw, ch, lambda: stalled(gw, ch, ["sse"]))
+        last, same_since = delivered(), time.monotonic()
+        while time.monotonic() - same_since < 0.5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            now = delivered()
+            if now != last:
+                last, same_since = now, time.monotonic()
+        if time.monotonic() - same_since >= 0.5 and stalled(gw, ch, ["sse"]):
+            return c
+        check(time.monotonic() < deadline, f"the SSE reader kept receiving for 10 s ({last} messages)")
 
 
-async def row_shutting_down():
+DRAIN = 3.0     # server.c DRAIN_MS
+
+
+async def shutting_down_once():
+    """SIGTERM with a stalled SSE reader, then publish on a keep-alive
+    connection until the gateway answers other than 201 or closes it: the
+    answers, how the loop ended, the exit status and its seconds after
+    SIGTERM."""
     with Gateway("--outq-limit", str(64 << 20), "--max-message", "16384") as gw:
         await stalled_sse(gw, "stall")
         http = AsyncHTTP(gw)
         r = await http.request("GET", "/healthz")
         expect_eq(r.status, 200, "keep-alive healthz")
         gw.signal(signal.SIGTERM)
-        answers = []
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
+        t0 = time.monotonic()
+        # publishes taken before the bus shuts down get 201 (on a loaded
+        # machine the main thread may get there late), then 503 through
+        # the drain, until stopping libmicrohttpd closes the connection.
+        # The times are generous for ASan beside make -j2 on two cores
+        answers, ended = [], None
+        while time.monotonic() < t0 + 10:
             try:
                 r = await http.request("POST", "/channels/late", body=b"1",
-                                       headers={"Content-Type": "application/json"}, timeout=3)
-            except (ConnectionError, asyncio.TimeoutError):
+                                       headers={"Content-Type": "application/json"}, timeout=10)
+            except (ConnectionError, asyncio.TimeoutError) as e:
+                ended = f"{type(e).__name__}: {e}"
                 break
             answers.append(r)
-            if r.status == 503:
+            if r.status != 201:
                 break
             await asyncio.sleep(0.01)
-        check(answers and answers[-1].status == 503,
-              f"no 503 during the drain: {[a.status for a in answers]}")
-        http_error(answers[-1], 503, "shutting_down", "a publish during the drain")
-        expect_eq(gw.wait_exit(10), 0, "exit status")
+        rc = await asyncio.to_thread(gw.wait_exit, 10)
+        return answers, ended, rc, time.monotonic() - t0
+
+
+async def row_shutting_down():
+    # A stalled reader may still end at SIGTERM: the kernel can grow its
+    # send buffer (tcp_wmem) after the half second stalled_sse watched,
+    # enough for the stream's last bytes, and the drain then ends at once
+    # (measured: about 1 run in 6 exits within 1 s of SIGTERM). If a publish
+    # taken before the shutdown got 201, the drain was over before the
+    # next one and libmicrohttpd closed the connection: no 503 to see.
+    # An exit well within the drain shows the set-up failed, not the
+    # gateway, so that is tried again on a fresh gateway; a drain that
+    # was held must have answered 503.
+    for attempt in range(1, 4):
+        answers, ended, rc, secs = await shutting_down_once()
+        statuses = [a.status for a in answers]
+        expect_eq(rc, 0, "exit status")
+        if ended is None or secs >= DRAIN - 0.5 or attempt == 3:
+            break
+        diag(f"attempt {attempt}: {statuses}, then {ended}; exit {secs:.2f} s after SIGTERM: "
+             f"the stalled reader did not hold the drain, trying again")
+    check(statuses[-1:] == [503],
+          f"no 503 during the drain: {statuses}, then {ended}; exit {secs:.2f} s after SIGTERM"
+          f"{' (the stalled reader did not hold the drain)' if secs < DRAIN - 0.5 else ''}")
+    http_error(answers[-1], 503, "shutting_down", "a publish during the drain")
 
 
 async def row_over_capacity():

@@ -66,6 +66,7 @@ typedef struct sub {
 static struct {
   int srv, tr, subs, channels, count, size, pub_conns, idle;
   double hold; /* --idle: seconds to keep the connections open after the result */
+  double idle_cpu; /* --idle: longest window in which the idle server's CPU is read */
   double rate, max_time, drain, interval_ms, drop_every_ms, drop_frac;
   /* several ports = several gateway nodes: subscriber i and publisher
    * connection i use ports[i % nports], so clients spread evenly */
@@ -74,7 +75,7 @@ static struct {
 } O = {.srv = SRV_ANYPUSH, .tr = T_SSE, .subs = 10, .channels = 1, .count = 100,
        .size = 100, .pub_conns = 4, .rate = 100, .max_time = 120, .drain = 5,
        .interval_ms = 1000, .drop_frac = 0.1, .open_conc = 256, .lp_timeout = 25, .warmup = 20,
-       .label = "", .prefix = NULL, .port = 8080};
+       .idle_cpu = 5, .label = "", .prefix = NULL, .port = 8080};
 
 /* ---- global state ---- */
 static int ep;
@@ -1107,6 +1108,9 @@ static void usage(void) {
        "  --interval MS       short-poll interval after each reply [1000]\n"
        "  --lp-timeout S      long-poll hold asked of anypush [25]\n"
        "  --idle              open the subscribers, measure RSS per connection, no publishing\n"
+       "  --idle-cpu S        with --idle: then read the server's CPU over at most S seconds,\n"
+       "                      ending 1 s before the first connection's 15th second of silence\n"
+       "                      (anypush's and Nchan's first heartbeat) [5]\n"
        "  --hold S            with --idle: keep them open S seconds after printing the result,\n"
        "                      so another tool can inspect the server meanwhile [0]\n"
        "  --drop-every MS     drop --drop-frac of the subscribers every MS ms while publishing,\n"
@@ -1137,7 +1141,7 @@ int main(int argc, char **argv) {
       {"max-time", 1, 0, 'T'},  {"label", 1, 0, 'L'},      {"open-conc", 1, 0, 'o'},
       {"prefix", 1, 0, 'x'},    {"lp-timeout", 1, 0, 'l'}, {"help", 0, 0, 'h'},
       {"warmup", 1, 0, 'W'},    {"hold", 1, 0, 'H'},
-      {0, 0, 0, 0}};
+      {"idle-cpu", 1, 0, 'U'},  {0, 0, 0, 0}};
   int opt;
   while ((opt = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (opt) {
@@ -1179,6 +1183,7 @@ int main(int argc, char **argv) {
     case 'l': O.lp_timeout = atoi(optarg); break;
     case 'W': O.warmup = atoi(optarg); break;
     case 'H': O.hold = atof(optarg); break;
+    case 'U': O.idle_cpu = atof(optarg); break;
     case 'h': usage(); return 0;
     default: usage(); return 2;
     }
@@ -1269,18 +1274,34 @@ int main(int argc, char **argv) {
     run_for(2.0);
     snap s1 = take_snap();
     double per = O.subs ? (double)(s1.rss_kb - s0.rss_kb) * 1024.0 / O.subs : 0;
+    /* CPU of a server that holds everything and has nothing to send: the
+     * window ends before the first-opened connection has been silent for
+     * 14 s, so no heartbeat (15 s by default on both servers) falls in it;
+     * what it sees is work done per tick or per connection while idle */
+    double since_open = (double)(lg_now_us() - t_open0) / 1e6;
+    double win = O.idle_cpu < 14 - since_open ? O.idle_cpu : 14 - since_open;
+    snap s2 = s1;
+    if (win >= 0.5) {
+      run_for(win);
+      s2 = take_snap();
+    } else {
+      win = 0; /* opening took too long: no window before the heartbeats */
+    }
+    double idle_cpu_s = (double)(s2.sched_ns - s1.sched_ns) / 1e9;
     printf("{\"mode\":\"idle\",\"server\":\"%s\",\"transport\":\"%s\",\"subs\":%d,\"ready\":%d,"
            "\"held_seen\":%ld,\"rss_kb_before\":%lld,\"rss_kb_after\":%lld,\"mem_per_conn_bytes\":%.0f,"
            "\"open_s\":%.2f,\"open_wait_p50_ms\":%.3f,\"open_wait_p99_ms\":%.3f,"
-           "\"open_wait_max_ms\":%.3f,\"open_slow\":%d,\"errors\":%llu,\"lg_cpu_s\":%.3f,\"label\":\"%s\"}\n",
+           "\"open_wait_max_ms\":%.3f,\"open_slow\":%d,\"errors\":%llu,\"lg_cpu_s\":%.3f,"
+           "\"idle_window_s\":%.2f,\"idle_srv_cpu_s\":%.4f,\"idle_srv_ticks\":%lld,\"label\":\"%s\"}\n",
            srv_names[O.srv], tr_names[O.tr], O.subs, g_ready, held_seen, s0.rss_kb, s1.rss_kb, per,
            open_s, lg_hist_pct(&HO, 50) / 1e3, lg_hist_pct(&HO, 99) / 1e3, (double)HO.max / 1e3,
-           g_open_slow, (unsigned long long)g_errors, s1.self_cpu - s0.self_cpu, O.label);
+           g_open_slow, (unsigned long long)g_errors, s1.self_cpu - s0.self_cpu, win, idle_cpu_s,
+           s2.ticks - s1.ticks, O.label);
     fprintf(stderr,
             "%-8s %-8s idle %6d conns: %7.0f B/conn (RSS %lld -> %lld KiB), opened in %.1f s "
-            "(first answer p50 %.2f ms, max %.0f ms)\n",
+            "(first answer p50 %.2f ms, max %.0f ms); server CPU %.1f ms in %.1f s idle\n",
             srv_names[O.srv], tr_names[O.tr], O.subs, per, s0.rss_kb, s1.rss_kb, open_s,
-            lg_hist_pct(&HO, 50) / 1e3, (double)HO.max / 1e3);
+            lg_hist_pct(&HO, 50) / 1e3, (double)HO.max / 1e3, idle_cpu_s * 1e3, win);
     fflush(stdout);
     if (O.hold > 0) run_for(O.hold);
     return 0;

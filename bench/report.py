@@ -31,6 +31,11 @@ TR_SIO = {"longpoll": "long poll (Engine.IO polling)", "ws": "WebSocket"}
 # the side-by-side sections and the targets compare runs at these sizes
 FAN_SUBS = 1000
 LIGHT_SUBS = 100
+BIG_SUBS = 5000  # the fan-out whose p99 latency is a target
+# the shapes (bench/run --full): subscribers spread over these channel counts
+SHAPE_SUBS = 1000
+SHAPE_CHANNELS = (1, 250, 1000)
+IDLE_CPU_PCT = 0.5  # "no measurable CPU": at most this % of one core
 KEEP_PLOTS = False  # --keep-plots
 
 
@@ -131,6 +136,51 @@ set title "p99 publish-to-delivery latency vs delivery rate (one channel, 100 B)
 set logscale xy
 set xlabel "deliveries per second (all subscribers)"
 set ylabel "p99 latency, ms"
+set key outside right top
+set grid
+plot {plots}
+''', tmp)
+    return png if ok else None
+
+
+def shape_runs(runs, srv, tr, paced):
+    """the shape runs of one server and transport, by channel count"""
+    out = []
+    for ch in SHAPE_CHANNELS:
+        r = find(runs, f"shape{ch}" + ("" if paced else "-max"), srv, tr, SHAPE_SUBS)
+        if r and r["delivered"] > 0:
+            out.append((ch, r))
+    return out
+
+
+def plot_cpu_channels(runs, out, tmp):
+    """server CPU per delivery vs the number of channels the same
+    subscribers are spread over, one line per server, transport and pace"""
+    series = []
+    for srv in SERVERS:
+        for tr in ("sse", "ws"):
+            for paced in (True, False):
+                pts = [(ch, cpu(r)) for ch, r in shape_runs(runs, srv, tr, paced) if cpu(r)]
+                if pts:
+                    f = Path(tmp) / f"shape-{srv}-{tr}-{int(paced)}.dat"
+                    f.write_text("".join(f"{x} {y}\n" for x, y in pts))
+                    series.append((srv, tr, paced, f))
+    if not series:
+        return None
+    png = out / "cpu_vs_channels.png"
+    if KEEP_PLOTS:
+        return png if png.exists() else None
+    plots = ", ".join(
+        f'"{f}" using 1:2 with linespoints lc rgb "{COLORS[s]}" dt {1 if paced else 2} pt {PT[t]} lw 2 '
+        f'title "{s} {TR_LABEL[t]}, {"500 msg/s" if paced else "closed loop"}"'
+        for s, t, paced, f in series)
+    ok = gnuplot(TERM + f'''set output "{png}"
+set title "server CPU per delivery, {SHAPE_SUBS:,} subscribers spread over N channels (lower is better)"
+set logscale xy
+set xrange [0.7:1500]
+set xtics ({", ".join(f'"{c:,}" {c}' for c in SHAPE_CHANNELS)})
+set xlabel "channels (subscribers per channel = {SHAPE_SUBS:,} / channels)"
+set ylabel "µs of server CPU per delivered message"
 set key outside right top
 set grid
 plot {plots}
@@ -305,6 +355,9 @@ def main():
     def lightrun(srv, tr):
         return find(stream, light, srv, tr, LIGHT_SUBS)
 
+    def bigrun(srv, tr):
+        return find(stream, fan, srv, tr, BIG_SUBS)
+
     def idlerun(srv, tr, n=1000):
         for r in idle:
             if r["server"] == srv and r["transport"] == tr and r["subs"] == n:
@@ -336,7 +389,8 @@ def main():
         ["CPU", f"{m.get('cpu', '?')}, {m.get('cores', '?')} cores (shared with the load generator and "
                 "other jobs: numbers are noisy)"],
         ["memory", f"{m.get('mem_mb', '?')} MiB"], ["OS", f"{m.get('os', '?')}, kernel {m.get('kernel', '?')}"],
-        ["anypush", f"{m.get('anypush', '?')} (git {m.get('git', '?')}), 1 MHD thread (default)"],
+        ["anypush", f"{m.get('anypush', '?')} (git {m.get('git', '?')}), "
+                    f"{m.get('anypush_threads', '1 MHD thread (default)')}"],
         ["Nchan", f"libnginx-mod-nchan {m.get('nchan', '?')} on {m.get('nginx', '?')}, 1 worker process"],
         ["Socket.IO", f"socket.io {m.get('socketio', '?')} on node {m.get('node', '?')}"],
         ["fd limit", m.get("fd_limit", "?")], ["date", m.get("date", "?")]]))
@@ -358,6 +412,27 @@ def main():
                           f"≤ 0.6× Nchan, {TR_LABEL[tr]}",
                           f"{fnum(cpu(a_), 2)} µs vs {fnum(cpu(n_), 2)} µs = {rr:.2f}×" if rr else "–",
                           "**met**" if rr is not None and rr <= 0.6 else "**missed**"])
+    for ch in SHAPE_CHANNELS:
+        for paced in (True, False):
+            for tr in ["sse", "ws"]:
+                sc = f"shape{ch}" + ("" if paced else "-max")
+                a_, n_ = find(stream, sc, "anypush", tr, SHAPE_SUBS), find(stream, sc, "nchan", tr, SHAPE_SUBS)
+                if a_ and n_:
+                    rr = cpu(a_) / cpu(n_) if cpu(n_) else None
+                    trows.append([f"server CPU per delivery, {SHAPE_SUBS:,} subscribers on {ch:,} "
+                                  f"channel{'s' if ch > 1 else ''} "
+                                  f"({'500 msg/s' if paced else 'closed loop'}) ≤ 0.6× Nchan, {TR_LABEL[tr]}",
+                                  f"{fnum(cpu(a_), 2)} µs vs {fnum(cpu(n_), 2)} µs = {rr:.2f}×" if rr else "–",
+                                  "**met**" if rr is not None and rr <= 0.6 else "**missed**"])
+    for tr in ["sse", "ws"]:
+        a_, n_ = bigrun("anypush", tr), bigrun("nchan", tr)
+        if a_ and n_:
+            trows.append([f"p99 latency at {BIG_SUBS:,} subscribers ({a_['rate']:.0f} msg/s) ≤ Nchan's, "
+                          f"nothing lost, {TR_LABEL[tr]}",
+                          f"{fnum(a_['lat_p99_ms'], 2)} ms vs {fnum(n_['lat_p99_ms'], 2)} ms; "
+                          f"anypush lost {fnum(a_['lost'])}",
+                          "**met**" if a_["lat_p99_ms"] <= n_["lat_p99_ms"] and ok_accounting(a_)
+                          else "**missed**"])
     for tr in ["poll", "longpoll", "sse", "ws"]:
         a_, n_ = lightrun("anypush", tr), lightrun("nchan", tr)
         if a_ and n_:
@@ -367,11 +442,27 @@ def main():
                           "**met**" if a_["lat_p99_ms"] <= n_["lat_p99_ms"] else "**missed**"])
     for n in (1000, 10000):
         for tr in ["sse", "ws", "longpoll"]:
-            r = idlerun("anypush", tr, n)
-            if r:
+            r, q = idlerun("anypush", tr, n), idlerun("nchan", tr, n)
+            if r and q:
+                rr = r["mem_per_conn_bytes"] / q["mem_per_conn_bytes"] if q["mem_per_conn_bytes"] > 0 else None
+                trows.append([f"memory per idle {TR_LABEL[tr]} connection ≤ 5 KB and ≤ 0.5× Nchan's "
+                              f"({n:,} connections)",
+                              f"{r['mem_per_conn_bytes'] / 1000:.1f} KB vs {q['mem_per_conn_bytes'] / 1000:.1f} KB"
+                              + (f" = {rr:.2f}×" if rr is not None else ""),
+                              "**met**" if r["mem_per_conn_bytes"] <= 5000 and rr is not None and rr <= 0.5
+                              else "**missed**"])
+            elif r:
                 trows.append([f"memory per idle {TR_LABEL[tr]} connection ≤ 5 KB ({n:,} connections)",
                               f"{r['mem_per_conn_bytes'] / 1000:.1f} KB",
                               "**met**" if r["mem_per_conn_bytes"] <= 5000 else "**missed**"])
+    for tr in ["sse", "ws", "longpoll"]:
+        r = idlerun("anypush", tr, 10000)
+        if r and r.get("idle_window_s"):
+            pct = r["idle_srv_cpu_s"] * 100 / r["idle_window_s"]
+            trows.append([f"an idle gateway holding 10,000 {TR_LABEL[tr]} connections uses no measurable CPU "
+                          f"between heartbeats (≤ {IDLE_CPU_PCT} % of a core)",
+                          f"{r['idle_srv_cpu_s'] * 1000:.1f} ms in {r['idle_window_s']:.1f} s = {pct:.2f} %",
+                          "**met**" if pct <= IDLE_CPU_PCT else "**missed**"])
     ap_runs = [r for r in stream if r["server"] == "anypush"]
     bad = [r for r in ap_runs if not ok_accounting(r)]
     trows.append(["zero loss, duplicates and reordering in every anypush run (reconnects included)",
@@ -387,6 +478,9 @@ def main():
         p = plot_latency(stream, plots, tmp)
         if p:
             pl.append(("Latency vs rate", p))
+        p = plot_cpu_channels(stream, plots, tmp)
+        if p:
+            pl.append(("CPU per delivery vs channels", p))
         rows = []
         for tr in ["poll", "longpoll", "sse", "ws"]:
             rows.append((TR_LABEL[tr], {s: cpu(fanrun(s, tr)) for s in SERVERS}))
@@ -455,6 +549,33 @@ def main():
             L.append(f"### Memory per idle connection, {n:,} connections (KiB)\n\n" +
                      table(["transport"] + SERVERS + ["anypush/nchan", "anypush/socketio"], rows))
 
+    # ---- the shapes
+    rows = []
+    for ch in SHAPE_CHANNELS:
+        for paced in (True, False):
+            for tr in ["sse", "ws"]:
+                sc = f"shape{ch}" + ("" if paced else "-max")
+                v = {s_: find(stream, sc, s_, tr, SHAPE_SUBS) for s_ in SERVERS}
+                if not v["anypush"]:
+                    continue
+                c = {s_: cpu(r) if r else None for s_, r in v.items()}
+                rows.append([f"{ch:,}", f"{SHAPE_SUBS // ch:,}", "500" if paced else "max", TR_LABEL[tr]]
+                            + [fnum(c[s_], 2) for s_ in SERVERS] + [ratio(c["anypush"], c["nchan"])]
+                            + [fnum(v[s_]["lat_p99_ms"], 2) if v[s_] else "–" for s_ in SERVERS]
+                            + [fnum(v["anypush"]["deliveries_per_s"], 0),
+                               f"{v['anypush']['lost']}/{v['anypush']['dup']}/{v['anypush']['ooo']}"])
+    if rows:
+        ex = next(r for r in stream if r["scenario"].startswith("shape"))
+        L.append("## Many channels\n")
+        L.append(f"The same {SHAPE_SUBS:,} subscribers spread over 1, 250 and 1,000 channels, {ex['count']:,} "
+                 f"messages of {ex['size']} B in all, published round-robin over the channels at 500 msg/s "
+                 "(`500`) or as fast as 4 publisher connections get answers (`max`): one channel is the "
+                 "broadcast case, 1,000 channels of one subscriber each the per-user notification case. "
+                 "Server CPU per delivery in µs; p99 latency in ms; msg/s `max` is the closed loop.\n")
+        L.append(table(["channels", "subscribers per channel", "msg/s", "transport"]
+                       + [f"{s_} µs" for s_ in SERVERS] + ["anypush/nchan"]
+                       + [f"{s_} p99 ms" for s_ in SERVERS] + ["anypush deliv/s", "anypush lost/dup/ooo"], rows))
+
     # ---- all runs
     L.append("## Every run\n")
     L.append("`lost/dup/ooo` are summed over all subscribers; `gaps` counts gap signals received "
@@ -486,17 +607,22 @@ def main():
         rows = [[r["scenario"], r["server"], r["transport"], r["subs"], r["ready"], r["held_seen"],
                  fnum(r["rss_kb_before"] / 1024, 1), fnum(r["rss_kb_after"] / 1024, 1),
                  fnum(r["mem_per_conn_bytes"] / 1024, 2), fnum(r.get("open_s"), 1),
-                 r.get("open_slow", "–")] for r in idle]
-        L.append("\n" + table(["scenario", "server", "transport", "connections", "ready", "held (server)",
-                               "RSS before MiB", "RSS after MiB", "KiB per connection", "open s",
-                               "slow opens"], rows))
+                 r.get("open_slow", "–"),
+                 fnum(r["idle_srv_cpu_s"] * 1000, 1) if r.get("idle_window_s") else "–",
+                 fnum(r["idle_window_s"], 1) if r.get("idle_window_s") else "–"] for r in idle]
+        L.append("\n`idle CPU ms` is the server's CPU while it holds every connection and has nothing to "
+                 "send, over the `window s` that ends before the first connection's 14th second of silence, "
+                 "so that no heartbeat (15 s by default) falls in it.\n")
+        L.append(table(["scenario", "server", "transport", "connections", "ready", "held (server)",
+                        "RSS before MiB", "RSS after MiB", "KiB per connection", "open s",
+                        "slow opens", "idle CPU ms", "window s"], rows))
     if redis_results.is_file():
         L.append("\n" + redis_section(redis_results))
     an = BENCH / "analysis.md"
     if an.exists():
         L.append("\n" + an.read_text())
     L.append("\n## Reproduce\n\n```sh\nbench/run --quick     # about 7 minutes; the report goes to bench/out/\n"
-             "bench/run --full --docs  # under 40 minutes; rewrites this page\n"
+             "bench/run --full --docs  # under 60 minutes; rewrites this page\n"
              "bench/run redis --docs   # 2 to 5 minutes; rewrites the Redis section's results and this page\n"
              f"bench/report.py --docs docs/bench/{Path(a.results).name}  # rewrite this page from the committed results\n```\n\n"
              "One run by hand (the exact command of each run is in the JSON lines, `loadgen_cmd`):\n\n"

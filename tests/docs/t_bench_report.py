@@ -10,7 +10,8 @@ results, and every table must hold the runs its heading names.
    subscribers, rate, message count, size and poll interval; each cell of
    the tables under it equals the metric of the one run with exactly those
    parameters, for that server and transport. The same for the idle-memory
-   tables (connections) and the targets (subscribers, rate, connections).
+   tables (connections), the targets (subscribers, channels, rate,
+   connections) and the 'Many channels' table (channels, pace).
 4. The section of `bench/run redis`, when the page has one, names
    results-redis.jsonl (committed beside the other results) and the
    command that made it, and each row of its tables is the one run with
@@ -159,7 +160,12 @@ def check_targets(text, stream, idle, fnum):
         return
     cpu_re = re.compile(r"server CPU per delivery at (\d[\d,]*) subscribers \((\d+) msg/s\) ≤ [\d.]+× Nchan, (.+)")
     lat_re = re.compile(r"p99 latency at light load \((\d[\d,]*) subscribers, (\d+) msg/s\) ≤ Nchan's, (.+)")
-    mem_re = re.compile(r"memory per idle (.+) connection ≤ 5 KB \((\d[\d,]*) connections\)")
+    mem_re = re.compile(r"memory per idle (.+) connection ≤ 5 KB( and ≤ [\d.]+× Nchan's)? \((\d[\d,]*) connections\)")
+    shape_re = re.compile(r"server CPU per delivery, (\d[\d,]*) subscribers on (\d[\d,]*) channels? "
+                          r"\((500 msg/s|closed loop)\) ≤ [\d.]+× Nchan, (.+)")
+    big_re = re.compile(r"p99 latency at (\d[\d,]*) subscribers \((\d+) msg/s\) ≤ Nchan's, nothing lost, (.+)")
+    idle_re = re.compile(r"an idle gateway holding (\d[\d,]*) (.+) connections uses no measurable CPU "
+                         r"between heartbeats \(≤ [\d.]+ % of a core\)")
     for row in found[0][3]:
         target, measured = row[0], row[1]
         if target.startswith("zero loss"):
@@ -191,13 +197,83 @@ def check_targets(text, stream, idle, fnum):
             continue
         m = mem_re.fullmatch(target)
         if m:
-            n = int(m.group(2).replace(",", ""))
+            n = int(m.group(3).replace(",", ""))
             run, why = unique(idle, "", server="anypush", transport=LABELS[m.group(1)], subs=n)
             want = f"{run['mem_per_conn_bytes'] / 1000:.1f} KB" if run else why
-            ok(measured == want, f"target '{target}' holds the run it names", f"page: {measured}\nruns: {want}")
+            if run and m.group(2):
+                peer, why = unique(idle, "", server="nchan", transport=LABELS[m.group(1)], subs=n)
+                want = f"{want} vs {peer['mem_per_conn_bytes'] / 1000:.1f} KB" if peer else why
+            ok(measured.startswith(want), f"target '{target}' holds the runs it names",
+               f"page: {measured}\nruns: {want}")
+            continue
+        m = shape_re.fullmatch(target)
+        if m:
+            subs, ch = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
+            rate, tr = (500.0 if m.group(3) == "500 msg/s" else 0.0), LABELS[m.group(4)]
+            got = [unique(stream, "", server=srv, transport=tr, subs=subs, channels=ch, rate=rate,
+                          drop_every_ms=0, size=100) for srv in ("anypush", "nchan")]
+            if not ok(all(r for r, _ in got), f"target '{target}' names one run per server",
+                      "\n".join(w or "" for _, w in got)):
+                continue
+            want = f"{fnum(cpu(got[0][0]), 2)} µs vs {fnum(cpu(got[1][0]), 2)} µs"
+            ok(measured.startswith(want), f"target '{target}' holds the runs it names",
+               f"page: {measured}\nruns: {want}")
+            continue
+        m = big_re.fullmatch(target)
+        if m:
+            subs, rate, tr = int(m.group(1).replace(",", "")), float(m.group(2)), LABELS[m.group(3)]
+            got = [unique(stream, "", server=srv, transport=tr, subs=subs, channels=1, rate=rate,
+                          drop_every_ms=0, size=100) for srv in ("anypush", "nchan")]
+            if not ok(all(r for r, _ in got), f"target '{target}' names one run per server",
+                      "\n".join(w or "" for _, w in got)):
+                continue
+            a_, n_ = got[0][0], got[1][0]
+            want = (f"{fnum(a_['lat_p99_ms'], 2)} ms vs {fnum(n_['lat_p99_ms'], 2)} ms; "
+                    f"anypush lost {fnum(a_['lost'])}")
+            ok(measured == want, f"target '{target}' holds the runs it names", f"page: {measured}\nruns: {want}")
+            continue
+        m = idle_re.fullmatch(target)
+        if m:
+            n = int(m.group(1).replace(",", ""))
+            run, why = unique(idle, "", server="anypush", transport=LABELS[m.group(2)], subs=n)
+            want = (f"{run['idle_srv_cpu_s'] * 1000:.1f} ms in {run['idle_window_s']:.1f} s"
+                    if run and run.get("idle_window_s") else why or "no idle window in the run")
+            ok(measured.startswith(want), f"target '{target}' holds the run it names",
+               f"page: {measured}\nruns: {want}")
             continue
         ok(False, f"target '{target}' names the runs it measures (subscribers, rate or connections)",
            "the test knows no such target: name its runs in the row, and teach the test")
+
+
+def check_shapes(text, stream, fnum):
+    """'Many channels': each row is the run of its channel count, pace and
+    transport, for each server column"""
+    lines = section(text, "Many channels")
+    if not lines:
+        ok(not any(r.get("scenario", "").startswith("shape") for r in stream),
+           "the results have no shape runs, so the page has no 'Many channels' section")
+        return
+    found = tables(lines)
+    if not ok(len(found) == 1, "the 'Many channels' section has one table"):
+        return
+    _, _, header, rows = found[0]
+    bad = []
+    for row in rows:
+        cell = dict(zip(header, row))
+        ch = int(cell["channels"].replace(",", ""))
+        rate = 0.0 if cell["msg/s"] == "max" else float(cell["msg/s"])
+        tr = LABELS[cell["transport"]]
+        for srv in ("anypush", "nchan", "socketio"):
+            run, why = unique(stream, "", server=srv, transport=tr, subs=ch * int(cell["subscribers per channel"]
+                                                                                  .replace(",", "")),
+                              channels=ch, rate=rate, drop_every_ms=0, size=100)
+            for col, want in ((f"{srv} µs", fnum(cpu(run), 2) if run else "–"),
+                              (f"{srv} p99 ms", fnum(run["lat_p99_ms"], 2) if run else "–")):
+                if cell.get(col) != want:
+                    bad.append(f"{ch} channels {cell['msg/s']} {tr} {col}: page {cell.get(col)}, run {want} "
+                               f"{why or ''}")
+    ok(len(rows) > 0 and not bad, "'Many channels': every cell is the run of its channels, pace and transport",
+       "\n".join(bad))
 
 
 def check_redis(text, fnum):
@@ -278,6 +354,7 @@ def main():
     idle = [r for r in runs if r.get("mode") == "idle"]
     check_side_by_side(text, stream, idle, fnum)
     check_targets(text, stream, idle, fnum)
+    check_shapes(text, stream, fnum)
     check_redis(text, fnum)
     print(f"1..{_n}")
     return 1 if _failed else 0

@@ -64,6 +64,25 @@ fail:
 	return NULL;
 }
 
+/* libjwt reads only a public key (SubjectPublicKeyInfo, or an RSA key's
+ * PKCS#1 form) and refuses every token otherwise, without a word: a
+ * private key given by mistake (which also puts the signing key on the
+ * gateway) would start a gateway that lets nobody in. Caught at start. */
+static bool pem_is_public_key(const char *pem)
+{
+	static const char *const heads[] = {
+		"-----BEGIN PUBLIC KEY-----",
+		"-----BEGIN RSA PUBLIC KEY-----",
+	};
+	size_t line = strcspn(pem, "\r\n");
+
+	for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++)
+		if (line == strlen(heads[i]) &&
+		    strncmp(pem, heads[i], line) == 0)
+			return true;
+	return false;
+}
+
 static void free_list(char **list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -102,6 +121,14 @@ int auth_init(const char *token_secret_file, const char *api_key_file,
 		if (secret == NULL)
 			return -1;
 		secret_pem = strncmp((char *)secret, "-----BEGIN", 10) == 0;
+		if (secret_pem && !pem_is_public_key((char *)secret)) {
+			log_error("%s: a PEM here must be a public key "
+				  "(-----BEGIN PUBLIC KEY-----); the private "
+				  "key stays with the backend that mints the "
+				  "tokens",
+				  token_secret_file);
+			return -1;
+		}
 		if (secret_pem) {
 			/* libjwt wants the PEM with its final newline */
 			secret[secret_len++] = '\n';

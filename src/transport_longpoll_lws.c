@@ -258,8 +258,23 @@ static int answer(struct lp_poll *lp)
 	struct bus_pull got;
 	int r;
 
-	/* with --redis, the cursor given at attach may predate the sync */
-	bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor);
+	/* with --redis, the cursor given at attach may predate the sync;
+	 * nothing is pulled until every channel is synced, so that next
+	 * carries an epoch for each */
+	if (!bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor)) {
+		bus_wait_sync(srv->bus, &lp->sub, &got);
+		if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
+			return -1;
+		if (got.parked)
+			return 0;
+		if (got.end == SUB_END_NONE &&
+		    !bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor))
+			/* the hold is over and Redis never gave the epoch */
+			return reply_error(
+				lp, 503, "Service Unavailable",
+				"redis_unavailable",
+				"Redis did not answer in time; retry");
+	}
 	bus_pull(srv->bus, &lp->sub, items, LP_MAX_ITEMS, LP_MAX_BYTES, true,
 		 &got);
 	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)

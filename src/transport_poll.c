@@ -46,8 +46,25 @@ static int poll_serve(struct http_request *req)
 				      req->presence);
 	}
 	/* a cursor handed out at attach, before the sync, had no epoch:
-	 * take where the taps stand once their channels are synced */
-	bus_start(req->srv->bus, &hs->sub, 0, req->channels.count, hs->cursor);
+	 * take where the taps stand once their channels are synced; until
+	 * all are, pull nothing, or a channel synced first would answer
+	 * with a next that has no epoch for another */
+	if (!bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
+		       hs->cursor)) {
+		bus_wait_sync(req->srv->bus, &hs->sub, &got);
+		if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
+			return MHD_NO;
+		if (got.parked)
+			return MHD_YES; /* waiting on Redis */
+		if (got.end == SUB_END_NONE &&
+		    !bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
+			       hs->cursor)) {
+			http_sub_close(hs);
+			return http_reply_error(
+				req->conn, 503, "redis_unavailable",
+				"Redis did not answer in time; retry");
+		}
+	}
 	bus_pull(req->srv->bus, &hs->sub, items, POLL_MAX_ITEMS,
 		 POLL_MAX_BYTES, false, &got);
 	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)

@@ -34,9 +34,11 @@ DRAIN = 3.0     # server.c DRAIN_MS
 
 
 class RedisServer:
-    """redis-server on 127.0.0.1 at a free port, in a temporary folder."""
+    """redis-server on 127.0.0.1 at a free port, in a temporary folder;
+    extra: more options, after (and so over) the defaults."""
 
-    def __init__(self):
+    def __init__(self, extra=()):
+        self.extra = list(extra)
         self.dir = tempfile.mkdtemp(prefix="anypush-t-redis-")
         self.port = self._free_port()
         self.proc = None
@@ -54,7 +56,7 @@ class RedisServer:
         self.proc = subprocess.Popen(
             [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
              "--appendonly", "no", "--dir", self.dir,
-             "--logfile", os.path.join(self.dir, "redis.log")],
+             "--logfile", os.path.join(self.dir, "redis.log")] + self.extra,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:

@@ -25,6 +25,13 @@ struct http_sub {
  * deadline_ms, period_ms and announce as in struct subscriber. */
 int http_sub_open(struct http_sub *hs, struct http_request *req,
 		  uint64_t deadline_ms, uint64_t period_ms, bool announce);
+/* With --redis, the cursor given at attach may predate the sync: start
+ * the taps once every channel of the list is synced, so that a reply's
+ * next carries an epoch for each (a channel synced first must not answer
+ * alone). -1: started, go on and pull; else the handler's answer (MHD_YES
+ * while it waits parked, after a 503 redis_unavailable once the wait is
+ * over; MHD_NO when the subscriber ended). */
+int http_sub_start_synced(struct http_sub *hs);
 /* Leave the bus and the watcher, free the cursor. Safe to call twice. */
 void http_sub_close(struct http_sub *hs);
 /* Apply pulled items to the client's cursor. */

@@ -77,23 +77,9 @@ static int longpoll_serve(struct http_request *req)
 	/* with --redis, the cursor given at attach may predate the sync;
 	 * nothing is pulled until every channel is synced, so that next
 	 * carries an epoch for each */
-	if (!bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
-		       hs->cursor)) {
-		bus_wait_sync(req->srv->bus, &hs->sub, &got);
-		if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
-			return MHD_NO;
-		if (got.parked)
-			return MHD_YES;
-		if (got.end == SUB_END_NONE &&
-		    !bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
-			       hs->cursor)) {
-			/* the timeout passed and Redis never gave the epoch */
-			http_sub_close(hs);
-			return http_reply_error(
-				req->conn, 503, "redis_unavailable",
-				"Redis did not answer in time; retry");
-		}
-	}
+	r = http_sub_start_synced(hs);
+	if (r != -1)
+		return r;
 	bus_pull(req->srv->bus, &hs->sub, items, LONGPOLL_MAX_ITEMS,
 		 LONGPOLL_MAX_BYTES, true, &got);
 	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)

@@ -49,22 +49,9 @@ static int poll_serve(struct http_request *req)
 	 * take where the taps stand once their channels are synced; until
 	 * all are, pull nothing, or a channel synced first would answer
 	 * with a next that has no epoch for another */
-	if (!bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
-		       hs->cursor)) {
-		bus_wait_sync(req->srv->bus, &hs->sub, &got);
-		if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
-			return MHD_NO;
-		if (got.parked)
-			return MHD_YES; /* waiting on Redis */
-		if (got.end == SUB_END_NONE &&
-		    !bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
-			       hs->cursor)) {
-			http_sub_close(hs);
-			return http_reply_error(
-				req->conn, 503, "redis_unavailable",
-				"Redis did not answer in time; retry");
-		}
-	}
+	r = http_sub_start_synced(hs);
+	if (r != -1)
+		return r;
 	bus_pull(req->srv->bus, &hs->sub, items, POLL_MAX_ITEMS,
 		 POLL_MAX_BYTES, false, &got);
 	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)

@@ -36,6 +36,9 @@
 
 #define LOG_PREFIX "redis"
 #define ACTIVE_BUCKETS 4096 /* grows by doubling past one per bucket */
+/* A command connection that owes replies and answers no PING for this
+ * long is dropped (see watch_shard). */
+#define REPLY_TIMEOUT_MS 4000
 
 struct redis_engine;
 
@@ -45,6 +48,9 @@ struct shard {
 	redisAsyncContext *cmd, *sub; /* NULL: not connected nor trying */
 	bool cmd_up, sub_up;
 	bool down_logged;
+	bool probe_owed; /* a PING of watch_shard awaits its reply */
+	bool hung; /* dropped by watch_shard; until a reply comes, degraded */
+	uint64_t probe_sent_ms; /* when it was sent */
 	char name[REDIS_HOST_MAX + 8];
 };
 
@@ -318,7 +324,8 @@ static void update_health(struct redis_engine *e)
 	bool up = true;
 
 	for (size_t i = 0; i < e->cfg.nshards; i++)
-		up = up && e->shards[i].cmd_up && e->shards[i].sub_up;
+		up = up && e->shards[i].cmd_up && e->shards[i].sub_up &&
+		     !e->shards[i].hung;
 	atomic_store(&e->healthy, up);
 }
 
@@ -849,12 +856,25 @@ static void recount(struct active *a)
 	mark_dirty(a);
 }
 
+/* A reply on the command connection: a shard dropped as hung answers
+ * again (a stopped Redis still accepts connections, so connecting is
+ * not enough to call it back). */
+static void answered(struct shard *s)
+{
+	if (s->hung) {
+		s->hung = false;
+		update_health(s->e);
+	}
+}
+
 static void on_beat_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
 	struct shard *s = privdata;
 	redisReply *r = reply;
 
 	(void)ac;
+	if (r)
+		answered(s);
 	if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) {
 		for_shard_actives(s, recount);
 		flush_counts(s->e);
@@ -1212,15 +1232,64 @@ static redisAsyncContext *connect_shard(struct shard *s, bool is_cmd)
 	return ac;
 }
 
+static void on_probe(redisAsyncContext *ac, void *reply, void *privdata)
+{
+	struct shard *s = privdata;
+
+	(void)ac;
+	/* NULL too: the connection went, nothing is owed */
+	s->probe_owed = false;
+	if (reply)
+		answered(s);
+}
+
+/* A Redis that hangs with its connections open (stopped, swapping, stuck
+ * in a script) never closes them, and hiredis 0.14's async API has no
+ * command timeout: publishes and reads would wait as long as it hangs,
+ * and /healthz say ok. So while the command connection owes replies, a
+ * PING goes after them; Redis answers in order, so a PING unanswered for
+ * REPLY_TIMEOUT_MS means nothing behind it was answered either. Then the
+ * connection is dropped: every reply still owed is answered NULL (a
+ * publish gets 503 redis_unavailable; it may still have been stored if
+ * Redis runs its input later, which a retry with its Idempotency-Key
+ * settles), /healthz says degraded, and on_retry connects again. */
+static void watch_shard(struct shard *s, uint64_t now)
+{
+	if (s->cmd == NULL || !s->cmd_up)
+		return;
+	if (s->probe_owed) {
+		if (now - s->probe_sent_ms < REPLY_TIMEOUT_MS)
+			return;
+		log_warn("shard %s answered nothing in %d ms: dropping its "
+			 "connection and connecting again",
+			 shard_name(s), REPLY_TIMEOUT_MS);
+		s->down_logged = true;
+		s->hung = true;
+		s->cmd_up = false;
+		/* runs every callback owed (on_probe included), then
+		 * on_disconnect, which forgets s->cmd */
+		redisAsyncFree(s->cmd);
+		return;
+	}
+	if (s->cmd->replies.head == NULL)
+		return; /* nothing owed: nothing to wait for */
+	if (redisAsyncCommand(s->cmd, on_probe, s, "PING") == REDIS_OK) {
+		s->probe_owed = true;
+		s->probe_sent_ms = now;
+	}
+}
+
 static void on_retry(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct redis_engine *e = w->data;
+	uint64_t now = bus_now_ms();
 
 	(void)loop;
 	(void)revents;
 	for (size_t i = 0; i < e->cfg.nshards; i++) {
 		struct shard *s = &e->shards[i];
 
+		watch_shard(s, now);
 		if (s->cmd == NULL)
 			s->cmd = connect_shard(s, true);
 		if (s->sub == NULL)

@@ -60,7 +60,19 @@ typedef struct sub {
    * the time to the server's first answer was recorded */
   uint64_t t_sent;
   int open_done;
+  /* --hold after a stream run: how the connection ended (E_*), and the
+   * code of the close frame a WebSocket got (0: none) */
+  int end, ws_code;
 } sub;
+
+/* How a held connection ended while the server shut down.  Orderly: a
+ * long poll's 200 reply, an SSE stream's end of body (chunked terminator),
+ * a WebSocket close frame, a keep-alive connection closed while idle (a
+ * short poller between polls).  Anything else (EOF or reset mid-response
+ * or mid-stream, an error status, a close frame with no code) is E_BAD. */
+enum { E_NONE, E_LP, E_SSE, E_WS, E_IDLE, E_BAD, E_NOTOPEN, E_N };
+static const char *end_names[] = {"open", "lp_end", "sse_end", "ws_close", "idle_close",
+                                  "bad_end", "not_open"};
 
 /* ---- options ---- */
 static struct {
@@ -95,6 +107,10 @@ static int g_open_slow; /* of those, over 1 s */
 static uint64_t g_last_delivery_us;
 static int *connect_q, cq_head, cq_tail, cq_n; /* subs waiting to (re)connect */
 static int *poll_q, pq_head, pq_tail, pq_n;    /* subs waiting for interval */
+/* --hold after a stream run: no new requests, no reconnects; each end is
+ * counted by kind (E_*), close frames by code */
+static int g_hold;
+static uint64_t g_end[E_N], g_ws_1001, g_last_end_us;
 static const char *WS_KEY = "dGhlIHNhbXBsZSBub25jZQ==";
 
 static void die(const char *fmt, ...) {
@@ -520,8 +536,21 @@ static void sub_connect(sub *s) {
   build_request(s);
 }
 
+/* --hold: the subscriber's connection ended, as `kind` says; it stays closed */
+static void sub_end(sub *s, int kind) {
+  conn_close(&s->c);
+  if (s->end) return;
+  s->end = kind;
+  g_end[kind]++;
+  g_last_end_us = lg_now_us();
+}
+
 /* a subscriber's connection was lost (drop, server close or error) */
 static void sub_lost(sub *s, int count_reconnect) {
+  if (g_hold) {
+    sub_end(s, E_BAD);
+    return;
+  }
   conn_close(&s->c);
   if (!s->open_done) s->t_sent = 0;
   if (s->ready) {
@@ -639,7 +668,13 @@ static int parse_ws(sub *s) {
     if (masked)
       for (uint64_t i = 0; i < len; i++) pl[i] ^= (char)p[hl - 4 + (i & 3)];
     c->in.off += hl + (size_t)len;
-    if (op == 8) return -1;
+    if (op == 8) {
+      /* the code, echoed back as RFC 6455 asks; the caller closes */
+      s->ws_code = len >= 2 ? ((unsigned char)pl[0] << 8) | (unsigned char)pl[1] : 0;
+      ws_send(c, 8, pl, len >= 2 ? 2 : 0);
+      conn_flush(c);
+      return -1;
+    }
     if (op == 9) {
       ws_send(c, 10, pl, (size_t)len);
       conn_flush(c);
@@ -746,6 +781,17 @@ static void on_body(sub *s) {
     return;
   }
   double wait = 0;
+  if (g_hold && O.srv == SRV_ANYPUSH) {
+    /* a long poll answered while held: the shutdown's reply; a poll's
+     * answer leaves the keep-alive connection idle, asking nothing more */
+    if (c->status != 200)
+      sub_end(s, E_BAD);
+    else if (s->tr == T_LONGPOLL)
+      sub_end(s, memmem(b, n, "\"messages\":[]", 13) ? E_LP : E_BAD);
+    else if (!reuse)
+      sub_end(s, E_IDLE);
+    return;
+  }
   if (O.srv == SRV_ANYPUSH) {
     if (c->status == 200) {
       scan_payload(s, b, n);
@@ -814,7 +860,9 @@ static void sub_process(sub *s) {
       }
       if (c->stream) {
         parse_sse(s);
-        if (r == 1) { /* stream ended by the server: resume with cursor */
+        if (r == 1 && g_hold) {
+          sub_end(s, E_SSE);
+        } else if (r == 1) { /* stream ended by the server: resume with cursor */
           g_server_closes++;
           sub_lost(s, 1);
         }
@@ -827,7 +875,10 @@ static void sub_process(sub *s) {
     }
     if (c->st == C_WS) {
       int r = parse_ws(s);
-      if (r < 0) {
+      if (r < 0 && g_hold) {
+        sub_end(s, s->ws_code > 0 ? E_WS : E_BAD);
+        g_ws_1001 += s->ws_code == 1001;
+      } else if (r < 0) {
         g_server_closes++;
         sub_lost(s, 1);
       }
@@ -875,7 +926,10 @@ static void sub_event(sub *s, uint32_t evs) {
         return;
       }
       if (c->st == C_WAIT) { /* keep-alive closed while idle: reopen later */
-        conn_close(c);
+        if (g_hold)
+          sub_end(s, E_IDLE);
+        else
+          conn_close(c);
         return;
       }
       g_server_closes++;
@@ -1026,7 +1080,7 @@ static uint64_t g_deadline_us;
 static void loop_once(int timeout_ms) {
   static struct epoll_event evs[1024];
   /* start queued connects within the concurrency budget */
-  while (cq_n > 0 && g_opening < O.open_conc) {
+  while (cq_n > 0 && g_opening < O.open_conc && !g_hold) {
     sub *s = &S[connect_q[cq_head]];
     cq_head = (cq_head + 1) % O.subs;
     cq_n--;
@@ -1035,17 +1089,17 @@ static void loop_once(int timeout_ms) {
     sub_connect(s);
   }
   uint64_t now = lg_now_us();
-  while (pq_n > 0 && S[poll_q[pq_head]].due <= now) {
+  while (pq_n > 0 && (g_hold || S[poll_q[pq_head]].due <= now)) {
     sub *s = &S[poll_q[pq_head]];
     pq_head = (pq_head + 1) % O.subs;
     pq_n--;
-    if (s->c.st == C_WAIT || s->c.st == C_CLOSED) sub_request(s);
+    if (!g_hold && (s->c.st == C_WAIT || s->c.st == C_CLOSED)) sub_request(s);
   }
   if (pq_n > 0) {
     int until = (int)((S[poll_q[pq_head]].due - now) / 1000) + 1;
     if (until < timeout_ms) timeout_ms = until;
   }
-  if (cq_n > 0 && g_opening < O.open_conc) timeout_ms = 0;
+  if (cq_n > 0 && g_opening < O.open_conc && !g_hold) timeout_ms = 0;
   int n = epoll_wait(ep, evs, 1024, timeout_ms);
   for (int i = 0; i < n; i++) {
     uint64_t k = evs[i].data.u64;
@@ -1093,6 +1147,77 @@ static snap take_snap(void) {
   return s;
 }
 
+/* held subscriber: connected, and its request (if any) is on the wire */
+static int sub_settled(const sub *s) {
+  const conn *c = &s->c;
+  if (c->fd < 0 || c->out.off < c->out.len) return 0;
+  switch (s->tr) {
+  case T_POLL: return c->st == C_WAIT;
+  case T_LONGPOLL: return c->st == C_HEAD;
+  case T_SSE: return c->st == C_BODY && c->stream;
+  default: return c->st == C_WS;
+  }
+}
+
+/* --hold after a stream run: keep every subscriber connected, ask nothing
+ * more (a poller's answer in flight is awaited, then its keep-alive
+ * connection stays idle), print a "holding" line once they all are so,
+ * then count how each connection ends (another tool stops the server
+ * meanwhile), until none is left or --hold seconds pass; one "hold" line.
+ * The publisher connections close first: they are not subscribers. */
+static uint64_t tr_sum(uint64_t (*tr_ends)[E_N], int k) {
+  uint64_t n = 0;
+  for (int t = 0; t < 4; t++) n += tr_ends[t][k];
+  return n;
+}
+
+static void hold_phase(void) {
+  g_hold = 1;
+  for (int i = 0; i < O.pub_conns; i++) conn_close(&P[i]);
+  uint64_t t0 = lg_now_us(), end = t0 + (uint64_t)(O.hold * 1e6);
+  int settled = 0;
+  while (lg_now_us() < end && g_deadline_us != UINT64_MAX) {
+    settled = 0;
+    for (int i = 0; i < O.subs; i++) settled += sub_settled(&S[i]);
+    if (settled == O.subs) break;
+    loop_once(10);
+  }
+  int open = 0;
+  for (int i = 0; i < O.subs; i++) {
+    if (S[i].c.fd >= 0)
+      open++;
+    else
+      sub_end(&S[i], E_NOTOPEN);
+  }
+  uint64_t t_holding = lg_now_us();
+  printf("{\"mode\":\"holding\",\"subs\":%d,\"open\":%d,\"settled\":%d,\"settle_s\":%.2f}\n",
+         O.subs, open, settled, (double)(t_holding - t0) / 1e6);
+  fflush(stdout);
+  g_last_end_us = 0;
+  while (lg_now_us() < end && g_deadline_us != UINT64_MAX) {
+    uint64_t ended = 0;
+    for (int k = E_LP; k < E_N; k++) ended += g_end[k];
+    if (ended >= (uint64_t)O.subs) break;
+    loop_once(10);
+  }
+  /* per transport, what ended how: tr_ends[transport][E_*] */
+  uint64_t tr_ends[4][E_N] = {{0}};
+  for (int i = 0; i < O.subs; i++) tr_ends[S[i].tr & 3][S[i].end]++;
+  printf("{\"mode\":\"hold\",\"subs\":%d,\"open_at_hold\":%d", O.subs, open);
+  for (int k = 0; k < E_N; k++) printf(",\"%s\":%llu", end_names[k], (unsigned long long)tr_sum(tr_ends, k));
+  printf(",\"ws_close_1001\":%llu,\"last_end_s\":%.3f,\"by_transport\":{",
+         (unsigned long long)g_ws_1001,
+         g_last_end_us > t_holding ? (double)(g_last_end_us - t_holding) / 1e6 : 0.0);
+  for (int t = 0; t < 4; t++) {
+    printf("%s\"%s\":{", t ? "," : "", tr_names[t]);
+    for (int k = 0; k < E_N; k++)
+      printf("%s\"%s\":%llu", k ? "," : "", end_names[k], (unsigned long long)tr_ends[t][k]);
+    printf("}");
+  }
+  printf("},\"label\":\"%s\"}\n", O.label);
+  fflush(stdout);
+}
+
 static void usage(void) {
   puts("usage: loadgen [options]\n"
        "  --server anypush|nchan|socketio   URL templates and framing [anypush]\n"
@@ -1111,8 +1236,12 @@ static void usage(void) {
        "  --idle-cpu S        with --idle: then read the server's CPU over at most S seconds,\n"
        "                      ending 1 s before the first connection's 15th second of silence\n"
        "                      (anypush's and Nchan's first heartbeat) [5]\n"
-       "  --hold S            with --idle: keep them open S seconds after printing the result,\n"
-       "                      so another tool can inspect the server meanwhile [0]\n"
+       "  --hold S            keep them open S seconds after printing the result, so another\n"
+       "                      tool can inspect (--idle) or stop (a stream run) the server\n"
+       "                      meanwhile; after a stream run, no new request is made: a\n"
+       "                      \"holding\" line once all are connected and idle, then a \"hold\"\n"
+       "                      line counting how each connection ended (orderly per transport:\n"
+       "                      lp_end, sse_end, ws_close, idle_close; else bad_end) [0]\n"
        "  --drop-every MS     drop --drop-frac of the subscribers every MS ms while publishing,\n"
        "                      they reconnect at once with their cursor [off]\n"
        "  --drop-frac F       fraction dropped each time, 1 = all (a storm) [0.1]\n"
@@ -1427,5 +1556,7 @@ int main(int argc, char **argv) {
           lg_hist_pct(&H, 99) / 1e3, H.max / 1e3, (unsigned long long)lost, (unsigned long long)dup,
           (unsigned long long)ooo, (double)(g_rx + g_tx) / d, (double)g_reqs / d, srv_sched * 1e6 / d,
           span > 0 ? srv_sched * 100 / span : 0, span > 0 ? lg_cpu * 100 / span : 0);
+  fflush(stdout);
+  if (O.hold > 0) hold_phase();
   return 0;
 }

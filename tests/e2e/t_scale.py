@@ -19,6 +19,7 @@ import asyncio
 import json
 import os
 import re
+import resource
 import signal
 import time
 
@@ -56,6 +57,10 @@ async def scale():
     """The whole run; the points below read what it found."""
     lg = loadgen_path()
     check(os.access(lg, os.X_OK), f"no load generator at {lg} (make bench/loadgen)")
+    # gwlib raised it as far as 20,000; the gateway and loadgen inherit it
+    fds = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    check(fds == resource.RLIM_INFINITY or fds >= SUBS + 200,
+          f"the fd limit is {fds}: {SUBS} connections need {SUBS + 200} (ulimit -n)")
     with Gateway() as gw:
         errf = open(log_dir() / f"t_scale.{os.getpid()}.loadgen.err", "wb")
         R["loadgen_err"] = errf.name

@@ -394,18 +394,69 @@ static void on_probe(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 }
 
+/* The descriptors that are epoll instances right now, by their
+ * /proc/self/fd links: readlink touches no descriptor, so this is safe
+ * while other threads open and close theirs. *n of them, malloc'd. */
+static int *epoll_fds(size_t *n)
+{
+	char path[300], link[64];
+	struct dirent *d;
+	int *fds = NULL;
+	size_t cap = 0;
+	DIR *dir = opendir("/proc/self/fd");
+
+	*n = 0;
+	while (dir && (d = readdir(dir)) != NULL) {
+		ssize_t len;
+
+		if (d->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/fd/%s", d->d_name);
+		len = readlink(path, link, sizeof link - 1);
+		if (len < 0)
+			continue;
+		link[len] = '\0';
+		if (strcmp(link, "anon_inode:[eventpoll]") != 0)
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 8;
+			fds = xrealloc(fds, cap * sizeof *fds);
+		}
+		fds[(*n)++] = atoi(d->d_name);
+	}
+	if (dir)
+		closedir(dir);
+	return fds;
+}
+
+static bool listed(const int *fds, size_t n, int fd)
+{
+	for (size_t i = 0; i < n; i++)
+		if (fds[i] == fd)
+			return true;
+	return false;
+}
+
 /* libev 4.33 does not say which epoll descriptor a loop uses, and
  * ws_release must delete a socket from it (libev never does: it leaves
- * that to close). So watch a probe socket on the loop and ask every epoll
- * descriptor of the process to modify it: only the loop's has it. Once,
- * at start; -1 if not found. */
-static int find_epoll_fd(struct ev_loop *loop)
+ * that to close). So watch a probe socket on the loop and ask the epoll
+ * descriptors that appeared with the loop (not in before, taken just
+ * before ev_loop_new) to modify it: only the loop's has it. Once, at
+ * start; -1 if not found.
+ * Only those new ones: the probe once went through every descriptor of
+ * the process, and by then the Redis engine's thread runs, with its
+ * hiredis socket and its own loop's epoll. epoll_ctl on them from this
+ * thread raced that thread's use and closing of them (ThreadSanitizer in
+ * t_redis.py: the hiredis socket made in on_retry, probed here), and a
+ * number closed and reused meanwhile is another thread's descriptor. */
+static int find_epoll_fd(struct ev_loop *loop, const int *before,
+			 size_t nbefore)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	int sv[2], found = -1;
-	struct dirent *d;
+	size_t n;
+	int *now;
 	ev_io probe;
-	DIR *dir;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
@@ -413,16 +464,12 @@ static int find_epoll_fd(struct ev_loop *loop)
 	ev_io_start(loop, &probe);
 	/* the watcher reaches epoll when the loop runs */
 	ev_run(loop, EVRUN_NOWAIT);
-	dir = opendir("/proc/self/fd");
-	while (dir && found < 0 && (d = readdir(dir)) != NULL) {
-		int fd = atoi(d->d_name);
-
-		if (d->d_name[0] != '.' && fd != sv[0] && fd != sv[1] &&
-		    epoll_ctl(fd, EPOLL_CTL_MOD, sv[0], &ev) == 0)
-			found = fd;
-	}
-	if (dir)
-		closedir(dir);
+	now = epoll_fds(&n);
+	for (size_t i = 0; i < n && found < 0; i++)
+		if (!listed(before, nbefore, now[i]) &&
+		    epoll_ctl(now[i], EPOLL_CTL_MOD, sv[0], &ev) == 0)
+			found = now[i];
+	free(now);
 	ev_io_stop(loop, &probe);
 	close(sv[0]);
 	close(sv[1]);
@@ -488,14 +535,18 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 	static struct lws_protocols protocols[2];
 	struct lws_context_creation_info info;
 	void *foreign[1];
+	size_t nbefore;
+	int *before = epoll_fds(&nbefore);
 
 	l->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV |
 			      EVFLAG_NOSIGMASK);
 	if (l->loop == NULL) {
+		free(before);
 		log_error("loop %zu: cannot create an epoll loop", i);
 		return -1;
 	}
-	l->epfd = find_epoll_fd(l->loop);
+	l->epfd = find_epoll_fd(l->loop, before, nbefore);
+	free(before);
 	if (l->epfd < 0)
 		log_warn("loop %zu: its epoll descriptor is not found: long "
 			 "polls close after their reply",

@@ -210,7 +210,10 @@ def check_targets(text, stream, idle, fnum):
         if m:
             subs, ch = int(m.group(1).replace(",", "")), int(m.group(2).replace(",", ""))
             rate, tr = (500.0 if m.group(3) == "500 msg/s" else 0.0), LABELS[m.group(4)]
-            got = [unique(stream, "", server=srv, transport=tr, subs=subs, channels=ch, rate=rate,
+            # the shape runs by name: at one channel, a closed-loop shape and
+            # fanout-saturate have the same subscribers, channels and rate
+            sc = f"shape{ch}" + ("" if rate else "-max")
+            got = [unique(stream, "", scenario=sc, server=srv, transport=tr, subs=subs, channels=ch, rate=rate,
                           drop_every_ms=0, size=100) for srv in ("anypush", "nchan")]
             if not ok(all(r for r, _ in got), f"target '{target}' names one run per server",
                       "\n".join(w or "" for _, w in got)):
@@ -264,8 +267,8 @@ def check_shapes(text, stream, fnum):
         rate = 0.0 if cell["msg/s"] == "max" else float(cell["msg/s"])
         tr = LABELS[cell["transport"]]
         for srv in ("anypush", "nchan", "socketio"):
-            run, why = unique(stream, "", server=srv, transport=tr, subs=ch * int(cell["subscribers per channel"]
-                                                                                  .replace(",", "")),
+            run, why = unique(stream, "", scenario=f"shape{ch}" + ("" if rate else "-max"), server=srv,
+                              transport=tr, subs=ch * int(cell["subscribers per channel"].replace(",", "")),
                               channels=ch, rate=rate, drop_every_ms=0, size=100)
             for col, want in ((f"{srv} µs", fnum(cpu(run), 2) if run else "–"),
                               (f"{srv} p99 ms", fnum(run["lat_p99_ms"], 2) if run else "–")):

@@ -1214,6 +1214,23 @@ void bus_wait_sync(struct bus *bus, struct subscriber *sub,
 	sub->wait_redis = was;
 }
 
+enum bus_start_wait bus_start_synced(struct bus *bus, struct subscriber *sub,
+				     size_t n, struct cursor *out)
+{
+	struct bus_pull got;
+
+	if (bus_start(bus, sub, 0, n, out))
+		return BUS_START_GO;
+	bus_wait_sync(bus, sub, &got);
+	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
+		return BUS_START_GONE;
+	if (got.parked)
+		return BUS_START_PARKED;
+	if (got.end == SUB_END_NONE && !bus_start(bus, sub, 0, n, out))
+		return BUS_START_LATE;
+	return BUS_START_GO;
+}
+
 void bus_items_release(struct bus_item *items, size_t count)
 {
 	for (size_t i = 0; i < count; i++) {

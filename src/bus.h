@@ -217,6 +217,17 @@ bool bus_welcome(struct bus *bus, struct subscriber *sub, size_t from,
  * return unparked (look again); the timer and the end as bus_pull. */
 void bus_wait_sync(struct bus *bus, struct subscriber *sub,
 		   struct bus_pull *out);
+/* bus_start for a poll's reply, whose next must carry every channel's
+ * epoch: while a channel waits for its first sync, wait as
+ * bus_wait_sync does, and start again when that returns unparked. */
+enum bus_start_wait {
+	BUS_START_GO,     /* started, or the end is for bus_pull to tell */
+	BUS_START_PARKED, /* parked until the sync's wake or the timer */
+	BUS_START_GONE,   /* the subscriber is dead or was cut (slow) */
+	BUS_START_LATE,   /* the wait is over and Redis never synced */
+};
+enum bus_start_wait bus_start_synced(struct bus *bus, struct subscriber *sub,
+				     size_t n, struct cursor *out);
 /* Drop the references of pulled items. */
 void bus_items_release(struct bus_item *items, size_t count);
 /* message_single_reply of a pulled message, its bytes counted in the

@@ -20,23 +20,19 @@
 int http_sub_start_synced(struct http_sub *hs)
 {
 	struct http_request *req = hs->req;
-	struct bus_pull got;
 
-	if (bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
-		      hs->cursor))
-		return -1;
-	bus_wait_sync(req->srv->bus, &hs->sub, &got);
-	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
+	switch (bus_start_synced(req->srv->bus, &hs->sub, req->channels.count,
+				 hs->cursor)) {
+	case BUS_START_GONE:
 		return MHD_NO;
-	if (got.parked)
+	case BUS_START_PARKED:
 		return MHD_YES; /* waiting on Redis */
-	if (got.end == SUB_END_NONE &&
-	    !bus_start(req->srv->bus, &hs->sub, 0, req->channels.count,
-		       hs->cursor)) {
-		/* the wait is over and Redis never gave the epoch */
+	case BUS_START_LATE:
 		http_sub_close(hs);
 		return http_reply_error(req->conn, 503, "redis_unavailable",
 					"Redis did not answer in time; retry");
+	case BUS_START_GO:
+		break;
 	}
 	return -1;
 }

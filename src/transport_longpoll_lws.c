@@ -261,19 +261,17 @@ static int answer(struct lp_poll *lp)
 	/* with --redis, the cursor given at attach may predate the sync;
 	 * nothing is pulled until every channel is synced, so that next
 	 * carries an epoch for each */
-	if (!bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor)) {
-		bus_wait_sync(srv->bus, &lp->sub, &got);
-		if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
-			return -1;
-		if (got.parked)
-			return 0;
-		if (got.end == SUB_END_NONE &&
-		    !bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor))
-			/* the hold is over and Redis never gave the epoch */
-			return reply_error(
-				lp, 503, "Service Unavailable",
-				"redis_unavailable",
-				"Redis did not answer in time; retry");
+	switch (bus_start_synced(srv->bus, &lp->sub, lp->nch, lp->cursor)) {
+	case BUS_START_GONE:
+		return -1;
+	case BUS_START_PARKED:
+		return 0;
+	case BUS_START_LATE: /* the hold is over, Redis never gave the epoch */
+		return reply_error(lp, 503, "Service Unavailable",
+				   "redis_unavailable",
+				   "Redis did not answer in time; retry");
+	case BUS_START_GO:
+		break;
 	}
 	bus_pull(srv->bus, &lp->sub, items, LP_MAX_ITEMS, LP_MAX_BYTES, true,
 		 &got);

@@ -542,7 +542,7 @@ static void wake(struct subscriber *sub)
 {
 	if (sub->parked) {
 		sub->parked = false;
-		sub->transport->wake(sub);
+		sub->host->wake(sub);
 	}
 }
 
@@ -554,7 +554,7 @@ static void end_subscriber(struct subscriber *sub, enum sub_end why)
 	if (sub->parked)
 		wake(sub);
 	else if (why == SUB_END_SLOW)
-		sub->transport->cut(sub);
+		sub->host->cut(sub);
 }
 
 bool bus_shutting_down(struct bus *bus)
@@ -1147,7 +1147,7 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 	    (may_park || (sub->wait_redis && out->waiting))) {
 		sub->parked = true;
 		out->parked = true;
-		sub->transport->park(sub);
+		sub->host->park(sub);
 	}
 out:
 	pthread_mutex_unlock(&bus->lock);

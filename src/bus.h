@@ -7,6 +7,7 @@
 
 #include "cursor.h"
 #include "dheap.h"
+#include "sub_host.h"
 #include "transport.h"
 #include "validate.h"
 
@@ -67,8 +68,9 @@ struct tap {
 /* A connection reading one or more channels. The transport embeds it and
  * fills the first block before bus_attach. */
 struct subscriber {
-	const struct transport *transport;
-	void *conn;                     /* the transport's connection */
+	const struct transport *transport; /* the technique, for counting */
+	const struct sub_host *host; /* the library holding it: park, wake, cut */
+	void *conn;                  /* the host's connection */
 	char client[CLIENT_ID_MAX + 1]; /* its client id */
 	uint64_t period_ms; /* >0: deadline = last output + period (heartbeat) */
 	bool announce;      /* taps made by bus_attach publish join/leave */

@@ -1,7 +1,7 @@
 /* frame_format.h: the text of the WebSocket frames that are not a
  * message's shared envelope (the welcome, gap and cursor frames, the /ws
  * acks and errors), free of I/O, so that the fuzzers run the very code
- * whose bytes reach the client (transport_ws.c writes what these
+ * whose bytes reach the client (lws_ws.c writes what these
  * produce). */
 #ifndef ANYPUSH_FRAME_FORMAT_H
 #define ANYPUSH_FRAME_FORMAT_H

@@ -79,6 +79,37 @@ static int connection_fd(struct MHD_Connection *conn)
 	return ci ? ci->connect_fd : -1;
 }
 
+/* ?transport=ws that reached libmicrohttpd: it carried no upgrade (the
+ * router gives every upgrade to libwebsockets). */
+static int ws_refuse(struct http_request *req)
+{
+	return http_reply_error(
+		req->conn, 400, "upgrade_required",
+		"transport=ws needs a WebSocket upgrade with "
+		"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
+}
+
+static void ws_refused(struct http_request *req)
+{
+	(void)req;
+}
+
+static const struct mhd_guest mhd_ws = { ws_refuse, ws_refused };
+
+/* libmicrohttpd's half of each transport, by id */
+static const struct mhd_guest *const guests[TRANSPORT_COUNT] = {
+	[TRANSPORT_POLL] = &mhd_poll,
+	[TRANSPORT_LONGPOLL] = &mhd_longpoll,
+	[TRANSPORT_SSE] = &mhd_sse,
+	[TRANSPORT_WS] = &mhd_ws,
+};
+
+/* The table that serves a subscribe (req->transport is set). */
+static const struct mhd_guest *guest_of(const struct http_request *req)
+{
+	return guests[req->transport->id];
+}
+
 static int subscribe(struct http_request *req, const char *list)
 {
 	struct http_route_sub in = {
@@ -110,7 +141,7 @@ static int subscribe(struct http_request *req, const char *list)
 	if (r != -1)
 		return r;
 	metrics_add(&metrics.subscriptions[req->transport->id], 1);
-	return req->transport->serve(req);
+	return guest_of(req)->serve(req);
 }
 
 static int preflight(struct http_request *req)
@@ -281,7 +312,7 @@ static enum MHD_Result handle(struct http_request *req, const char *url,
 			      size_t *upload_size)
 {
 	if (req->transport)
-		return (enum MHD_Result)req->transport->serve(req);
+		return (enum MHD_Result)guest_of(req)->serve(req);
 	if (req->wait)
 		return (enum MHD_Result)req->wait_ops->answer(req);
 	if (*upload_size) {
@@ -380,7 +411,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (req->transport) {
 		uint64_t cpu = cost_cpu_now();
 
-		req->transport->finish(req);
+		guest_of(req)->finish(req);
 		cost_cpu(req->transport->id, cpu);
 		/* the reply has been handed to the socket by now */
 		cost_bytes(req->transport->id, req->fd, &req->bytes_base);

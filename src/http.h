@@ -26,6 +26,23 @@ struct http_wait_ops {
 	void (*free)(struct http_request *req);
 };
 
+/* How libmicrohttpd serves a subscribe of one transport: the MHD half of
+ * each technique (http_poll.c, http_longpoll.c, http_sse.c; http.c
+ * answers a WebSocket that reached MHD without an upgrade). http.c picks
+ * the table by the request's transport id. */
+struct mhd_guest {
+	/* Serve the subscribe; called on every access-handler call for it
+	 * (again after each resume). Returns MHD_YES or MHD_NO. */
+	int (*serve)(struct http_request *req);
+	/* The request is over (MHD's completed notification); release what
+	 * serve kept. */
+	void (*finish)(struct http_request *req);
+};
+
+extern const struct mhd_guest mhd_poll;
+extern const struct mhd_guest mhd_longpoll;
+extern const struct mhd_guest mhd_sse;
+
 /* One HTTP request, from the first access-handler call to MHD's
  * completed notification. Touched only by the connection's MHD thread. */
 struct http_request {

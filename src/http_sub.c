@@ -45,6 +45,7 @@ int http_sub_open(struct http_sub *hs, struct http_request *req,
 
 	hs->req = req;
 	hs->sub.transport = req->transport;
+	hs->sub.host = &host_mhd;
 	hs->sub.conn = req->conn;
 	hs->sub.deadline_ms = deadline_ms;
 	hs->sub.period_ms = period_ms;
@@ -110,9 +111,9 @@ size_t http_sub_cursor(const struct http_sub *hs, char *buf)
 	return cursor_format(hs->cursor, hs->req->channels.count, buf);
 }
 
-/* Under the bus lock (see transport.h). The first park registers the fd
+/* Under the bus lock (see sub_host.h). The first park registers the fd
  * with the watcher: from then on a vanished peer is noticed at once. */
-void http_sub_park(struct subscriber *sub)
+static void mhd_park(struct subscriber *sub)
 {
 	struct http_sub *hs = (struct http_sub *)sub;
 
@@ -122,7 +123,7 @@ void http_sub_park(struct subscriber *sub)
 	MHD_suspend_connection(sub->conn);
 }
 
-void http_sub_wake(struct subscriber *sub)
+static void mhd_wake(struct subscriber *sub)
 {
 	MHD_resume_connection(sub->conn);
 }
@@ -131,10 +132,17 @@ void http_sub_wake(struct subscriber *sub)
  * not come. Shutting the socket down makes that wait fail now. The fd is
  * still open: MHD closes it only after the completed notification, which
  * detaches us first, under the lock we hold here. */
-void http_sub_cut(struct subscriber *sub)
+static void mhd_cut(struct subscriber *sub)
 {
 	struct http_sub *hs = (struct http_sub *)sub;
 
 	if (hs->fd >= 0)
 		shutdown(hs->fd, SHUT_RDWR);
 }
+
+const struct sub_host host_mhd = {
+	.name = "libmicrohttpd",
+	.park = mhd_park,
+	.wake = mhd_wake,
+	.cut = mhd_cut,
+};

@@ -1,5 +1,6 @@
 /* http_sub.h: a bus subscriber held on a libmicrohttpd connection
- * (long poll, SSE): parking is MHD suspend, waking is MHD resume, and a
+ * (poll, long poll, SSE). Its host is host_mhd (sub_host.h): parking is
+ * MHD suspend, waking is MHD resume, cutting is shutdown(2), and a
  * watcher notices a peer that leaves while suspended. */
 #ifndef ANYPUSH_HTTP_SUB_H
 #define ANYPUSH_HTTP_SUB_H
@@ -39,9 +40,5 @@ void http_sub_advance(struct http_sub *hs, const struct bus_item *items,
 		      size_t count);
 /* The client's cursor as text (CURSOR_TEXT_MAX). */
 size_t http_sub_cursor(const struct http_sub *hs, char *buf);
-/* transport ops for subscribers held on MHD connections */
-void http_sub_park(struct subscriber *sub);
-void http_sub_wake(struct subscriber *sub);
-void http_sub_cut(struct subscriber *sub);
 
 #endif

@@ -1,5 +1,5 @@
 /* lws_held.h: what the requests held on the libwebsockets loops (SSE in
- * transport_sse_lws.c, long poll in transport_longpoll_lws.c) read from
+ * lws_sse.c, long poll in lws_longpoll.c) read from
  * their head the same way, as lws decoded it. Loop thread, while lws
  * still has the head. */
 #ifndef ANYPUSH_LWS_HELD_H

@@ -258,7 +258,7 @@ static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
 		return;
 	/* An event stream goes to lws only with a stream slot; past
 	 * --max-streams libmicrohttpd answers its 503, with the CORS
-	 * headers a browser needs to read it (transport_sse.c) */
+	 * headers a browser needs to read it (http_sse.c) */
 	if (v == HEAD_SSE)
 		to_ws = capacity_take_stream(r->srv->cap);
 	unlink_pending(r, p);
@@ -283,7 +283,7 @@ static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
 }
 
 /* The head's length if it is a long poll lws may hold, else 0. lws
- * checks its token as libmicrohttpd would (transport_longpoll_lws.c); a
+ * checks its token as libmicrohttpd would (lws_longpoll.c); a
  * refused Origin stays with libmicrohttpd, which answers its 403 with
  * the CORS rules of every other reply. */
 static size_t longpoll_len(struct router *r, size_t n)

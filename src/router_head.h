@@ -36,8 +36,8 @@ enum head_verdict router_head_classify(const char *buf, size_t len, size_t cap,
 #define LONGPOLL_HEAD_MAX 4096
 /* When router_head_classify says HEAD_HTTP: the length of the head if
  * the len bytes are exactly the head of a long poll libwebsockets may
- * hold (transport_longpoll_lws.c): GET /channels/LIST HTTP/1.1 with
- * ?transport=longpoll, every argument as transport_longpoll.c would take
+ * hold (lws_longpoll.c): GET /channels/LIST HTTP/1.1 with
+ * ?transport=longpoll, every argument as http_longpoll.c would take
  * it, a Host, keep-alive, no body, no upgrade, no Last-Event-ID, and
  * nothing after the head; else 0. Credentials and Origin are not looked
  * at here: the caller checks the Origin, lws the token. */

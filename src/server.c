@@ -9,6 +9,7 @@
 #include "capacity.h"
 #include "http.h"
 #include "log.h"
+#include "lws_guests.h"
 #include "redis_engine.h"
 #include "router.h"
 #include "watcher.h"
@@ -19,6 +20,20 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
+
+/* What the libwebsockets loops serve. A plain HTTP request goes to the
+ * first guest whose callback takes it; the WebSocket protocol gets the
+ * rest. */
+static const struct ws_http_guest *const lws_http_guests[] = {
+	&lws_longpoll_guest,
+	&lws_sse_guest,
+	NULL,
+};
+static const struct ws_guests lws_guests = {
+	.ws = &lws_ws_protocol,
+	.alive = &lws_ws_alive,
+	.http = lws_http_guests,
+};
 
 #define LOG_PREFIX "server"
 #define DRAIN_MS 3000
@@ -133,7 +148,7 @@ int server_start(struct server *srv, const struct config *cfg)
 	if (srv->watcher)
 		srv->mhd = http_start(srv);
 	if (srv->mhd)
-		srv->ws = ws_start(srv, config_threads(cfg));
+		srv->ws = ws_start(srv, config_threads(cfg), &lws_guests);
 	if (srv->ws)
 		srv->router = router_start(srv);
 	if (srv->router == NULL) {

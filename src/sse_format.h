@@ -1,6 +1,6 @@
 /* sse_format.h: the text of Server-Sent Events blocks, free of I/O, so
  * that the request fuzzer runs the very code whose bytes reach the
- * client (transport_sse.c stages what these write). */
+ * client (sse_out.c stages what these write). */
 #ifndef ANYPUSH_SSE_FORMAT_H
 #define ANYPUSH_SSE_FORMAT_H
 

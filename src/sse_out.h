@@ -2,8 +2,8 @@
  * copied out: the welcome once, then each pulled item's event (a block
  * from sse_format, a message's shared envelope, its "\n\n"), copied into
  * whatever room the library gives and continued at the next call. Shared
- * by the libmicrohttpd stream (transport_sse.c) and the libwebsockets one
- * (transport_sse_lws.c), so both send the same bytes in the same order. */
+ * by the libmicrohttpd stream (http_sse.c) and the libwebsockets one
+ * (lws_sse.c), so both send the same bytes in the same order. */
 #ifndef ANYPUSH_SSE_OUT_H
 #define ANYPUSH_SSE_OUT_H
 
@@ -31,15 +31,17 @@ struct sse_out {
 	struct message *writing; /* its envelope is staged: reference held */
 	size_t nitems, next;     /* of the stream's pulled items */
 	bool started;            /* the welcome is staged */
+	bool ending; /* the last event is staged: end once it is out */
+	const char *why; /* why it ends, for the host's log; NULL: none */
 	/* with --redis: the welcome waits for the channels' first sync
 	 * until then (monotonic ms), the stream ends past it; 0: no wait */
 	uint64_t welcome_by;
 };
 
 /* What the next event is made of: the stream's own state, lent for one
- * sse_out_next call. */
+ * sse_out_next or sse_fill (transport_sse.h) call. */
 struct sse_out_src {
-	struct bus_item *items; /* the nitems pulled (sse_out_pulled) */
+	struct bus_item *items; /* SSE_BATCH: pulled into, then staged */
 	char *scratch; /* SSE_FORMAT_MAX bytes, left alone until drained */
 	struct cursor *cursor; /* the client's, one per channel of chs:
 				* advanced past each item staged */
@@ -48,8 +50,9 @@ struct sse_out_src {
 	unsigned long heartbeat; /* seconds, for the welcome */
 	bool named;              /* messages as events of their own name */
 	unsigned long *sent;     /* messages staged, counted */
-	struct bus *bus;         /* whose sub is the stream: the welcome */
-	struct subscriber *sub;  /* waits for its channels' sync */
+	struct bus *bus;         /* whose sub is the stream */
+	struct subscriber *sub;
+	long long exp_s; /* the token's exp: the stream ends then; 0: none */
 };
 
 /* Staging */

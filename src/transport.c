@@ -4,6 +4,11 @@
 
 #include <string.h>
 
+const struct transport transport_poll = { "poll", TRANSPORT_POLL };
+const struct transport transport_longpoll = { "longpoll", TRANSPORT_LONGPOLL };
+const struct transport transport_sse = { "sse", TRANSPORT_SSE };
+const struct transport transport_ws = { "ws", TRANSPORT_WS };
+
 static const struct transport *const all[TRANSPORT_COUNT] = {
 	[TRANSPORT_POLL] = &transport_poll,
 	[TRANSPORT_LONGPOLL] = &transport_longpoll,
@@ -73,20 +78,4 @@ int transport_enable_only(const char *list)
 bool transport_enabled(const struct transport *t)
 {
 	return enabled[t->id];
-}
-
-void transport_no_op(struct subscriber *sub)
-{
-	(void)sub;
-}
-
-int transport_no_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-void transport_no_finish(struct http_request *req)
-{
-	(void)req;
 }

@@ -1,13 +1,10 @@
-/* transport.h: the pluggable push techniques, one const ops table each.
- * Adding a technique is one new file and one line in transport.c. */
+/* transport.h: the push techniques (poll, long poll, SSE, WebSocket) by
+ * name and id, which ones are enabled, and where each is described. */
 #ifndef ANYPUSH_TRANSPORT_H
 #define ANYPUSH_TRANSPORT_H
 
 #include <stdbool.h>
 #include <stddef.h>
-
-struct http_request;
-struct subscriber;
 
 enum transport_id {
 	TRANSPORT_POLL,
@@ -17,37 +14,23 @@ enum transport_id {
 	TRANSPORT_COUNT
 };
 
+/* A technique, whichever library holds its sockets: what a client names
+ * with ?transport=, and what counters and limits count it as. How it
+ * frames and paces messages is its own module, free of any library:
+ * transport_sse.c, transport_longpoll.c, poll_format.c (a short poll is
+ * one pull and one reply), frame_format.c and ws_mux.c (WebSocket). The
+ * libraries serve it through their own tables (http.h's struct
+ * mhd_guest, lws_guests.h), and park, wake and cut its subscribers
+ * through their host (sub_host.h). */
 struct transport {
 	const char *name; /* the protocol's name: ?transport=NAME */
 	enum transport_id id;
-	/* Serve a subscribe request that reached libmicrohttpd; called on
-	 * every access-handler call for it (again after each resume).
-	 * Returns MHD_YES or MHD_NO. MHD thread. */
-	int (*serve)(struct http_request *req);
-	/* The request is over (MHD's completed notification); release what
-	 * serve kept. MHD thread. */
-	void (*finish)(struct http_request *req);
-	/* The subscriber has nothing to send: stop asking (suspend). Called
-	 * under the bus lock, so a wake cannot slip in between. */
-	void (*park)(struct subscriber *sub);
-	/* A parked subscriber has news, a due timer or must end. Under the bus
-	 * lock, from any thread: must not block or write to a socket. */
-	void (*wake)(struct subscriber *sub);
-	/* End a subscriber that is not parked, promptly, e.g. one that stopped
-	 * reading (shutdown(2) its socket, or ask the owning thread). Under
-	 * the bus lock; must not block. */
-	void (*cut)(struct subscriber *sub);
 };
 
 extern const struct transport transport_poll;
 extern const struct transport transport_longpoll;
 extern const struct transport transport_sse;
 extern const struct transport transport_ws;
-/* The subscribers of SSE streams served by libwebsockets (not registered:
- * ?transport=sse names transport_sse, which libmicrohttpd serves). */
-extern const struct transport transport_sse_lws;
-/* The same for long polls served by libwebsockets. */
-extern const struct transport transport_longpoll_lws;
 
 /* The transport of that name, or NULL. */
 const struct transport *transport_by_name(const char *name, size_t len);
@@ -59,11 +42,5 @@ int transport_enable_only(const char *list);
 /* Whether transport_enable_only would take the list; changes nothing. */
 int transport_list_valid(const char *list);
 bool transport_enabled(const struct transport *t);
-/* A park, wake or cut that does nothing, for transports that never park. */
-void transport_no_op(struct subscriber *sub);
-/* serve and finish for the tables of subscribers libmicrohttpd never
- * serves (those held on the libwebsockets loops): never called. */
-int transport_no_serve(struct http_request *req);
-void transport_no_finish(struct http_request *req);
 
 #endif

@@ -81,6 +81,7 @@ struct adoption {
 
 struct ws {
 	struct server *srv;
+	const struct ws_guests *guests; /* what the loops serve (ws.h) */
 	lws_retry_bo_t retry; /* no validity timers: see ws_start */
 	size_t n;
 	struct ws_loop *loops;
@@ -271,7 +272,7 @@ static void serve_ready(struct ws_loop *l)
 static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
-	const struct lws_protocols *p = transport_ws_protocols();
+	const struct ws_guests *g;
 	int r;
 
 	if (reason == LWS_CALLBACK_EVENT_WAIT_CANCELLED) {
@@ -291,14 +292,13 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason,
 		lws_set_opaque_user_data(wsi, NULL);
 		give_back(ws_loop_of(wsi), mark == &counted ? NULL : mark);
 	}
-	/* plain HTTP here is a long poll or an event stream (the router
-	 * sends nothing else that is not an upgrade) */
-	if (transport_longpoll_lws_callback(wsi, (int)reason, user, in, len,
-					    &r))
-		return r;
-	if (transport_sse_lws_callback(wsi, (int)reason, user, in, len, &r))
-		return r;
-	return p[0].callback(wsi, reason, user, in, len);
+	/* plain HTTP here is one of the guests' (a long poll, an event
+	 * stream: the router sends nothing else that is not an upgrade) */
+	g = ws_loop_of(wsi)->ws->guests;
+	for (const struct ws_http_guest *const *h = g->http; *h; h++)
+		if ((*h)->callback(wsi, (int)reason, user, in, len, &r))
+			return r;
+	return g->ws->callback(wsi, reason, user, in, len);
 }
 
 static void lws_log(int level, const char *line)
@@ -556,17 +556,13 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 	ev_async_start(l->loop, &l->stop_watcher);
 	ev_timer_init(&l->tick, on_tick, TICK_S, TICK_S);
 	l->tick.data = l;
-	protocols[0] = transport_ws_protocols()[0];
+	protocols[0] = *ws->guests->ws;
 	protocols[0].callback = on_event;
-	/* one protocol serves WebSockets and event streams alike */
-	if (protocols[0].per_session_data_size <
-	    transport_sse_lws_session_size())
-		protocols[0].per_session_data_size =
-			transport_sse_lws_session_size();
-	if (protocols[0].per_session_data_size <
-	    transport_longpoll_lws_session_size())
-		protocols[0].per_session_data_size =
-			transport_longpoll_lws_session_size();
+	/* one protocol serves WebSockets and every plain-HTTP guest alike:
+	 * its session data is the largest of theirs */
+	for (const struct ws_http_guest *const *h = ws->guests->http; *h; h++)
+		if (protocols[0].per_session_data_size < (*h)->session_size)
+			protocols[0].per_session_data_size = (*h)->session_size;
 	foreign[0] = l->loop;
 	memset(&info, 0, sizeof info);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
@@ -576,7 +572,7 @@ static int loop_init(struct ws *ws, struct ws_loop *l, size_t i)
 		       LWS_SERVER_OPTION_LIBEV;
 	info.foreign_loops = foreign;
 	info.retry_and_idle_policy = &ws->retry;
-	ws_alive_init(&l->alive, transport_ws_alive_ops(),
+	ws_alive_init(&l->alive, ws->guests->alive,
 		      ws->srv->cfg->ws_ping * 1000,
 		      ws->srv->cfg->ws_hangup * 1000, bus_now_ms());
 	info.user = l;
@@ -614,12 +610,14 @@ static void loop_free(struct ws_loop *l)
 	pthread_mutex_destroy(&l->lock);
 }
 
-struct ws *ws_start(struct server *srv, size_t n)
+struct ws *ws_start(struct server *srv, size_t n,
+		    const struct ws_guests *guests)
 {
 	struct ws *ws = xcalloc(1, sizeof *ws);
 	static const uint32_t backoff[] = { 1000 };
 
 	ws->srv = srv;
+	ws->guests = guests;
 	ws->n = n;
 	ws->loops = xcalloc(n, sizeof *ws->loops);
 	/* Keepalive is ours (ws_alive.c), on a wheel per loop: lws's

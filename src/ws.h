@@ -32,10 +32,35 @@ struct ws_ready_link {
 	void (*service)(struct ws_ready_link *link);
 };
 
+/* A plain HTTP request a loop holds for a transport (an SSE stream, a
+ * long poll), as its own file serves it. */
+struct ws_http_guest {
+	const char *name;
+	size_t session_size; /* the per-session data its wsi needs */
+	/* Loop thread: handle the callback if it is this guest's
+	 * (LWS_CALLBACK_HTTP for a head it serves, or a wsi whose session
+	 * data is its own); true if handled, with the callback's answer in
+	 * *ret. */
+	bool (*callback)(struct lws *wsi, int reason, void *user, void *in,
+			 size_t len, int *ret);
+};
+
+/* What the loops serve, given at start (server.c names them, from
+ * lws_guests.h), so this file names no transport. */
+struct ws_guests {
+	/* the WebSocket protocol: it gets every callback no guest took */
+	const struct lws_protocols *ws;
+	const struct ws_alive_ops *alive; /* its keepalive's ping, hang-up */
+	/* asked in order, NULL-terminated */
+	const struct ws_http_guest *const *http;
+};
+
 /* Life cycle */
 /* Create n contexts one after the other (lws wants that), then start a
- * loop thread for each; NULL on failure. */
-struct ws *ws_start(struct server *srv, size_t n);
+ * loop thread for each, serving guests (which must outlive them); NULL
+ * on failure. */
+struct ws *ws_start(struct server *srv, size_t n,
+		    const struct ws_guests *guests);
 /* Stop every loop thread; each destroys its context, which closes what
  * is left. */
 void ws_stop(struct ws *ws);
@@ -75,27 +100,5 @@ void ws_client_ip(struct lws *wsi, char ip[LIMITS_IP_MAX]);
 struct server *ws_server(struct ws_loop *loop);
 /* The loop's keepalive wheel (ws_alive.h), turned on every wake. */
 struct ws_alive *ws_alive_of(struct ws_loop *loop);
-
-/* Provided by transport_ws.c. */
-const struct lws_protocols *transport_ws_protocols(void);
-/* Loop thread: a session taken off the ready list. */
-void transport_ws_service(struct ws_ready_link *link);
-/* The keepalive's ping and hang-up of a session. */
-const struct ws_alive_ops *transport_ws_alive_ops(void);
-
-/* Provided by transport_sse_lws.c: SSE streams the router sent to lws. */
-/* Loop thread: handle the callback if it is an SSE wsi's (LWS_CALLBACK_HTTP
- * or a wsi whose session data is an SSE stream); true if handled, with
- * the callback's answer in *ret. */
-bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
-				void *in, size_t len, int *ret);
-/* The per-session data an SSE wsi needs. */
-size_t transport_sse_lws_session_size(void);
-
-/* Provided by transport_longpoll_lws.c: long polls the router sent to
- * lws; as for SSE above. */
-bool transport_longpoll_lws_callback(struct lws *wsi, int reason, void *user,
-				     void *in, size_t len, int *ret);
-size_t transport_longpoll_lws_session_size(void);
 
 #endif

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Long polls held on the libwebsockets loops (transport_longpoll_lws.c): an
+"""Long polls held on the libwebsockets loops (lws_longpoll.c): an
 idle long poll costs under 5 KiB of RSS (6.2 KiB held by libmicrohttpd);
 after its reply the socket goes back to the router, so a publish and
 another long poll on the same keep-alive connection both work; bytes that

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A WebSocket's receive buffer is small (transport_ws.c: 1 KiB, so that an
+"""A WebSocket's receive buffer is small (lws_ws.c: 1 KiB, so that an
 idle socket holds little; docs/internals/transports.md), and libwebsockets
 hands a longer frame over in pieces of that size. A message that big or
 far bigger, in one frame or in fragments, on a single-channel socket or on

@@ -10,9 +10,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-/* --transports is checked against the registry's names; the ops are
- * never called here. */
-#include "fake_transports.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -200,7 +200,7 @@ static void check_sse_item(const struct world *w, const struct bus_item *it,
 	const char *event;
 	cJSON *doc;
 
-	/* as transport_sse.c stages it: the text, the envelope, "\n\n" */
+	/* as sse_out.c stages it: the text, the envelope, "\n\n" */
 	len = n + (it->msg ? it->msg->json_len + 2 : 0);
 	block = malloc(len + 1);
 	memcpy(block, buf, n);
@@ -272,7 +272,7 @@ static void check_ws_item(const struct world *w, const struct bus_item *it)
 
 	if (it->msg)
 		return; /* the envelope itself: fuzz_encode */
-	/* transport_ws.c passes the name as a C string */
+	/* lws_ws.c passes the name as a C string */
 	memcpy(name, w->chs.name[it->tap], w->chs.len[it->tap]);
 	name[w->chs.len[it->tap]] = '\0';
 	n = frame_format_item(buf, sizeof buf, name, it);
@@ -299,7 +299,7 @@ static void check_ref(const cJSON *doc, const struct mux_op *op,
 	wf_want_u64(WHO, doc, "ref", (uint64_t)op->ref, text, len);
 }
 
-/* What transport_ws.c answers a /ws frame with: the error of a frame
+/* What lws_ws.c answers a /ws frame with: the error of a frame
  * that does not parse; for one that does, its ack, with the subscribe's
  * start cursor or the publish's stored position from the input. */
 static void check_mux(const struct world *w, const char *frame, size_t flen,

@@ -18,8 +18,8 @@
  * position, and each channel's ids are contiguous within an epoch unless
  * a gap says otherwise.
  *
- * The transports' ops tables are replaced by ones that do nothing: here
- * parking is the bus's flag and waking is the next pull. */
+ * The subscribers' host does nothing: here parking is the bus's flag and
+ * waking is the next pull. */
 #include "bus.h"
 #include "cursor.h"
 #include "frame_format.h"
@@ -84,9 +84,16 @@ static const char *const clients[CLIENTS] = {
 	"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-",
 };
 
-/* ---- the transports, reduced to their names and ids ---- */
+/* ---- the transports, and a host that lets the program drive ---- */
 
-#include "fake_transports.h"
+/* The program pulls each subscriber when it chooses: a park, wake or cut
+ * asks nothing of it (what they would ask of a library is its host's). */
+static void no_op(struct subscriber *sub)
+{
+	(void)sub;
+}
+
+static const struct sub_host fuzz_host = { "fuzz", no_op, no_op, no_op };
 
 static const struct transport *const by_kind[K_COUNT] = {
 	&transport_poll, &transport_longpoll, &transport_sse,
@@ -673,6 +680,7 @@ static struct fsub *sub_new(enum kind kind, unsigned flags)
 
 	fs->kind = kind;
 	fs->sub.transport = by_kind[kind];
+	fs->sub.host = &fuzz_host;
 	fs->sub.announce = flags & 2;
 	snprintf(fs->sub.client, sizeof fs->sub.client, "%s",
 		 clients[flags >> 3 & (CLIENTS - 1)]);

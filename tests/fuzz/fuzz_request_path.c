@@ -29,7 +29,6 @@
 #define WHO "fuzz_request_path"
 #define ARGS_MAX 32
 
-#include "fake_transports.h"
 
 struct query {
 	size_t n;

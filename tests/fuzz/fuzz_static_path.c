@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fake_transports.h"
 
 static void fail(const char *what, const char *path)
 {

@@ -45,27 +45,12 @@ static void noop_sub(struct subscriber *s)
 	(void)s;
 }
 
-static int noop_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void noop_finish(struct http_request *req)
-{
-	(void)req;
-}
-
-static const struct transport fake_sse = {
-	.name = "fake-sse",
-	.id = TRANSPORT_SSE,
-	.serve = noop_serve,
-	.finish = noop_finish,
+static const struct sub_host fake_host = {
+	.name = "fake",
 	.park = noop_sub,
 	.wake = noop_sub,
 	.cut = noop_sub,
 };
-
 static void sleep_ms(long ms)
 {
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
@@ -213,7 +198,8 @@ static void attach(struct node *n, struct tsub *t, const char *ch)
 	struct bus_channel_info info;
 
 	memset(t, 0, sizeof *t);
-	t->sub.transport = &fake_sse;
+	t->sub.transport = &transport_sse;
+	t->sub.host = &fake_host;
 	list.name[0] = ch;
 	list.len[0] = strlen(ch);
 	ck_assert_int_eq(bus_attach(n->bus, &t->sub, &list, NULL, &start),

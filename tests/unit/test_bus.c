@@ -36,17 +36,6 @@ static struct tsub *tsub_of(struct subscriber *s)
 	return (struct tsub *)s;
 }
 
-static int fake_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void fake_finish(struct http_request *req)
-{
-	(void)req;
-}
-
 static void fake_park(struct subscriber *s)
 {
 	tsub_of(s)->parks++;
@@ -62,26 +51,12 @@ static void fake_cut(struct subscriber *s)
 	tsub_of(s)->cuts++;
 }
 
-static const struct transport fake_sse = {
-	.name = "fake-sse",
-	.id = TRANSPORT_SSE,
-	.serve = fake_serve,
-	.finish = fake_finish,
+static const struct sub_host fake_host = {
+	.name = "fake",
 	.park = fake_park,
 	.wake = fake_wake,
 	.cut = fake_cut,
 };
-
-static const struct transport fake_ws = {
-	.name = "fake-ws",
-	.id = TRANSPORT_WS,
-	.serve = fake_serve,
-	.finish = fake_finish,
-	.park = fake_park,
-	.wake = fake_wake,
-	.cut = fake_cut,
-};
-
 /* ---- fixture: one bus per test, and no message may outlive it ---- */
 
 static struct bus *bus;
@@ -190,7 +165,8 @@ static uint64_t publish_from(const char *channel, const char *text,
 static void sub_init(struct tsub *t, const char *client)
 {
 	memset(t, 0, sizeof *t);
-	t->sub.transport = &fake_sse;
+	t->sub.transport = &transport_sse;
+	t->sub.host = &fake_host;
 	snprintf(t->sub.client, sizeof t->sub.client, "%s", client);
 }
 
@@ -1685,7 +1661,8 @@ START_TEST(test_subscriber_counts)
 	join(&s1, "s1", "a", NULL);
 	join(&s2, "s2", "a,b", NULL);
 	sub_init(&w, "w");
-	w.sub.transport = &fake_ws;
+	w.sub.transport = &transport_ws;
+	w.sub.host = &fake_host;
 	ck_assert_int_eq(attach(&w, "a", NULL, NULL), BUS_OK);
 	info = info_of("a");
 	ck_assert_uint_eq(info.subscribers[TRANSPORT_SSE], 2);

@@ -37,27 +37,12 @@ static void fake_cut(struct subscriber *s)
 	(void)s;
 }
 
-static int fake_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void fake_finish(struct http_request *req)
-{
-	(void)req;
-}
-
-static const struct transport fake_sse = {
-	.name = "fake-sse",
-	.id = TRANSPORT_SSE,
-	.serve = fake_serve,
-	.finish = fake_finish,
+static const struct sub_host fake_host = {
+	.name = "fake",
 	.park = fake_park,
 	.wake = fake_wake,
 	.cut = fake_cut,
 };
-
 /* ---- the fake engine ---- */
 
 static int activated, deactivated, published;
@@ -179,7 +164,8 @@ static void attach(struct tsub *t, const char *ch, const struct cursor *since,
 	struct channel_list list = { .count = 1 };
 
 	memset(t, 0, sizeof *t);
-	t->sub.transport = &fake_sse;
+	t->sub.transport = &transport_sse;
+	t->sub.host = &fake_host;
 	list.name[0] = ch;
 	list.len[0] = strlen(ch);
 	ck_assert_int_eq(bus_attach(bus, &t->sub, &list, since, start), BUS_OK);
@@ -364,7 +350,8 @@ START_TEST(test_reclaim_unsubscribes_and_joins_go_to_redis)
 	ck_assert_str_eq(last_channel, "c");
 	/* back in use: Redis is asked again, the old state is not trusted */
 	memset(&a, 0, sizeof a);
-	a.sub.transport = &fake_sse;
+	a.sub.transport = &transport_sse;
+	a.sub.host = &fake_host;
 	a.sub.announce = true;
 	strcpy(a.sub.client, "alice");
 	{

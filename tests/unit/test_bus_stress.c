@@ -99,17 +99,6 @@ static struct ssub *ssub_of(struct subscriber *s)
 	return (struct ssub *)s;
 }
 
-static int fake_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void fake_finish(struct http_request *req)
-{
-	(void)req;
-}
-
 /* MHD panics on a resume without a suspend and hangs on a suspend never
  * resumed: count both. */
 static void fake_park(struct subscriber *s)
@@ -138,16 +127,12 @@ static void fake_cut(struct subscriber *s)
 	ssub_of(s)->cuts++;
 }
 
-static const struct transport fake_sse = {
-	.name = "fake-sse",
-	.id = TRANSPORT_SSE,
-	.serve = fake_serve,
-	.finish = fake_finish,
+static const struct sub_host fake_host = {
+	.name = "fake",
 	.park = fake_park,
 	.wake = fake_wake,
 	.cut = fake_cut,
 };
-
 /* ---- the shared bus ---- */
 
 static struct bus *bus;
@@ -345,7 +330,8 @@ static bool client_attach(struct client *cl)
 	cl->last_seq = 0;
 	/* a new connection: its transport fills a zeroed subscriber */
 	memset(&cl->s.sub, 0, sizeof cl->s.sub);
-	cl->s.sub.transport = &fake_sse;
+	cl->s.sub.transport = &transport_sse;
+	cl->s.sub.host = &fake_host;
 	cl->s.sub.period_ms = PERIOD_MS;
 	snprintf(cl->s.sub.client, sizeof cl->s.sub.client, "sub%d", cl->index);
 	err = bus_attach(bus, &cl->s.sub, &list, at_tail ? NULL : since, start);

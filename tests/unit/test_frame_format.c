@@ -1,6 +1,6 @@
 /* The WebSocket frames around the envelopes: the welcome at its largest
  * (tests/fuzz/fuzz_framing.c found it cut), and the /ws acks and errors
- * that transport_ws.c queues. */
+ * that lws_ws.c queues. */
 #include "unit.h"
 
 #include "cursor.h"

@@ -21,42 +21,17 @@
 #define TS_MS 1700000000000LL
 #define MAXI 64
 
-static int fake_serve(struct http_request *req)
-{
-	(void)req;
-	return 0;
-}
-
-static void fake_finish(struct http_request *req)
-{
-	(void)req;
-}
-
 static void fake_sub_op(struct subscriber *s)
 {
 	(void)s;
 }
 
-static const struct transport fake_sse = {
-	.name = "fake-sse",
-	.id = TRANSPORT_SSE,
-	.serve = fake_serve,
-	.finish = fake_finish,
+static const struct sub_host fake_host = {
+	.name = "fake",
 	.park = fake_sub_op,
 	.wake = fake_sub_op,
 	.cut = fake_sub_op,
 };
-
-static const struct transport fake_longpoll = {
-	.name = "fake-longpoll",
-	.id = TRANSPORT_LONGPOLL,
-	.serve = fake_serve,
-	.finish = fake_finish,
-	.park = fake_sub_op,
-	.wake = fake_sub_op,
-	.cut = fake_sub_op,
-};
-
 static struct bus *bus;
 static long alive_before;
 
@@ -122,6 +97,7 @@ static void attach(struct subscriber *s, const struct transport *t,
 
 	memset(s, 0, sizeof *s);
 	s->transport = t;
+	s->host = &fake_host;
 	snprintf(s->client, sizeof s->client, "%s", client);
 	ck_assert_int_eq(channel_list_parse(list, strlen(list), &chs), 0);
 	for (size_t i = 0; i < chs.count; i++)
@@ -158,7 +134,7 @@ static int announced(const char *channel, const char *event, const char *client)
 	int n = 0;
 
 	snprintf(want, sizeof want, "{\"client\":\"%s\",", client);
-	attach(&s, &fake_sse, "reader", channel, 0);
+	attach(&s, &transport_sse, "reader", channel, 0);
 	do {
 		bus_pull(bus, &s, items, MAXI, SIZE_MAX, false, &out);
 		for (size_t i = 0; i < out.count; i++) {
@@ -197,7 +173,7 @@ START_TEST(test_cap_holds_with_fresh_ids)
 		snprintf(list + strlen(list), sizeof list - strlen(list),
 			 "%s%s", i ? "," : "", name);
 	}
-	attach(&watcher, &fake_sse, "watcher", "c0", 1);
+	attach(&watcher, &transport_sse, "watcher", "c0", 1);
 	for (int i = 0; i < POLLS; i++) {
 		snprintf(client, sizeof client, "fresh%d", i);
 		poll_seen(list, client, TRANSPORT_POLL, false);
@@ -347,7 +323,7 @@ START_TEST(test_held_longpoll_kept)
 
 	open_presence_bus(0, 100);
 	publish("x", "first");
-	attach(&held, &fake_longpoll, "L", "x", 1);
+	attach(&held, &transport_longpoll, "L", "x", 1);
 	poll_seen("x", "L", TRANSPORT_LONGPOLL, true);
 	poll_seen("x", "P", TRANSPORT_POLL, true);
 	now = bus_now_ms() + 10;
@@ -373,7 +349,7 @@ START_TEST(test_channel_kept_while_polled)
 	uint64_t t;
 
 	open_presence_bus(window, 10);
-	attach(&s, &fake_sse, "s", "idle", 0); /* creates it, no history */
+	attach(&s, &transport_sse, "s", "idle", 0); /* creates it, no history */
 	bus_detach(bus, &s);
 	poll_seen("idle", "a", TRANSPORT_POLL, false);
 	t = bus_now_ms();

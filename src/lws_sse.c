@@ -1,7 +1,7 @@
 /* Server-Sent Events on the libwebsockets loops. The router sends here
  * only SSE subscribes it has checked in full (router_head.c), with a
  * stream slot already taken; anything doubtful goes to libmicrohttpd,
- * whose transport_sse.c answers the JSON error or serves it.
+ * whose http_sse.c answers the JSON error or serves it.
  *
  * Why here and not on libmicrohttpd: MHD 0.9.75 keeps its whole
  * connection pool (--http-memory) for as long as a reply streams, so a
@@ -10,23 +10,26 @@
  * given back once the head is answered, and the write buffer exists only
  * while there is something to write.
  *
- * The bytes are those of transport_sse.c (sse_format.c), in chunked
+ * The bytes are the technique's (transport_sse.c), in chunked
  * encoding over HTTP/1.1 and as a plain body over HTTP/1.0. Everything
- * runs on the stream's loop thread except the wake and cut ops, which run
+ * runs on the stream's loop thread except host_lws's wake and cut, which run
  * under the bus lock on any thread and only queue the stream for it. */
 #include "auth.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
 #include "cursor.h"
+#include "host_lws.h"
 #include "log.h"
 #include "lws_auth.h"
+#include "lws_guests.h"
 #include "lws_held.h"
 #include "metrics.h"
 #include "server.h"
 #include "sse_format.h"
 #include "sse_out.h"
 #include "transport.h"
+#include "transport_sse.h"
 #include "validate.h"
 #include "watcher.h"
 #include "ws.h"
@@ -40,15 +43,12 @@
 #include <time.h>
 
 #define LOG_PREFIX "sse"
-#define SSE_BATCH 16
-#define SSE_BATCH_BYTES (64u << 10)
 /* one write: the body of one chunk */
 #define SSE_WRITE_MAX (16u << 10)
 #define SSE_WRITES_PER_CALLBACK 8
 /* room before a chunk's data for its size line: 8 hex digits, CRLF */
 #define CHUNK_HEAD 10
 #define HEAD_MAX 1024
-#define PING ": ping\nevent: ping\ndata: {}\n\n"
 
 /* What only a stream with something to write needs: allocated when it
  * is asked to write and freed when it parks, so an idle stream does not
@@ -63,96 +63,36 @@ struct sse_busy {
 /* lws's per-session data of an SSE wsi; zeroed by lws. The subscriber
  * comes first: its transport tells an SSE wsi from a WebSocket one. */
 struct sse_stream {
-	struct subscriber sub;
-	struct ws_ready_link link;
-	struct ws_loop *loop;
+	struct lws_sub h; /* first: the bus's subscriber is this */
 	struct lws *wsi;
 	unsigned retry_after; /* seconds, for a 429 reply_error; 0: none */
-	char *path; /* the channel list */
+	char *path;           /* the channel list */
 	size_t nch;
-	struct cursor *cursor;   /* as the client has it, one per channel */
-	struct sse_busy *busy;   /* NULL while idle */
-	struct sse_out out;      /* what is staged, of busy->items */
-	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
+	struct cursor *cursor; /* as the client has it, one per channel */
+	struct sse_busy *busy; /* NULL while idle */
+	struct sse_out out;    /* what is staged, of busy->items */
+	uint64_t bytes_base;   /* written to the socket, counted (cost_bytes) */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages */
 	const char *why;    /* for the close line; NULL: the peer or the link */
-	bool opened;   /* the HTTP callback came */
-	bool attached; /* to the bus */
-	bool detached; /* lws's header table given back */
-	bool named;    /* messages as events of their own name */
-	bool chunked;  /* HTTP/1.1: the body is chunked */
-	bool cut;      /* set under the bus lock, read on the loop thread */
-	bool killing;  /* cut seen on the loop thread: the wsi is ending */
-	bool closing;  /* the last bytes are written: close when sent */
-	bool watched;  /* fd is registered with the watcher */
+	bool opened;        /* the HTTP callback came */
+	bool attached;      /* to the bus */
+	bool detached;      /* lws's header table given back */
+	bool named;         /* messages as events of their own name */
+	bool chunked;       /* HTTP/1.1: the body is chunked */
+	bool killing;       /* cut seen on the loop thread: the wsi is ending */
+	bool closing;       /* the last bytes are written: close when sent */
+	bool watched;       /* fd is registered with the watcher */
 	int fd;
 	long long exp_s; /* the token's exp: the stream ends then; 0: none */
 };
 
-/* What fill found. */
-enum fill_end {
-	FILL_MORE,   /* bytes to write, and ask again */
-	FILL_PARKED, /* nothing to write: parked until a wake */
-	FILL_END,    /* the gateway stops: the bytes, then the end */
-	FILL_ERROR,  /* close now (slow consumer, gone) */
-};
-
-/* ---- transport ops (any thread, under the bus lock) ---- */
-
 static struct sse_stream *from_link(struct ws_ready_link *link)
 {
-	return (struct sse_stream *)((char *)link -
-				     offsetof(struct sse_stream, link));
+	return (struct sse_stream *)lws_sub_of_link(link);
 }
-
-static void sse_wake(struct subscriber *sub)
-{
-	struct sse_stream *st = (struct sse_stream *)sub;
-
-	ws_ready(st->loop, &st->link);
-}
-
-static void sse_cut(struct subscriber *sub)
-{
-	struct sse_stream *st = (struct sse_stream *)sub;
-
-	st->cut = true;
-	ws_ready(st->loop, &st->link);
-}
-
-/* Only the subscribers' table (the bus counts them as sse):
- * ?transport=sse names transport_sse, libmicrohttpd's. */
-const struct transport transport_sse_lws = {
-	.name = "sse",
-	.id = TRANSPORT_SSE,
-	.serve = transport_no_serve,
-	.finish = transport_no_finish,
-	.park = transport_no_op, /* not asking for WRITEABLE is the park */
-	.wake = sse_wake,
-	.cut = sse_cut,
-};
 
 /* ---- loop thread: the text ---- */
-
-/* Stage the next thing to send; false if nothing is ready. */
-static bool stage_next(struct sse_stream *st)
-{
-	const struct sse_out_src src = {
-		.items = st->busy->items,
-		.scratch = st->busy->scratch,
-		.cursor = st->cursor,
-		.chs = &st->busy->chs,
-		.client = st->sub.client,
-		.heartbeat = config_live(ws_server(st->loop)->cfg, heartbeat),
-		.named = st->named,
-		.sent = &st->sent,
-		.bus = ws_server(st->loop)->bus,
-		.sub = &st->sub,
-	};
-
-	return sse_out_next(&st->out, &src);
-}
 
 static void go_busy(struct sse_stream *st)
 {
@@ -163,73 +103,26 @@ static void go_busy(struct sse_stream *st)
 	(void)channel_list_parse(st->path, strlen(st->path), &st->busy->chs);
 }
 
-/* The n bytes in buf, then the event, then the end of the stream. */
-static enum fill_end end_with(struct sse_stream *st, char *buf, size_t max,
-			      size_t n, size_t *len, const char *event,
-			      size_t elen, const char *why)
-{
-	if (max - n < elen)
-		return FILL_MORE;
-	memcpy(buf + n, event, elen);
-	*len = n + elen;
-	st->why = why;
-	return FILL_END;
-}
-
-/* Up to max bytes into buf (*len), as transport_sse.c's reader does. */
-static enum fill_end fill(struct sse_stream *st, char *buf, size_t max,
+/* Up to max bytes into buf (*len), as the technique has them. */
+static enum sse_fill fill(struct sse_stream *st, char *buf, size_t max,
 			  size_t *len)
 {
-	struct bus_pull got;
-	size_t n = 0;
+	struct server *srv = ws_server(st->h.loop);
+	const struct sse_out_src src = {
+		.items = st->busy->items,
+		.scratch = st->busy->scratch,
+		.cursor = st->cursor,
+		.chs = &st->busy->chs,
+		.client = st->h.sub.client,
+		.heartbeat = config_live(srv->cfg, heartbeat),
+		.named = st->named,
+		.sent = &st->sent,
+		.bus = srv->bus,
+		.sub = &st->h.sub,
+		.exp_s = st->exp_s,
+	};
 
-	for (;;) {
-		n += sse_out_drain(&st->out, buf + n, max - n);
-		*len = n;
-		if (sse_out_staged(&st->out) || n == max)
-			return FILL_MORE;
-		if (stage_next(st))
-			continue;
-		if (st->exp_s && (long long)time(NULL) >= st->exp_s)
-			return end_with(st, buf, max, n, len, AUTH_SSE_EXPIRED,
-					sizeof AUTH_SSE_EXPIRED - 1, "token expired");
-		if (sse_out_late(&st->out))
-			return end_with(st, buf, max, n, len,
-					SSE_FORMAT_REDIS_DOWN,
-					sizeof SSE_FORMAT_REDIS_DOWN - 1,
-					"redis unavailable");
-		/* nothing goes before the welcome: while it waits on Redis,
-		 * pull nothing and park until the sync's wake or the timer */
-		if (sse_out_waiting(&st->out))
-			bus_wait_sync(ws_server(st->loop)->bus, &st->sub, &got);
-		else
-			bus_pull(ws_server(st->loop)->bus, &st->sub,
-				 st->busy->items, SSE_BATCH, SSE_BATCH_BYTES,
-				 n == 0, &got);
-		sse_out_pulled(&st->out, got.count);
-		if (got.end == SUB_END_SHUTDOWN) {
-			st->why = "shutdown";
-			return FILL_END;
-		}
-		if (got.end == SUB_END_ADMIN)
-			return end_with(st, buf, max, n, len,
-					SSE_FORMAT_ADMIN_ENDED,
-					sizeof SSE_FORMAT_ADMIN_ENDED - 1,
-					"closed by the admin API");
-		if (got.end != SUB_END_NONE) {
-			st->why = got.end == SUB_END_SLOW ? "slow consumer" :
-							    "peer gone";
-			return FILL_ERROR;
-		}
-		if (sse_out_waiting(&st->out) && !got.parked)
-			continue; /* synced, or the timer: look again */
-		/* the comment keeps proxies from timing out; the event is for
-		 * EventSource, which never shows comments to scripts */
-		if (got.count == 0 && got.timer)
-			sse_out_stage(&st->out, PING, sizeof PING - 1);
-		else if (got.count == 0)
-			return n ? FILL_MORE : FILL_PARKED;
-	}
+	return sse_fill(&st->out, &src, buf, max, len);
 }
 
 /* ---- loop thread: writing ---- */
@@ -262,24 +155,27 @@ static int write_some(struct sse_stream *st)
 {
 	char *body;
 	size_t n;
-	enum fill_end end;
+	enum sse_fill end;
 
 	go_busy(st);
 	body = (char *)st->busy->buf + LWS_PRE + CHUNK_HEAD;
 	end = fill(st, body, SSE_WRITE_MAX, &n);
-	if (end == FILL_ERROR)
+	if (end == SSE_FILL_ERROR) {
+		st->why = st->out.why;
 		return -1;
+	}
 	if (n > 0 && write_body(st, body, n) < 0)
 		return -1;
-	if (end == FILL_PARKED) {
+	if (end == SSE_FILL_PARKED) {
 		/* nothing staged, every pulled item written */
 		free(st->busy);
 		st->busy = NULL;
 		return 1;
 	}
-	if (end == FILL_MORE)
+	if (end == SSE_FILL_MORE)
 		return 0;
-	/* the gateway stops: end the body properly, then close */
+	/* the last bytes are written: end the body properly, then close */
+	st->why = st->out.why;
 	if (st->chunked &&
 	    lws_write(st->wsi, (unsigned char *)memcpy(body, "0\r\n\r\n", 5), 5,
 		      LWS_WRITE_HTTP) < 5)
@@ -314,8 +210,8 @@ static int on_writable(struct sse_stream *st)
 		 * POLLOUT handling too. So the watcher ends the stream at
 		 * once when the peer leaves or sends anything more */
 		st->fd = lws_get_socket_fd(st->wsi);
-		st->watched = watcher_add_quiet(ws_server(st->loop)->watcher,
-						st->fd, st->sub.id) == 0;
+		st->watched = watcher_add_quiet(ws_server(st->h.loop)->watcher,
+						st->fd, st->h.sub.id) == 0;
 	}
 	for (int i = 0; i < SSE_WRITES_PER_CALLBACK && r == 0; i++) {
 		r = write_some(st);
@@ -327,7 +223,7 @@ static int on_writable(struct sse_stream *st)
 	if (lws_send_pipe_choked(st->wsi)) {
 		st->why = "stalled for --http-timeout";
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
-				(int)ws_server(st->loop)->cfg->http_timeout);
+				(int)ws_server(st->h.loop)->cfg->http_timeout);
 	} else if (r != 1 || !st->closing) {
 		st->why = NULL;
 	}
@@ -341,9 +237,9 @@ static void service(struct ws_ready_link *link)
 	struct sse_stream *st = from_link(link);
 	uint64_t cpu = cost_cpu_now();
 
-	if (st->cut) {
+	if (st->h.cut) {
 		log_debug("sse subscriber %llu cut (slow consumer)",
-			  (unsigned long long)st->sub.id);
+			  (unsigned long long)st->h.sub.id);
 		st->why = "slow consumer";
 		st->killing = true;
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
@@ -447,14 +343,14 @@ static int parse_request(struct sse_stream *st, struct cursor *since,
 	if (v && !client_id_valid(v, strlen(v)))
 		return -1;
 	if (v)
-		snprintf(st->sub.client, sizeof st->sub.client, "%s", v);
+		snprintf(st->h.sub.client, sizeof st->h.sub.client, "%s", v);
 	else
-		clientid_new(st->sub.client);
+		clientid_new(st->h.sub.client);
 	v = lws_held_arg(st->wsi, "sse_events=", buf, sizeof buf);
 	st->named = v == NULL || lws_held_flag(v);
 	if (v && !st->named && strcmp(v, "0") != 0 && strcmp(v, "false") != 0)
 		return -1;
-	st->sub.announce = lws_held_flag(
+	st->h.sub.announce = lws_held_flag(
 		lws_held_arg(st->wsi, "presence=", buf, sizeof buf));
 	return 0;
 }
@@ -466,8 +362,8 @@ static int authorize(struct sse_stream *st, const struct channel_list *chs,
 {
 	struct auth_grant g;
 	char buf[CLIENT_ID_MAX + 16];
-	const char *client =
-		lws_auth_urlarg(st->wsi, "client=", buf, sizeof buf);
+	const char *client = lws_auth_urlarg(st->wsi, "client=", buf,
+					     sizeof buf);
 	int r = 0;
 
 	if (auth_open())
@@ -479,7 +375,8 @@ static int authorize(struct sse_stream *st, const struct channel_list *chs,
 	}
 	/* the sub even if a long ?token= hid ?client= from parse_request */
 	if (g.sub[0])
-		snprintf(st->sub.client, sizeof st->sub.client, "%s", g.sub);
+		snprintf(st->h.sub.client, sizeof st->h.sub.client, "%s",
+			 g.sub);
 	st->exp_s = g.exp;
 out:
 	auth_grant_free(&g);
@@ -496,7 +393,7 @@ static int send_head(struct sse_stream *st)
 	    add_header(st->wsi, "Content-Type:", "text/event-stream", &p,
 		       end) ||
 	    add_header(st->wsi, "X-Accel-Buffering:", "no", &p, end) ||
-	    add_header(st->wsi, "X-Client-Id:", st->sub.client, &p, end) ||
+	    add_header(st->wsi, "X-Client-Id:", st->h.sub.client, &p, end) ||
 	    (st->chunked &&
 	     add_header(st->wsi, "Transfer-Encoding:", "chunked", &p, end)))
 		return -1;
@@ -517,12 +414,10 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 		return -1; /* a second request while streaming */
 	st->opened = true;
 	st->wsi = wsi;
-	st->loop = ws_loop_of(wsi);
-	st->sub.transport = &transport_sse_lws;
-	st->sub.conn = st;
-	st->link.service = service;
+	lws_sub_init(&st->h, ws_loop_of(wsi), service);
+	st->h.sub.transport = &transport_sse;
 	st->opened_ms = bus_now_ms();
-	srv = ws_server(st->loop);
+	srv = ws_server(st->h.loop);
 	hb = config_live(srv->cfg, heartbeat) * 1000;
 	cost_request(TRANSPORT_SSE);
 	if (parse_request(st, since, &has_since) < 0) {
@@ -550,15 +445,15 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 	}
 	metrics_add(&metrics.subscriptions[TRANSPORT_SSE], 1);
 	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
-	st->sub.period_ms = hb;
-	st->sub.deadline_ms = bus_now_ms() + hb;
+	st->h.sub.period_ms = hb;
+	st->h.sub.deadline_ms = bus_now_ms() + hb;
 	if (srv->cfg->redis[0]) {
 		/* the first timer also bounds the welcome's wait on Redis */
 		st->out.welcome_by = bus_now_ms() + SSE_OUT_WELCOME_WAIT_MS;
 		if (hb == 0 || hb > SSE_OUT_WELCOME_WAIT_MS)
-			st->sub.deadline_ms = st->out.welcome_by;
+			st->h.sub.deadline_ms = st->out.welcome_by;
 	}
-	err = bus_attach(srv->bus, &st->sub, &chs, has_since ? since : NULL,
+	err = bus_attach(srv->bus, &st->h.sub, &chs, has_since ? since : NULL,
 			 st->cursor);
 	if (err == BUS_SHUTTING_DOWN)
 		return reply_error(st, 503, "shutting_down",
@@ -587,15 +482,16 @@ static void on_closed(struct sse_stream *st)
 			  "sent: %s",
 			  st->path,
 			  (double)(bus_now_ms() - st->opened_ms) / 1000,
-			  st->sent, st->why ? st->why : "peer closed or link lost");
+			  st->sent,
+			  st->why ? st->why : "peer closed or link lost");
 	/* before lws closes the fd, which could then be reused */
 	if (st->watched)
-		watcher_remove(ws_server(st->loop)->watcher, st->fd);
+		watcher_remove(ws_server(st->h.loop)->watcher, st->fd);
 	st->watched = false;
 	if (st->attached)
-		bus_detach(ws_server(st->loop)->bus, &st->sub);
+		bus_detach(ws_server(st->h.loop)->bus, &st->h.sub);
 	st->attached = false;
-	ws_unready(st->loop, &st->link);
+	ws_unready(st->h.loop, &st->h.link);
 	sse_out_free(&st->out, st->busy ? st->busy->items : NULL);
 	free(st->busy);
 	st->busy = NULL;
@@ -607,8 +503,8 @@ static void on_closed(struct sse_stream *st)
 	st->wsi = NULL;
 }
 
-bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
-				void *in, size_t len, int *ret)
+static bool callback(struct lws *wsi, int reason, void *user, void *in,
+		     size_t len, int *ret)
 {
 	struct sse_stream *st = user;
 	uint64_t cpu;
@@ -618,7 +514,7 @@ bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
 	if (st == NULL)
 		return false;
 	if (reason != LWS_CALLBACK_HTTP &&
-	    st->sub.transport != &transport_sse_lws)
+	    st->h.sub.transport != &transport_sse)
 		return false;
 	cpu = cost_cpu_now();
 	*ret = 0;
@@ -644,7 +540,8 @@ bool transport_sse_lws_callback(struct lws *wsi, int reason, void *user,
 	return true;
 }
 
-size_t transport_sse_lws_session_size(void)
-{
-	return sizeof(struct sse_stream);
-}
+const struct ws_http_guest lws_sse_guest = {
+	.name = "sse",
+	.session_size = sizeof(struct sse_stream),
+	.callback = callback,
+};

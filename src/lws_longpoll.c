@@ -2,7 +2,7 @@
  * long-poll heads it has checked in full (router_head_longpoll), over
  * HTTP/1.1, with nothing queued after the head, an allowed Origin or
  * none, and a stream slot taken; anything doubtful goes to
- * libmicrohttpd (transport_longpoll.c). The token is checked here as
+ * libmicrohttpd (http_longpoll.c). The token is checked here as
  * http_auth.c checks it there, so a held poll costs the same with
  * --token-secret-file as without.
  *
@@ -29,15 +29,18 @@
 #include "clientid.h"
 #include "cost.h"
 #include "cursor.h"
+#include "host_lws.h"
 #include "log.h"
-#include "lws_held.h"
 #include "lws_auth.h"
+#include "lws_guests.h"
+#include "lws_held.h"
 #include "message.h"
 #include "metrics.h"
 #include "poll_format.h"
 #include "router.h"
 #include "server.h"
 #include "transport.h"
+#include "transport_longpoll.h"
 #include "validate.h"
 #include "watcher.h"
 #include "ws.h"
@@ -51,22 +54,16 @@
 #include <time.h>
 
 #define LOG_PREFIX "longpoll"
-/* as transport_longpoll.c: the most one reply carries */
-#define LP_MAX_ITEMS 256
-#define LP_MAX_BYTES (1u << 20)
-#define LP_TIMEOUT_MAX 120
 #define HEAD_MAX 1024
 
 /* lws's per-session data of a long-poll wsi; zeroed by lws. The
  * subscriber comes first: its transport tells the wsi's kind. */
 struct lp_poll {
-	struct subscriber sub;
-	struct ws_ready_link link;
-	struct ws_loop *loop;
+	struct lws_sub h; /* first: the bus's subscriber is this */
 	struct lws *wsi;
 	unsigned retry_after; /* seconds, for a 429 reply_error; 0: none */
-	char *path;   /* the channel list */
-	char *origin; /* the request's Origin, echoed; NULL: none */
+	char *path;           /* the channel list */
+	char *origin;         /* the request's Origin, echoed; NULL: none */
 	size_t nch;
 	struct cursor *cursor; /* as the client will have it */
 	uint64_t bytes_base;   /* written to the socket, counted */
@@ -75,46 +72,15 @@ struct lp_poll {
 	bool attached; /* to the bus */
 	bool watched;  /* fd is registered with the watcher */
 	bool given;    /* ?client= was sent: presence may be recorded */
-	bool cut;      /* set under the bus lock, read on the loop thread */
 	bool killing;  /* cut seen: the wsi is ending */
 	bool replied;  /* the reply is written: hand back once it is sent */
 	bool keep;     /* hand the socket back (not at shutdown, not errors) */
 };
 
-/* ---- transport ops (any thread, under the bus lock) ---- */
-
 static struct lp_poll *from_link(struct ws_ready_link *link)
 {
-	return (struct lp_poll *)((char *)link -
-				  offsetof(struct lp_poll, link));
+	return (struct lp_poll *)lws_sub_of_link(link);
 }
-
-static void lp_wake(struct subscriber *sub)
-{
-	struct lp_poll *lp = (struct lp_poll *)sub;
-
-	ws_ready(lp->loop, &lp->link);
-}
-
-static void lp_cut(struct subscriber *sub)
-{
-	struct lp_poll *lp = (struct lp_poll *)sub;
-
-	lp->cut = true;
-	ws_ready(lp->loop, &lp->link);
-}
-
-/* Only the subscribers' table (the bus counts them as long polls):
- * ?transport=longpoll names transport_longpoll. */
-const struct transport transport_longpoll_lws = {
-	.name = "longpoll",
-	.id = TRANSPORT_LONGPOLL,
-	.serve = transport_no_serve,
-	.finish = transport_no_finish,
-	.park = transport_no_op, /* not asking for WRITEABLE is the park */
-	.wake = lp_wake,
-	.cut = lp_cut,
-};
 
 /* ---- loop thread ---- */
 
@@ -122,7 +88,7 @@ static void unwatch(struct lp_poll *lp)
 {
 	/* before the fd is closed or given away */
 	if (lp->watched)
-		watcher_remove(ws_server(lp->loop)->watcher, lp->fd);
+		watcher_remove(ws_server(lp->h.loop)->watcher, lp->fd);
 	lp->watched = false;
 }
 
@@ -130,7 +96,7 @@ static void detach(struct lp_poll *lp)
 {
 	unwatch(lp);
 	if (lp->attached)
-		bus_detach(ws_server(lp->loop)->bus, &lp->sub);
+		bus_detach(ws_server(lp->h.loop)->bus, &lp->h.sub);
 	lp->attached = false;
 }
 
@@ -162,7 +128,7 @@ static int write_reply(struct lp_poll *lp, unsigned status,
 		     "Content-Length: %zu\r\n\r\n",
 		     status, status_text, date,
 		     status == 200 ? "X-Client-Id: " : "",
-		     status == 200 ? lp->sub.client : "",
+		     status == 200 ? lp->h.sub.client : "",
 		     status == 200 ? "\r\n" : "",
 		     lp->origin ? "Access-Control-Allow-Origin: " : "",
 		     lp->origin ? lp->origin : "", lp->origin ? "\r\n" : "",
@@ -202,7 +168,7 @@ static int reply_error(struct lp_poll *lp, unsigned status, const char *text,
 static int reply(struct lp_poll *lp, struct bus_item *items, size_t count,
 		 bool more)
 {
-	struct bus *bus = ws_server(lp->loop)->bus;
+	struct bus *bus = ws_server(lp->h.loop)->bus;
 	char cursor[CURSOR_TEXT_MAX];
 	struct channel_list chs;
 	size_t cap, len = 0, tlen;
@@ -252,46 +218,32 @@ static int reply(struct lp_poll *lp, struct bus_item *items, size_t count,
 /* Pull; reply if there is anything or the hold is over. */
 static int answer(struct lp_poll *lp)
 {
-	struct server *srv = ws_server(lp->loop);
-	struct bus_item items[LP_MAX_ITEMS];
+	struct server *srv = ws_server(lp->h.loop);
+	struct bus_item items[LONGPOLL_MAX_ITEMS];
 	struct channel_list chs;
 	struct bus_pull got;
 	int r;
 
-	/* with --redis, the cursor given at attach may predate the sync;
-	 * nothing is pulled until every channel is synced, so that next
-	 * carries an epoch for each */
-	switch (bus_start_synced(srv->bus, &lp->sub, lp->nch, lp->cursor)) {
-	case BUS_START_GONE:
+	switch (longpoll_step(srv->bus, &lp->h.sub, lp->nch, lp->cursor, items,
+			      &got)) {
+	case LONGPOLL_GONE:
 		return -1;
-	case BUS_START_PARKED:
+	case LONGPOLL_HOLD:
 		return 0;
-	case BUS_START_LATE: /* the hold is over, Redis never gave the epoch */
-		return reply_error(lp, 503, "Service Unavailable",
-				   "redis_unavailable",
-				   "Redis did not answer in time; retry");
-	case BUS_START_GO:
-		break;
-	}
-	bus_pull(srv->bus, &lp->sub, items, LP_MAX_ITEMS, LP_MAX_BYTES, true,
-		 &got);
-	if (got.end == SUB_END_DEAD || got.end == SUB_END_SLOW)
-		return -1;
-	if (got.parked)
-		return 0;
-	if (got.end == SUB_END_ADMIN)
+	case LONGPOLL_ADMIN:
 		return reply_error(lp, 410, "Gone", "closed_by_admin",
 				   POLL_FORMAT_ADMIN_ENDED);
-	if (got.count == 0 &&
-	    !bus_start(srv->bus, &lp->sub, 0, lp->nch, lp->cursor))
-		/* the hold is over and Redis never gave the epoch */
+	case LONGPOLL_REDIS:
 		return reply_error(lp, 503, "Service Unavailable",
 				   "redis_unavailable",
 				   "Redis did not answer in time; retry");
+	case LONGPOLL_REPLY:
+		break;
+	}
 	/* seen again on the way out: a long hold is still presence */
 	if (lp->given) {
 		(void)channel_list_parse(lp->path, strlen(lp->path), &chs);
-		bus_poll_seen(srv->bus, &chs, lp->sub.client,
+		bus_poll_seen(srv->bus, &chs, lp->h.sub.client,
 			      TRANSPORT_LONGPOLL, false);
 	}
 	/* the gateway stops: the reply, then the end of the connection */
@@ -333,7 +285,7 @@ static void service(struct ws_ready_link *link)
 	struct lp_poll *lp = from_link(link);
 	uint64_t cpu = cost_cpu_now();
 
-	if (lp->cut && !lp->replied) {
+	if (lp->h.cut && !lp->replied) {
 		lp->killing = true;
 		lws_set_timeout(lp->wsi, PENDING_TIMEOUT_USER_OK,
 				LWS_TO_KILL_ASYNC);
@@ -341,22 +293,6 @@ static void service(struct ws_ready_link *link)
 		lws_callback_on_writable(lp->wsi);
 	}
 	cost_cpu(TRANSPORT_LONGPOLL, cpu);
-}
-
-/* ?timeout= as transport_longpoll.c reads it; -1 if malformed. */
-static long read_timeout(const char *s, unsigned long dflt)
-{
-	char *end;
-	long t;
-
-	if (s == NULL)
-		return (long)dflt;
-	if (s[0] < '0' || s[0] > '9' || strlen(s) > 6)
-		return -1;
-	t = strtol(s, &end, 10);
-	if (*end || t <= 0)
-		return -1;
-	return t > LP_TIMEOUT_MAX ? LP_TIMEOUT_MAX : t;
 }
 
 /* The request as lws decoded it, checked again (the router checked the
@@ -380,13 +316,14 @@ static long parse_request(struct lp_poll *lp, struct cursor *since,
 		return -1;
 	lp->given = v != NULL;
 	if (v)
-		snprintf(lp->sub.client, sizeof lp->sub.client, "%s", v);
+		snprintf(lp->h.sub.client, sizeof lp->h.sub.client, "%s", v);
 	else
-		clientid_new(lp->sub.client);
+		clientid_new(lp->h.sub.client);
 	*presence = lws_held_flag(
 		lws_held_arg(lp->wsi, "presence=", buf, sizeof buf));
-	return read_timeout(lws_held_arg(lp->wsi, "timeout=", buf, sizeof buf),
-			    ws_server(lp->loop)->cfg->longpoll_timeout);
+	return longpoll_timeout(
+		lws_held_arg(lp->wsi, "timeout=", buf, sizeof buf),
+		ws_server(lp->h.loop)->cfg->longpoll_timeout);
 }
 
 /* The credential against the channels and ?client=, as http_auth.c
@@ -406,13 +343,14 @@ static int authorize(struct lp_poll *lp, const struct channel_list *chs,
 	if (auth_open())
 		return 0;
 	if (lws_auth_check(lp->wsi, &g, err) < 0 ||
-	    auth_subscribe_check(&g, chs, lp->given ? lp->sub.client : NULL,
+	    auth_subscribe_check(&g, chs, lp->given ? lp->h.sub.client : NULL,
 				 err) < 0) {
 		r = -1;
 		goto out;
 	}
 	if (g.sub[0] && !lp->given)
-		snprintf(lp->sub.client, sizeof lp->sub.client, "%s", g.sub);
+		snprintf(lp->h.sub.client, sizeof lp->h.sub.client, "%s",
+			 g.sub);
 out:
 	auth_grant_free(&g);
 	return r;
@@ -438,14 +376,12 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 		return -1;
 	lp->opened = true;
 	lp->wsi = wsi;
-	lp->loop = ws_loop_of(wsi);
-	lp->sub.transport = &transport_longpoll_lws;
-	lp->sub.conn = lp;
-	lp->link.service = service;
+	lws_sub_init(&lp->h, ws_loop_of(wsi), service);
+	lp->h.sub.transport = &transport_longpoll;
 	lp->fd = lws_get_socket_fd(wsi);
 	/* what earlier requests on this connection wrote is theirs */
 	lp->bytes_base = cost_written(lp->fd);
-	srv = ws_server(lp->loop);
+	srv = ws_server(lp->h.loop);
 	cost_request(TRANSPORT_LONGPOLL);
 	t = parse_request(lp, since, &has_since, &presence);
 	/* X-Forwarded-For is in the table detached below */
@@ -480,10 +416,10 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 				   LIMITS_CHANNELS_TEXT);
 	}
 	lp->cursor = xcalloc(lp->nch, sizeof *lp->cursor);
-	lp->sub.deadline_ms = bus_now_ms() + (uint64_t)t * 1000;
+	lp->h.sub.deadline_ms = bus_now_ms() + (uint64_t)t * 1000;
 	/* presence is the pollers' (bus_poll_seen), not the taps' */
-	lp->sub.announce = false;
-	err = bus_attach(srv->bus, &lp->sub, &chs, has_since ? since : NULL,
+	lp->h.sub.announce = false;
+	err = bus_attach(srv->bus, &lp->h.sub, &chs, has_since ? since : NULL,
 			 lp->cursor);
 	if (err == BUS_SHUTTING_DOWN)
 		return reply_error(lp, 503, "Service Unavailable",
@@ -495,11 +431,12 @@ static int on_http(struct lp_poll *lp, struct lws *wsi)
 	lp->attached = true;
 	/* only a client that brings its id back can be seen again */
 	if (lp->given)
-		bus_poll_seen(srv->bus, &chs, lp->sub.client,
+		bus_poll_seen(srv->bus, &chs, lp->h.sub.client,
 			      TRANSPORT_LONGPOLL, presence);
 	/* lws reads nothing while the poll is held: the watcher notices a
 	 * client that leaves, or sends more */
-	lp->watched = watcher_add_quiet(srv->watcher, lp->fd, lp->sub.id) == 0;
+	lp->watched = watcher_add_quiet(srv->watcher, lp->fd, lp->h.sub.id) ==
+		      0;
 	lws_callback_on_writable(wsi);
 	return 0;
 }
@@ -510,7 +447,7 @@ static void on_closed(struct lp_poll *lp)
 	if (!lp->opened)
 		return;
 	detach(lp);
-	ws_unready(lp->loop, &lp->link);
+	ws_unready(lp->h.loop, &lp->h.link);
 	free(lp->cursor);
 	lp->cursor = NULL;
 	free(lp->path);
@@ -533,8 +470,8 @@ static bool is_longpoll(struct lws *wsi)
 	return v && strcmp(v, "longpoll") == 0;
 }
 
-bool transport_longpoll_lws_callback(struct lws *wsi, int reason, void *user,
-				     void *in, size_t len, int *ret)
+static bool callback(struct lws *wsi, int reason, void *user, void *in,
+		     size_t len, int *ret)
 {
 	struct lp_poll *lp = user;
 	uint64_t cpu;
@@ -545,7 +482,7 @@ bool transport_longpoll_lws_callback(struct lws *wsi, int reason, void *user,
 		return false;
 	if (reason == LWS_CALLBACK_HTTP ?
 		    !is_longpoll(wsi) :
-		    lp->sub.transport != &transport_longpoll_lws)
+		    lp->h.sub.transport != &transport_longpoll)
 		return false;
 	cpu = cost_cpu_now();
 	*ret = 0;
@@ -568,7 +505,8 @@ bool transport_longpoll_lws_callback(struct lws *wsi, int reason, void *user,
 	return true;
 }
 
-size_t transport_longpoll_lws_session_size(void)
-{
-	return sizeof(struct lp_poll);
-}
+const struct ws_http_guest lws_longpoll_guest = {
+	.name = "longpoll",
+	.session_size = sizeof(struct lp_poll),
+	.callback = callback,
+};

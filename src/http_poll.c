@@ -80,12 +80,7 @@ static void poll_finish(struct http_request *req)
 	req->tstate = NULL;
 }
 
-const struct transport transport_poll = {
-	.name = "poll",
-	.id = TRANSPORT_POLL,
+const struct mhd_guest mhd_poll = {
 	.serve = poll_serve,
 	.finish = poll_finish,
-	.park = http_sub_park,
-	.wake = http_sub_wake,
-	.cut = http_sub_cut,
 };

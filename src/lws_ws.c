@@ -11,17 +11,17 @@
  * socket takes them (on_writable). A reference is kept until the next
  * write or CLOSED, because lws may still hold a pointer into the buffer
  * if the socket took only part of it. */
-#include "auth.h"
 #include "abuse.h"
+#include "auth.h"
 #include "bus.h"
 #include "clientid.h"
 #include "cost.h"
 #include "cursor.h"
 #include "frame_format.h"
-#include "http.h"
-#include "http_reply.h"
+#include "host_lws.h"
 #include "log.h"
 #include "lws_auth.h"
+#include "lws_guests.h"
 #include "message.h"
 #include "metrics.h"
 #include "payload.h"
@@ -34,13 +34,12 @@
 #include "xalloc.h"
 
 #include <libwebsockets.h>
-#include <microhttpd.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define LOG_PREFIX "ws"
 #define WS_BATCH 8
@@ -62,18 +61,16 @@ struct ctl {
 	 * (formatted when it is written, at the head of the queue); NULL
 	 * for a frame already written out */
 	struct mux_op *wait_op;
-	uint64_t wait_by; /* monotonic ms: redis_unavailable past it */
+	uint64_t wait_by;    /* monotonic ms: redis_unavailable past it */
 	struct cursor start; /* where bus_tap_add started it */
 	size_t len;
 	unsigned char buf[]; /* LWS_PRE, then the text */
 };
 
 struct ws_session {
-	struct subscriber sub;
-	struct ws_ready_link link;
+	struct lws_sub h;           /* first: the bus's subscriber is this */
 	struct ws_alive_link alive; /* keepalive, on the loop's wheel */
 	bool ping_due;              /* the keepalive asked for a PING */
-	struct ws_loop *loop;
 	struct lws *wsi;
 	bool mux;
 	bool attached, welcomed;
@@ -82,7 +79,6 @@ struct ws_session {
 	uint64_t welcome_by;
 	bool binary_frames; /* hello asked for raw binary frames */
 	bool raw_next;      /* inflight's raw bytes go out next */
-	bool cut; /* set under the bus lock, read on the loop thread */
 	/* the subscription, parallel to sub.taps: item.tap indexes both */
 	size_t nch, cap;
 	char **names;
@@ -106,16 +102,15 @@ struct ws_session {
 	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	/* for the debug line on close */
 	uint64_t opened_ms;
-	unsigned long sent; /* messages, not control frames */
-	const char *why;    /* NULL: the peer closed or the link broke */
+	unsigned long sent;      /* messages, not control frames */
+	const char *why;         /* NULL: the peer closed or the link broke */
 	struct auth_grant grant; /* what the token allows; auth op renews */
-	char ip[LIMITS_IP_MAX]; /* the client's, for the per-IP limits */
+	char ip[LIMITS_IP_MAX];  /* the client's, for the per-IP limits */
 };
 
 static struct ws_session *from_link(struct ws_ready_link *link)
 {
-	return (struct ws_session *)((char *)link -
-				     offsetof(struct ws_session, link));
+	return (struct ws_session *)lws_sub_of_link(link);
 }
 
 static struct ws_session *from_alive(struct ws_alive_link *link)
@@ -126,49 +121,8 @@ static struct ws_session *from_alive(struct ws_alive_link *link)
 
 static struct server *srv_of(struct ws_session *s)
 {
-	return ws_server(s->loop);
+	return ws_server(s->h.loop);
 }
-
-/* ---- transport ops (any thread, under the bus lock) ---- */
-
-static void ws_wake(struct subscriber *sub)
-{
-	struct ws_session *s = (struct ws_session *)sub;
-
-	ws_ready(s->loop, &s->link);
-}
-
-static void ws_cut(struct subscriber *sub)
-{
-	struct ws_session *s = (struct ws_session *)sub;
-
-	s->cut = true;
-	ws_ready(s->loop, &s->link);
-}
-
-/* ?transport=ws that reached libmicrohttpd: it carried no upgrade. */
-static int ws_serve_http(struct http_request *req)
-{
-	return http_reply_error(
-		req->conn, 400, "upgrade_required",
-		"transport=ws needs a WebSocket upgrade with "
-		"Sec-WebSocket-Key and Sec-WebSocket-Version: 13");
-}
-
-static void ws_finish_http(struct http_request *req)
-{
-	(void)req;
-}
-
-const struct transport transport_ws = {
-	.name = "ws",
-	.id = TRANSPORT_WS,
-	.serve = ws_serve_http,
-	.finish = ws_finish_http,
-	.park = transport_no_op,
-	.wake = ws_wake,
-	.cut = ws_cut,
-};
 
 /* ---- the channel list ---- */
 
@@ -250,8 +204,8 @@ static void reply_error(struct ws_session *s, const struct mux_op *op,
 {
 	struct ctl *c = ctl_new();
 
-	c->len = frame_format_error((char *)c->buf + LWS_PRE, FRAME_CTL_MAX,
-				    op, code, message);
+	c->len = frame_format_error((char *)c->buf + LWS_PRE, FRAME_CTL_MAX, op,
+				    code, message);
 	ctl_append(s, c);
 }
 
@@ -283,17 +237,17 @@ static int ack_ready(struct ws_session *s, struct ctl *c)
 
 	for (;;) {
 		i = channel_find(s, c->wait_op->channel);
-		if (i >= 0 && !bus_welcome(bus, &s->sub, (size_t)i, 1,
-					   &s->cursor[i])) {
+		if (i >= 0 &&
+		    !bus_welcome(bus, &s->h.sub, (size_t)i, 1, &s->cursor[i])) {
 			if (bus_now_ms() < c->wait_by) {
-				bus_wait_sync(bus, &s->sub, &got);
+				bus_wait_sync(bus, &s->h.sub, &got);
 				if (got.end != SUB_END_NONE)
 					return close_for(s, got.end);
 				if (got.parked)
 					return 1;
 				/* the timer moved to a heartbeat away */
 				if (got.timer)
-					bus_set_deadline(bus, &s->sub,
+					bus_set_deadline(bus, &s->h.sub,
 							 c->wait_by);
 				continue; /* synced, or the timer */
 			}
@@ -303,7 +257,7 @@ static int ack_ready(struct ws_session *s, struct ctl *c)
 				"Redis did not answer in time; subscribe "
 				"again");
 			channel_drop(s, (size_t)i);
-			bus_tap_remove(bus, &s->sub, (size_t)i);
+			bus_tap_remove(bus, &s->h.sub, (size_t)i);
 		} else {
 			/* an unsubscribe that came after it is answered
 			 * after it: its cursor as the subscribe left it */
@@ -361,7 +315,7 @@ static void service(struct ws_session *s)
 	struct ctl *acks = NULL;
 
 	if (s->nremote && s->attached)
-		bus_with_subscriber(srv_of(s)->bus, s->sub.id, take_acks,
+		bus_with_subscriber(srv_of(s)->bus, s->h.sub.id, take_acks,
 				    &acks);
 	while (acks) {
 		struct ctl *next = acks->next;
@@ -371,9 +325,9 @@ static void service(struct ws_session *s)
 		ctl_append(s, acks);
 		acks = next;
 	}
-	if (s->cut) {
+	if (s->h.cut) {
 		log_debug("ws subscriber %llu cut (slow consumer)",
-			  (unsigned long long)s->sub.id);
+			  (unsigned long long)s->h.sub.id);
 		s->why = "slow consumer";
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				 (unsigned char *)"slow consumer", 13);
@@ -384,7 +338,8 @@ static void service(struct ws_session *s)
 	lws_callback_on_writable(s->wsi);
 }
 
-void transport_ws_service(struct ws_ready_link *link)
+/* The loop took the session off its ready list (host_lws.c). */
+static void on_ready(struct ws_ready_link *link)
 {
 	uint64_t cpu = cost_cpu_now();
 
@@ -409,7 +364,8 @@ static int welcome_ready(struct ws_session *s)
 	struct bus_pull got;
 
 	for (;;) {
-		if (bus_welcome(srv_of(s)->bus, &s->sub, 0, s->nch, s->cursor))
+		if (bus_welcome(srv_of(s)->bus, &s->h.sub, 0, s->nch,
+				s->cursor))
 			return 0;
 		if (s->welcome_by && bus_now_ms() >= s->welcome_by) {
 			lws_close_reason(s->wsi, (enum lws_close_status)1013,
@@ -418,7 +374,7 @@ static int welcome_ready(struct ws_session *s)
 			s->why = "redis unavailable";
 			return -1;
 		}
-		bus_wait_sync(srv_of(s)->bus, &s->sub, &got);
+		bus_wait_sync(srv_of(s)->bus, &s->h.sub, &got);
 		if (got.end != SUB_END_NONE)
 			return close_for(s, got.end);
 		if (got.parked)
@@ -442,10 +398,9 @@ static int write_welcome(struct ws_session *s)
 	s->welcomed = true;
 	if (!s->mux)
 		cursor_format(s->cursor, s->nch, cursor);
-	n = frame_format_welcome((char *)buf + LWS_PRE, sizeof buf - LWS_PRE,
-				 s->sub.client,
-				 config_live(srv_of(s)->cfg, heartbeat),
-				 s->mux ? NULL : cursor);
+	n = frame_format_welcome(
+		(char *)buf + LWS_PRE, sizeof buf - LWS_PRE, s->h.sub.client,
+		config_live(srv_of(s)->cfg, heartbeat), s->mux ? NULL : cursor);
 	return write_text(s, buf, (int)n);
 }
 
@@ -504,10 +459,10 @@ static int close_for(struct ws_session *s, enum sub_end why)
 		lws_close_reason(s->wsi, (enum lws_close_status)4002,
 				 (unsigned char *)"closed_by_admin", 15);
 	log_debug("closing ws subscriber %llu (end %d)",
-		  (unsigned long long)s->sub.id, (int)why);
-	s->why = why == SUB_END_SLOW	 ? "slow consumer" :
+		  (unsigned long long)s->h.sub.id, (int)why);
+	s->why = why == SUB_END_SLOW     ? "slow consumer" :
 		 why == SUB_END_SHUTDOWN ? "shutdown" :
-		 why == SUB_END_ADMIN	 ? "closed by the admin API" :
+		 why == SUB_END_ADMIN    ? "closed by the admin API" :
 					   "peer gone";
 	return -1;
 }
@@ -518,7 +473,7 @@ static int write_pulled(struct ws_session *s)
 	unsigned char ping[LWS_PRE + 16];
 	struct bus_pull got;
 
-	bus_pull(srv_of(s)->bus, &s->sub, s->items, WS_BATCH, WS_BATCH_BYTES,
+	bus_pull(srv_of(s)->bus, &s->h.sub, s->items, WS_BATCH, WS_BATCH_BYTES,
 		 true, &got);
 	s->nitems = got.count;
 	s->next = 0;
@@ -592,8 +547,7 @@ static int on_writable(struct ws_session *s)
 
 /* /channels/LIST?since=&client= as lws decoded it, or /ws?client=; each
  * found after any ?token=, however long (lws_auth_urlarg). */
-static int parse_request(struct ws_session *s, struct cursor *since,
-			 bool *has)
+static int parse_request(struct ws_session *s, struct cursor *since, bool *has)
 {
 	static const char prefix[] = "/channels/";
 	char *uri = xmalloc(URI_MAX), arg[CURSOR_TEXT_MAX + 16];
@@ -619,14 +573,15 @@ static int parse_request(struct ws_session *s, struct cursor *since,
 			goto out;
 	}
 	v = lws_auth_urlarg(s->wsi, "presence=", arg, sizeof arg);
-	s->sub.announce = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+	s->h.sub.announce = v &&
+			    (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 	v = lws_auth_urlarg(s->wsi, "client=", arg, sizeof arg);
 	if (v && !client_id_valid(v, strlen(v)))
 		goto out;
 	if (v)
-		snprintf(s->sub.client, sizeof s->sub.client, "%s", v);
+		snprintf(s->h.sub.client, sizeof s->h.sub.client, "%s", v);
 	else
-		clientid_new(s->sub.client);
+		clientid_new(s->h.sub.client);
 	r = 0;
 out:
 	free(uri);
@@ -640,8 +595,8 @@ out:
 static int authorize(struct ws_session *s, const struct channel_list *chs)
 {
 	char buf[CLIENT_ID_MAX + 16];
-	const char *client =
-		lws_auth_urlarg(s->wsi, "client=", buf, sizeof buf);
+	const char *client = lws_auth_urlarg(s->wsi, "client=", buf,
+					     sizeof buf);
 	struct auth_error err;
 
 	if (auth_open())
@@ -649,23 +604,21 @@ static int authorize(struct ws_session *s, const struct channel_list *chs)
 	if (lws_auth_check(s->wsi, &s->grant, &err) < 0 ||
 	    auth_subscribe_check(&s->grant, chs, client, &err) < 0) {
 		lws_close_reason(s->wsi,
-				 (enum lws_close_status)(err.status == 403 ?
-								 4003 :
-								 4001),
+				 (enum lws_close_status)(
+					 err.status == 403 ? 4003 : 4001),
 				 (unsigned char *)err.code, strlen(err.code));
 		s->why = err.code;
 		return -1;
 	}
 	/* the sub even if a long ?token= hid ?client= from parse_request */
 	if (s->grant.sub[0])
-		snprintf(s->sub.client, sizeof s->sub.client, "%s",
+		snprintf(s->h.sub.client, sizeof s->h.sub.client, "%s",
 			 s->grant.sub);
 	return 0;
 }
 
-
-#define WS_CHANNELS_TEXT                                                    \
-	"this address creates channels faster than it may "                 \
+#define WS_CHANNELS_TEXT                                    \
+	"this address creates channels faster than it may " \
 	"(--new-channels-per-ip); retry later"
 
 /* --new-channels-per-ip: take a token for each of the channels that do
@@ -703,7 +656,7 @@ static const char *publish_refusal(struct ws_session *s, const char *channel,
 	*code = "channel_rate_limited";
 	if (!channels_allowed(s, srv_of(s)->redis ? NULL : &one, &fresh))
 		return WS_CHANNELS_TEXT;
-	v = limits_publish_from(s->ip, s->sub.client, bus_now_ms(), &retry);
+	v = limits_publish_from(s->ip, s->h.sub.client, bus_now_ms(), &retry);
 	if (v == LIMITS_OK)
 		return NULL;
 	limits_new_channels_refund(s->ip, fresh, bus_now_ms());
@@ -725,9 +678,8 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 	bool has_since = false;
 	size_t fresh;
 
-	s->loop = loop;
+	lws_sub_init(&s->h, loop, on_ready);
 	s->wsi = wsi;
-	s->link.service = transport_ws_service;
 	s->opened_ms = bus_now_ms();
 	/* read once, for the limits (abuse.h) */
 	ws_client_ip(wsi, s->ip);
@@ -750,18 +702,17 @@ static int on_established(struct ws_session *s, struct lws *wsi)
 		s->why = "--new-channels-per-ip";
 		return -1;
 	}
-	s->sub.transport = &transport_ws;
-	s->sub.conn = s;
-	s->sub.period_ms = hb;
-	s->sub.deadline_ms = bus_now_ms() + hb;
+	s->h.sub.transport = &transport_ws;
+	s->h.sub.period_ms = hb;
+	s->h.sub.deadline_ms = bus_now_ms() + hb;
 	if (srv_of(s)->cfg->redis[0] && !s->mux) {
 		/* the first timer also bounds the welcome's wait on Redis */
 		s->welcome_by = bus_now_ms() + WS_WELCOME_WAIT_MS;
 		if (hb == 0 || hb > WS_WELCOME_WAIT_MS)
-			s->sub.deadline_ms = s->welcome_by;
+			s->h.sub.deadline_ms = s->welcome_by;
 	}
-	if (bus_attach(srv_of(s)->bus, &s->sub, &chs, has_since ? since : NULL,
-		       s->cursor) != BUS_OK) {
+	if (bus_attach(srv_of(s)->bus, &s->h.sub, &chs,
+		       has_since ? since : NULL, s->cursor) != BUS_OK) {
 		lws_close_reason(wsi, (enum lws_close_status)1013,
 				 (unsigned char *)"unavailable", 11);
 		s->why = "bus refused the subscription";
@@ -791,8 +742,8 @@ static bool refused(struct ws_session *s, const struct mux_op *op, int err)
 }
 
 /* err's code and words as the op's error frame; false if err is unset */
-static bool auth_refused(struct ws_session *s, const struct mux_op *op,
-			 int r, const struct auth_error *err)
+static bool auth_refused(struct ws_session *s, const struct mux_op *op, int r,
+			 const struct auth_error *err)
 {
 	if (r == 0)
 		return false;
@@ -835,15 +786,15 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 		return;
 	}
 	if (refused(s, op,
-		    bus_tap_add(srv_of(s)->bus, &s->sub, op->channel,
+		    bus_tap_add(srv_of(s)->bus, &s->h.sub, op->channel,
 				strlen(op->channel),
 				op->has_since ? &op->since : NULL, op->presence,
 				&start)))
 		return;
 	channel_push(s, op->channel, strlen(op->channel), start);
-	if (srv_of(s)->redis && !bus_welcome(srv_of(s)->bus, &s->sub,
-					     s->nch - 1, 1,
-					     &s->cursor[s->nch - 1])) {
+	if (srv_of(s)->redis &&
+	    !bus_welcome(srv_of(s)->bus, &s->h.sub, s->nch - 1, 1,
+			 &s->cursor[s->nch - 1])) {
 		/* the ack waits for the channel's first sync (ack_ready) */
 		struct ctl *c = ctl_new();
 
@@ -856,7 +807,7 @@ static void mux_subscribe(struct ws_session *s, const struct mux_op *op)
 		c->start = start;
 		c->len = 0;
 		/* the timer bounds the wait when the heartbeat is longer */
-		bus_set_deadline(srv_of(s)->bus, &s->sub, c->wait_by);
+		bus_set_deadline(srv_of(s)->bus, &s->h.sub, c->wait_by);
 		ctl_append(s, c);
 		return;
 	}
@@ -875,7 +826,7 @@ static void mux_unsubscribe(struct ws_session *s, const struct mux_op *op)
 		return;
 	}
 	channel_drop(s, (size_t)i);
-	bus_tap_remove(srv_of(s)->bus, &s->sub, (size_t)i);
+	bus_tap_remove(srv_of(s)->bus, &s->h.sub, (size_t)i);
 	reply_ack(s, op, NULL, NULL, false);
 }
 
@@ -899,7 +850,7 @@ static void queue_ack(struct subscriber *sub, void *cls)
 	else
 		s->acks_head = c;
 	s->acks_tail = c;
-	ws_ready(s->loop, &s->link);
+	ws_ready(s->h.loop, &s->h.link);
 }
 
 /* The engine's thread: Redis answered a /ws publish. */
@@ -939,7 +890,7 @@ static void mux_publish_remote(struct ws_session *s, const struct mux_op *op,
 	struct remote_ack *ra = xcalloc(1, sizeof *ra);
 
 	ra->bus = srv_of(s)->bus;
-	ra->sub_id = s->sub.id;
+	ra->sub_id = s->h.sub.id;
 	ra->op.has_ref = op->has_ref;
 	ra->op.ref = op->ref;
 	/* the acks owed count against the control queue's bound */
@@ -948,7 +899,7 @@ static void mux_publish_remote(struct ws_session *s, const struct mux_op *op,
 		s->rx_paused = true;
 	}
 	publish_message_remote(srv_of(s), op->channel, strlen(op->channel),
-			       op->event[0] ? op->event : NULL, s->sub.client,
+			       op->event[0] ? op->event : NULL, s->h.sub.client,
 			       op->exclude_sender, data,
 			       op->key[0] ? op->key : NULL, on_remote_ack, ra);
 }
@@ -981,7 +932,7 @@ static void mux_publish(struct ws_session *s, const struct mux_op *op,
 	if (refused(s, op,
 		    publish_message_keyed(
 			    srv_of(s), op->channel, strlen(op->channel),
-			    op->event[0] ? op->event : NULL, s->sub.client,
+			    op->event[0] ? op->event : NULL, s->h.sub.client,
 			    op->exclude_sender, data,
 			    op->key[0] ? op->key : NULL, &at, &replayed)))
 		return;
@@ -1007,9 +958,9 @@ static void drop_uncovered(struct ws_session *s)
 			"unsubscribed");
 		ctl_append(s, c);
 		log_debug("ws subscriber %llu: %s no longer covered, dropped",
-			  (unsigned long long)s->sub.id, s->names[i]);
+			  (unsigned long long)s->h.sub.id, s->names[i]);
 		channel_drop(s, i);
-		bus_tap_remove(srv_of(s)->bus, &s->sub, i);
+		bus_tap_remove(srv_of(s)->bus, &s->h.sub, i);
 	}
 }
 
@@ -1022,12 +973,12 @@ static void mux_auth(struct ws_session *s, const struct mux_op *op)
 	struct auth_grant g = { .admin = false };
 	struct auth_error err;
 
-	if (auth_refused(s, op,
-			 auth_check_token(op->token, strlen(op->token), &g,
-					  &err),
-			 &err))
+	if (auth_refused(
+		    s, op,
+		    auth_check_token(op->token, strlen(op->token), &g, &err),
+		    &err))
 		goto out;
-	if (!auth_client_ok(&g, s->sub.client)) {
+	if (!auth_client_ok(&g, s->h.sub.client)) {
 		reply_error(s, op, "client_mismatch",
 			    "the token's sub is not this connection's client "
 			    "id");
@@ -1126,7 +1077,7 @@ static void publish_rx(struct ws_session *s)
 		 PAYLOAD_OK)
 		return;
 	if (publish_message(srv_of(s), s->names[0], strlen(s->names[0]), NULL,
-			    s->sub.client, false, &p, &at) != 0)
+			    s->h.sub.client, false, &p, &at) != 0)
 		log_debug("publish from ws refused");
 	payload_free(&p);
 }
@@ -1203,14 +1154,14 @@ static void on_closed(struct ws_session *s)
 		log_debug("closed ws %s%s after %.3f s, %lu messages sent: %s",
 			  s->mux ? "/ws" : "/channels/",
 			  s->mux || s->nch == 0 ? "" : s->names[0],
-			  (double)(bus_now_ms() - s->opened_ms) / 1000,
-			  s->sent, s->why ? s->why : "peer closed or link lost");
+			  (double)(bus_now_ms() - s->opened_ms) / 1000, s->sent,
+			  s->why ? s->why : "peer closed or link lost");
 	if (s->attached)
-		bus_detach(srv_of(s)->bus, &s->sub);
+		bus_detach(srv_of(s)->bus, &s->h.sub);
 	s->attached = false;
 	ws_alive_remove(&s->alive);
-	if (s->loop)
-		ws_unready(s->loop, &s->link);
+	if (s->h.loop)
+		ws_unready(s->h.loop, &s->h.link);
 	bus_items_release(s->items + s->next, s->nitems - s->next);
 	s->nitems = s->next = 0;
 	message_unref(s->inflight);
@@ -1262,7 +1213,7 @@ static int session_callback(struct ws_session *s, struct lws *wsi,
 		return on_receive(s, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (s->attached)
-			ws_alive_pong(ws_alive_of(s->loop), &s->alive,
+			ws_alive_pong(ws_alive_of(s->h.loop), &s->alive,
 				      bus_now_ms());
 		return 0;
 	case LWS_CALLBACK_CLOSED:
@@ -1319,19 +1270,15 @@ static void alive_hangup(struct ws_alive_link *link)
 	struct ws_session *s = from_alive(link);
 
 	log_debug("ws subscriber %llu silent for --ws-hangup: dropped",
-		  (unsigned long long)s->sub.id);
+		  (unsigned long long)s->h.sub.id);
 	s->why = "no pong within --ws-hangup";
 	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 
-const struct ws_alive_ops *transport_ws_alive_ops(void)
-{
-	static const struct ws_alive_ops ops = {
-		.ping = alive_ping,
-		.hangup = alive_hangup,
-	};
-	return &ops;
-}
+const struct ws_alive_ops lws_ws_alive = {
+	.ping = alive_ping,
+	.hangup = alive_hangup,
+};
 
 /* One protocol serves WebSockets, SSE streams and long polls (ws.c).
  * rx_buffer_size is allocated for every connection: 1 KiB keeps an idle
@@ -1344,15 +1291,10 @@ const struct ws_alive_ops *transport_ws_alive_ops(void)
  * allocates nothing of that size. */
 #define WS_TX_PACKET_MAX (1u << 20)
 
-const struct lws_protocols *transport_ws_protocols(void)
-{
-	static const struct lws_protocols protocols[] = {
-		{ .name = "anypush.v1",
-		  .callback = ws_callback,
-		  .per_session_data_size = sizeof(struct ws_session),
-		  .rx_buffer_size = 1024,
-		  .tx_packet_size = WS_TX_PACKET_MAX },
-		{ NULL, NULL, 0, 0, 0, NULL, 0 },
-	};
-	return protocols;
-}
+const struct lws_protocols lws_ws_protocol = {
+	.name = "anypush.v1",
+	.callback = ws_callback,
+	.per_session_data_size = sizeof(struct ws_session),
+	.rx_buffer_size = 1024,
+	.tx_packet_size = WS_TX_PACKET_MAX,
+};

@@ -6,6 +6,8 @@
 #include "fmt.h"
 #include "ws_mux.h"
 
+#include <stdint.h>
+
 size_t frame_format_welcome(char *buf, size_t cap, const char *client,
 			    unsigned long heartbeat, const char *cursor)
 {
@@ -97,4 +99,24 @@ size_t frame_format_channel_error(char *buf, size_t cap, const char *channel,
 		      "{\"type\":\"error\",\"ref\":null,\"code\":\"%s\","
 		      "\"channel\":\"%s\",\"message\":\"%s\"}",
 		      code, channel, message);
+}
+
+size_t frame_format_head(unsigned char head[FRAME_HEAD_MAX], bool binary,
+			 size_t len)
+{
+	head[0] = 0x80 | (binary ? 0x2 : 0x1); /* FIN, opcode */
+	if (len < 126) {
+		head[1] = (unsigned char)len;
+		return 2;
+	}
+	if (len <= 0xffff) {
+		head[1] = 126;
+		head[2] = (unsigned char)(len >> 8);
+		head[3] = (unsigned char)len;
+		return 4;
+	}
+	head[1] = 127;
+	for (int i = 0; i < 8; i++)
+		head[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	return FRAME_HEAD_MAX;
 }

@@ -24,6 +24,17 @@ struct mux_op;
 /* Room for a /ws ack or error. */
 #define FRAME_CTL_MAX (CHANNEL_NAME_MAX + 256)
 
+/* The longest header of a server frame (unmasked, 64-bit length). */
+#define FRAME_HEAD_MAX 10
+
+/* Framing */
+/* The RFC 6455 header of one whole server-to-client frame (FIN set, no
+ * mask) carrying len bytes, text or binary, into head; its length (2, 4
+ * or 10). For frames written several to a send (lws_ws.c), where lws
+ * would frame each write on its own. */
+size_t frame_format_head(unsigned char head[FRAME_HEAD_MAX], bool binary,
+			 size_t len);
+
 /* Frames */
 /* {"type":"welcome",...}; cursor NULL for /ws, which has no channels yet. */
 size_t frame_format_welcome(char *buf, size_t cap, const char *client,

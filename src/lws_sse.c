@@ -213,14 +213,16 @@ static int on_writable(struct sse_stream *st)
 		st->watched = watcher_add_quiet(ws_server(st->h.loop)->watcher,
 						st->fd, st->h.sub.id) == 0;
 	}
+	/* lws_partial_buffered, not lws_send_pipe_choked: that one asks
+	 * the kernel with a poll(2) per write what lws already knows */
 	for (int i = 0; i < SSE_WRITES_PER_CALLBACK && r == 0; i++) {
 		r = write_some(st);
-		if (lws_send_pipe_choked(st->wsi))
+		if (lws_partial_buffered(st->wsi))
 			break;
 	}
 	if (r < 0)
 		return -1;
-	if (lws_send_pipe_choked(st->wsi)) {
+	if (lws_partial_buffered(st->wsi)) {
 		st->why = "stalled for --http-timeout";
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
 				(int)ws_server(st->h.loop)->cfg->http_timeout);

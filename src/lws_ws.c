@@ -467,24 +467,107 @@ static int close_for(struct ws_session *s, enum sub_end why)
 	return -1;
 }
 
-/* Pull the next batch and write its first item, a ping, or park. */
+/* The frames of one item for a coalesced write: 0 and nothing written if
+ * they do not fit in room (the item stays for a write of its own). */
+static size_t frame_item(struct ws_session *s, struct bus_item *it,
+			 unsigned char *p, size_t room)
+{
+	struct message *m = it->msg;
+	const char *text;
+	size_t tlen, n;
+	bool raw;
+
+	if (m == NULL) {
+		char frame[FRAME_ITEM_MAX];
+
+		tlen = frame_format_item(frame, sizeof frame, s->names[it->tap],
+					 it);
+		if (room < FRAME_HEAD_MAX + tlen)
+			return 0;
+		n = frame_format_head(p, false, tlen);
+		memcpy(p + n, frame, tlen);
+		return n + tlen;
+	}
+	/* the envelope (its meta form before raw bytes), then the bytes */
+	raw = s->binary_frames && m->meta_len > 0;
+	if (raw) {
+		text = message_meta(m);
+		tlen = m->meta_len;
+		if (room < 2 * FRAME_HEAD_MAX + tlen + m->raw_len)
+			return 0;
+	} else {
+		text = message_json(m);
+		tlen = m->json_len;
+		if (room < FRAME_HEAD_MAX + tlen)
+			return 0;
+	}
+	n = frame_format_head(p, false, tlen);
+	memcpy(p + n, text, tlen);
+	n += tlen;
+	if (raw) {
+		n += frame_format_head(p + n, true, m->raw_len);
+		memcpy(p + n, message_raw(m), m->raw_len);
+		n += m->raw_len;
+	}
+	return n;
+}
+
+/* Several items in one send: each frame is copied after its header into
+ * the loop's buffer (ws_send_buffer), so a session with a backlog pays one
+ * system call for up to WS_SEND_BUFFER bytes instead of one per frame,
+ * as an SSE stream does. Pulls until the buffer is full or nothing is
+ * left; parks only when it has nothing. An item too large for what is
+ * left waits for the next write, or, first in one, goes out alone
+ * (write_item, from the message's own buffer). >0: parked, 0: written,
+ * <0: close. */
 static int write_pulled(struct ws_session *s)
 {
-	unsigned char ping[LWS_PRE + 16];
-	struct bus_pull got;
+	unsigned char *buf = ws_send_buffer(s->h.loop);
+	struct bus_pull got = { 0 };
+	size_t n = 0, k;
 
-	bus_pull(srv_of(s)->bus, &s->h.sub, s->items, WS_BATCH, WS_BATCH_BYTES,
-		 true, &got);
-	s->nitems = got.count;
-	s->next = 0;
+	for (;;) {
+		while (s->next < s->nitems) {
+			struct bus_item *it = &s->items[s->next];
+
+			k = frame_item(s, it, buf + n, WS_SEND_BUFFER - n);
+			if (k == 0 && n == 0)
+				return write_item(s, &s->items[s->next++]);
+			if (k == 0)
+				goto flush;
+			n += k;
+			s->next++;
+			s->cursor[it->tap].epoch = it->epoch;
+			s->cursor[it->tap].id = it->cursor;
+			if (it->msg)
+				s->sent++;
+			message_unref(it->msg);
+			it->msg = NULL;
+		}
+		if (WS_SEND_BUFFER - n < FRAME_HEAD_MAX + 64)
+			goto flush;
+		/* with frames already built, a pull that finds nothing parks
+		 * as well: they go out below, and a wake asks again */
+		bus_pull(srv_of(s)->bus, &s->h.sub, s->items, WS_BATCH,
+			 WS_BATCH_BYTES, true, &got);
+		s->nitems = got.count;
+		s->next = 0;
+		if (got.end != SUB_END_NONE || got.parked)
+			goto flush;
+		if (got.count == 0) {
+			/* the timer with nothing to send: the heartbeat */
+			k = frame_format_head(buf + n, false, 15);
+			memcpy(buf + n + k, "{\"type\":\"ping\"}", 15);
+			n += k + 15;
+			goto flush;
+		}
+	}
+flush:
+	if (n > 0 && lws_write(s->wsi, buf, n, LWS_WRITE_HTTP) < (int)n)
+		return -1;
 	if (got.end != SUB_END_NONE)
 		return close_for(s, got.end);
-	if (got.parked)
-		return 1;
-	if (got.count > 0)
-		return write_item(s, &s->items[s->next++]);
-	memcpy(ping + LWS_PRE, "{\"type\":\"ping\"}", 15);
-	return write_text(s, ping, 15);
+	return got.parked ? 1 : 0;
 }
 
 /* One frame: the raw half of a binary message, the welcome, an ack or
@@ -500,8 +583,6 @@ static int write_one(struct ws_session *s)
 		return write_welcome(s);
 	if (s->ctl_head)
 		return write_ctl(s);
-	if (s->next < s->nitems)
-		return write_item(s, &s->items[s->next++]);
 	return write_pulled(s);
 }
 
@@ -533,7 +614,10 @@ static int on_writable(struct ws_session *s)
 	}
 	for (int i = 0; i < WS_WRITES_PER_CALLBACK; i++) {
 		r = write_one(s);
-		if (r != 0 || lws_send_pipe_choked(s->wsi))
+		/* lws kept what the socket did not take: the socket is full
+		 * (lws_send_pipe_choked would ask the kernel with a poll(2)
+		 * per frame to learn what lws already knows) */
+		if (r != 0 || lws_partial_buffered(s->wsi))
 			break;
 	}
 	if (r > 0)

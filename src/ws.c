@@ -68,6 +68,8 @@ struct ws_loop {
 	int epfd; /* libev's epoll descriptor (ws_release), -1 if unknown */
 	struct ws_ready_link ready; /* circular list head */
 	struct ws_alive alive;      /* keepalive (loop thread only) */
+	/* ws_send_buffer's, allocated on first use (loop thread only) */
+	unsigned char *send_buf;
 };
 
 /* A socket for a loop to adopt, and the head the router read off it
@@ -99,6 +101,13 @@ struct server *ws_server(struct ws_loop *loop)
 struct ws_alive *ws_alive_of(struct ws_loop *loop)
 {
 	return &loop->alive;
+}
+
+unsigned char *ws_send_buffer(struct ws_loop *loop)
+{
+	if (loop->send_buf == NULL)
+		loop->send_buf = xmalloc(LWS_PRE + WS_SEND_BUFFER);
+	return loop->send_buf + LWS_PRE;
 }
 
 struct ws_loop *ws_loop_of(struct lws *wsi)
@@ -605,6 +614,7 @@ static void loop_free(struct ws_loop *l)
 		ipconns_give(l->adopt[i].ipc);
 	}
 	free(l->adopt);
+	free(l->send_buf);
 	if (l->loop)
 		ev_loop_destroy(l->loop);
 	pthread_mutex_destroy(&l->lock);

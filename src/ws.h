@@ -21,6 +21,8 @@ struct ws_loop;
 
 /* --threads at most */
 #define WS_LOOPS_MAX 64
+/* ws_send_buffer's size */
+#define WS_SEND_BUFFER (16u << 10)
 
 /* A session's place on its loop's ready list; guarded by the list's
  * lock. service is what the loop thread calls when it takes the link off
@@ -100,5 +102,11 @@ void ws_client_ip(struct lws *wsi, char ip[LIMITS_IP_MAX]);
 struct server *ws_server(struct ws_loop *loop);
 /* The loop's keepalive wheel (ws_alive.h), turned on every wake. */
 struct ws_alive *ws_alive_of(struct ws_loop *loop);
+/* The loop's buffer for building one write out of several frames or
+ * events: WS_SEND_BUFFER bytes, with LWS_PRE of room before it. One per
+ * loop, not per connection, so an idle connection holds none; its
+ * contents last until the next call on that loop (lws copies what the
+ * socket does not take). */
+unsigned char *ws_send_buffer(struct ws_loop *loop);
 
 #endif

@@ -119,6 +119,40 @@ START_TEST(test_channel_error_longest_fits)
 }
 END_TEST
 
+/* The header of a frame written several to a send: RFC 6455 5.2, at each
+ * edge of the length encodings, as a client's parser reads it. */
+START_TEST(test_head_at_every_length_edge)
+{
+	static const size_t lens[] = { 0, 1, 125, 126, 127, 65535, 65536,
+				       (size_t)1 << 32 };
+	unsigned char h[FRAME_HEAD_MAX];
+
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		size_t want = lens[i] < 126 ? 2 : lens[i] <= 0xffff ? 4 : 10;
+		size_t n = frame_format_head(h, i % 2 == 1, lens[i]);
+		uint64_t got = h[1] & 0x7f;
+
+		ck_assert_uint_eq(n, want);
+		/* FIN, no RSV bits, text or binary; never masked */
+		ck_assert_uint_eq(h[0], i % 2 == 1 ? 0x82 : 0x81);
+		ck_assert_uint_eq(h[1] & 0x80, 0);
+		if (got == 126) {
+			got = (uint64_t)h[2] << 8 | h[3];
+		} else if (got == 127) {
+			got = 0;
+			for (int k = 0; k < 8; k++)
+				got = got << 8 | h[2 + k];
+		}
+		ck_assert_uint_eq(got, lens[i]);
+		/* the shortest form: RFC 6455 requires it */
+		if (n == 4)
+			ck_assert_uint_ge(got, 126);
+		if (n == 10)
+			ck_assert_uint_gt(got, 0xffff);
+	}
+}
+END_TEST
+
 static Suite *frame_format_suite(void)
 {
 	Suite *s = suite_create("frame_format");
@@ -128,6 +162,7 @@ static Suite *frame_format_suite(void)
 	tcase_add_test(tc, test_error_escapes_and_echoes_ref);
 	tcase_add_test(tc, test_acks);
 	tcase_add_test(tc, test_channel_error_longest_fits);
+	tcase_add_test(tc, test_head_at_every_length_edge);
 	suite_add_tcase(s, tc);
 	return s;
 }

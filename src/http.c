@@ -100,7 +100,7 @@ static const struct mhd_guest mhd_ws = { ws_refuse, ws_refused };
 static const struct mhd_guest *const guests[TRANSPORT_COUNT] = {
 	[TRANSPORT_POLL] = &mhd_poll,
 	[TRANSPORT_LONGPOLL] = &mhd_longpoll,
-	[TRANSPORT_SSE] = &mhd_sse,
+	[TRANSPORT_SSE] = &mhd_stream,
 	[TRANSPORT_WS] = &mhd_ws,
 };
 

@@ -27,9 +27,10 @@ struct http_wait_ops {
 };
 
 /* How libmicrohttpd serves a subscribe of one transport: the MHD half of
- * each technique (http_poll.c, http_longpoll.c, http_sse.c; http.c
- * answers a WebSocket that reached MHD without an upgrade). http.c picks
- * the table by the request's transport id. */
+ * each technique (http_poll.c, http_longpoll.c; http_stream.c for every
+ * stream technique, stream.h; http.c answers a WebSocket that reached MHD
+ * without an upgrade). http.c picks the table by the request's transport
+ * id. */
 struct mhd_guest {
 	/* Serve the subscribe; called on every access-handler call for it
 	 * (again after each resume). Returns MHD_YES or MHD_NO. */
@@ -41,7 +42,7 @@ struct mhd_guest {
 
 extern const struct mhd_guest mhd_poll;
 extern const struct mhd_guest mhd_longpoll;
-extern const struct mhd_guest mhd_sse;
+extern const struct mhd_guest mhd_stream;
 
 /* One HTTP request, from the first access-handler call to MHD's
  * completed notification. Touched only by the connection's MHD thread. */

@@ -1,7 +1,7 @@
-/* lws_held.h: what the requests held on the libwebsockets loops (SSE in
- * lws_sse.c, long poll in lws_longpoll.c) read from
- * their head the same way, as lws decoded it. Loop thread, while lws
- * still has the head. */
+/* lws_held.h: what the requests held on the libwebsockets loops (streams
+ * in lws_stream.c, long polls in lws_longpoll.c) read from their head the
+ * same way, as lws decoded it. Loop thread, while lws still has the
+ * head. */
 #ifndef ANYPUSH_LWS_HELD_H
 #define ANYPUSH_LWS_HELD_H
 

@@ -258,7 +258,7 @@ static void hand_off(struct router *r, struct pending *p, enum head_verdict v,
 		return;
 	/* An event stream goes to lws only with a stream slot; past
 	 * --max-streams libmicrohttpd answers its 503, with the CORS
-	 * headers a browser needs to read it (http_sse.c) */
+	 * headers a browser needs to read it (http_stream.c) */
 	if (v == HEAD_SSE)
 		to_ws = capacity_take_stream(r->srv->cap);
 	unlink_pending(r, p);

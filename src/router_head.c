@@ -219,7 +219,7 @@ static long query_value(const char *q, size_t qlen, const char *name,
 
 /* Whether an SSE subscribe will be served as it is, so that every
  * doubtful one goes to libmicrohttpd, which answers the JSON error
- * (http.c subscribe, http_sse.c): GET /channels/LIST with a list
+ * (http.c subscribe, http_stream.c): GET /channels/LIST with a list
  * channel_list_parse takes; transport=sse, or no transport with Accept:
  * text/event-stream and no WebSocket upgrade (pick_transport's order);
  * a Last-Event-ID (which wins) or since that parses as one cursor per

@@ -26,7 +26,7 @@
  * rest. */
 static const struct ws_http_guest *const lws_http_guests[] = {
 	&lws_longpoll_guest,
-	&lws_sse_guest,
+	&lws_stream_guest,
 	NULL,
 };
 static const struct ws_guests lws_guests = {

@@ -1,9 +1,9 @@
 /* sse_out.h: what an SSE stream sends next and the text of it not yet
  * copied out: the welcome once, then each pulled item's event (a block
  * from sse_format, a message's shared envelope, its "\n\n"), copied into
- * whatever room the library gives and continued at the next call. Shared
- * by the libmicrohttpd stream (http_sse.c) and the libwebsockets one
- * (lws_sse.c), so both send the same bytes in the same order. */
+ * whatever room the host gives and continued at the next call. The SSE
+ * technique (transport_sse.c) stages through it for both libraries'
+ * hosts, so both send the same bytes in the same order. */
 #ifndef ANYPUSH_SSE_OUT_H
 #define ANYPUSH_SSE_OUT_H
 
@@ -31,7 +31,7 @@ struct sse_out {
 	struct message *writing; /* its envelope is staged: reference held */
 	size_t nitems, next;     /* of the stream's pulled items */
 	bool started;            /* the welcome is staged */
-	bool ending; /* the last event is staged: end once it is out */
+	bool ending;     /* the last event is staged: end once it is out */
 	const char *why; /* why it ends, for the host's log; NULL: none */
 	/* with --redis: the welcome waits for the channels' first sync
 	 * until then (monotonic ms), the stream ends past it; 0: no wait */
@@ -39,7 +39,7 @@ struct sse_out {
 };
 
 /* What the next event is made of: the stream's own state, lent for one
- * sse_out_next or sse_fill (transport_sse.h) call. */
+ * sse_out_next or sse_fill (transport_sse.c) call. */
 struct sse_out_src {
 	struct bus_item *items; /* SSE_BATCH: pulled into, then staged */
 	char *scratch; /* SSE_FORMAT_MAX bytes, left alone until drained */

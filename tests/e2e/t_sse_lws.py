@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""SSE streams held on the libwebsockets loops (lws_sse.c): an idle
+"""SSE streams held on the libwebsockets loops (lws_stream.c): an idle
 stream costs under 5 KiB of RSS (it cost 15 KiB held by libmicrohttpd, whose
 connection pool stays whole while a reply streams); a peer that leaves or
 sends anything after its request is dropped at once, without the loop

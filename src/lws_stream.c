@@ -1,19 +1,20 @@
-/* Server-Sent Events on the libwebsockets loops. The router sends here
- * only SSE subscribes it has checked in full (router_head.c), with a
- * stream slot already taken; anything doubtful goes to libmicrohttpd,
- * whose http_sse.c answers the JSON error or serves it.
+/* Streams on the libwebsockets loops: the host of any stream technique
+ * (stream.h; Server-Sent Events is the one today) for the requests the
+ * router has checked in full (router_head.c) and sent here with a stream
+ * slot already taken; anything doubtful goes to libmicrohttpd, whose
+ * http_stream.c answers the JSON error or serves it.
  *
  * Why here and not on libmicrohttpd: MHD 0.9.75 keeps its whole
  * connection pool (--http-memory) for as long as a reply streams, so a
  * held SSE stream cost 15 KB of RSS (bench/idle_mem.py). Here an idle
- * stream keeps the wsi and this struct: lws's header table (8 KiB) is
- * given back once the head is answered, and the write buffer exists only
- * while there is something to write.
+ * stream keeps the wsi, this struct and the technique's state: lws's
+ * header table (8 KiB) is given back once the head is answered, and the
+ * write buffer is the loop's (ws_send_buffer).
  *
- * The bytes are the technique's (transport_sse.c), in chunked
- * encoding over HTTP/1.1 and as a plain body over HTTP/1.0. Everything
- * runs on the stream's loop thread except host_lws's wake and cut, which run
- * under the bus lock on any thread and only queue the stream for it. */
+ * The body is what the technique gives, in chunked encoding over HTTP/1.1
+ * and as a plain body over HTTP/1.0. Everything runs on the stream's loop
+ * thread except host_lws's wake and cut, which run under the bus lock on
+ * any thread and only queue the stream for it. */
 #include "auth.h"
 #include "bus.h"
 #include "clientid.h"
@@ -26,10 +27,8 @@
 #include "lws_held.h"
 #include "metrics.h"
 #include "server.h"
-#include "sse_format.h"
-#include "sse_out.h"
+#include "stream.h"
 #include "transport.h"
-#include "transport_sse.h"
 #include "validate.h"
 #include "watcher.h"
 #include "ws.h"
@@ -42,43 +41,32 @@
 #include <string.h>
 #include <time.h>
 
-#define LOG_PREFIX "sse"
-/* one write: the body of one chunk */
-#define SSE_WRITE_MAX (16u << 10)
-#define SSE_WRITES_PER_CALLBACK 8
+#define LOG_PREFIX "stream"
+/* writes per WRITEABLE, each at most the loop's buffer */
+#define WRITES_PER_CALLBACK 8
 /* room before a chunk's data for its size line: 8 hex digits, CRLF */
 #define CHUNK_HEAD 10
 #define HEAD_MAX 1024
 
-/* What only a stream with something to write needs: allocated when it
- * is asked to write and freed when it parks, so an idle stream does not
- * hold it (bench/idle_mem.py). */
-struct sse_busy {
-	struct bus_item items[SSE_BATCH]; /* pulled, not yet written */
-	char scratch[SSE_FORMAT_MAX];
-	struct channel_list chs; /* names point into the stream's path */
-	unsigned char buf[LWS_PRE + CHUNK_HEAD + SSE_WRITE_MAX + 2];
-};
-
-/* lws's per-session data of an SSE wsi; zeroed by lws. The subscriber
- * comes first: its transport tells an SSE wsi from a WebSocket one. */
-struct sse_stream {
+/* lws's per-session data of a stream's wsi; zeroed by lws. The subscriber
+ * comes first: its transport (one with a stream_of) tells a stream's wsi
+ * from a WebSocket one. */
+struct lws_stream {
 	struct lws_sub h; /* first: the bus's subscriber is this */
 	struct lws *wsi;
 	unsigned retry_after; /* seconds, for a 429 reply_error; 0: none */
 	char *path;           /* the channel list */
 	size_t nch;
 	struct cursor *cursor; /* as the client has it, one per channel */
-	struct sse_busy *busy; /* NULL while idle */
-	struct sse_out out;    /* what is staged, of busy->items */
-	uint64_t bytes_base;   /* written to the socket, counted (cost_bytes) */
+	const struct stream_ops *ops; /* the technique */
+	void *state;                  /* its state: ops->state_size */
+	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages */
 	const char *why;    /* for the close line; NULL: the peer or the link */
 	bool opened;        /* the HTTP callback came */
 	bool attached;      /* to the bus */
 	bool detached;      /* lws's header table given back */
-	bool named;         /* messages as events of their own name */
 	bool chunked;       /* HTTP/1.1: the body is chunked */
 	bool killing;       /* cut seen on the loop thread: the wsi is ending */
 	bool closing;       /* the last bytes are written: close when sent */
@@ -87,49 +75,41 @@ struct sse_stream {
 	long long exp_s; /* the token's exp: the stream ends then; 0: none */
 };
 
-static struct sse_stream *from_link(struct ws_ready_link *link)
+static struct lws_stream *from_link(struct ws_ready_link *link)
 {
-	return (struct sse_stream *)lws_sub_of_link(link);
+	return (struct lws_stream *)lws_sub_of_link(link);
 }
 
 /* ---- loop thread: the text ---- */
 
-static void go_busy(struct sse_stream *st)
-{
-	if (st->busy)
-		return;
-	st->busy = xmalloc(sizeof *st->busy);
-	/* the path parsed when the stream opened */
-	(void)channel_list_parse(st->path, strlen(st->path), &st->busy->chs);
-}
-
 /* Up to max bytes into buf (*len), as the technique has them. */
-static enum sse_fill fill(struct sse_stream *st, char *buf, size_t max,
-			  size_t *len)
+static enum stream_fill fill(struct lws_stream *st, char *buf, size_t max,
+			     size_t *len)
 {
 	struct server *srv = ws_server(st->h.loop);
-	const struct sse_out_src src = {
-		.items = st->busy->items,
-		.scratch = st->busy->scratch,
-		.cursor = st->cursor,
-		.chs = &st->busy->chs,
-		.client = st->h.sub.client,
-		.heartbeat = config_live(srv->cfg, heartbeat),
-		.named = st->named,
-		.sent = &st->sent,
+	struct channel_list chs;
+	struct stream_env env = {
 		.bus = srv->bus,
 		.sub = &st->h.sub,
+		.cursor = st->cursor,
+		.chs = &chs,
+		.client = st->h.sub.client,
+		.heartbeat = config_live(srv->cfg, heartbeat),
+		.sent = &st->sent,
 		.exp_s = st->exp_s,
 	};
 
-	return sse_fill(&st->out, &src, buf, max, len);
+	/* the path parsed when the stream opened; not kept, so an idle
+	 * stream does not hold it */
+	(void)channel_list_parse(st->path, strlen(st->path), &chs);
+	return st->ops->fill(st->state, &env, buf, max, len);
 }
 
 /* ---- loop thread: writing ---- */
 
 /* n body bytes at body (which has CHUNK_HEAD bytes of room before it and
  * two after), as one chunk over HTTP/1.1. */
-static int write_body(struct sse_stream *st, char *body, size_t n)
+static int write_body(struct lws_stream *st, char *body, size_t n)
 {
 	char head[CHUNK_HEAD + 1];
 	char *start = body;
@@ -151,31 +131,26 @@ static int write_body(struct sse_stream *st, char *body, size_t n)
 
 /* One write. 0: written, ask again; 1: stop here (parked, or the end is
  * written and the stream closes once it is sent); -1: close. */
-static int write_some(struct sse_stream *st)
+static int write_some(struct lws_stream *st)
 {
-	char *body;
+	/* the loop's buffer, with room for a chunk's head and tail */
+	char *body = (char *)ws_send_buffer(st->h.loop) + CHUNK_HEAD;
 	size_t n;
-	enum sse_fill end;
+	enum stream_fill end;
 
-	go_busy(st);
-	body = (char *)st->busy->buf + LWS_PRE + CHUNK_HEAD;
-	end = fill(st, body, SSE_WRITE_MAX, &n);
-	if (end == SSE_FILL_ERROR) {
-		st->why = st->out.why;
+	end = fill(st, body, WS_SEND_BUFFER - CHUNK_HEAD - 2, &n);
+	if (end == STREAM_ERROR) {
+		st->why = st->ops->why(st->state);
 		return -1;
 	}
 	if (n > 0 && write_body(st, body, n) < 0)
 		return -1;
-	if (end == SSE_FILL_PARKED) {
-		/* nothing staged, every pulled item written */
-		free(st->busy);
-		st->busy = NULL;
+	if (end == STREAM_PARKED)
 		return 1;
-	}
-	if (end == SSE_FILL_MORE)
+	if (end == STREAM_MORE)
 		return 0;
 	/* the last bytes are written: end the body properly, then close */
-	st->why = st->out.why;
+	st->why = st->ops->why(st->state);
 	if (st->chunked &&
 	    lws_write(st->wsi, (unsigned char *)memcpy(body, "0\r\n\r\n", 5), 5,
 		      LWS_WRITE_HTTP) < 5)
@@ -190,7 +165,7 @@ static int write_some(struct sse_stream *st)
  * WRITEABLE until it is sent: if that takes --http-timeout, the reader
  * has stopped and the stream is closed, as libmicrohttpd closes a
  * stalled one. */
-static int on_writable(struct sse_stream *st)
+static int on_writable(struct lws_stream *st)
 {
 	int r = 0;
 
@@ -213,16 +188,21 @@ static int on_writable(struct sse_stream *st)
 		st->watched = watcher_add_quiet(ws_server(st->h.loop)->watcher,
 						st->fd, st->h.sub.id) == 0;
 	}
-	/* lws_partial_buffered, not lws_send_pipe_choked: that one asks
-	 * the kernel with a poll(2) per write what lws already knows */
-	for (int i = 0; i < SSE_WRITES_PER_CALLBACK && r == 0; i++) {
+	/* between writes, lws_partial_buffered: lws_send_pipe_choked asks
+	 * the kernel with a poll(2) what lws mostly knows already */
+	for (int i = 0; i < WRITES_PER_CALLBACK && r == 0; i++) {
 		r = write_some(st);
 		if (lws_partial_buffered(st->wsi))
 			break;
 	}
 	if (r < 0)
 		return -1;
-	if (lws_partial_buffered(st->wsi)) {
+	/* with more to write, a socket that took the last write whole may
+	 * still be full: only the kernel knows, once per round. A reader
+	 * that stopped must not leave the stream waiting for a WRITEABLE
+	 * that never comes */
+	if (lws_partial_buffered(st->wsi) ||
+	    (r == 0 && lws_send_pipe_choked(st->wsi))) {
 		st->why = "stalled for --http-timeout";
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
 				(int)ws_server(st->h.loop)->cfg->http_timeout);
@@ -236,11 +216,12 @@ static int on_writable(struct sse_stream *st)
 
 static void service(struct ws_ready_link *link)
 {
-	struct sse_stream *st = from_link(link);
+	struct lws_stream *st = from_link(link);
 	uint64_t cpu = cost_cpu_now();
 
 	if (st->h.cut) {
-		log_debug("sse subscriber %llu cut (slow consumer)",
+		log_debug("%s subscriber %llu cut (slow consumer)",
+			  st->h.sub.transport->name,
 			  (unsigned long long)st->h.sub.id);
 		st->why = "slow consumer";
 		st->killing = true;
@@ -249,7 +230,7 @@ static void service(struct ws_ready_link *link)
 	} else {
 		lws_callback_on_writable(st->wsi);
 	}
-	cost_cpu(TRANSPORT_SSE, cpu);
+	cost_cpu(st->h.sub.transport->id, cpu);
 }
 
 /* ---- loop thread: opening ---- */
@@ -264,7 +245,7 @@ static int add_header(struct lws *wsi, const char *name, const char *value,
 
 /* The status line and the headers every reply carries (as
  * http_reply_common_headers); sets chunked for HTTP/1.1. */
-static int start_head(struct sse_stream *st, unsigned status,
+static int start_head(struct lws_stream *st, unsigned status,
 		      unsigned char *start, unsigned char **p,
 		      unsigned char *end)
 {
@@ -290,7 +271,7 @@ static int start_head(struct sse_stream *st, unsigned status,
 /* {"error":{"code","message"}} with that status and the common headers,
  * as http_reply_error sends it, then close once it is sent. code and
  * message are our own text. */
-static int reply_error(struct sse_stream *st, unsigned status, const char *code,
+static int reply_error(struct lws_stream *st, unsigned status, const char *code,
 		       const char *message)
 {
 	unsigned char buf[LWS_PRE + HEAD_MAX + 512];
@@ -324,8 +305,8 @@ static int reply_error(struct sse_stream *st, unsigned status, const char *code,
 
 /* The request as lws decoded it, checked again (the router checked the
  * raw head): the channels, the cursor (Last-Event-ID wins over since),
- * client, presence, sse_events. */
-static int parse_request(struct sse_stream *st, struct cursor *since,
+ * client, presence. */
+static int parse_request(struct lws_stream *st, struct cursor *since,
 			 bool *has_since)
 {
 	char buf[CURSOR_TEXT_MAX + 16];
@@ -348,10 +329,6 @@ static int parse_request(struct sse_stream *st, struct cursor *since,
 		snprintf(st->h.sub.client, sizeof st->h.sub.client, "%s", v);
 	else
 		clientid_new(st->h.sub.client);
-	v = lws_held_arg(st->wsi, "sse_events=", buf, sizeof buf);
-	st->named = v == NULL || lws_held_flag(v);
-	if (v && !st->named && strcmp(v, "0") != 0 && strcmp(v, "false") != 0)
-		return -1;
 	st->h.sub.announce = lws_held_flag(
 		lws_held_arg(st->wsi, "presence=", buf, sizeof buf));
 	return 0;
@@ -359,7 +336,7 @@ static int parse_request(struct sse_stream *st, struct cursor *since,
 
 /* The credential against the channels and ?client=; a token's sub is
  * the client id when none was asked for, and its exp ends the stream. */
-static int authorize(struct sse_stream *st, const struct channel_list *chs,
+static int authorize(struct lws_stream *st, const struct channel_list *chs,
 		     struct auth_error *err)
 {
 	struct auth_grant g;
@@ -385,14 +362,14 @@ out:
 	return r;
 }
 
-static int send_head(struct sse_stream *st)
+static int send_head(struct lws_stream *st)
 {
 	unsigned char buf[LWS_PRE + HEAD_MAX];
 	unsigned char *start = buf + LWS_PRE, *p = start,
 		      *end = buf + sizeof buf;
 
 	if (start_head(st, 200, start, &p, end) ||
-	    add_header(st->wsi, "Content-Type:", "text/event-stream", &p,
+	    add_header(st->wsi, "Content-Type:", st->ops->content_type, &p,
 		       end) ||
 	    add_header(st->wsi, "X-Accel-Buffering:", "no", &p, end) ||
 	    add_header(st->wsi, "X-Client-Id:", st->h.sub.client, &p, end) ||
@@ -402,7 +379,29 @@ static int send_head(struct sse_stream *st)
 	return lws_finalize_write_http_header(st->wsi, start, &p, end) ? -1 : 0;
 }
 
-static int on_http(struct sse_stream *st, struct lws *wsi)
+/* The stream technique the request names with ?transport=, else the one
+ * an Accept header picks (the router sends here only those,
+ * router_head.c). */
+static const struct stream_ops *technique(struct lws *wsi)
+{
+	char buf[32];
+	const char *v = lws_held_arg(wsi, "transport=", buf, sizeof buf);
+	const struct transport *t = v ? transport_by_name(v, strlen(v)) : NULL;
+	const struct stream_ops *ops = t ? stream_of(t) : NULL;
+
+	return ops ? ops : &stream_sse;
+}
+
+static const char *arg_of(void *ctx, const char *name)
+{
+	static _Thread_local char buf[256];
+	char key[32];
+
+	snprintf(key, sizeof key, "%s=", name);
+	return lws_held_arg(ctx, key, buf, sizeof buf);
+}
+
+static int on_http(struct lws_stream *st, struct lws *wsi)
 {
 	struct cursor since[CHANNELS_PER_SUBSCRIPTION_MAX];
 	struct server *srv;
@@ -411,23 +410,28 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 	struct channel_list chs;
 	enum bus_error err;
 	struct auth_error aerr;
+	const char *code = NULL, *message = NULL;
 
 	if (st->opened)
 		return -1; /* a second request while streaming */
 	st->opened = true;
 	st->wsi = wsi;
 	lws_sub_init(&st->h, ws_loop_of(wsi), service);
-	st->h.sub.transport = &transport_sse;
+	st->ops = technique(wsi);
+	st->h.sub.transport = st->ops->transport;
+	st->state = xcalloc(1, st->ops->state_size);
 	st->opened_ms = bus_now_ms();
 	srv = ws_server(st->h.loop);
 	hb = config_live(srv->cfg, heartbeat) * 1000;
-	cost_request(TRANSPORT_SSE);
+	cost_request(st->h.sub.transport->id);
 	if (parse_request(st, since, &has_since) < 0) {
-		log_debug("sse request refused after routing");
+		log_debug("%s request refused after routing",
+			  st->h.sub.transport->name);
 		return reply_error(st, 400, "bad_request",
 				   "the request did not parse as it was "
 				   "routed");
 	}
+
 	(void)channel_list_parse(st->path, strlen(st->path), &chs);
 	if (authorize(st, &chs, &aerr) < 0)
 		return reply_error(st, aerr.status, aerr.code, aerr.message);
@@ -445,16 +449,15 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 					   LIMITS_CHANNELS_TEXT);
 		}
 	}
-	metrics_add(&metrics.subscriptions[TRANSPORT_SSE], 1);
+	/* the technique's own arguments, after the checks every request
+	 * has (as libmicrohttpd orders them) */
+	st->h.sub.deadline_ms = bus_now_ms() + hb;
+	if (st->ops->open(st->state, arg_of, wsi, srv->cfg->redis[0] != '\0',
+			  hb, &st->h.sub.deadline_ms, &code, &message) < 0)
+		return reply_error(st, 400, code, message);
+	metrics_add(&metrics.subscriptions[st->h.sub.transport->id], 1);
 	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
 	st->h.sub.period_ms = hb;
-	st->h.sub.deadline_ms = bus_now_ms() + hb;
-	if (srv->cfg->redis[0]) {
-		/* the first timer also bounds the welcome's wait on Redis */
-		st->out.welcome_by = bus_now_ms() + SSE_OUT_WELCOME_WAIT_MS;
-		if (hb == 0 || hb > SSE_OUT_WELCOME_WAIT_MS)
-			st->h.sub.deadline_ms = st->out.welcome_by;
-	}
 	err = bus_attach(srv->bus, &st->h.sub, &chs, has_since ? since : NULL,
 			 st->cursor);
 	if (err == BUS_SHUTTING_DOWN)
@@ -471,18 +474,18 @@ static int on_http(struct sse_stream *st, struct lws *wsi)
 }
 
 /* Idempotent: lws may close a wsi from several places. */
-static void on_closed(struct sse_stream *st)
+static void on_closed(struct lws_stream *st)
 {
 	if (!st->opened)
 		return;
 	if (st->wsi)
-		cost_bytes(TRANSPORT_SSE, lws_get_socket_fd(st->wsi),
+		cost_bytes(st->h.sub.transport->id, lws_get_socket_fd(st->wsi),
 			   &st->bytes_base);
 	/* the channel list, never the URL: a query may carry a secret */
 	if (st->attached)
-		log_debug("closed sse /channels/%s after %.3f s, %lu messages "
+		log_debug("closed %s /channels/%s after %.3f s, %lu messages "
 			  "sent: %s",
-			  st->path,
+			  st->h.sub.transport->name, st->path,
 			  (double)(bus_now_ms() - st->opened_ms) / 1000,
 			  st->sent,
 			  st->why ? st->why : "peer closed or link lost");
@@ -494,9 +497,10 @@ static void on_closed(struct sse_stream *st)
 		bus_detach(ws_server(st->h.loop)->bus, &st->h.sub);
 	st->attached = false;
 	ws_unready(st->h.loop, &st->h.link);
-	sse_out_free(&st->out, st->busy ? st->busy->items : NULL);
-	free(st->busy);
-	st->busy = NULL;
+	if (st->state)
+		st->ops->close(st->state);
+	free(st->state);
+	st->state = NULL;
 	free(st->cursor);
 	st->cursor = NULL;
 	free(st->path);
@@ -508,7 +512,7 @@ static void on_closed(struct sse_stream *st)
 static bool callback(struct lws *wsi, int reason, void *user, void *in,
 		     size_t len, int *ret)
 {
-	struct sse_stream *st = user;
+	struct lws_stream *st = user;
 	uint64_t cpu;
 
 	(void)in;
@@ -516,7 +520,7 @@ static bool callback(struct lws *wsi, int reason, void *user, void *in,
 	if (st == NULL)
 		return false;
 	if (reason != LWS_CALLBACK_HTTP &&
-	    st->h.sub.transport != &transport_sse)
+	    stream_of(st->h.sub.transport) == NULL)
 		return false;
 	cpu = cost_cpu_now();
 	*ret = 0;
@@ -527,8 +531,8 @@ static bool callback(struct lws *wsi, int reason, void *user, void *in,
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		*ret = st->opened ? on_writable(st) : -1;
 		if (st->wsi)
-			cost_bytes(TRANSPORT_SSE, lws_get_socket_fd(wsi),
-				   &st->bytes_base);
+			cost_bytes(st->h.sub.transport->id,
+				   lws_get_socket_fd(wsi), &st->bytes_base);
 		break;
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -538,12 +542,13 @@ static bool callback(struct lws *wsi, int reason, void *user, void *in,
 	default:
 		break;
 	}
-	cost_cpu(TRANSPORT_SSE, cpu);
+	cost_cpu(st->h.sub.transport ? st->h.sub.transport->id : TRANSPORT_SSE,
+		 cpu);
 	return true;
 }
 
-const struct ws_http_guest lws_sse_guest = {
-	.name = "sse",
-	.session_size = sizeof(struct sse_stream),
+const struct ws_http_guest lws_stream_guest = {
+	.name = "stream",
+	.session_size = sizeof(struct lws_stream),
 	.callback = callback,
 };

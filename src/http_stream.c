@@ -113,6 +113,7 @@ static int stream_serve(struct http_request *req)
 	deadline = bus_now_ms() + hb;
 	if (ops->open(st->state, arg_of, req, req->srv->cfg->redis[0] != '\0',
 		      hb, &deadline, &code, &message) < 0) {
+		ops->close(st->state);
 		free(st);
 		return http_reply_error(req->conn, 400, code, message);
 	}

@@ -131,7 +131,7 @@ static int write_body(struct lws_stream *st, char *body, size_t n)
 
 /* One write. 0: written, ask again; 1: stop here (parked, or the end is
  * written and the stream closes once it is sent); -1: close. */
-static int write_some(struct lws_stream *st)
+static int write_some(struct lws_stream *st, bool *wrote)
 {
 	/* the loop's buffer, with room for a chunk's head and tail */
 	char *body = (char *)ws_send_buffer(st->h.loop) + CHUNK_HEAD;
@@ -145,6 +145,7 @@ static int write_some(struct lws_stream *st)
 	}
 	if (n > 0 && write_body(st, body, n) < 0)
 		return -1;
+	*wrote = *wrote || n > 0;
 	if (end == STREAM_PARKED)
 		return 1;
 	if (end == STREAM_MORE)
@@ -156,6 +157,7 @@ static int write_some(struct lws_stream *st)
 		      LWS_WRITE_HTTP) < 5)
 		return -1;
 	st->closing = true;
+	*wrote = true;
 	lws_callback_on_writable(st->wsi);
 	return 1;
 }
@@ -167,6 +169,7 @@ static int write_some(struct lws_stream *st)
  * stalled one. */
 static int on_writable(struct lws_stream *st)
 {
+	bool wrote = false;
 	int r = 0;
 
 	/* cut is read only after the ready list (service): a write may
@@ -191,18 +194,18 @@ static int on_writable(struct lws_stream *st)
 	/* between writes, lws_partial_buffered: lws_send_pipe_choked asks
 	 * the kernel with a poll(2) what lws mostly knows already */
 	for (int i = 0; i < WRITES_PER_CALLBACK && r == 0; i++) {
-		r = write_some(st);
+		r = write_some(st, &wrote);
 		if (lws_partial_buffered(st->wsi))
 			break;
 	}
 	if (r < 0)
 		return -1;
-	/* with more to write, a socket that took the last write whole may
-	 * still be full: only the kernel knows, once per round. A reader
-	 * that stopped must not leave the stream waiting for a WRITEABLE
-	 * that never comes */
+	/* a socket that took the last write whole may be full now: only
+	 * the kernel knows, asked once per round that wrote. A reader that
+	 * stopped must not leave the stream waiting for a WRITEABLE that
+	 * never comes, more to write or not (t_limits) */
 	if (lws_partial_buffered(st->wsi) ||
-	    (r == 0 && lws_send_pipe_choked(st->wsi))) {
+	    (wrote && lws_send_pipe_choked(st->wsi))) {
 		st->why = "stalled for --http-timeout";
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
 				(int)ws_server(st->h.loop)->cfg->http_timeout);
@@ -435,6 +438,13 @@ static int on_http(struct lws_stream *st, struct lws *wsi)
 	(void)channel_list_parse(st->path, strlen(st->path), &chs);
 	if (authorize(st, &chs, &aerr) < 0)
 		return reply_error(st, aerr.status, aerr.code, aerr.message);
+	/* the technique's own arguments: after the credential and before
+	 * --new-channels-per-ip takes its tokens, as libmicrohttpd orders
+	 * them */
+	st->h.sub.deadline_ms = bus_now_ms() + hb;
+	if (st->ops->open(st->state, arg_of, wsi, srv->cfg->redis[0] != '\0',
+			  hb, &st->h.sub.deadline_ms, &code, &message) < 0)
+		return reply_error(st, 400, code, message);
 	/* --new-channels-per-ip: the channels it names that do not exist
 	 * are created */
 	if (limits_new_channels_on()) {
@@ -449,12 +459,6 @@ static int on_http(struct lws_stream *st, struct lws *wsi)
 					   LIMITS_CHANNELS_TEXT);
 		}
 	}
-	/* the technique's own arguments, after the checks every request
-	 * has (as libmicrohttpd orders them) */
-	st->h.sub.deadline_ms = bus_now_ms() + hb;
-	if (st->ops->open(st->state, arg_of, wsi, srv->cfg->redis[0] != '\0',
-			  hb, &st->h.sub.deadline_ms, &code, &message) < 0)
-		return reply_error(st, 400, code, message);
 	metrics_add(&metrics.subscriptions[st->h.sub.transport->id], 1);
 	st->cursor = xcalloc(st->nch, sizeof *st->cursor);
 	st->h.sub.period_ms = hb;

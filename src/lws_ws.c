@@ -1,16 +1,18 @@
 /* WebSocket subscribers on libwebsockets, in two modes: one connection per
  * channel list (/channels/a,b?transport=ws) and the multiplexed /ws, where
  * the client subscribes, unsubscribes and publishes with acknowledgements.
- * Everything here runs on the session's lws loop thread except the wake and cut
- * ops, which run under the bus lock on any thread and only queue the
- * session for that thread.
+ * Everything here runs on the session's lws loop thread except host_lws's
+ * wake and cut, which run under the bus lock on any thread and only queue
+ * the session for that thread.
  *
- * Frames are written straight from the message's shared buffer (its
- * LWS_PRE headroom takes the frame header; lws rewrites it with the same
- * bytes for every subscriber), several per WRITEABLE callback while the
- * socket takes them (on_writable). A reference is kept until the next
- * write or CLOSED, because lws may still hold a pointer into the buffer
- * if the socket took only part of it. */
+ * Pulled items go out several frames to a send: each frame's header and
+ * body copied into the loop's buffer, one lws_write for all of them
+ * (write_pulled), several sends per WRITEABLE callback while the socket
+ * takes them (on_writable). A message too large for the buffer goes out
+ * alone, straight from its shared buffer (its LWS_PRE headroom takes the
+ * frame header, the same bytes for every subscriber); lws copies what
+ * the socket does not take, and the reference is kept until the next
+ * write or CLOSED. */
 #include "abuse.h"
 #include "auth.h"
 #include "bus.h"

@@ -40,7 +40,8 @@ enum stream_fill {
 	STREAM_ERROR,  /* close now, without a proper end (slow, gone) */
 };
 
-/* A query argument's value as the host decoded it, or NULL. */
+/* A query argument's value as the host decoded it, or NULL; valid until
+ * the next call. */
 typedef const char *stream_arg_fn(void *ctx, const char *name);
 
 struct stream_ops {
@@ -63,8 +64,9 @@ struct stream_ops {
 	/* Why the stream ended (after STREAM_END or STREAM_ERROR), for the
 	 * host's log line. */
 	const char *(*why)(const void *state);
-	/* Release what the state holds (its message references, buffers);
-	 * safe on a state that never filled. */
+	/* Release what the state holds (its message references, buffers).
+	 * The host calls it once for every state, whether open succeeded,
+	 * failed or was never called. */
 	void (*close)(void *state);
 };
 

@@ -29,8 +29,8 @@ struct http_wait_ops {
 /* How libmicrohttpd serves a subscribe of one transport: the MHD half of
  * each technique (http_poll.c, http_longpoll.c; http_stream.c for every
  * stream technique, stream.h; http.c answers a WebSocket that reached MHD
- * without an upgrade). http.c picks the table by the request's transport
- * id. */
+ * without an upgrade). http.c picks the table by the request's
+ * transport. */
 struct mhd_guest {
 	/* Serve the subscribe; called on every access-handler call for it
 	 * (again after each resume). Returns MHD_YES or MHD_NO. */

@@ -514,12 +514,13 @@ static size_t frame_item(struct ws_session *s, struct bus_item *it,
 	return n;
 }
 
-/* Several items in one send: each frame is copied after its header into
- * the loop's buffer (ws_send_buffer), so a session with a backlog pays one
- * system call for up to WS_SEND_BUFFER bytes instead of one per frame,
- * as an SSE stream does. Pulls until the buffer is full or nothing is
- * left; parks only when it has nothing. An item too large for what is
- * left waits for the next write, or, first in one, goes out alone
+/* Pulled items, several frames to a send: each frame is copied after its
+ * header into the loop's buffer (ws_send_buffer), so a session with a
+ * backlog pays one system call per WS_SEND_BUFFER bytes instead of one
+ * per frame. It pulls again before sending only while the bus says more
+ * is waiting (bus_pull's more): at light load a pull's one frame goes out
+ * at once, before the pull that parks. What does not fit waits for the
+ * next send; an item larger than the whole buffer goes out alone
  * (write_item, from the message's own buffer). >0: parked, 0: written,
  * <0: close. */
 static int write_pulled(struct ws_session *s)
@@ -529,6 +530,20 @@ static int write_pulled(struct ws_session *s)
 	size_t n = 0, k;
 
 	for (;;) {
+		if (s->next == s->nitems) {
+			bus_pull(srv_of(s)->bus, &s->h.sub, s->items, WS_BATCH,
+				 WS_BATCH_BYTES, true, &got);
+			s->nitems = got.count;
+			s->next = 0;
+			if (got.end != SUB_END_NONE || got.parked)
+				break; /* what is built goes out first */
+			if (got.count == 0) {
+				/* the timer with nothing to send: the
+				 * heartbeat, as the frame lws makes */
+				memcpy(buf, "{\"type\":\"ping\"}", 15);
+				return write_text(s, buf - LWS_PRE, 15);
+			}
+		}
 		while (s->next < s->nitems) {
 			struct bus_item *it = &s->items[s->next];
 
@@ -536,7 +551,7 @@ static int write_pulled(struct ws_session *s)
 			if (k == 0 && n == 0)
 				return write_item(s, &s->items[s->next++]);
 			if (k == 0)
-				goto flush;
+				goto send;
 			n += k;
 			s->next++;
 			s->cursor[it->tap].epoch = it->epoch;
@@ -546,30 +561,16 @@ static int write_pulled(struct ws_session *s)
 			message_unref(it->msg);
 			it->msg = NULL;
 		}
-		if (WS_SEND_BUFFER - n < FRAME_HEAD_MAX + 64)
-			goto flush;
-		/* with frames already built, a pull that finds nothing parks
-		 * as well: they go out below, and a wake asks again */
-		bus_pull(srv_of(s)->bus, &s->h.sub, s->items, WS_BATCH,
-			 WS_BATCH_BYTES, true, &got);
-		s->nitems = got.count;
-		s->next = 0;
-		if (got.end != SUB_END_NONE || got.parked)
-			goto flush;
-		if (got.count == 0) {
-			/* the timer with nothing to send: the heartbeat */
-			k = frame_format_head(buf + n, false, 15);
-			memcpy(buf + n + k, "{\"type\":\"ping\"}", 15);
-			n += k + 15;
-			goto flush;
-		}
+		if (!got.more || WS_SEND_BUFFER - n < FRAME_HEAD_MAX + 64)
+			goto send;
 	}
-flush:
 	if (n > 0 && lws_write(s->wsi, buf, n, LWS_WRITE_HTTP) < (int)n)
 		return -1;
 	if (got.end != SUB_END_NONE)
 		return close_for(s, got.end);
-	return got.parked ? 1 : 0;
+	return 1; /* parked: a wake asks again */
+send:
+	return lws_write(s->wsi, buf, n, LWS_WRITE_HTTP) < (int)n ? -1 : 0;
 }
 
 /* One frame: the raw half of a binary message, the welcome, an ack or

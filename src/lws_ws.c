@@ -406,22 +406,24 @@ static int write_welcome(struct ws_session *s)
 	return write_text(s, buf, (int)n);
 }
 
-static int write_item(struct ws_session *s, struct bus_item *it)
+/* The item is on its way: the client's cursor moves past it, and a
+ * message counts as sent. */
+static void item_out(struct ws_session *s, const struct bus_item *it)
 {
-	unsigned char buf[LWS_PRE + FRAME_ITEM_MAX];
-	struct message *m = it->msg;
-	size_t n;
-
 	s->cursor[it->tap].epoch = it->epoch;
 	s->cursor[it->tap].id = it->cursor;
-	if (m == NULL) {
-		n = frame_format_item((char *)buf + LWS_PRE,
-				      sizeof buf - LWS_PRE, s->names[it->tap],
-				      it);
-		return write_text(s, buf, (int)n);
-	}
+	if (it->msg)
+		s->sent++;
+}
+
+/* A message too large for the loop's buffer, alone, from its own buffer
+ * (a gap or cursor frame always fits: write_pulled). */
+static int write_item(struct ws_session *s, struct bus_item *it)
+{
+	struct message *m = it->msg;
+
+	item_out(s, it);
 	s->inflight = m;
-	s->sent++;
 	it->msg = NULL;
 	if (s->binary_frames && m->meta_len > 0) {
 		s->raw_next = true; /* the envelope now, the bytes next */
@@ -554,10 +556,7 @@ static int write_pulled(struct ws_session *s)
 				goto send;
 			n += k;
 			s->next++;
-			s->cursor[it->tap].epoch = it->epoch;
-			s->cursor[it->tap].id = it->cursor;
-			if (it->msg)
-				s->sent++;
+			item_out(s, it);
 			message_unref(it->msg);
 			it->msg = NULL;
 		}

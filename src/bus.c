@@ -106,6 +106,33 @@ struct bus {
 static const struct pollers_ops poller_ops;
 static void wake(struct subscriber *sub);
 
+/* The hosts whose wake or cut this thread called under the lock and
+ * that want a flush once it is dropped (sub_host.h): two hosts exist. */
+#define OWED_HOSTS 4
+static _Thread_local const struct sub_host *owed_hosts[OWED_HOSTS];
+static _Thread_local size_t nowed_hosts;
+
+static void owe_flush(const struct sub_host *h)
+{
+	if (h->flush == NULL)
+		return;
+	for (size_t i = 0; i < nowed_hosts; i++)
+		if (owed_hosts[i] == h)
+			return;
+	if (nowed_hosts < OWED_HOSTS)
+		owed_hosts[nowed_hosts++] = h;
+	else
+		h->flush(); /* under the lock, as before flush existed */
+}
+
+/* Every unlock: then the hosts' flushes, with no lock held. */
+static void unlock(struct bus *bus)
+{
+	pthread_mutex_unlock(&bus->lock);
+	while (nowed_hosts > 0)
+		owed_hosts[--nowed_hosts]->flush();
+}
+
 uint64_t bus_now_ms(void)
 {
 	struct timespec ts;
@@ -212,7 +239,7 @@ size_t bus_channels_missing(struct bus *bus, const struct channel_list *chs)
 	for (size_t i = 0; i < chs->count; i++)
 		if (channel_find(bus, chs->name[i], chs->len[i]) == NULL)
 			n++;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return n;
 }
 
@@ -492,7 +519,7 @@ void bus_set_limits(struct bus *bus, const struct bus_config *config)
 	bus->cfg.lag_limit = config->lag_limit;
 	bus->cfg.presence_window_ms = config->presence_window_ms;
 	bus->cfg.idem_window_ms = config->idem_window_ms;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 struct bus *bus_new(const struct bus_config *config)
@@ -543,6 +570,7 @@ static void wake(struct subscriber *sub)
 	if (sub->parked) {
 		sub->parked = false;
 		sub->host->wake(sub);
+		owe_flush(sub->host);
 	}
 }
 
@@ -553,8 +581,10 @@ static void end_subscriber(struct subscriber *sub, enum sub_end why)
 	sub->end = why;
 	if (sub->parked)
 		wake(sub);
-	else if (why == SUB_END_SLOW)
+	else if (why == SUB_END_SLOW) {
 		sub->host->cut(sub);
+		owe_flush(sub->host);
+	}
 }
 
 bool bus_shutting_down(struct bus *bus)
@@ -563,7 +593,7 @@ bool bus_shutting_down(struct bus *bus)
 
 	pthread_mutex_lock(&bus->lock);
 	r = bus->shutting_down;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return r;
 }
 
@@ -573,7 +603,7 @@ void bus_shutdown(struct bus *bus)
 	bus->shutting_down = true;
 	for (struct subscriber *s = bus->subs; s; s = s->next)
 		end_subscriber(s, SUB_END_SHUTDOWN);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 /* ---- publish ---- */
@@ -694,7 +724,7 @@ enum bus_error bus_publish_keyed(struct bus *bus, const char *channel,
 	notify_taps(bus, ch);
 	metrics_add(&metrics.published, 1);
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	message_unref(m);
 	return err;
 }
@@ -877,7 +907,7 @@ enum bus_error bus_attach(struct bus *bus, struct subscriber *sub,
 	deadline_file(bus, sub);
 out:
 	/* channels created for a refused attach are reclaimed by the tick */
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, joins);
 	return err;
 }
@@ -899,7 +929,7 @@ enum bus_error bus_tap_add(struct bus *bus, struct subscriber *sub,
 	link_tap(sub, ch, *start, since == NULL, announce_it, &joins);
 	counts_changed(bus, ch);
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, joins);
 	return err;
 }
@@ -913,7 +943,7 @@ void bus_tap_remove(struct bus *bus, struct subscriber *sub, size_t i)
 	memmove(&sub->taps[i], &sub->taps[i + 1],
 		(sub->ntaps - i - 1) * sizeof *sub->taps);
 	sub->ntaps--;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, leaves);
 }
 
@@ -937,7 +967,7 @@ void bus_detach(struct bus *bus, struct subscriber *sub)
 	*id_slot(bus, sub->id) = sub->id_next;
 	dheap_remove(&bus->deadlines, &sub->deadline_node);
 	sub->attached = false;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, leaves);
 	free(sub->taps);
 	sub->taps = NULL;
@@ -1150,7 +1180,7 @@ void bus_pull(struct bus *bus, struct subscriber *sub, struct bus_item *items,
 		sub->host->park(sub);
 	}
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	if (out->count)
 		metrics_add(&metrics.delivered[sub->transport->id], out->count);
 }
@@ -1173,7 +1203,7 @@ bool bus_start(struct bus *bus, struct subscriber *sub, size_t from,
 					      t->ch->epoch;
 		out[i - from].id = t->cursor;
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return ready;
 }
 
@@ -1198,7 +1228,7 @@ bool bus_welcome(struct bus *bus, struct subscriber *sub, size_t from,
 						t->ch->epoch;
 		inout[i - from].id = t->cursor;
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return ready;
 }
 
@@ -1262,7 +1292,7 @@ const char *bus_single_reply(struct bus *bus, struct message *m, size_t *len)
 		bus->retained_bytes += built;
 		evict_over_budget(bus);
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return text;
 }
 
@@ -1272,7 +1302,7 @@ void bus_set_deadline(struct bus *bus, struct subscriber *sub,
 	pthread_mutex_lock(&bus->lock);
 	sub->deadline_ms = deadline_ms;
 	deadline_file(bus, sub);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 bool bus_with_subscriber(struct bus *bus, uint64_t sub_id,
@@ -1285,7 +1315,7 @@ bool bus_with_subscriber(struct bus *bus, uint64_t sub_id,
 	sub = *id_slot(bus, sub_id);
 	if (sub)
 		fn(sub, cls);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return sub != NULL;
 }
 
@@ -1297,7 +1327,7 @@ void bus_kill(struct bus *bus, uint64_t sub_id, enum sub_end why)
 	sub = *id_slot(bus, sub_id);
 	if (sub)
 		end_subscriber(sub, why);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 /* ---- remote mode: the Redis engine feeds the rings ---- */
@@ -1308,7 +1338,7 @@ void bus_set_remote(struct bus *bus, const struct bus_remote_ops *ops,
 	pthread_mutex_lock(&bus->lock);
 	bus->remote = ops;
 	bus->remote_cls = cls;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 /* Under the lock: empty the ring; the ids go on from last_id. */
@@ -1361,7 +1391,7 @@ int bus_sync(struct bus *bus, const char *channel, size_t len,
 		if (t->sub->end == SUB_END_NONE)
 			wake(t->sub);
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return rc;
 }
 
@@ -1394,7 +1424,7 @@ enum bus_ingest bus_ingest(struct bus *bus, const char *channel, size_t len,
 		*last_id = id;
 	}
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	message_unref(m);
 	return r;
 }
@@ -1423,7 +1453,7 @@ void bus_heard(struct bus *bus, const char *channel, size_t len,
 		}
 	}
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 void bus_backfill(struct bus *bus, const char *channel, size_t len,
@@ -1471,7 +1501,7 @@ wake:
 	if (sub->end == SUB_END_NONE)
 		wake(sub);
 out:
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	for (size_t i = used; i < n; i++)
 		message_unref(msgs[i]);
 }
@@ -1549,7 +1579,7 @@ void bus_poll_seen(struct bus *bus, const struct channel_list *channels,
 		if (announce_it)
 			queue_announcement(&news.list, ch, "join", client, t);
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, news.list);
 }
 
@@ -1636,7 +1666,7 @@ void bus_tick(struct bus *bus, uint64_t now_ms)
 	reclaim_idle(bus);
 	trim_tombs(bus);
 	fire_deadlines(bus, now_ms);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, leaves);
 }
 
@@ -1662,7 +1692,7 @@ int bus_info(struct bus *bus, const char *channel, size_t len,
 		add_pollers(ch, out->subscribers);
 	}
 	rc = ch && !ch->tomb ? 0 : -1;
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	if (ch == NULL)
 		out->oldest_id = 1;
 	return rc;
@@ -1679,7 +1709,7 @@ void bus_stats(struct bus *bus, struct bus_stats *out)
 	out->poller_visits = pollers_visited(bus->pollers);
 	out->tick_visits = bus->tick_visits;
 	out->idem_keys = idem_count(bus->idem);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 }
 
 size_t bus_subscribers_of(struct bus *bus, enum transport_id id)
@@ -1688,7 +1718,7 @@ size_t bus_subscribers_of(struct bus *bus, enum transport_id id)
 
 	pthread_mutex_lock(&bus->lock);
 	n = bus->subs_by[id];
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return n;
 }
 
@@ -1706,7 +1736,7 @@ size_t bus_channel_chain_max(struct bus *bus)
 		if (n > max)
 			max = n;
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return max;
 }
 
@@ -1733,7 +1763,7 @@ size_t bus_channels(struct bus *bus, struct bus_channel_row **rows)
 				r->subscribers += ch->subs_by[t];
 		}
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return n;
 }
 
@@ -1751,7 +1781,7 @@ int bus_channel_delete(struct bus *bus, const char *name, size_t len)
 			end_subscriber(t->sub, SUB_END_ADMIN);
 		r = 0;
 	}
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	return r;
 }
 
@@ -1770,7 +1800,7 @@ size_t bus_disconnect_client(struct bus *bus, const char *client)
 	/* its polls leave the channels' presence now, not a window later:
 	 * a poller that announced its join gets its leave */
 	pollers_forget(bus->pollers, client, &news);
-	pthread_mutex_unlock(&bus->lock);
+	unlock(bus);
 	announce(bus, news.list);
 	return n;
 }

@@ -1,7 +1,9 @@
 /* The libwebsockets host: parking is not asking lws for WRITEABLE, so
  * park does nothing; wake and cut run under the bus lock on any thread,
  * where only lws_cancel_service may touch lws, so both queue the
- * subscriber for its loop thread (ws_ready), which looks at cut first. */
+ * subscriber for its loop thread (ws_ready_later), which looks at cut
+ * first; the cancel that rouses the loop waits for flush, after the bus
+ * has dropped its lock. */
 #include "host_lws.h"
 
 static void lws_park(struct subscriber *sub)
@@ -13,7 +15,7 @@ static void lws_wake(struct subscriber *sub)
 {
 	struct lws_sub *ls = (struct lws_sub *)sub;
 
-	ws_ready(ls->loop, &ls->link);
+	ws_ready_later(ls->loop, &ls->link);
 }
 
 static void lws_cut(struct subscriber *sub)
@@ -21,7 +23,7 @@ static void lws_cut(struct subscriber *sub)
 	struct lws_sub *ls = (struct lws_sub *)sub;
 
 	ls->cut = true;
-	ws_ready(ls->loop, &ls->link);
+	ws_ready_later(ls->loop, &ls->link);
 }
 
 const struct sub_host host_lws = {
@@ -29,6 +31,7 @@ const struct sub_host host_lws = {
 	.park = lws_park,
 	.wake = lws_wake,
 	.cut = lws_cut,
+	.flush = ws_flush,
 };
 
 void lws_sub_init(struct lws_sub *ls, struct ws_loop *loop,

@@ -23,6 +23,11 @@ struct sub_host {
 	 * reading (shutdown(2) its socket, or ask the owning thread). Under
 	 * the bus lock; must not block. */
 	void (*cut)(struct subscriber *sub);
+	/* Optional: finish, with no lock held, what wake and cut left to do
+	 * on this thread (rousing another thread). The bus calls it after
+	 * dropping its lock, on the thread that called wake or cut, so that
+	 * the woken thread does not find the bus still locked. */
+	void (*flush)(void);
 };
 
 /* Subscribers held on libmicrohttpd connections (http_sub.h). */

@@ -29,6 +29,7 @@
 #include <fcntl.h>
 #include <libwebsockets.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,8 @@ struct ws_loop {
 	/* connections adopted and not yet destroyed: the router's measure
 	 * of which loop is least loaded */
 	atomic_size_t load;
+	/* cancels other threads owe it (ws_ready_later, ws_flush) */
+	atomic_size_t owed;
 	pthread_mutex_t lock; /* guards stop and the two lists below */
 	bool stop;
 	struct adoption *adopt;
@@ -171,23 +174,67 @@ void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len,
 	pthread_mutex_unlock(&l->lock);
 }
 
-/* The cancel is sent under the lock, so that once ws_stop has set stop
- * no other thread can still be writing to a context being destroyed. */
-void ws_ready(struct ws_loop *l, struct ws_ready_link *link)
+/* The loops this thread has queued a session on and owes a cancel
+ * (ws_ready_later), each counted in its loop's owed until ws_flush sends
+ * it. A handful at most: one bus call wakes each loop once. */
+#define OWED_MAX 16
+static _Thread_local struct ws_loop *owed[OWED_MAX];
+static _Thread_local size_t nowed;
+
+/* Queue the link; true if this thread now owes the loop its cancel. A
+ * loop already owed by this thread is owed once; with no room left the
+ * cancel goes at once, under the lock. Owing is decided under the lock
+ * that guards stop, and ws_stop waits until nothing is owed before it
+ * destroys the context, so a cancel sent later never meets a context
+ * being destroyed. */
+static void queue_ready(struct ws_loop *l, struct ws_ready_link *link)
 {
 	pthread_mutex_lock(&l->lock);
 	if (!link->queued) {
 		bool first = l->ready.next == &l->ready;
+		size_t i = 0;
 
 		link->queued = true;
 		link->prev = l->ready.prev;
 		link->next = &l->ready;
 		l->ready.prev->next = link;
 		l->ready.prev = link;
-		if (first && !l->stop)
-			lws_cancel_service(l->ctx);
+		while (i < nowed && owed[i] != l)
+			i++;
+		if (first && !l->stop && i == nowed) {
+			if (nowed < OWED_MAX) {
+				atomic_fetch_add(&l->owed, 1);
+				owed[nowed++] = l;
+			} else {
+				lws_cancel_service(l->ctx);
+			}
+		}
 	}
 	pthread_mutex_unlock(&l->lock);
+}
+
+void ws_ready_later(struct ws_loop *l, struct ws_ready_link *link)
+{
+	queue_ready(l, link);
+}
+
+/* The cancel is written with no lock held: a loop woken by it (on this
+ * core, often before the writer runs again) does not run straight into
+ * a lock its waker still holds, the ready list's or the bus's. */
+void ws_flush(void)
+{
+	while (nowed > 0) {
+		struct ws_loop *l = owed[--nowed];
+
+		lws_cancel_service(l->ctx);
+		atomic_fetch_sub(&l->owed, 1);
+	}
+}
+
+void ws_ready(struct ws_loop *l, struct ws_ready_link *link)
+{
+	queue_ready(l, link);
+	ws_flush();
 }
 
 static void unlink_ready(struct ws_ready_link *link)
@@ -688,6 +735,10 @@ void ws_stop(struct ws *ws)
 		pthread_mutex_lock(&l->lock);
 		l->stop = true;
 		pthread_mutex_unlock(&l->lock);
+		/* no one owes a cancel any more once stop is seen: wait for
+		 * those owed before it (a bus call's last instructions) */
+		while (atomic_load(&l->owed) > 0)
+			sched_yield();
 		if (l->started) {
 			ev_async_send(l->loop, &l->stop_watcher);
 			pthread_join(l->thread, NULL);

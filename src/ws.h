@@ -80,6 +80,12 @@ void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len,
 /* Ask a session's loop thread to look at it (it has news or must end).
  * Any thread, including under the bus lock. */
 void ws_ready(struct ws_loop *loop, struct ws_ready_link *link);
+/* ws_ready for a host's wake or cut, under the bus lock: the eventfd
+ * write that rouses the loop is left to this thread's next ws_flush,
+ * which the bus calls once it has dropped its lock (sub_host.h). */
+void ws_ready_later(struct ws_loop *loop, struct ws_ready_link *link);
+/* Rouse the loops this thread queued sessions on (ws_ready_later). */
+void ws_flush(void);
 /* Connections each loop holds now (adopted, not yet destroyed), for
  * /metrics: loads[i] for i < the returned count (0 when ws is NULL). */
 size_t ws_loads(struct ws *ws, size_t *loads, size_t max);

@@ -289,6 +289,17 @@ static void service(struct ws_ready_link *link)
 		lp->killing = true;
 		lws_set_timeout(lp->wsi, PENDING_TIMEOUT_USER_OK,
 				LWS_TO_KILL_ASYNC);
+	} else if (!lp->replied && !lp->killing &&
+		   !lws_partial_buffered(lp->wsi)) {
+		/* answer at once, as WRITEABLE would, saving the round trip
+		 * through lws's poll loop (lws_ws.c's write_now); the socket
+		 * goes back to the router (or closes) from the WRITEABLE
+		 * write_reply asks for, as a close does (killing) */
+		if (answer(lp) < 0) {
+			lp->killing = true;
+			lws_callback_on_writable(lp->wsi);
+		}
+		cost_bytes(TRANSPORT_LONGPOLL, lp->fd, &lp->bytes_base);
 	} else {
 		lws_callback_on_writable(lp->wsi);
 	}

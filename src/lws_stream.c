@@ -230,6 +230,20 @@ static void service(struct ws_ready_link *link)
 		st->killing = true;
 		lws_set_timeout(st->wsi, PENDING_TIMEOUT_USER_OK,
 				LWS_TO_KILL_ASYNC);
+	} else if (st->detached && !st->closing && !st->killing &&
+		   !lws_partial_buffered(st->wsi)) {
+		/* write at once, as WRITEABLE would: asking lws for it costs
+		 * two epoll_ctl and an epoll_wait per wake (lws_ws.c's
+		 * write_now); what lws holds back, the first round (which
+		 * detaches the head) and the end go through WRITEABLE, as
+		 * does a close: killing makes its -1 (a timeout's kill
+		 * from here was not seen to close the wsi) */
+		if (on_writable(st) < 0) {
+			st->killing = true;
+			lws_callback_on_writable(st->wsi);
+		}
+		cost_bytes(st->h.sub.transport->id, lws_get_socket_fd(st->wsi),
+			   &st->bytes_base);
 	} else {
 		lws_callback_on_writable(st->wsi);
 	}

@@ -101,6 +101,10 @@ struct ws_session {
 	size_t rx_len;
 	bool rx_binary;
 	bool refused; /* a frame was refused: close on the next writable */
+	/* lws is ending the wsi (a callback returned -1, or a kill is
+	 * set): nothing more may be written outside WRITEABLE, where lws
+	 * knows its state (a close frame may be out already) */
+	bool ending;
 	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
 	/* for the debug line on close */
 	uint64_t opened_ms;
@@ -312,6 +316,38 @@ static void take_acks(struct subscriber *sub, void *cls)
 	s->acks_head = s->acks_tail = NULL;
 }
 
+static int on_writable(struct ws_session *s);
+
+/* A wake writes at once, as the WRITEABLE callback would: asking lws
+ * for WRITEABLE costs an epoll_ctl to watch for POLLOUT, an epoll_wait
+ * to hear it and an epoll_ctl to stop, three system calls per delivery
+ * for a socket that almost always has room. Not while lws holds bytes
+ * the socket did not take (they go first, from WRITEABLE), nor when a
+ * ping is due or the session is ending, which WRITEABLE handles. A
+ * round that must close marks the session refused and asks for
+ * WRITEABLE, whose -1 closes it as lws closes there: with the close
+ * frame lws_close_reason stored. */
+static void write_now(struct ws_session *s)
+{
+	int r;
+
+	if (s->ending)
+		return;
+	if (!s->attached || s->refused || s->ping_due ||
+	    lws_partial_buffered(s->wsi)) {
+		lws_callback_on_writable(s->wsi);
+		return;
+	}
+	r = on_writable(s);
+	cost_bytes(TRANSPORT_WS, lws_get_socket_fd(s->wsi), &s->bytes_base);
+	if (r < 0) {
+		/* closed from WRITEABLE, as lws does it there: with the close
+		 * frame (a timeout's kill sends none) */
+		s->refused = true;
+		lws_callback_on_writable(s->wsi);
+	}
+}
+
 static void service(struct ws_session *s)
 {
 	struct ctl *acks = NULL;
@@ -333,11 +369,12 @@ static void service(struct ws_session *s)
 		s->why = "slow consumer";
 		lws_close_reason(s->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				 (unsigned char *)"slow consumer", 13);
+		s->ending = true;
 		lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK,
 				LWS_TO_KILL_ASYNC);
 		return;
 	}
-	lws_callback_on_writable(s->wsi);
+	write_now(s);
 }
 
 /* The loop took the session off its ready list (host_lws.c). */
@@ -1328,8 +1365,13 @@ static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLOSED:
 		cpu = cost_cpu_now();
 		r = session_callback(s, wsi, reason, in, len);
+		if (r < 0)
+			s->ending = true;
 		cost_cpu(TRANSPORT_WS, cpu);
 		return r;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		s->ending = true; /* lws answers it; nothing more from us */
+		return 0;
 	case LWS_CALLBACK_HTTP:
 		return -1; /* the router sends only upgrades here */
 	default:
@@ -1358,6 +1400,7 @@ static void alive_hangup(struct ws_alive_link *link)
 	log_debug("ws subscriber %llu silent for --ws-hangup: dropped",
 		  (unsigned long long)s->h.sub.id);
 	s->why = "no pong within --ws-hangup";
+	s->ending = true;
 	lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
 

@@ -181,9 +181,9 @@ void ws_adopt_head(struct ws *ws, int fd, char *head, size_t len,
 static _Thread_local struct ws_loop *owed[OWED_MAX];
 static _Thread_local size_t nowed;
 
-/* Queue the link; true if this thread now owes the loop its cancel. A
- * loop already owed by this thread is owed once; with no room left the
- * cancel goes at once, under the lock. Owing is decided under the lock
+/* Queue the link. The link that makes the list non-empty makes this
+ * thread owe the loop its cancel: once per loop per thread, and with no
+ * room left the cancel goes at once, under the lock. Owing is decided under the lock
  * that guards stop, and ws_stop waits until nothing is owed before it
  * destroys the context, so a cancel sent later never meets a context
  * being destroyed. */

@@ -9,9 +9,16 @@
  * (cost_bytes keeps the last sample) and is charged the difference.
  * Needs Linux 4.19 (tcpi_bytes_sent); older kernels leave the fields 0.
  *
+ * TCP_INFO is a system call too: a held connection reads it at most once
+ * a second after its writes, and at its close (cost_bytes_lazy), so a
+ * busy stream pays one read per second, not one per message, and the
+ * total is still the kernel's.
+ *
  * CPU is CLOCK_THREAD_CPUTIME_ID around a transport's own callbacks.
  * That clock is a system call, not vDSO, so it is read once at the start
- * and once at the end of a callback, never per message. */
+ * and once at the end of a callback, never per message, and once around
+ * a whole batch of wake-ups on a libwebsockets loop (cost_cpu_shared),
+ * never per session woken. */
 #include "cost.h"
 
 #include "metrics.h"
@@ -50,6 +57,15 @@ void cost_bytes(enum transport_id t, int fd, uint64_t *base)
 	}
 }
 
+void cost_bytes_lazy(enum transport_id t, int fd, struct cost_tally *tally,
+		     uint64_t now_ms)
+{
+	if (now_ms - tally->at_ms < COST_BYTES_EVERY_MS)
+		return;
+	tally->at_ms = now_ms;
+	cost_bytes(t, fd, &tally->base);
+}
+
 uint64_t cost_cpu_now(void)
 {
 	struct timespec ts;
@@ -64,4 +80,24 @@ void cost_cpu(enum transport_id t, uint64_t since)
 
 	if (now > since)
 		metrics_add(&metrics.cpu_ns[t], now - since);
+}
+
+void cost_cpu_shared(uint64_t since, const unsigned served[TRANSPORT_COUNT])
+{
+	uint64_t now = cost_cpu_now(), left, total = 0;
+
+	if (now <= since)
+		return;
+	left = now - since;
+	for (int t = 0; t < TRANSPORT_COUNT; t++)
+		total += served[t];
+	/* each its share by count of what is left, so the last one takes
+	 * what division rounded away and the whole is counted */
+	for (int t = 0; t < TRANSPORT_COUNT && total > 0; t++) {
+		uint64_t part = left * served[t] / total;
+
+		metrics_add(&metrics.cpu_ns[t], part);
+		left -= part;
+		total -= served[t];
+	}
 }

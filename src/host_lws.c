@@ -35,7 +35,7 @@ const struct sub_host host_lws = {
 };
 
 void lws_sub_init(struct lws_sub *ls, struct ws_loop *loop,
-		  void (*service)(struct ws_ready_link *link))
+		  enum transport_id (*service)(struct ws_ready_link *link))
 {
 	ls->sub.host = &host_lws;
 	ls->sub.conn = ls;

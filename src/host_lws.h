@@ -23,7 +23,7 @@ struct lws_sub {
 
 /* Fill in the subscriber's host and the loop's ready link. */
 void lws_sub_init(struct lws_sub *ls, struct ws_loop *loop,
-		  void (*service)(struct ws_ready_link *link));
+		  enum transport_id (*service)(struct ws_ready_link *link));
 
 /* The lws_sub whose ready link this is. */
 static inline struct lws_sub *lws_sub_of_link(struct ws_ready_link *link)

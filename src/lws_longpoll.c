@@ -269,21 +269,16 @@ static int on_sent(struct lp_poll *lp)
 
 static int on_writable(struct lp_poll *lp)
 {
-	int r;
-
 	if (lp->killing)
 		return -1;
 	if (lp->replied)
 		return on_sent(lp);
-	r = answer(lp);
-	cost_bytes(TRANSPORT_LONGPOLL, lp->fd, &lp->bytes_base);
-	return r;
+	return answer(lp); /* write_reply counts the bytes */
 }
 
-static void service(struct ws_ready_link *link)
+static enum transport_id service(struct ws_ready_link *link)
 {
 	struct lp_poll *lp = from_link(link);
-	uint64_t cpu = cost_cpu_now();
 
 	if (lp->h.cut && !lp->replied) {
 		lp->killing = true;
@@ -299,11 +294,10 @@ static void service(struct ws_ready_link *link)
 			lp->killing = true;
 			lws_callback_on_writable(lp->wsi);
 		}
-		cost_bytes(TRANSPORT_LONGPOLL, lp->fd, &lp->bytes_base);
 	} else {
 		lws_callback_on_writable(lp->wsi);
 	}
-	cost_cpu(TRANSPORT_LONGPOLL, cpu);
+	return TRANSPORT_LONGPOLL;
 }
 
 /* The request as lws decoded it, checked again (the router checked the

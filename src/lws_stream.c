@@ -60,7 +60,7 @@ struct lws_stream {
 	struct cursor *cursor; /* as the client has it, one per channel */
 	const struct stream_ops *ops; /* the technique */
 	void *state;                  /* its state: ops->state_size */
-	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
+	struct cost_tally bytes; /* written to the socket, counted */
 	uint64_t opened_ms;
 	unsigned long sent; /* messages */
 	const char *why;    /* for the close line; NULL: the peer or the link */
@@ -217,10 +217,9 @@ static int on_writable(struct lws_stream *st)
 	return 0;
 }
 
-static void service(struct ws_ready_link *link)
+static enum transport_id service(struct ws_ready_link *link)
 {
 	struct lws_stream *st = from_link(link);
-	uint64_t cpu = cost_cpu_now();
 
 	if (st->h.cut) {
 		log_debug("%s subscriber %llu cut (slow consumer)",
@@ -242,12 +241,13 @@ static void service(struct ws_ready_link *link)
 			st->killing = true;
 			lws_callback_on_writable(st->wsi);
 		}
-		cost_bytes(st->h.sub.transport->id, lws_get_socket_fd(st->wsi),
-			   &st->bytes_base);
+		cost_bytes_lazy(st->h.sub.transport->id,
+				lws_get_socket_fd(st->wsi), &st->bytes,
+				bus_now_ms());
 	} else {
 		lws_callback_on_writable(st->wsi);
 	}
-	cost_cpu(st->h.sub.transport->id, cpu);
+	return st->h.sub.transport->id;
 }
 
 /* ---- loop thread: opening ---- */
@@ -498,7 +498,7 @@ static void on_closed(struct lws_stream *st)
 		return;
 	if (st->wsi)
 		cost_bytes(st->h.sub.transport->id, lws_get_socket_fd(st->wsi),
-			   &st->bytes_base);
+			   &st->bytes.base);
 	/* the channel list, never the URL: a query may carry a secret */
 	if (st->attached)
 		log_debug("closed %s /channels/%s after %.3f s, %lu messages "
@@ -549,8 +549,9 @@ static bool callback(struct lws *wsi, int reason, void *user, void *in,
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		*ret = st->opened ? on_writable(st) : -1;
 		if (st->wsi)
-			cost_bytes(st->h.sub.transport->id,
-				   lws_get_socket_fd(wsi), &st->bytes_base);
+			cost_bytes_lazy(st->h.sub.transport->id,
+					lws_get_socket_fd(wsi), &st->bytes,
+					bus_now_ms());
 		break;
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:

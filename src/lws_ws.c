@@ -105,7 +105,7 @@ struct ws_session {
 	 * set): nothing more may be written outside WRITEABLE, where lws
 	 * knows its state (a close frame may be out already) */
 	bool ending;
-	uint64_t bytes_base; /* written to the socket, counted (cost_bytes) */
+	struct cost_tally bytes; /* written to the socket, counted */
 	/* for the debug line on close */
 	uint64_t opened_ms;
 	unsigned long sent;      /* messages, not control frames */
@@ -339,7 +339,8 @@ static void write_now(struct ws_session *s)
 		return;
 	}
 	r = on_writable(s);
-	cost_bytes(TRANSPORT_WS, lws_get_socket_fd(s->wsi), &s->bytes_base);
+	cost_bytes_lazy(TRANSPORT_WS, lws_get_socket_fd(s->wsi), &s->bytes,
+			bus_now_ms());
 	if (r < 0) {
 		/* closed from WRITEABLE, as lws does it there: with the close
 		 * frame (a timeout's kill sends none) */
@@ -378,12 +379,10 @@ static void service(struct ws_session *s)
 }
 
 /* The loop took the session off its ready list (host_lws.c). */
-static void on_ready(struct ws_ready_link *link)
+static enum transport_id on_ready(struct ws_ready_link *link)
 {
-	uint64_t cpu = cost_cpu_now();
-
 	service(from_link(link));
-	cost_cpu(TRANSPORT_WS, cpu);
+	return TRANSPORT_WS;
 }
 
 static int write_text(struct ws_session *s, unsigned char *buf, int len)
@@ -1271,7 +1270,7 @@ static void on_closed(struct ws_session *s)
 	/* the last frames, and the close frame */
 	if (s->wsi)
 		cost_bytes(TRANSPORT_WS, lws_get_socket_fd(s->wsi),
-			   &s->bytes_base);
+			   &s->bytes.base);
 	/* names, never the request line: a query may carry a secret */
 	if (s->opened_ms)
 		log_debug("closed ws %s%s after %.3f s, %lu messages sent: %s",
@@ -1329,8 +1328,8 @@ static int session_callback(struct ws_session *s, struct lws *wsi,
 		if (!s->attached || s->refused)
 			return -1;
 		r = on_writable(s);
-		cost_bytes(TRANSPORT_WS, lws_get_socket_fd(wsi),
-			   &s->bytes_base);
+		cost_bytes_lazy(TRANSPORT_WS, lws_get_socket_fd(wsi), &s->bytes,
+				bus_now_ms());
 		return r;
 	case LWS_CALLBACK_RECEIVE:
 		return on_receive(s, in, len);
@@ -1349,7 +1348,7 @@ static int session_callback(struct ws_session *s, struct lws *wsi,
 
 /* The session's callbacks are the WebSocket transport's CPU cost; the
  * 101 handshake lws wrote before ESTABLISHED is counted with the first
- * frames (bytes_base starts at 0). */
+ * frames (bytes.base starts at 0). */
 static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason,
 		       void *user, void *in, size_t len)
 {

@@ -6,6 +6,7 @@
 #define ANYPUSH_WS_H
 
 #include "abuse.h"
+#include "transport.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,12 +27,14 @@ struct ws_loop;
 
 /* A session's place on its loop's ready list; guarded by the list's
  * lock. service is what the loop thread calls when it takes the link off
- * the list (a WebSocket session or an SSE stream); set before the first
- * ws_ready. */
+ * the list (a WebSocket session, an SSE stream, a long poll); set before
+ * the first ws_ready. It returns the transport to charge: the loop times
+ * each batch of services once and shares the CPU among them
+ * (cost_cpu_shared). */
 struct ws_ready_link {
 	struct ws_ready_link *prev, *next;
 	bool queued;
-	void (*service)(struct ws_ready_link *link);
+	enum transport_id (*service)(struct ws_ready_link *link);
 };
 
 /* A plain HTTP request a loop holds for a transport (an SSE stream, a

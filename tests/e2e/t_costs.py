@@ -70,6 +70,45 @@ async def scenario(kind):
         return reqs, sent, cpu
 
 
+async def held(kind):
+    """A stream that stays open: what it was sent shows in /metrics without
+    waiting for its close, once a write comes a second after the last read."""
+    with Gateway() as gw:
+        ch = f"held:{kind}"
+        before = costs(gw)
+        sub = make_client(kind, gw, ch)
+        await sub.start()
+        for i in range(N):
+            expect_eq(publish(gw, ch, PAYLOAD)[0], 201, "publish")
+        await sub.wait_count(N, 10)
+        await asyncio.sleep(1.1)
+        expect_eq(publish(gw, ch, PAYLOAD)[0], 201, "publish a second later")
+        await sub.wait_count(N + 1, 10)
+        # the read follows the write on the loop: give it a moment
+        floor = (N + 1) * len(PAYLOAD)
+        sent = 0
+        for _ in range(50):
+            after = costs(gw)
+            sent = after["anypush_sent_bytes_total"][kind] - before["anypush_sent_bytes_total"][kind]
+            if sent >= floor:
+                break
+            await asyncio.sleep(0.02)
+        check(sent >= floor, f"{kind}: {sent} bytes counted while open, less than the {floor} delivered")
+        cpu = after["anypush_cpu_seconds_total"][kind] - before["anypush_cpu_seconds_total"][kind]
+        check(cpu > 0, f"{kind}: no CPU counted while open")
+        sub.abort()
+        return sent
+
+
+def make_held_test(kind):
+    async def test():
+        sent = await held(kind)
+        print(f"# {kind} held: {sent:.0f} bytes counted before the close")
+    test.__doc__ = f"{kind}: a held stream's bytes are counted while it is open, within a second of a write"
+    test.__name__ = f"test_held_{kind}"
+    return test
+
+
 def make_test(kind):
     async def test():
         reqs, sent, cpu = await scenario(kind)
@@ -80,4 +119,4 @@ def make_test(kind):
 
 
 if __name__ == "__main__":
-    raise SystemExit(run([make_test(k) for k in KINDS], budget=60.0))
+    raise SystemExit(run([make_test(k) for k in KINDS] + [make_held_test(k) for k in ("sse", "ws")], budget=60.0))

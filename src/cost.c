@@ -34,6 +34,11 @@ void cost_request(enum transport_id t)
 	metrics_add(&metrics.requests[t], 1);
 }
 
+void cost_sent(enum transport_id t, uint64_t n)
+{
+	metrics_add(&metrics.sent_bytes[t], n);
+}
+
 uint64_t cost_written(int fd)
 {
 	struct tcp_info ti;

@@ -19,6 +19,9 @@ void cost_request(enum transport_id t);
  * included, whether or not the kernel has sent them yet; 0 if fd is not
  * a TCP socket. */
 uint64_t cost_written(int fd);
+/* Add n bytes to t that the caller wrote itself, every one of them: a
+ * reply whose status line and headers it formatted (no read needed). */
+void cost_sent(enum transport_id t, uint64_t n);
 /* Add to t what fd has had written since *base, and move *base there. */
 void cost_bytes(enum transport_id t, int fd, uint64_t *base);
 

@@ -188,7 +188,7 @@ static _Thread_local size_t nowed;
  * that guards stop, and ws_stop waits until nothing is owed before it
  * destroys the context, so a cancel sent later never meets a context
  * being destroyed. */
-static void queue_ready(struct ws_loop *l, struct ws_ready_link *link)
+void ws_ready_later(struct ws_loop *l, struct ws_ready_link *link)
 {
 	pthread_mutex_lock(&l->lock);
 	if (!link->queued) {
@@ -214,11 +214,6 @@ static void queue_ready(struct ws_loop *l, struct ws_ready_link *link)
 	pthread_mutex_unlock(&l->lock);
 }
 
-void ws_ready_later(struct ws_loop *l, struct ws_ready_link *link)
-{
-	queue_ready(l, link);
-}
-
 /* The cancel is written with no lock held: a loop woken by it (on this
  * core, often before the writer runs again) does not run straight into
  * a lock its waker still holds, the ready list's or the bus's. */
@@ -234,7 +229,7 @@ void ws_flush(void)
 
 void ws_ready(struct ws_loop *l, struct ws_ready_link *link)
 {
-	queue_ready(l, link);
+	ws_ready_later(l, link);
 	ws_flush();
 }
 

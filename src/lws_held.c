@@ -42,3 +42,18 @@ bool lws_held_flag(const char *v)
 {
 	return v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
 }
+
+bool lws_held_is_work(int reason, bool opened)
+{
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return true;
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_WSI_DESTROY:
+		return opened; /* on_closed's work */
+	default:
+		return false;
+	}
+}

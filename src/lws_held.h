@@ -10,6 +10,11 @@
 struct channel_list;
 struct lws;
 
+/* Whether lws's callback `reason` has work for a held request (its
+ * HTTP, WRITEABLE, and the first of a close's three callbacks, while it
+ * is still `opened`): only those read the thread clock, a system call,
+ * for the cost counters; lws makes many others that it lets pass. */
+bool lws_held_is_work(int reason, bool opened);
 /* The channel list of /channels/{list}: *path gets a copy of it (the
  * caller frees it; NULL when the URI is not one), chs its parse, whose
  * names point into *path. 0, or -1 for a URI the router should not

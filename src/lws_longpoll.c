@@ -475,21 +475,6 @@ static bool is_longpoll(struct lws *wsi)
 	return v && strcmp(v, "longpoll") == 0;
 }
 
-static bool is_work(const struct lp_poll *lp, int reason)
-{
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return true;
-	case LWS_CALLBACK_CLOSED_HTTP:
-	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-	case LWS_CALLBACK_WSI_DESTROY:
-		return lp->opened; /* on_closed's work */
-	default:
-		return false;
-	}
-}
-
 static bool callback(struct lws *wsi, int reason, void *user, void *in,
 		     size_t len, int *ret)
 {
@@ -505,10 +490,8 @@ static bool callback(struct lws *wsi, int reason, void *user, void *in,
 		    lp->h.sub.transport != &transport_longpoll)
 		return false;
 	*ret = 0;
-	/* the thread clock is a system call: read it around work only, not
-	 * for the callbacks lws makes that have none (the ones below, and a
-	 * close's second and third callbacks) */
-	if (!is_work(lp, reason))
+	/* the thread clock is a system call: around work only */
+	if (!lws_held_is_work(reason, lp->opened))
 		return true;
 	cpu = cost_cpu_now();
 	switch (reason) {

@@ -527,21 +527,6 @@ static void on_closed(struct lws_stream *st)
 	st->wsi = NULL;
 }
 
-static bool is_work(const struct lws_stream *st, int reason)
-{
-	switch (reason) {
-	case LWS_CALLBACK_HTTP:
-	case LWS_CALLBACK_HTTP_WRITEABLE:
-		return true;
-	case LWS_CALLBACK_CLOSED_HTTP:
-	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
-	case LWS_CALLBACK_WSI_DESTROY:
-		return st->opened; /* on_closed's work */
-	default:
-		return false;
-	}
-}
-
 static bool callback(struct lws *wsi, int reason, void *user, void *in,
 		     size_t len, int *ret)
 {
@@ -556,10 +541,8 @@ static bool callback(struct lws *wsi, int reason, void *user, void *in,
 	    stream_of(st->h.sub.transport) == NULL)
 		return false;
 	*ret = 0;
-	/* the thread clock is a system call: read it around work only, not
-	 * for the callbacks lws makes that have none (the ones below, and a
-	 * close's second and third callbacks) */
-	if (!is_work(st, reason))
+	/* the thread clock is a system call: around work only */
+	if (!lws_held_is_work(reason, st->opened))
 		return true;
 	cpu = cost_cpu_now();
 	switch (reason) {

@@ -1,21 +1,23 @@
 /* bench/floor: the least CPU a push server can spend per delivery on this
  * machine, to read the other servers' numbers against.
  *
- *     bench/floor [--subs N] [--rate R] [--count M] [--size B] [--pub-conns P]
+ *     bench/floor [--subs N] [--channels K] [--rate R] [--count M] [--size B]
+ *                 [--pub-conns P]
  *
  * It forks a server that does only what every push server must: one
  * thread on epoll; a subscriber connection sends "S<channel>\n" once; a
  * publisher connection sends "P<channel> <data>\n", and the server writes
  * "<data>\n" to that channel's subscribers and "K\n" back. No HTTP, no
  * framing, no history, no allocation per message. The parent opens N
- * subscribers on N channels (one each: the many-channel shape, where a
- * message's fixed cost is not shared) and P publisher connections,
- * publishes M messages of B bytes at R per second round-robin over the
- * channels, counts what arrives, and prints one JSON line with the
- * server's CPU per delivery, read from /proc/PID/task/STAR/schedstat as
- * bench/loadgen reads it (srv_sched_us_per_delivery). Then it kills the
- * server by its pid. Loopback only; it stops by itself (at most
- * M / R + 10 seconds of publishing and draining).
+ * subscribers spread over K channels (subscriber i on channel i mod K;
+ * K defaults to N, one each: the many-channel shape, where a message's
+ * fixed cost is not shared) and P publisher connections, publishes M
+ * messages of B bytes at R per second round-robin over the channels,
+ * counts what arrives, and prints one JSON line with the server's CPU
+ * per delivery, read from /proc/PID/task/STAR/schedstat as bench/loadgen
+ * reads it (srv_sched_us_per_delivery). Then it kills the server by its
+ * pid. Loopback only; it stops by itself (at most M / R + 10 seconds of
+ * publishing and draining).
  *
  * bench/analysis.md has what it measured and why it is there. */
 #ifndef _GNU_SOURCE
@@ -49,7 +51,11 @@ struct conn {
 };
 
 static struct conn *conns;      /* by fd */
-static int sub_fd[MAX_SUBS];    /* channel -> subscriber fd, -1: none */
+/* channel -> its subscribers' fds */
+static struct subs {
+	int *fd;
+	size_t n, cap;
+} chan[MAX_SUBS];
 static int nfds_max;
 
 static void on_line(int fd, char *line, size_t len)
@@ -60,13 +66,24 @@ static void on_line(int fd, char *line, size_t len)
 	if (ch < 0 || ch >= MAX_SUBS || end == line + 1)
 		return;
 	if (line[0] == 'S') {
-		sub_fd[ch] = fd;
+		struct subs *c = &chan[ch];
+
+		if (c->n == c->cap) {
+			int *more = realloc(c->fd, (c->cap ? c->cap * 2 : 4) *
+							   sizeof *c->fd);
+
+			if (more == NULL)
+				return;
+			c->fd = more;
+			c->cap = c->cap ? c->cap * 2 : 4;
+		}
+		c->fd[c->n++] = fd;
 	} else if (line[0] == 'P' && *end == ' ') {
 		/* the data and its newline */
 		size_t n = len - (size_t)(end + 1 - line);
 
-		if (sub_fd[ch] >= 0)
-			(void)send(sub_fd[ch], end + 1, n, MSG_NOSIGNAL);
+		for (size_t i = 0; i < chan[ch].n; i++)
+			(void)send(chan[ch].fd[i], end + 1, n, MSG_NOSIGNAL);
 		(void)send(fd, "K\n", 2, MSG_NOSIGNAL);
 	}
 }
@@ -216,6 +233,7 @@ static long arg(int argc, char **argv, const char *name, long def)
 int main(int argc, char **argv)
 {
 	long subs = arg(argc, argv, "--subs", 1000);
+	long nch = arg(argc, argv, "--channels", subs);
 	long rate = arg(argc, argv, "--rate", 500);
 	long count = arg(argc, argv, "--count", 5000);
 	long size = arg(argc, argv, "--size", 100);
@@ -224,24 +242,23 @@ int main(int argc, char **argv)
 	socklen_t salen = sizeof sa;
 	struct epoll_event ev = { .events = EPOLLIN }, evs[256];
 	int lfd, ep, *pubs;
-	long sent = 0, got = 0, acks = 0;
+	long sent = 0, got = 0, acks = 0, expected = 0;
 	char *line, *data;
 	unsigned long long c0, c1;
 	double t0, deadline;
 	pid_t pid;
 
-	if (subs < 1 || subs > MAX_SUBS || rate < 1 || count < 1 ||
+	if (subs < 1 || subs > MAX_SUBS || nch < 1 || nch > subs ||
+	    rate < 1 || count < 1 ||
 	    size < 1 || size > 4000 || npub < 1 || npub > 64) {
-		fprintf(stderr, "usage: bench/floor [--subs 1..%d] [--rate R] "
-				"[--count M] [--size 1..4000] [--pub-conns "
-				"1..64]\n",
+		fprintf(stderr, "usage: bench/floor [--subs 1..%d] [--channels "
+				"1..subs] [--rate R] [--count M] [--size "
+				"1..4000] [--pub-conns 1..64]\n",
 			MAX_SUBS);
 		return 2;
 	}
 	nfds_max = (int)subs + (int)npub + 64;
 	conns = calloc((size_t)nfds_max, sizeof *conns);
-	for (int i = 0; i < MAX_SUBS; i++)
-		sub_fd[i] = -1;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 	if (conns == NULL || lfd < 0 ||
@@ -264,7 +281,7 @@ int main(int argc, char **argv)
 	for (long i = 0; i < subs; i++) {
 		char s[32];
 		int fd = dial(ntohs(sa.sin_port));
-		int n = snprintf(s, sizeof s, "S%ld\n", i);
+		int n = snprintf(s, sizeof s, "S%ld\n", i % nch);
 
 		send_all(fd, s, (size_t)n);
 		fcntl(fd, F_SETFL, O_NONBLOCK);
@@ -286,14 +303,16 @@ int main(int argc, char **argv)
 	c0 = sched_ns(pid);
 	t0 = now_s();
 	deadline = t0 + (double)count / (double)rate + 10;
-	while ((got < count || acks < count) && now_s() < deadline) {
+	for (long m = 0; m < count; m++) /* channel c holds subscribers c, c + K, ... */
+		expected += subs / nch + (m % nch < subs % nch);
+	while ((got < expected || acks < count) && now_s() < deadline) {
 		double due;
 		int wait_ms, n;
 
 		while (sent < count &&
 		       t0 + (double)sent / (double)rate <= now_s()) {
 			int len = snprintf(line, (size_t)size + 32, "P%ld %s\n",
-					   sent % subs, data);
+					   sent % nch, data);
 
 			send_all(pubs[sent % npub], line, (size_t)len);
 			sent++;
@@ -315,12 +334,13 @@ int main(int argc, char **argv)
 	c1 = sched_ns(pid);
 	printf("{\"server\":\"floor\",\"subs\":%ld,\"channels\":%ld,"
 	       "\"rate\":%ld,\"count\":%ld,\"size\":%ld,\"published\":%ld,"
-	       "\"delivered\":%ld,\"acks\":%ld,\"lost\":%ld,"
+	       "\"expected\":%ld,\"delivered\":%ld,\"acks\":%ld,\"lost\":%ld,"
 	       "\"srv_sched_us_per_delivery\":%.3f,\"wall_s\":%.2f}\n",
-	       subs, subs, rate, count, size, sent, got, acks, count - got,
+	       subs, nch, rate, count, size, sent, expected, got, acks,
+	       expected - got,
 	       (double)(c1 - c0) / 1e3 / (double)(got ? got : 1),
 	       now_s() - t0);
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
-	return got == count ? 0 : 1;
+	return got == expected ? 0 : 1;
 }

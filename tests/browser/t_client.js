@@ -23,6 +23,11 @@ async function closeAll(page) {
   let gw, browser, page;
   const N = 40;
   const fast = { pollInterval: 200, openTimeout: 5000, reconnectDelay: 200, reconnectDelayMax: 2000 };
+  // What a recorded client has (L.rec) when it is short of `want`.
+  const behind = (r, want) => new Error(r.msgs.length + ' of ' + want + ' messages, the last ' +
+    JSON.stringify(r.msgs.slice(-2).map((m) => m.ch + ':' + m.id)) + ', cursor ' + r.cursor + ', ' +
+    r.readyState + ' on ' + r.transport + ', stats ' + JSON.stringify(r.stats) + ', opens ' + r.opens +
+    ', errors ' + JSON.stringify((r.errors || []).slice(-3)) + ', gaps ' + r.gaps.length);
 
   try {
     gw = await L.startGateway();
@@ -136,7 +141,12 @@ async function closeAll(page) {
     }, 20000, 'multi-channel clients to reopen');
     for (let i = 1; i <= 3; i++) await L.publish(gw.base, 'mc', 'note', i);
     for (const tr of T) {
-      await L.waitFor(async () => (await L.rec(page, 'm-' + tr)).msgs.length >= 23, 15000, tr + ' to get 23 messages');
+      // a timeout says where the client stands, not only that it is behind
+      await L.waitFor(async () => {
+        const r = await L.rec(page, 'm-' + tr);
+        if (r.msgs.length >= 23) return true;
+        throw behind(r, 23);
+      }, 15000, tr + ' to get 23 messages');
       const r = await L.rec(page, 'm-' + tr);
       checkSeq(r, 'ma', 1, 10, tr);
       checkSeq(r, 'mb', 1, 10, tr);

@@ -12,6 +12,10 @@ const t = L.tap(2, 60000);
 
 // In the page: open a WebSocket on the channel, then publish over XHR, and
 // say what each got. Raw browser APIs, so what is seen is the browser's.
+// The publish waits for the welcome frame, not for onopen: lws writes the
+// 101 before the session is on the bus, and the welcome's cursor is where
+// a subscription without `since` starts (docs/protocol.md); a publish sent
+// at onopen can land before it, and then is rightly not delivered.
 async function tryBoth(page, base, ch) {
   return page.evaluate(([b, c]) => new Promise((resolve) => {
     const out = { ws: null, msg: null, xhr: null };
@@ -27,8 +31,9 @@ async function tryBoth(page, base, ch) {
       };
       x.send('{"n":1}');
     };
-    ws.onopen = () => { out.ws = 'open'; publish(); };
+    ws.onopen = () => { out.ws = 'open'; };
     ws.onmessage = (e) => {
+      if (String(e.data).indexOf('"type":"welcome"') >= 0) { publish(); return; }
       if (String(e.data).indexOf('"n":1') < 0) return;
       out.msg = true;
       if (out.xhr !== null) done();
